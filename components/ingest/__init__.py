@@ -1,0 +1,1 @@
+"""ingest: CSV or Parquet -> a Dataset of Parquet splits, split deterministically by hash."""

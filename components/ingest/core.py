@@ -1,0 +1,217 @@
+"""Read a CSV or Parquet table and write it as Parquet splits, split deterministically by hash.
+
+The split of a row depends only on its key (or, without a key, on the row's own values), never on its
+position or on a random seed, so re-running on new data keeps every old row in the split it was in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from kfpc.components import types
+from kfpc.components._fs import atomic_dir, local_path
+
+#: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]
+_BUCKETS = 10_000
+
+
+class IngestError(ValueError):
+    """The input table cannot be ingested; the message names the file and the problem."""
+
+
+@dataclasses.dataclass
+class IngestResult:
+    """What ingest wrote: rows per split and the column types."""
+
+    rows: dict[str, int]
+    columns: dict[str, str]
+    source_uri: str
+
+    def metadata(self) -> dict:
+        """Artifact metadata under the documented keys of ``kfpc.components.types``."""
+        return {
+            types.SPLIT_NAMES: list(self.rows),
+            types.ROWS: dict(self.rows),
+            types.COLUMNS: dict(self.columns),
+            types.SOURCE_URI: self.source_uri,
+        }
+
+
+def _detect_format(path: str, file_format: str) -> str:
+    if file_format != "auto":
+        if file_format not in ("csv", "parquet"):
+            raise IngestError(f"file_format must be 'auto', 'csv' or 'parquet', got {file_format!r}")
+        return file_format
+    lower = path.lower()
+    if lower.endswith((".parquet", ".pq")) or os.path.isdir(path):
+        return "parquet"
+    return "csv"
+
+
+def _check_columns(names: list[str], path: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise IngestError(f"{path}: duplicate column name {name!r}")
+        seen.add(name)
+        if name == "":
+            raise IngestError(f"{path}: a column has an empty name")
+
+
+def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """Open a CSV or Parquet file and return its schema and an iterator of record batches.
+
+    Parquet is streamed batch by batch. CSV is parsed in one multi-threaded pass so that column types
+    are inferred from the whole file (a column null in its first block must not become type null).
+
+    Args:
+        path: local path of the file (or a folder of Parquet files).
+        file_format: ``auto`` (by extension), ``csv`` or ``parquet``.
+        delimiter: CSV field delimiter.
+    Returns:
+        ``(schema, batches)``.
+    Raises:
+        IngestError: the file is missing, empty, not UTF-8, truncated, or has no data rows.
+    """
+    if not os.path.exists(path):
+        raise IngestError(f"{path}: no such file")
+    fmt = _detect_format(path, file_format)
+    if fmt == "parquet":
+        try:
+            dataset = pq.ParquetFile(path) if os.path.isfile(path) else None
+            if dataset is None:
+                table = pq.read_table(path)
+                schema, batches = table.schema, iter(table.to_batches(max_chunksize=65_536))
+            else:
+                schema = dataset.schema_arrow
+                batches = dataset.iter_batches(batch_size=65_536)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise IngestError(f"{path}: not a readable Parquet file ({err})") from err
+        _check_columns(schema.names, path)
+        return schema, batches
+    if os.path.getsize(path) == 0:
+        raise IngestError(f"{path}: the file is empty")
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as err:
+        message = str(err)
+        if "UTF8" in message or "utf8" in message.lower():
+            raise IngestError(f"{path}: not valid UTF-8 text ({message})") from err
+        raise IngestError(f"{path}: cannot parse as CSV with delimiter {delimiter!r} ({message})") from err
+    _check_columns(table.column_names, path)
+    if table.num_rows == 0:
+        raise IngestError(f"{path}: header only, no data rows (columns: {table.column_names})")
+    if table.num_columns == 1 and any(d in table.column_names[0] for d in ";\t|" if d != delimiter):
+        raise IngestError(
+            f"{path}: one column named {table.column_names[0]!r}: the delimiter is probably not "
+            f"{delimiter!r}; pass the right one"
+        )
+    # A column of only nulls parses as type null; store it as string so Parquet readers agree on a type.
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, pa.field(field.name, pa.string()), table.column(i).cast(pa.string()))
+    return table.schema, iter(table.to_batches(max_chunksize=65_536))
+
+
+def split_buckets(batch: pa.RecordBatch, key_column: str | None, salt: str = "") -> np.ndarray:
+    """Stable bucket in ``[0, 10000)`` for every row: a hash of the key column, or of the whole row."""
+    frame = batch.to_pandas(types_mapper=pd.ArrowDtype) if key_column is None else batch.column(key_column).to_pandas()
+    if key_column is None:
+        # Hash values as text so that a row hashes the same whether read from CSV or Parquet.
+        frame = frame.astype("string")
+    else:
+        frame = frame.astype("string")
+    hashed = pd.util.hash_pandas_object(frame, index=False, hash_key=(salt + "kfpc-split-key")[:16].ljust(16, "0"))
+    return (hashed.to_numpy(dtype=np.uint64) % np.uint64(_BUCKETS)).astype(np.int64)
+
+
+def ingest(
+    source_uri: str,
+    output_dir: str | os.PathLike,
+    *,
+    key_column: str | None = None,
+    eval_fraction: float = 0.2,
+    file_format: str = "auto",
+    delimiter: str = ",",
+    salt: str = "",
+) -> IngestResult:
+    """Write ``source_uri`` as Parquet splits ``train`` and ``eval`` under ``output_dir``.
+
+    Args:
+        source_uri: local path, ``file://`` or ``gs://`` (read through the ``/gcs`` FUSE mount).
+        output_dir: the Dataset artifact folder; written atomically.
+        key_column: column whose hash decides the split; ``None`` hashes the whole row.
+        eval_fraction: share of rows in ``eval``, in (0, 1).
+        file_format: ``auto``, ``csv`` or ``parquet``.
+        delimiter: CSV field delimiter.
+        salt: changes the split without changing the key (for a fresh partition).
+    Returns:
+        IngestResult with rows per split and column types.
+    Raises:
+        IngestError: with the file, column or value at fault; nothing is left in ``output_dir``.
+    """
+    if not 0.0 < eval_fraction < 1.0:
+        raise IngestError(f"eval_fraction must be between 0 and 1 (exclusive), got {eval_fraction}")
+    path = local_path(source_uri)
+    schema, batches = read_batches(path, file_format, delimiter)
+    if key_column is not None and key_column not in schema.names:
+        raise IngestError(f"{path}: key_column {key_column!r} is not a column; columns: {schema.names}")
+    threshold = int(round(eval_fraction * _BUCKETS))
+    rows = {types.TRAIN: 0, types.EVAL: 0}
+    with atomic_dir(output_dir) as scratch:
+        writers: dict[str, pq.ParquetWriter] = {}
+        try:
+            for split in rows:
+                split_dir = Path(scratch) / types.SPLIT_DIR.format(split=split)
+                split_dir.mkdir()
+                writers[split] = pq.ParquetWriter(split_dir / types.DATA_FILE, schema, compression="zstd")
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                is_eval = split_buckets(batch, key_column, salt) < threshold
+                for split, mask in ((types.EVAL, is_eval), (types.TRAIN, ~is_eval)):
+                    part = batch.filter(pa.array(mask))
+                    if part.num_rows:
+                        writers[split].write_batch(part)
+                        rows[split] += part.num_rows
+        except pa.ArrowInvalid as err:
+            raise IngestError(f"{path}: cannot read ({err})") from err
+        finally:
+            for writer in writers.values():
+                writer.close()
+        for split, count in rows.items():
+            if count == 0:
+                raise IngestError(
+                    f"{path}: split {split!r} would be empty ({sum(rows.values())} rows, eval_fraction="
+                    f"{eval_fraction}); add rows or change eval_fraction"
+                )
+    columns = {field.name: str(field.type) for field in schema}
+    return IngestResult(rows=rows, columns=columns, source_uri=source_uri)
+
+
+def read_split(dataset_dir: str | os.PathLike, split: str, columns: list[str] | None = None) -> pa.Table:
+    """Read one split of a Dataset artifact written by :func:`ingest`."""
+    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{dataset_dir}: no split {split!r} (expected {path})")
+    return pq.read_table(path, columns=columns)
+
+
+def split_path(dataset_dir: str | os.PathLike, split: str) -> Path:
+    """Path of the Parquet file of one split."""
+    return Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE

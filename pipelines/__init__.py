@@ -1,0 +1,1 @@
+"""kfpc pipelines: composition, local runs, compile, submit, schedule."""

@@ -1,0 +1,1 @@
+"""kfpc serving: the KServe model server for kfpc models."""
