@@ -121,6 +121,9 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
             f"{path}: one column named {table.column_names[0]!r}: the delimiter is probably not "
             f"{delimiter!r}; pass the right one"
         )
+    for field in table.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise IngestError(f"{path}: column {field.name!r} is not valid UTF-8 text; re-encode the file as UTF-8")
     # A column of only nulls parses as type null; store it as string so Parquet readers agree on a type.
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):

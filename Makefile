@@ -1,0 +1,52 @@
+# kfpc — every target installs what it needs first. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kfpc-installed
+LOCK := constraints-py311.txt
+
+PIPELINE ?= training_pipeline
+PARAMS ?=
+IMAGE_REGISTRY ?=
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: help install run test compile lint bench serve clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# The stamp depends on the lock and the package metadata: re-running `make install` is a no-op in
+# seconds unless one of them changed.
+$(STAMP): $(LOCK) setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"kfpc needs Python 3.11, found {sys.version.split()[0]}"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c $(LOCK) pip setuptools wheel
+	$(BIN)/python -m pip install -q -c $(LOCK) --no-build-isolation -e ".[all,dev]"
+	@touch $@
+
+install: $(STAMP) ## create .venv and install kfpc with the exact versions of constraints-py311.txt
+
+run: $(STAMP) ## run the default pipeline locally on the bundled penguins data and print a summary
+	$(BIN)/kfpc run $(PIPELINE) $(foreach p,$(PARAMS),--param $(p))
+
+test: $(STAMP) ## run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+compile: $(STAMP) ## compile every pipeline (kfp and vertex) and every component to YAML
+	$(BIN)/kfpc compile --target all --components $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))
+
+lint: $(STAMP) ## ruff over the code
+	$(BIN)/ruff check components pipelines serving tests benchmarks
+
+bench: $(STAMP) ## benchmarks: numbers and plots in benchmarks/results/
+	$(BIN)/python benchmarks/run_all.py
+
+serve: $(STAMP) ## serve the model of the last `make run` with the kfpc KServe server on PORT
+	$(BIN)/kfpc serve --model-dir "$$($(BIN)/python -c 'import json; s=json.load(open("runs/latest/summary.json")); print(next(a["path"] for t in s["tasks"] for n, a in t["artifacts"].items() if n == "model"))')" --port $(PORT)
+
+clean: ## remove runs and caches (keeps .venv)
+	rm -rf runs .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,240 @@
+"""Run a kfpc pipeline on this machine through ``kfp.local`` and summarize the run.
+
+``kfp.local``'s SubprocessRunner executes each Lightweight Python component in a subprocess of the
+current interpreter (``use_venv=False``), so the tasks import the installed kfpc package exactly as they
+do inside the family image on a cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from kfpc.pipelines import registry
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '?([^' ]+)'?")
+_END = re.compile(r"Task '?([^' ]+)'? finished with status (\w+)")
+
+
+@dataclasses.dataclass
+class TaskSummary:
+    """One task of a local run."""
+
+    name: str
+    status: str = "SKIPPED"
+    seconds: float | None = None
+    outputs: dict = dataclasses.field(default_factory=dict)  # parameter outputs
+    artifacts: dict = dataclasses.field(default_factory=dict)  # output name -> {"path", "metadata"}
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a local run did: per task status, duration, outputs; where things landed."""
+
+    pipeline: str
+    run_dir: str
+    status: str
+    seconds: float
+    parameters: dict
+    tasks: list[TaskSummary]
+    error: str = ""
+
+    def task(self, name: str) -> TaskSummary | None:
+        """The task called ``name`` (KFP may suffix repeated names with -2, -3, ...)."""
+        return next((t for t in self.tasks if t.name == name), None)
+
+    def to_json(self) -> str:
+        """The summary as JSON (written to ``<run_dir>/summary.json``)."""
+        return json.dumps(dataclasses.asdict(self), indent=2, default=str)
+
+
+class _TaskTimer(logging.Handler):
+    """Collects task start/end times from kfp.local's log records."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.started: dict[str, float] = {}
+        self.finished: dict[str, tuple[str, float]] = {}
+        self.order: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = _ANSI.sub("", record.getMessage())
+        if match := _START.search(message):
+            self.started[match.group(1)] = record.created
+            self.order.append(match.group(1))
+        elif match := _END.search(message):
+            self.finished[match.group(1)] = (match.group(2), record.created)
+
+
+def parse_params(pairs: list[str], allowed: dict | None = None) -> dict:
+    """Parse ``key=value`` strings; values are JSON when they parse (numbers, booleans, lists), else text.
+
+    Args:
+        pairs: e.g. ``["label=price", "epochs=20"]``.
+        allowed: the pipeline's parameters (name -> type name); unknown names raise ``ValueError``.
+    """
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--param expects key=value, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        if allowed is not None and key not in allowed:
+            raise ValueError(f"unknown parameter {key!r}; this pipeline takes: {', '.join(sorted(allowed))}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if allowed is not None:
+            value = _coerce(key, value, allowed[key])
+        params[key] = value
+    return params
+
+
+def _coerce(key: str, value, type_name: str):
+    kinds = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool}
+    want = kinds.get(type_name)
+    if want is str and not isinstance(value, str):
+        return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if want is not None and not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise ValueError(f"parameter {key!r} expects {want.__name__}, got {value!r}")
+    return value
+
+
+def pipeline_parameters(pipeline) -> dict[str, str]:
+    """The pipeline's input parameters as ``name -> type`` (``STRING``, ``NUMBER_INTEGER``, ...)."""
+    spec = pipeline.pipeline_spec
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    kinds = pipeline_spec_pb2.ParameterType.ParameterTypeEnum
+    return {
+        name: kinds.Name(param.parameter_type)
+        for name, param in spec.root.input_definitions.parameters.items()
+    }
+
+
+def _read_task_outputs(task_dir: Path) -> tuple[dict, dict]:
+    output_file = task_dir / "executor_output.json"
+    if not output_file.exists():
+        return {}, {}
+    data = json.loads(output_file.read_text())
+    params = data.get("parameterValues", {})
+    artifacts = {}
+    for name, entry in data.get("artifacts", {}).items():
+        for artifact in entry.get("artifacts", []):
+            uri = artifact.get("uri", "")
+            artifacts[name] = {"path": uri, "metadata": artifact.get("metadata", {})}
+    # outputs a component wrote without metadata still exist as files
+    for child in task_dir.iterdir():
+        if child.name not in artifacts and child.name != "executor_output.json":
+            artifacts[child.name] = {"path": str(child), "metadata": {}}
+    return params, artifacts
+
+
+def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | None = None) -> RunSummary:
+    """Run pipeline ``name`` locally and return its summary (also written to ``<run_dir>/summary.json``).
+
+    Args:
+        name: a key of ``registry.PIPELINES``.
+        params: pipeline parameters; unknown names raise ``ValueError`` before anything runs.
+        output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``runs/latest`` points at it.
+    """
+    import kfp.local
+
+    pipeline = registry.build(name, target="kfp")
+    allowed = pipeline_parameters(pipeline)
+    params = dict(params or {})
+    for key in params:
+        if key not in allowed:
+            raise ValueError(f"unknown parameter {key!r}; {name} takes: {', '.join(sorted(allowed))}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(output_dir) if output_dir else Path("runs") / f"{name}-{stamp}"
+    run_dir = run_dir.resolve()
+    root = run_dir / "pipeline_root"
+    root.mkdir(parents=True, exist_ok=True)
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+
+    timer = _TaskTimer()
+    logging.getLogger().addHandler(timer)
+    start = time.time()
+    status, error = "SUCCESS", ""
+    try:
+        pipeline(**params)
+    except Exception as exc:  # the summary records the failure; the caller decides the exit code
+        status, error = "FAILURE", str(exc)
+    finally:
+        logging.getLogger().removeHandler(timer)
+    elapsed = time.time() - start
+
+    run_roots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    tasks: list[TaskSummary] = []
+    if run_roots:
+        run_root = run_roots[-1]
+        names = list(dict.fromkeys(timer.order + sorted(p.name for p in run_root.iterdir() if p.is_dir())))
+        for task_name in names:
+            task = TaskSummary(name=task_name)
+            if task_name in timer.finished:
+                task.status, end = timer.finished[task_name]
+                task.seconds = round(end - timer.started.get(task_name, end), 2)
+            elif task_name in timer.started:
+                task.status = "FAILURE" if status == "FAILURE" else "RUNNING"
+            task_dir = run_root / task_name
+            if task_dir.is_dir():
+                task.outputs, task.artifacts = _read_task_outputs(task_dir)
+            tasks.append(task)
+    summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), params, tasks, error)
+    (run_dir / "summary.json").write_text(summary.to_json())
+    latest = run_dir.parent / "latest"
+    if run_dir.parent.name == "runs":
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_dir.name)
+    return summary
+
+
+#: metadata keys shown in the summary, when a task's artifact has them
+_HEADLINE_KEYS = (
+    "rows", "anomaly_count", "accuracy", "auc", "roc_auc", "rmse", "r2", "loss", "blessed",
+    "model_uri", "endpoint_url",
+)
+
+
+def _headline(task: TaskSummary) -> str:
+    found = {}
+    for key, value in task.outputs.items():
+        if key in _HEADLINE_KEYS or key in ("blessed", "anomaly_count", "endpoint_url", "model_uri"):
+            found[key] = value
+    for artifact in task.artifacts.values():
+        for key, value in artifact["metadata"].items():
+            short = key.split("/")[-1]
+            if short in _HEADLINE_KEYS and short not in found and not isinstance(value, (dict, list)):
+                found[short] = round(value, 4) if isinstance(value, float) else value
+    return ", ".join(f"{k}={v}" for k, v in found.items())
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A human-readable table of the run: task, status, seconds, key metrics; then where things are."""
+    lines = [f"pipeline {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s", ""]
+    width = max([len(t.name) for t in summary.tasks] + [4])
+    lines.append(f"  {'task':<{width}}  {'status':<8} {'seconds':>8}  key outputs")
+    for task in summary.tasks:
+        secs = f"{task.seconds:8.1f}" if task.seconds is not None else f"{'-':>8}"
+        lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {_headline(task)}")
+    lines.append("")
+    lines.append(f"run folder: {summary.run_dir}")
+    for task in summary.tasks:
+        for out_name, artifact in task.artifacts.items():
+            if out_name in ("model", "report", "manifest", "statistics", "anomalies", "pushed_model"):
+                lines.append(f"  {task.name}.{out_name}: {artifact['path']}")
+    if summary.error:
+        lines += ["", f"error: {summary.error}"]
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""The pipelines kfpc ships, by name.
+
+Each entry names a factory ``build(target: str = "kfp", **options)`` returning a ``@dsl.pipeline``
+function; the target (``kfp`` or ``vertex``) decides compile-time placement such as GPU nodes.
+Factories are imported lazily so that listing pipelines does not import TensorFlow or kserve.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+#: pipeline name -> (``module:factory``, one-line description)
+PIPELINES: dict[str, tuple[str, str]] = {
+    "training_pipeline": (
+        "kfpc.pipelines.training:build_training_pipeline",
+        "ingest -> statistics -> schema -> validate -> train (GPU node) -> evaluate -> push if blessed",
+    ),
+    "retraining_pipeline": (
+        "kfpc.pipelines.retraining:build_retraining_pipeline",
+        "scheduled retraining: newest span vs production schema and previous span, evaluate against the "
+        "served model, push only if better",
+    ),
+}
+
+TARGETS = ("kfp", "vertex")
+
+
+class UnknownPipelineError(KeyError):
+    """The pipeline name is not one kfpc ships."""
+
+    def __str__(self) -> str:
+        return f"unknown pipeline {self.args[0]!r}; known: {', '.join(sorted(PIPELINES))}"
+
+
+def factory(name: str) -> Callable:
+    """The factory of pipeline ``name``."""
+    if name not in PIPELINES:
+        raise UnknownPipelineError(name)
+    module_name, attr = PIPELINES[name][0].split(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def build(name: str, target: str = "kfp", **options):
+    """Build pipeline ``name`` for ``target`` (``kfp`` or ``vertex``)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    return factory(name)(target=target, **options)
