@@ -37,12 +37,19 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+BUNDLED_PREFIX = "bundled:"
+
+
 def local_path(uri: str) -> str:
     """Map a URI to the local path a component reads it from.
 
     ``gs://bucket/x`` becomes ``/gcs/bucket/x`` (the Cloud Storage FUSE mount Vertex AI Pipelines and
-    GKE's GCS FUSE CSI driver provide); local paths and ``file://`` URIs pass through.
+    GKE's GCS FUSE CSI driver provide); ``bundled:NAME`` is a data file shipped inside the kfpc package
+    (``kfpc/pipelines/data/NAME``: present in every image, so default pipeline parameters run anywhere);
+    local paths and ``file://`` URIs pass through.
     """
+    if uri.startswith(BUNDLED_PREFIX):
+        return str(Path(__file__).resolve().parent.parent / "pipelines" / "data" / uri[len(BUNDLED_PREFIX):])
     if uri.startswith("gs://"):
         return "/gcs/" + uri[len("gs://"):]
     if uri.startswith("file://"):

@@ -127,3 +127,10 @@ def test_gs_uri_maps_to_the_fuse_mount():
     assert local_path("gs://bucket/a/b.csv") == "/gcs/bucket/a/b.csv"
     assert local_path("file:///x/y") == "/x/y"
     assert local_path("/x/y") == "/x/y"
+
+
+def test_bundled_data_resolves_inside_the_installed_package(tmp_path):
+    result = core.ingest("bundled:penguins.csv", tmp_path / "out")
+    assert sum(result.rows.values()) == 344
+    with pytest.raises(core.IngestError, match="no such file"):
+        core.ingest("bundled:nope.csv", tmp_path / "out2")
