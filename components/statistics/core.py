@@ -1,0 +1,583 @@
+"""Dataset statistics in TFDV's format, streamed over Arrow record batches with mergeable sketches.
+
+Output: ``tensorflow_metadata`` ``DatasetFeatureStatistics`` (one per split, wrapped in a
+``DatasetFeatureStatisticsList`` and written as TFX's ``Split-<split>/FeatureStats.pb``), so that TFDV's
+``load_stats_binary`` / ``visualize_statistics`` and our schema/validate cores read it.
+
+Semantics follow TFDV's statistics from a DataFrame (``tfdv.generate_statistics_from_dataframe``):
+null and NaN are missing; every present value counts once (flat columns); ints and bools are ``INT``,
+floats and decimals ``FLOAT``, strings ``STRING``, binary ``BYTES``. Differences, on purpose: mean and
+std_dev are over finite values (TFDV lets one ``inf`` make them ``inf``/``nan``); ``min``/``max`` keep the
+infinities, counted in the custom statistics ``num_pos_inf`` / ``num_neg_inf``. Dates and timestamps are
+``INT`` (their integer representation, e.g. days or microseconds since the epoch).
+
+Memory does not grow with the number of rows: every feature keeps a quantile sketch (numeric) or a
+frequency sketch (strings) of fixed size; :class:`StatisticsAccumulator` objects merge, so statistics of
+partitions combine into the statistics of their union.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from kfpc.components import types
+from kfpc.components._fs import atomic_dir
+from kfpc.components.statistics.sketches import FrequencySketch, QuantileSketch
+
+FeatureType = statistics_pb2.FeatureNameStatistics
+
+#: default number of most frequent string values kept (and written) per feature: the trainer builds its
+#: vocabularies from them, so the default is large
+DEFAULT_TOP_K = 10_000
+#: values per level of the quantile sketch (rank error bound log2(n/k)/k; exact below k values)
+DEFAULT_QUANTILE_K = 2048
+NUM_HISTOGRAM_BUCKETS = 10
+NUM_QUANTILES_BUCKETS = 10
+NUM_VALUES_HISTOGRAM_BUCKETS = 10
+#: bytes of decoded columns per record batch when reading Parquet (bounds memory for wide tables)
+_TARGET_BATCH_BYTES = 64 << 20
+_MAX_BATCH_ROWS = 262_144
+
+# custom_stats names we add (TFDV ignores unknown custom stats)
+CUSTOM_NUM_POS_INF = "num_pos_inf"
+CUSTOM_NUM_NEG_INF = "num_neg_inf"
+CUSTOM_NUM_NAN = "num_nan"
+CUSTOM_QUANTILE_RANK_ERROR = "quantile_rank_error_bound"
+CUSTOM_TOP_K_EXACT = "top_values_exact"
+CUSTOM_TOP_K_ERROR = "top_values_count_error"
+
+
+class StatisticsError(ValueError):
+    """The data cannot be summarized; the message names the source, column and problem."""
+
+
+def _feature_kind(arrow_type: pa.DataType) -> int:
+    """Statistics type of an Arrow column type (raises for nested types)."""
+    if pa.types.is_dictionary(arrow_type):
+        return _feature_kind(arrow_type.value_type)
+    if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type) or pa.types.is_temporal(arrow_type):
+        return FeatureType.INT
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return FeatureType.FLOAT
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_null(arrow_type):
+        return FeatureType.STRING
+    if pa.types.is_string_view(arrow_type):
+        return FeatureType.STRING
+    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type) or pa.types.is_fixed_size_binary(
+            arrow_type) or pa.types.is_binary_view(arrow_type):
+        return FeatureType.BYTES
+    raise TypeError(str(arrow_type))
+
+
+class _FeatureAccumulator:
+    """Partial statistics of one feature: presence counts plus a numeric or string part."""
+
+    def __init__(self, name: str, kind: int, arrow_type: pa.DataType, top_k: int, quantile_k: int):
+        self.name = name
+        self.kind = kind
+        self.arrow_type = arrow_type
+        self.num_non_missing = 0
+        self.num_nan = 0
+        if kind in (FeatureType.INT, FeatureType.FLOAT):
+            self.sketch = QuantileSketch(quantile_k)
+            self.count_finite = 0
+            self.mean = 0.0
+            self.m2 = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
+            self.num_zeros = 0
+            self.num_pos_inf = 0
+            self.num_neg_inf = 0
+            self.min = math.inf
+            self.max = -math.inf
+        else:
+            value_type = pa.string() if kind == FeatureType.STRING else pa.binary()
+            self.frequencies = FrequencySketch(top_k, value_type)
+            self.total_length = 0
+
+    # ---- numeric ----
+    def _add_numeric(self, array: pa.Array) -> None:
+        if pa.types.is_dictionary(array.type):
+            array = array.dictionary_decode()
+        if array.null_count:
+            array = pc.drop_null(array)
+        if len(array) == 0:
+            return
+        if pa.types.is_boolean(array.type) or pa.types.is_decimal(array.type):
+            array = array.cast(pa.int64() if pa.types.is_boolean(array.type) else pa.float64())
+        elif pa.types.is_temporal(array.type):
+            array = array.view(pa.int64()) if array.type.bit_width == 64 else array.cast(pa.int32()).cast(pa.int64())
+        values = array.to_numpy(zero_copy_only=False)
+        if values.dtype.kind == "f":
+            nan = np.isnan(values)
+            num_nan = int(nan.sum())
+            if num_nan:
+                self.num_nan += num_nan
+                values = values[~nan]
+        self.num_non_missing += values.size
+        if values.size == 0:
+            return
+        ordered = np.sort(values).astype(np.float64, copy=False)
+        n = ordered.size
+        low = int(np.searchsorted(ordered, -math.inf, side="right"))
+        high = int(np.searchsorted(ordered, math.inf, side="left"))
+        self.num_neg_inf += low
+        self.num_pos_inf += n - high
+        self.min = min(self.min, float(ordered[0]))
+        self.max = max(self.max, float(ordered[-1]))
+        zero_low, zero_high = np.searchsorted(ordered, [0.0, 0.0], side="left")[0], np.searchsorted(
+            ordered, 0.0, side="right")
+        self.num_zeros += int(zero_high - zero_low)
+        finite = ordered[low:high]
+        if finite.size == 0:
+            return
+        batch_mean = float(finite.mean())
+        batch_m2 = float(np.square(finite - batch_mean).sum())
+        self._combine_moments(finite.size, batch_mean, batch_m2)
+        self.sketch.add_sorted(finite)
+
+    def _combine_moments(self, count: int, mean: float, m2: float) -> None:
+        total = self.count_finite + count
+        delta = mean - self.mean
+        self.mean += delta * count / total
+        self.m2 += m2 + delta * delta * self.count_finite * count / total
+        self.count_finite = total
+
+    # ---- strings ----
+    def _add_strings(self, array: pa.Array) -> None:
+        if pa.types.is_dictionary(array.type):
+            indices = array.indices
+            if indices.null_count:
+                indices = pc.drop_null(indices)
+            present = len(indices)
+            if present == 0:
+                return
+            dictionary = array.dictionary
+            counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(dictionary))
+            used = np.flatnonzero(counts)
+            keys = dictionary.take(pa.array(used))
+            counts = counts[used]
+        else:
+            present = len(array) - array.null_count
+            if present == 0:
+                return
+            if pa.types.is_null(array.type):
+                return
+            counted = pc.value_counts(array)
+            keys = counted.field("values")
+            counts = counted.field("counts").to_numpy(zero_copy_only=False)
+            if keys.null_count:
+                valid = keys.is_valid()
+                keys, counts = keys.filter(valid), counts[valid.to_numpy(zero_copy_only=False)]
+        self.num_non_missing += present
+        lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False)
+        self.total_length += int(np.dot(lengths.astype(np.int64), counts))
+        self.frequencies.add_counts(keys, counts)
+
+    def add(self, array: pa.Array) -> None:
+        """Add one column chunk of a record batch."""
+        if self.kind in (FeatureType.INT, FeatureType.FLOAT):
+            self._add_numeric(array)
+        else:
+            self._add_strings(array)
+
+    def merge(self, other: _FeatureAccumulator) -> None:
+        """Fold the partial statistics of the same feature from other data into this one."""
+        if other.kind != self.kind:
+            raise StatisticsError(
+                f"column {self.name!r}: cannot merge statistics of type {FeatureType.Type.Name(self.kind)} "
+                f"and {FeatureType.Type.Name(other.kind)}")
+        self.num_non_missing += other.num_non_missing
+        self.num_nan += other.num_nan
+        if self.kind in (FeatureType.INT, FeatureType.FLOAT):
+            if other.count_finite:
+                self._combine_moments(other.count_finite, other.mean, other.m2)
+            self.num_zeros += other.num_zeros
+            self.num_pos_inf += other.num_pos_inf
+            self.num_neg_inf += other.num_neg_inf
+            self.min = min(self.min, other.min)
+            self.max = max(self.max, other.max)
+            self.sketch.merge(other.sketch)
+        else:
+            self.total_length += other.total_length
+            self.frequencies.merge(other.frequencies)
+
+    # ---- proto ----
+    def to_proto(self, num_examples: int, top_k: int) -> statistics_pb2.FeatureNameStatistics:
+        """The feature's ``FeatureNameStatistics``."""
+        feature = statistics_pb2.FeatureNameStatistics()
+        feature.path.step.append(self.name)
+        feature.type = self.kind
+        common = statistics_pb2.CommonStatistics(
+            num_non_missing=self.num_non_missing,
+            num_missing=num_examples - self.num_non_missing,
+            tot_num_values=self.num_non_missing,
+        )
+        if self.num_non_missing:
+            common.min_num_values = 1
+            common.max_num_values = 1
+            common.avg_num_values = 1.0
+            histogram = common.num_values_histogram
+            histogram.type = statistics_pb2.Histogram.QUANTILES
+            share = self.num_non_missing / NUM_VALUES_HISTOGRAM_BUCKETS
+            for _ in range(NUM_VALUES_HISTOGRAM_BUCKETS):
+                histogram.buckets.add(low_value=1.0, high_value=1.0, sample_count=share)
+        if self.kind in (FeatureType.INT, FeatureType.FLOAT):
+            feature.num_stats.common_stats.CopyFrom(common)
+            self._numeric_proto(feature.num_stats, feature.custom_stats)
+        else:
+            feature.string_stats.common_stats.CopyFrom(common)
+            self._string_proto(feature.string_stats, feature.custom_stats, top_k)
+        return feature
+
+    def _numeric_proto(self, stats: statistics_pb2.NumericStatistics, custom) -> None:
+        if self.num_nan:
+            custom.add(name=CUSTOM_NUM_NAN, num=self.num_nan)
+        if self.num_non_missing == 0:
+            return
+        stats.min = self.min
+        stats.max = self.max
+        stats.num_zeros = self.num_zeros
+        if self.num_pos_inf or self.num_neg_inf:
+            custom.add(name=CUSTOM_NUM_POS_INF, num=self.num_pos_inf)
+            custom.add(name=CUSTOM_NUM_NEG_INF, num=self.num_neg_inf)
+        if self.count_finite == 0:
+            return
+        stats.mean = self.mean
+        stats.std_dev = math.sqrt(max(0.0, self.m2 / self.count_finite))
+        custom.add(name=CUSTOM_QUANTILE_RANK_ERROR, num=self.sketch.rank_error_bound())
+        items, weights = self.sketch.weighted_items()
+        cumulative = np.cumsum(weights)
+        total = cumulative[-1]
+
+        def at(fractions):
+            index = np.searchsorted(cumulative, np.asarray(fractions) * total, side="left")
+            return items[np.clip(index, 0, items.size - 1)]
+
+        finite_min, finite_max = float(items[0]), float(items[-1])
+        stats.median = float(at([0.5])[0])
+        # Equal-width histogram over [finite min, finite max], infinities in their own point buckets (as TFDV).
+        standard = stats.histograms.add(type=statistics_pb2.Histogram.STANDARD)
+        if self.num_neg_inf:
+            standard.buckets.add(low_value=-math.inf, high_value=-math.inf, sample_count=self.num_neg_inf)
+        scale = self.count_finite / total
+        if finite_min == finite_max:
+            standard.buckets.add(low_value=finite_min, high_value=finite_max, sample_count=float(self.count_finite))
+        else:
+            edges = np.linspace(finite_min, finite_max, NUM_HISTOGRAM_BUCKETS + 1)
+            counts, _ = np.histogram(items, bins=edges, weights=weights)
+            for i in range(NUM_HISTOGRAM_BUCKETS):
+                standard.buckets.add(low_value=float(edges[i]), high_value=float(edges[i + 1]),
+                                     sample_count=float(counts[i] * scale))
+        if self.num_pos_inf:
+            standard.buckets.add(low_value=math.inf, high_value=math.inf, sample_count=self.num_pos_inf)
+        quantile_histogram = stats.histograms.add(type=statistics_pb2.Histogram.QUANTILES)
+        boundaries = at(np.linspace(0.0, 1.0, NUM_QUANTILES_BUCKETS + 1))
+        boundaries[0], boundaries[-1] = finite_min, finite_max
+        share = self.count_finite / NUM_QUANTILES_BUCKETS
+        for i in range(NUM_QUANTILES_BUCKETS):
+            quantile_histogram.buckets.add(low_value=float(boundaries[i]), high_value=float(boundaries[i + 1]),
+                                           sample_count=share)
+
+    def _string_proto(self, stats: statistics_pb2.StringStatistics, custom, top_k: int) -> None:
+        sketch = self.frequencies
+        stats.unique = sketch.unique()
+        if self.num_non_missing:
+            stats.avg_length = self.total_length / self.num_non_missing
+        values, counts = sketch.top(top_k)
+        for rank, (value, count) in enumerate(zip(values, counts, strict=True)):
+            label = value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
+            stats.top_values.add(value=label, frequency=float(count))
+            stats.rank_histogram.buckets.add(low_rank=rank, high_rank=rank, label=label, sample_count=float(count))
+        custom.add(name=CUSTOM_TOP_K_EXACT, num=1.0 if sketch.exact else 0.0)
+        if not sketch.exact:
+            custom.add(name=CUSTOM_TOP_K_ERROR, num=float(sketch.error))
+
+
+class StatisticsAccumulator:
+    """Partial statistics of a table: add record batches, merge with others, then :meth:`to_proto`.
+
+    Args:
+        top_k: string values kept per feature (exact counts up to this many distinct values).
+        quantile_k: values per level of the quantile sketches.
+        threads: worker threads over columns (Arrow and NumPy release the GIL); default: CPU count, max 4.
+    """
+
+    def __init__(self, top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_QUANTILE_K, threads: int | None = None):
+        if top_k < 1:
+            raise StatisticsError(f"top_k must be positive, got {top_k}")
+        self.top_k = top_k
+        self.quantile_k = quantile_k
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        self.num_examples = 0
+        self.features: dict[str, _FeatureAccumulator] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _feature(self, name: str, arrow_type: pa.DataType, source: str) -> _FeatureAccumulator:
+        feature = self.features.get(name)
+        try:
+            kind = _feature_kind(arrow_type)
+        except TypeError:
+            raise StatisticsError(
+                f"{source}: column {name!r} has type {arrow_type}; statistics support flat columns "
+                "(integer, floating point, decimal, boolean, string, binary, date/time)") from None
+        if feature is None:
+            feature = _FeatureAccumulator(name, kind, arrow_type, self.top_k, self.quantile_k)
+            self.features[name] = feature
+        elif feature.kind != kind and not pa.types.is_null(arrow_type):
+            if pa.types.is_null(feature.arrow_type) and feature.num_non_missing == 0:
+                # an all-null start (type null) of a column whose real type shows up later
+                replacement = _FeatureAccumulator(name, kind, arrow_type, self.top_k, self.quantile_k)
+                self.features[name] = replacement
+                return replacement
+            raise StatisticsError(
+                f"{source}: column {name!r} changes type from {feature.arrow_type} to {arrow_type} between "
+                "record batches (mixed types)")
+        return feature
+
+    def add_batch(self, batch: pa.RecordBatch | pa.Table, source: str = "data") -> None:
+        """Add a record batch (or table) to the statistics."""
+        names = batch.schema.names
+        if len(set(names)) != len(names):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            raise StatisticsError(f"{source}: duplicate column names {duplicates}")
+        work = []
+        for i, field in enumerate(batch.schema):
+            feature = self._feature(field.name, field.type, source)
+            column = batch.column(i)
+            chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+            work.extend((feature, chunk) for chunk in chunks)
+        # first all columns are checked and registered, then counted, so a bad column adds nothing
+        self.num_examples += batch.num_rows
+        if self.threads > 1 and len(work) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
+            # one task per feature so that a feature's accumulator is never touched by two threads at once
+            by_feature: dict[int, list] = {}
+            for feature, chunk in work:
+                by_feature.setdefault(id(feature), []).append((feature, chunk))
+            list(self._pool.map(_add_chunks, by_feature.values()))
+        else:
+            _add_chunks(work)
+
+    def merge(self, other: StatisticsAccumulator) -> None:
+        """Fold the partial statistics of other rows of the same table into this one."""
+        for name, feature in other.features.items():
+            if name in self.features:
+                mine = self.features[name]
+                if mine.kind != feature.kind and mine.num_non_missing == 0 and pa.types.is_null(mine.arrow_type):
+                    self.features[name] = feature
+                    continue
+                if mine.kind != feature.kind and feature.num_non_missing == 0 and pa.types.is_null(
+                        feature.arrow_type):
+                    mine.num_non_missing += 0
+                    continue
+                mine.merge(feature)
+            else:
+                self.features[name] = feature
+        self.num_examples += other.num_examples
+
+    def close(self) -> None:
+        """Release the worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def to_proto(self, name: str = "") -> statistics_pb2.DatasetFeatureStatistics:
+        """The ``DatasetFeatureStatistics`` of everything added and merged so far."""
+        result = statistics_pb2.DatasetFeatureStatistics(name=name, num_examples=self.num_examples)
+        for feature in self.features.values():
+            result.features.append(feature.to_proto(self.num_examples, self.top_k))
+        return result
+
+
+def _add_chunks(items) -> None:
+    for feature, chunk in items:
+        feature.add(chunk)
+
+
+def _parquet_batches(path: str) -> Iterator[pa.RecordBatch]:
+    try:
+        parquet = pq.ParquetFile(path, read_dictionary=None)
+        metadata = parquet.metadata
+        schema = parquet.schema_arrow
+        # Strings stored dictionary-encoded are read as Arrow dictionaries: counting their values is then
+        # a bincount over integer codes instead of hashing every string.
+        dictionary_columns = []
+        if metadata.num_row_groups:
+            group = metadata.row_group(0)
+            for i in range(group.num_columns):
+                column = group.column(i)
+                name = column.path_in_schema
+                if name in schema.names and _feature_kind_or_none(schema.field(name).type) in (
+                        FeatureType.STRING, FeatureType.BYTES) and column.has_dictionary_page and (
+                        "PLAIN" not in column.encodings):
+                    dictionary_columns.append(name)
+        if dictionary_columns:
+            parquet = pq.ParquetFile(path, read_dictionary=dictionary_columns)
+        row_bytes = max(1, sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+                        // max(1, metadata.num_rows)) if metadata.num_rows else 1
+        batch_rows = int(min(_MAX_BATCH_ROWS, max(1024, _TARGET_BATCH_BYTES // (row_bytes * 4))))
+        yield from parquet.iter_batches(batch_size=batch_rows)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
+
+
+def _feature_kind_or_none(arrow_type: pa.DataType) -> int | None:
+    try:
+        return _feature_kind(arrow_type)
+    except TypeError:
+        return None
+
+
+def _batches(source) -> tuple[str, Iterable]:
+    if isinstance(source, (str, os.PathLike)):
+        path = str(source)
+        if not os.path.exists(path):
+            raise StatisticsError(f"{path}: no such file")
+        return path, _parquet_batches(path)
+    if isinstance(source, (pa.Table, pa.RecordBatch)):
+        return "table", [source]
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is in every image
+        pd = None
+    if pd is not None and isinstance(source, pd.DataFrame):
+        columns = {}
+        for name in source.columns:
+            try:
+                columns[str(name)] = pa.array(source[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+                raise StatisticsError(f"DataFrame: column {name!r} has mixed types ({err})") from err
+        if len(columns) != len(source.columns):
+            raise StatisticsError(f"DataFrame: duplicate column names in {list(source.columns)}")
+        return "DataFrame", [pa.table(columns)]
+    return "record batches", source
+
+
+def accumulate(source, *, top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_QUANTILE_K,
+               threads: int | None = None) -> StatisticsAccumulator:
+    """Partial statistics of ``source`` (mergeable with other partial statistics).
+
+    Args:
+        source: a Parquet path (file or folder), a pyarrow Table/RecordBatch, a pandas DataFrame, or an
+            iterable of RecordBatches.
+        top_k: string values kept per feature.
+        quantile_k: values per quantile sketch level.
+        threads: worker threads (default: CPU count, at most 4).
+    Returns:
+        A :class:`StatisticsAccumulator`.
+    Raises:
+        StatisticsError: unreadable file, duplicate or nested columns, a column changing type.
+    """
+    label, batches = _batches(source)
+    accumulator = StatisticsAccumulator(top_k=top_k, quantile_k=quantile_k, threads=threads)
+    try:
+        for batch in batches:
+            accumulator.add_batch(batch, label)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise StatisticsError(f"{label}: cannot read ({err})") from err
+    finally:
+        accumulator.close()
+    return accumulator
+
+
+def generate_statistics(source, name: str = "", *, top_k: int = DEFAULT_TOP_K,
+                        quantile_k: int = DEFAULT_QUANTILE_K,
+                        threads: int | None = None) -> statistics_pb2.DatasetFeatureStatistics:
+    """Statistics of a table in TFDV's format.
+
+    Args:
+        source: a Parquet path, a pyarrow Table, a pandas DataFrame, or an iterable of RecordBatches.
+        name: the dataset name written into the proto (e.g. the split).
+        top_k: string values kept (and written as top_values / rank_histogram) per feature.
+        quantile_k: values per quantile sketch level (larger: more exact quantiles).
+        threads: worker threads over columns.
+    Returns:
+        ``DatasetFeatureStatistics`` with one ``FeatureNameStatistics`` per column.
+    Raises:
+        StatisticsError: with the source and column at fault.
+    """
+    return accumulate(source, top_k=top_k, quantile_k=quantile_k, threads=threads).to_proto(name)
+
+
+def split_names(dataset_dir: str | os.PathLike) -> list[str]:
+    """Splits of a Dataset artifact (folders ``Split-<name>`` holding a data file), sorted."""
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise StatisticsError(f"{dataset_dir}: not a Dataset folder")
+    prefix = types.SPLIT_DIR.format(split="")
+    return sorted(p.name[len(prefix):] for p in root.iterdir()
+                  if p.is_dir() and p.name.startswith(prefix) and (p / types.DATA_FILE).exists())
+
+
+def write_statistics(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, splits=None, *,
+                     top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_QUANTILE_K) -> dict:
+    """Write ``Split-<split>/FeatureStats.pb`` for every split of a Dataset artifact, atomically.
+
+    Args:
+        dataset_dir: the Dataset folder (``Split-<split>/data.parquet``).
+        output_dir: the statistics artifact folder (must be absent or empty).
+        splits: splits to summarize (default: all).
+        top_k: string values kept per feature.
+        quantile_k: values per quantile sketch level.
+    Returns:
+        Artifact metadata: ``split_names`` and ``rows`` (split -> number of examples).
+    Raises:
+        StatisticsError: a split is missing or unreadable; nothing is left in ``output_dir``.
+    """
+    available = split_names(dataset_dir)
+    chosen = list(splits) if splits else available
+    if not chosen:
+        raise StatisticsError(f"{dataset_dir}: no splits (expected {types.SPLIT_DIR.format(split='<name>')}/"
+                              f"{types.DATA_FILE})")
+    missing = [s for s in chosen if s not in available]
+    if missing:
+        raise StatisticsError(f"{dataset_dir}: no split(s) {missing}; available: {available}")
+    rows = {}
+    with atomic_dir(output_dir) as scratch:
+        for split in chosen:
+            path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
+            stats = generate_statistics(str(path), name=split, top_k=top_k, quantile_k=quantile_k)
+            rows[split] = int(stats.num_examples)
+            out = Path(scratch) / types.SPLIT_DIR.format(split=split)
+            out.mkdir()
+            stats_list = statistics_pb2.DatasetFeatureStatisticsList(datasets=[stats])
+            (out / types.STATS_FILE).write_bytes(stats_list.SerializeToString())
+    return {types.SPLIT_NAMES: chosen, types.ROWS: rows}
+
+
+def load_statistics(stats_dir: str | os.PathLike, split: str | None = None) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """Read a statistics artifact's split (or a ``FeatureStats.pb`` file directly).
+
+    Args:
+        stats_dir: the statistics artifact folder, or the path of a ``FeatureStats.pb``.
+        split: the split to read (ignored when ``stats_dir`` is a file).
+    Returns:
+        The ``DatasetFeatureStatisticsList``.
+    Raises:
+        StatisticsError: missing file or not a statistics proto.
+    """
+    path = Path(stats_dir)
+    if path.is_dir():
+        if split is None:
+            raise StatisticsError(f"{stats_dir}: a statistics folder needs a split name")
+        path = path / types.SPLIT_DIR.format(split=split) / types.STATS_FILE
+    if not path.exists():
+        raise StatisticsError(f"{path}: no statistics file")
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        stats.ParseFromString(path.read_bytes())
+    except Exception as err:  # protobuf raises DecodeError (a plain Exception subclass)
+        raise StatisticsError(f"{path}: not a DatasetFeatureStatisticsList ({err})") from err
+    if not stats.datasets:
+        raise StatisticsError(f"{path}: holds no dataset statistics")
+    return stats

@@ -1,0 +1,296 @@
+"""Mergeable sketches behind the statistics: quantiles, frequent values and distinct counts.
+
+Each sketch has bounded memory (it does not grow with the number of rows), accepts data batch by batch,
+and merges with another sketch of the same kind into the sketch of the union of their data. That is
+what lets the statistics stream over Parquet record batches and combine partial results computed on
+separate files or workers.
+
+* :class:`QuantileSketch`: a deterministic KLL-style hierarchy of compactors. With ``k`` items per level
+  the rank error of any quantile is at most ``log2(n / k) / k`` of ``n`` (worst case); alternating the
+  compaction offset makes the errors cancel in practice, so the typical error is far below that bound.
+  It is exact while fewer than ``k`` values were seen.
+* :class:`FrequencySketch`: exact value counts while at most ``capacity`` distinct values were seen,
+  then a Misra-Gries summary (every value more frequent than ``n / (capacity + 1)`` is kept, counts are
+  under-estimated by at most ``error``), with a HyperLogLog distinct-count (relative error ~0.8%).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finalizer on uint64 arrays (wrapping arithmetic): a well-mixed 64-bit hash."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def hash_binary(values: pa.Array) -> np.ndarray:
+    """64-bit hashes of the non-null values of a string or binary Arrow array, vectorized.
+
+    The hash of a value is a mix of the sum of independently mixed (byte, position) terms and its length,
+    so it depends only on the bytes of the value (not on the array's layout or chunking).
+
+    Args:
+        values: a string/binary array (nulls are dropped).
+    Returns:
+        uint64 array, one hash per non-null value.
+    """
+    values = pc.drop_null(values)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.cast(pa.large_binary())
+    n = len(values)
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + n + 1]
+    data_buffer = values.buffers()[2]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    start, end = int(offsets[0]), int(offsets[-1])
+    lengths = np.diff(offsets)
+    sums = np.zeros(n, dtype=np.uint64)
+    if end > start:
+        starts = offsets[:-1] - start
+        position = np.arange(end - start, dtype=np.int64) - np.repeat(starts, lengths)
+        with np.errstate(over="ignore"):
+            terms = _splitmix64(data[start:end].astype(np.uint64) * np.uint64(0x100000001B3)
+                                + position.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        nonempty = lengths > 0
+        sums[nonempty] = np.add.reduceat(terms, starts[nonempty])
+    with np.errstate(over="ignore"):
+        return _splitmix64(sums ^ (lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)))
+
+
+class HyperLogLog:
+    """HyperLogLog distinct counter with ``2**precision`` registers (mergeable by register maximum)."""
+
+    def __init__(self, precision: int = 14):
+        self.precision = precision
+        self.registers = np.zeros(1 << precision, dtype=np.uint8)
+
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        """Add uint64 hashes of values."""
+        if hashes.size == 0:
+            return
+        p = self.precision
+        index = (hashes >> np.uint64(64 - p)).astype(np.int64)
+        rest = hashes & np.uint64((1 << (64 - p)) - 1)
+        # bit_length of the remaining bits (exact through float64 because they are < 2**53)
+        _, bit_length = np.frexp(rest.astype(np.float64))
+        rank = (64 - p + 1 - bit_length).astype(np.uint8)
+        np.maximum.at(self.registers, index, rank)
+
+    def merge(self, other: HyperLogLog) -> None:
+        """Fold ``other`` into this counter."""
+        np.maximum(self.registers, other.registers, out=self.registers)
+
+    def estimate(self) -> float:
+        """Estimated number of distinct values added."""
+        m = float(self.registers.size)
+        alpha = 0.7213 / (1 + 1.079 / m)
+        raw = alpha * m * m / float(np.sum(np.ldexp(1.0, -self.registers.astype(np.int64))))
+        zeros = int(np.count_nonzero(self.registers == 0))
+        if raw <= 2.5 * m and zeros:
+            return m * math.log(m / zeros)  # linear counting is more accurate for small cardinalities
+        return raw
+
+
+class QuantileSketch:
+    """Deterministic mergeable quantile summary (KLL-style compactor levels).
+
+    Level ``h`` holds sorted values that each stand for ``2**h`` input values. A level longer than ``k``
+    is compacted: every other value (alternating the starting offset between compactions) moves up a
+    level with double weight.
+    """
+
+    def __init__(self, k: int = 2048):
+        if k < 16:
+            raise ValueError(f"quantile sketch size k must be at least 16, got {k}")
+        self.k = k
+        self.levels: list[np.ndarray] = []
+        self._offsets: list[int] = []
+        self.count = 0
+
+    def _level(self, h: int) -> None:
+        while len(self.levels) <= h:
+            self.levels.append(np.empty(0, dtype=np.float64))
+            self._offsets.append(0)
+
+    def _insert(self, h: int, values: np.ndarray) -> None:
+        self._level(h)
+        current = self.levels[h]
+        if current.size:
+            # both inputs are sorted: a stable sort of their concatenation is a linear-time merge (timsort)
+            values = np.sort(np.concatenate([current, values]), kind="stable")
+        self.levels[h] = values
+
+    def add_sorted(self, values: np.ndarray) -> None:
+        """Add a sorted float64 array of finite values.
+
+        A long batch goes straight to the level where it fits: every ``2**h``-th value of the sorted
+        batch (from the middle of each group) with weight ``2**h``; the last partial group stays exact.
+        """
+        n = int(values.size)
+        if n == 0:
+            return
+        self.count += n
+        h = max(0, math.ceil(math.log2(n / self.k))) if n > self.k else 0
+        if h:
+            stride = 1 << h
+            full = n - n % stride
+            self._insert(h, np.ascontiguousarray(values[stride // 2: full: stride]))
+            if full < n:
+                self._insert(0, np.ascontiguousarray(values[full:]))
+        else:
+            self._insert(0, np.ascontiguousarray(values))
+        self._compact()
+
+    def add(self, values: np.ndarray) -> None:
+        """Add an unsorted array of finite values."""
+        self.add_sorted(np.sort(np.asarray(values, dtype=np.float64)))
+
+    def _compact(self) -> None:
+        h = 0
+        while h < len(self.levels):
+            level = self.levels[h]
+            if level.size > self.k:
+                even = level.size - level.size % 2
+                offset = self._offsets[h]
+                self._offsets[h] ^= 1
+                promoted = level[offset:even:2]
+                self.levels[h] = level[even:].copy()
+                self._insert(h + 1, np.ascontiguousarray(promoted))
+            h += 1
+
+    def merge(self, other: QuantileSketch) -> None:
+        """Fold ``other`` into this sketch (the result summarizes the union of both inputs)."""
+        for h, level in enumerate(other.levels):
+            if level.size:
+                self._insert(h, level)
+        self.count += other.count
+        self._compact()
+
+    def weighted_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """All retained values, sorted, with their weights."""
+        values = [level for level in self.levels if level.size]
+        if not values:
+            return np.empty(0), np.empty(0)
+        weights = [np.full(level.size, float(1 << h)) for h, level in enumerate(self.levels) if level.size]
+        items = np.concatenate(values)
+        weight = np.concatenate(weights)
+        order = np.argsort(items, kind="stable")
+        return items[order], weight[order]
+
+    def rank_error_bound(self) -> float:
+        """Worst-case rank error as a fraction of the count (0 while the sketch is exact)."""
+        if self.count <= self.k:
+            return 0.0
+        return max(1.0, math.log2(self.count / self.k)) / self.k
+
+    def quantiles(self, fractions) -> np.ndarray:
+        """Values at the given rank fractions (0 = minimum, 1 = maximum retained)."""
+        items, weights = self.weighted_items()
+        if items.size == 0:
+            return np.full(len(fractions), np.nan)
+        cumulative = np.cumsum(weights)
+        total = cumulative[-1]
+        targets = np.asarray(fractions, dtype=np.float64) * total
+        index = np.searchsorted(cumulative, targets, side="left")
+        return items[np.clip(index, 0, items.size - 1)]
+
+
+class FrequencySketch:
+    """Value counts of a string feature: exact up to ``capacity`` distinct values, then Misra-Gries.
+
+    ``error`` is the largest amount by which any reported count can be below the true count (0 while
+    exact); a value absent from the summary occurred at most ``error`` times.
+    """
+
+    def __init__(self, capacity: int = 10_000, value_type: pa.DataType | None = None):
+        if capacity < 1:
+            raise ValueError(f"frequency sketch capacity must be positive, got {capacity}")
+        self.capacity = capacity
+        self.value_type = value_type or pa.string()
+        self.keys: pa.Array = pa.array([], type=self.value_type)
+        self.counts = np.empty(0, dtype=np.int64)
+        self.error = 0
+        self.total = 0
+        self.distinct: HyperLogLog | None = None
+
+    @property
+    def exact(self) -> bool:
+        """True while every distinct value is counted exactly."""
+        return self.distinct is None
+
+    def add_counts(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """Add distinct ``keys`` (no nulls) with their ``counts``."""
+        if len(keys) == 0:
+            return
+        keys = keys.cast(self.value_type)
+        counts = np.asarray(counts, dtype=np.int64)
+        self.total += int(counts.sum())
+        if self.distinct is not None:
+            self.distinct.add_hashes(hash_binary(keys))
+        self._fold(keys, counts)
+
+    def _fold(self, keys: pa.Array, counts: np.ndarray) -> None:
+        if len(self.keys) == 0:
+            merged_keys, merged_counts = keys, counts
+        else:
+            table = pa.table({"k": pa.concat_arrays([self.keys, keys]), "c": np.concatenate([self.counts, counts])})
+            grouped = table.group_by("k", use_threads=False).aggregate([("c", "sum")])
+            merged_keys = grouped.column("k").combine_chunks()
+            merged_counts = grouped.column("c_sum").to_numpy()
+        if len(merged_keys) > self.capacity:
+            if self.distinct is None:
+                # Until now every distinct value seen is in the summary: seed the distinct counter with them.
+                self.distinct = HyperLogLog()
+                self.distinct.add_hashes(hash_binary(merged_keys))
+            # Misra-Gries merge: subtract the (capacity+1)-th largest count from every counter, drop the
+            # counters that reach zero. Counts stay under-estimates by at most the total subtracted.
+            threshold = int(np.partition(merged_counts, merged_counts.size - self.capacity - 1)[
+                merged_counts.size - self.capacity - 1])
+            merged_counts = merged_counts - threshold
+            keep = merged_counts > 0
+            merged_keys = merged_keys.filter(pa.array(keep))
+            merged_counts = merged_counts[keep]
+            self.error += threshold
+        self.keys, self.counts = merged_keys, merged_counts
+
+    def merge(self, other: FrequencySketch) -> None:
+        """Fold ``other`` into this sketch (the result summarizes the union of both inputs)."""
+        if other.distinct is not None or self.distinct is not None:
+            if self.distinct is None:
+                self.distinct = HyperLogLog()
+                self.distinct.add_hashes(hash_binary(self.keys))
+            if other.distinct is not None:
+                self.distinct.merge(other.distinct)
+            else:
+                self.distinct.add_hashes(hash_binary(other.keys))
+        self.total += other.total
+        self.error += other.error
+        if len(other.keys):
+            self._fold(other.keys.cast(self.value_type), other.counts)
+
+    def unique(self) -> int:
+        """Number of distinct values: exact while exact, else the HyperLogLog estimate."""
+        if self.distinct is None:
+            return len(self.keys)
+        return max(len(self.keys), int(round(self.distinct.estimate())))
+
+    def top(self, k: int) -> tuple[list, np.ndarray]:
+        """The ``k`` most frequent values, by count descending, ties by value descending (TFDV's order)."""
+        if len(self.keys) == 0:
+            return [], np.empty(0, dtype=np.int64)
+        table = pa.table({"k": self.keys, "c": self.counts})
+        order = pc.sort_indices(table, sort_keys=[("c", "descending"), ("k", "descending")])[:k]
+        return table.column("k").take(order).to_pylist(), self.counts[order.to_numpy()]
