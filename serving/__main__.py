@@ -1,0 +1,71 @@
+"""Entry point of the serving image: ``python -m kfpc.serving --model_dir /mnt/models --model_name NAME``.
+
+The only place argv is parsed. KServe's own flags (``--http_port``, ``--grpc_port``, ``--model_name``,
+``--enable_grpc``, ...) are accepted as they are, so an InferenceService's ``args`` read the same as for
+KServe's built-in servers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The server's argument parser: KServe's flags plus kfpc's."""
+    from kserve import model_server
+
+    parser = argparse.ArgumentParser(prog="python -m kfpc.serving", parents=[model_server.parser],
+                                     description="Serve a kfpc model (SavedModel + model_card.json) with KServe.")
+    parser.add_argument("--model_dir", required=True,
+                        help="the Model artifact folder (<dir>/1/saved_model.pb; highest version wins) or a version "
+                             "folder; in KServe the storage initializer puts it at /mnt/models")
+    parser.add_argument("--batching", type=_bool, default=True, help="dynamic batching of concurrent requests")
+    parser.add_argument("--max_batch_size", type=int, default=256, help="most rows in one batched model call")
+    parser.add_argument("--max_batch_wait_ms", type=float, default=0.0,
+                        help="how long an idle model waits to fill a batch; 0 runs at once and batches only "
+                             "requests that arrive while the model is busy")
+    parser.add_argument("--max_rows", type=int, default=10_000, help="most rows in one request")
+    parser.add_argument("--max_request_bytes", type=int, default=16 << 20, help="largest request body")
+    parser.add_argument("--payload_log", default="",
+                        help="log every request and response: a .jsonl file path or a CloudEvents http(s) URL")
+    parser.add_argument("--log_format", choices=["json", "text"], default="json", help="log line format")
+    parser.add_argument("--log_level", default="INFO", help="log level")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse arguments, load the model and serve until stopped.
+
+    Returns:
+        the exit code.
+    """
+    args = build_parser().parse_args(argv)
+    from kfpc.serving.model import KfpcModel, ModelOptions
+    from kfpc.serving.observability import Observer, configure_logging
+    from kfpc.serving.server import serve
+
+    configure_logging(args.log_format, args.log_level)
+    for name in ("max_batch_size", "max_rows", "max_request_bytes"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be at least 1, got {getattr(args, name)}")
+    options = ModelOptions(batching=args.batching, max_batch_size=args.max_batch_size,
+                           max_batch_wait_ms=args.max_batch_wait_ms, max_rows=args.max_rows)
+    observer = Observer(args.model_name, payload_log=args.payload_log or None)
+    model = KfpcModel(args.model_name, args.model_dir, options, observer)
+    serve(model, http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.enable_grpc,
+          max_request_bytes=args.max_request_bytes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

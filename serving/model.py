@@ -1,0 +1,215 @@
+"""The KServe model for kfpc models: load, warm up, validate, (batch), predict, observe.
+
+KServe's ``Model`` owns the request life cycle; this subclass splits it the way KServe times it:
+``preprocess`` decodes and validates the request into feature columns (``request_preprocess_seconds``),
+``predict`` calls the model, through the dynamic batcher when batching is on
+(``request_predict_seconds``), ``postprocess`` builds the v1 or v2 response
+(``request_postprocess_seconds``). Every request error is raised before the model is called, as
+kserve's ``InvalidInput``, so a bad request is a 400 and never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Any
+
+import kserve
+import numpy as np
+from kserve.errors import InferenceError
+from kserve.protocol.infer_type import InferRequest, InferResponse
+
+from kfpc.serving import predictor as predictor_loader
+from kfpc.serving import protocol
+from kfpc.serving.batching import DynamicBatcher
+
+logger = logging.getLogger("kfpc.serving")
+
+CLASSIFICATION_OUTPUTS = ("probabilities", "class_ids", "classes")
+REGRESSION_OUTPUTS = ("predictions",)
+
+
+@dataclasses.dataclass
+class ModelOptions:
+    """Serving options of one model.
+
+    Attributes:
+        batching: join concurrent requests into one model call.
+        max_batch_size: most rows in one batched call.
+        max_batch_wait_ms: how long an idle model waits to fill a batch (0 = run at once).
+        max_rows: most rows in one request.
+        max_string_length: longest string feature value.
+    """
+
+    batching: bool = True
+    max_batch_size: int = 256
+    max_batch_wait_ms: float = 0.0
+    max_rows: int = 10_000
+    max_string_length: int = 4_096
+
+
+@dataclasses.dataclass
+class _Prepared:
+    protocol: str
+    request: Any
+    columns: dict[str, np.ndarray]
+    rows: int
+    started: float
+    outputs: dict[str, np.ndarray] | None = None
+
+
+class KfpcModel(kserve.Model):
+    """A kfpc SavedModel served over v1, v2 and gRPC v2.
+
+    Args:
+        name: the model name in the URL (``/v1/models/<name>:predict``, ``/v2/models/<name>/infer``).
+        model_dir: the Model artifact folder (``<dir>/1/saved_model.pb``) or its version folder.
+        options: serving options.
+        observer: receives every prediction (metrics, payload log); see ``kfpc.serving.observability``.
+    """
+
+    def __init__(self, name: str, model_dir: str, options: ModelOptions | None = None, observer: Any = None):
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.options = options or ModelOptions()
+        self.observer = observer
+        self.limits = protocol.Limits(max_rows=self.options.max_rows,
+                                      max_string_length=self.options.max_string_length)
+        self.location: predictor_loader.ModelLocation | None = None
+        self.predictor: Any = None
+        self.card: Any = None
+        self.features: list[protocol.Feature] = []
+        self.task = ""
+        self.batcher: DynamicBatcher | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def load(self) -> bool:
+        """Load the SavedModel and model card, then mark ready only after a warm-up prediction succeeds.
+
+        Returns:
+            True (the model is ready).
+        Raises:
+            ModelLayoutError: no SavedModel in the folder; ValueError: a bad model card;
+            RuntimeError: the warm-up prediction failed or returned outputs the contract does not allow.
+        """
+        self.ready = False
+        self.location = predictor_loader.locate(self.model_dir)
+        self.predictor = predictor_loader.load(self.location)
+        self.card = self.predictor.card
+        self.features = protocol.features_from_card(self.card)
+        self.task = str(protocol._get(self.card, "task", ""))
+        started = time.perf_counter()
+        outputs = self._call_model(self._warmup_columns())
+        self._check_outputs(outputs, rows=2)
+        logger.info("model %s version %s loaded from %s, warm-up prediction took %.1f ms", self.name,
+                    self.location.version, self.location.version_dir, (time.perf_counter() - started) * 1000)
+        if self.options.batching:
+            self.batcher = DynamicBatcher(self._call_model, self.options.max_batch_size,
+                                          self.options.max_batch_wait_ms, on_batch=self._on_batch)
+        if self.observer is not None:
+            self.observer.bind(self)
+        self.ready = True
+        return self.ready
+
+    def stop(self) -> None:
+        """Release the batcher's worker thread."""
+        if self.batcher is not None:
+            self.batcher.close()
+        super().stop()
+
+    def _warmup_columns(self) -> dict[str, np.ndarray]:
+        # Two rows: one typical, one with every value missing (when allowed), so both paths of the
+        # model's imputation are traced before the first real request.
+        columns = {}
+        for feature in self.features:
+            if feature.dtype == protocol.STRING:
+                missing = "" if feature.allow_missing else "kfpc-warmup"
+                columns[feature.name] = np.array(["kfpc-warmup", missing], dtype=object)
+            else:
+                columns[feature.name] = np.array([0.0, np.nan if feature.allow_missing else 0.0])
+        return columns
+
+    def _check_outputs(self, outputs: dict[str, np.ndarray], rows: int) -> None:
+        expected = REGRESSION_OUTPUTS if self.task == "regression" else CLASSIFICATION_OUTPUTS
+        if self.task and not all(name in outputs for name in expected):
+            raise RuntimeError(f"warm-up prediction of {self.model_dir}: task {self.task!r} needs outputs "
+                               f"{list(expected)}, the model returned {sorted(outputs)}")
+        for name, value in outputs.items():
+            if np.asarray(value).shape[:1] != (rows,):
+                raise RuntimeError(f"warm-up prediction of {self.model_dir}: output {name!r} has shape "
+                                   f"{np.asarray(value).shape}, expected {rows} rows first")
+
+    def _call_model(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {name: np.asarray(value) for name, value in self.predictor.predict(columns).items()}
+
+    def _on_batch(self, rows: int, requests: int) -> None:
+        if self.observer is not None:
+            self.observer.record_batch(rows, requests)
+
+    # ------------------------------------------------------------------ metadata
+
+    def get_input_types(self) -> list[dict]:
+        """v2 metadata: one input per feature, shape ``[-1]``."""
+        return [{"name": f.name, "datatype": "BYTES" if f.dtype == protocol.STRING else "FP64", "shape": [-1]}
+                for f in self.features]
+
+    def get_output_types(self) -> list[dict]:
+        """v2 metadata: the signature outputs of the task."""
+        if self.task == "regression":
+            return [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
+        classes = len(protocol._get(self.card, "classes", None) or []) or -1
+        return [{"name": "probabilities", "datatype": "FP32", "shape": [-1, classes]},
+                {"name": "class_ids", "datatype": "INT64", "shape": [-1]},
+                {"name": "classes", "datatype": "BYTES", "shape": [-1]}]
+
+    # ------------------------------------------------------------------ request path
+
+    def validate(self, payload: Any) -> Any:
+        """Requests are validated in ``preprocess`` against the feature spec; nothing left to do."""
+        return payload
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Prepared:
+        """Decode and validate a v1 dict or v2 ``InferRequest`` into feature columns.
+
+        Raises:
+            RequestError: (400) naming the field and value at fault.
+        """
+        started = time.perf_counter()
+        if isinstance(payload, InferRequest):
+            columns = protocol.decode_v2(payload, self.features, self.limits)
+            kind = "grpc-v2" if payload.from_grpc else "v2"
+        else:
+            columns = protocol.decode_v1(payload, self.features, self.limits)
+            kind = "v1"
+        rows = len(next(iter(columns.values())))
+        return _Prepared(kind, payload, columns, rows, started)
+
+    async def predict(self, payload: _Prepared, headers: dict[str, str] | None = None) -> _Prepared:
+        """Run the model on the request's columns (batched with others when batching is on)."""
+        try:
+            if self.batcher is not None:
+                payload.outputs = await self.batcher.predict(payload.columns, payload.rows)
+            else:
+                loop = asyncio.get_running_loop()
+                payload.outputs = await loop.run_in_executor(None, self._call_model, payload.columns)
+                self._on_batch(payload.rows, 1)
+        except Exception as err:
+            # A model failure on validated input is a server fault (500), but say which model and why.
+            logger.exception("prediction failed in model %s", self.name)
+            raise InferenceError(f"model {self.name!r} failed to predict {payload.rows} rows: {err}") from err
+        return payload
+
+    async def postprocess(self, result: _Prepared, headers: dict[str, str] | None = None,
+                          response_headers: dict[str, str] | None = None) -> dict | InferResponse:
+        """Encode the outputs as a v1 dict or a v2 InferResponse and record them."""
+        if result.protocol == "v1":
+            response: dict | InferResponse = protocol.encode_v1(result.outputs)
+        else:
+            response = protocol.encode_v2(result.outputs, result.request, self.name)
+        if self.observer is not None:
+            self.observer.record_prediction(result.protocol, result.columns, result.outputs,
+                                            time.perf_counter() - result.started, headers or {})
+        return response

@@ -1,0 +1,302 @@
+"""Prometheus metrics, structured logs and payload logging for the kfpc model server.
+
+KServe already exports ``request_preprocess_seconds``, ``request_predict_seconds`` and
+``request_postprocess_seconds`` on ``/metrics``; this module adds what a model owner watches:
+
+* ``kfpc_request_latency_seconds{model_name,protocol}`` and ``kfpc_requests_total{...,code}`` (whole request,
+  HTTP included),
+* ``kfpc_predictions_total{model_name,class}`` and ``kfpc_prediction_score{model_name}`` (top-class
+  probability, or the positive-class probability for a binary model), ``kfpc_prediction_value`` (regression),
+* per feature, for drift monitoring: ``kfpc_feature_value`` (count/sum), ``kfpc_feature_value_squares_total``
+  (for the variance), ``kfpc_feature_missing_total``, ``kfpc_feature_category_total{feature,value}`` (the
+  first ``max_categories`` distinct values per feature, the rest as ``__other__``, so an unbounded
+  string column cannot blow up the metric's cardinality),
+* ``kfpc_batch_rows`` / ``kfpc_batch_requests`` (what the dynamic batcher achieved).
+
+Payload logging writes one record per request to a JSONL file or posts it as a binary-mode CloudEvent
+to an HTTP sink, from a background thread with a bounded queue: a slow sink drops records (counted in
+``kfpc_payload_log_dropped_total``), it never slows predictions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import queue
+import threading
+import urllib.request
+import uuid
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter, Histogram, Summary
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+OTHER = "__other__"
+CLOUDEVENT_TYPE = "dev.kfpc.serving.prediction"
+
+REQUEST_LATENCY = Histogram("kfpc_request_latency_seconds", "Request latency by protocol, HTTP included",
+                            ["model_name", "protocol"], buckets=LATENCY_BUCKETS)
+REQUESTS = Counter("kfpc_requests_total", "Requests by protocol and status code", ["model_name", "protocol", "code"])
+PREDICTIONS = Counter("kfpc_predictions", "Predicted rows per class", ["model_name", "class"])
+SCORE = Histogram("kfpc_prediction_score", "Top-class (binary: positive-class) probability", ["model_name"],
+                  buckets=SCORE_BUCKETS)
+VALUE = Summary("kfpc_prediction_value", "Regression predictions", ["model_name"])
+FEATURE_VALUE = Summary("kfpc_feature_value", "Non-missing numeric feature values", ["model_name", "feature"])
+FEATURE_SQUARES = Counter("kfpc_feature_value_squares", "Sum of squared numeric feature values",
+                          ["model_name", "feature"])
+FEATURE_MISSING = Counter("kfpc_feature_missing", "Missing feature values", ["model_name", "feature"])
+FEATURE_CATEGORY = Counter("kfpc_feature_category", "String feature values", ["model_name", "feature", "value"])
+BATCH_ROWS = Histogram("kfpc_batch_rows", "Rows per model call", ["model_name"], buckets=BATCH_BUCKETS)
+BATCH_REQUESTS = Histogram("kfpc_batch_requests", "Requests per model call", ["model_name"], buckets=BATCH_BUCKETS)
+PAYLOAD_DROPPED = Counter("kfpc_payload_log_dropped", "Payload records dropped (sink slow or failing)",
+                          ["model_name"])
+
+logger = logging.getLogger("kfpc.serving")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, logger, message, and any ``extra`` fields."""
+
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
+    """Send kfpc's and kserve's logs to stderr, as JSON lines (``json``) or plain text (``text``).
+
+    Args:
+        log_format: ``json`` or ``text``.
+        level: log level name.
+    """
+    if log_format not in ("json", "text"):
+        raise ValueError(f"--log_format must be 'json' or 'text', got {log_format!r}")
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    for name in ("kfpc", "kserve", "uvicorn", "uvicorn.error"):
+        log = logging.getLogger(name)
+        log.handlers = [handler]
+        log.setLevel(level)
+        log.propagate = False
+    # kserve logs every request's latency on its trace logger and every error with a traceback; keep
+    # the first off the default output (kfpc_request_latency_seconds has it) and the second as is.
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+
+
+class PayloadLogger:
+    """Writes prediction records to a JSONL file or a CloudEvents HTTP sink, off the request path.
+
+    Args:
+        sink: a file path (``.jsonl``) or an ``http://`` / ``https://`` URL.
+        model_name: for the CloudEvent ``source`` and the drop metric.
+        max_queue: records held while the sink is slow; more are dropped and counted.
+        timeout_s: HTTP timeout per event.
+    """
+
+    def __init__(self, sink: str, model_name: str, max_queue: int = 10_000, timeout_s: float = 5.0):
+        self.sink = sink
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self._http = sink.startswith(("http://", "https://"))
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._file = None
+        if not self._http:
+            os.makedirs(os.path.dirname(os.path.abspath(sink)), exist_ok=True)
+            self._file = open(sink, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._thread = threading.Thread(target=self._drain, name="kfpc-payload-log", daemon=True)
+        self._thread.start()
+
+    def log(self, record: dict) -> None:
+        """Queue one record; drops it (and counts the drop) when the queue is full."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            PAYLOAD_DROPPED.labels(self.model_name).inc()
+
+    def _drain(self) -> None:
+        while True:
+            record = self._queue.get()
+            if record is None:
+                return
+            try:
+                if self._http:
+                    self._post(record)
+                else:
+                    self._file.write(json.dumps(record, default=str) + "\n")
+                    if self._queue.empty():
+                        self._file.flush()
+            except Exception as err:  # a failing sink must not stop serving
+                PAYLOAD_DROPPED.labels(self.model_name).inc()
+                logger.warning("payload log to %s failed: %s", self.sink, err)
+
+    def _post(self, record: dict) -> None:
+        request = urllib.request.Request(
+            self.sink,
+            data=json.dumps(record, default=str).encode("utf-8"),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "ce-specversion": "1.0",
+                "ce-id": record["id"],
+                "ce-type": CLOUDEVENT_TYPE,
+                "ce-source": f"kfpc-serving/{self.model_name}",
+                "ce-time": record["time"],
+            },
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            response.read()
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+        if self._file is not None:
+            self._file.close()
+
+
+class Observer:
+    """Records every prediction into the metrics above and, optionally, a payload log.
+
+    Args:
+        model_name: the served model name (metric label).
+        payload_log: a JSONL path or CloudEvents URL; None for no payload logging.
+        max_categories: distinct values per string feature kept as metric labels.
+    """
+
+    def __init__(self, model_name: str, payload_log: str | None = None, max_categories: int = 50):
+        self.model_name = model_name
+        self.max_categories = max_categories
+        self.payload = PayloadLogger(payload_log, model_name) if payload_log else None
+        self._features: list = []
+        self._classes: list[str] = []
+        self._binary = False
+        self._seen: dict[str, set] = {}
+        self._children: dict = {}
+
+    def bind(self, model: Any) -> None:
+        """Take the feature spec and classes from a loaded model."""
+        self._features = list(model.features)
+        self._classes = [str(c) for c in (_card_get(model.card, "classes") or [])]
+        self._binary = model.task == "binary" or len(self._classes) == 2
+        self._seen = {f.name: set() for f in self._features}
+        name = self.model_name
+        self._children = {
+            "score": SCORE.labels(name), "value": VALUE.labels(name),
+            "batch_rows": BATCH_ROWS.labels(name), "batch_requests": BATCH_REQUESTS.labels(name),
+        }
+        for feature in self._features:
+            self._children[("missing", feature.name)] = FEATURE_MISSING.labels(name, feature.name)
+            if feature.dtype != "string":
+                self._children[("value", feature.name)] = FEATURE_VALUE.labels(name, feature.name)
+                self._children[("squares", feature.name)] = FEATURE_SQUARES.labels(name, feature.name)
+
+    def record_batch(self, rows: int, requests: int) -> None:
+        """One model call of ``rows`` rows from ``requests`` requests."""
+        if self._children:
+            self._children["batch_rows"].observe(rows)
+            self._children["batch_requests"].observe(requests)
+
+    def record_request(self, protocol: str, code: int, seconds: float) -> None:
+        """One finished request (any status)."""
+        REQUEST_LATENCY.labels(self.model_name, protocol).observe(seconds)
+        REQUESTS.labels(self.model_name, protocol, str(code)).inc()
+
+    def record_prediction(self, protocol: str, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                          seconds: float, headers: dict[str, str]) -> None:
+        """One successful prediction: output and feature metrics, then the payload log."""
+        if protocol == "grpc-v2":  # REST requests are timed by the HTTP middleware, with HTTP included
+            self.record_request(protocol, 200, seconds)
+        self._record_outputs(outputs)
+        self._record_features(columns)
+        if self.payload is not None:
+            self.payload.log({
+                "id": headers.get("x-request-id") or headers.get("ce-id") or str(uuid.uuid4()),
+                "time": datetime.datetime.now(datetime.UTC).isoformat(),
+                "model_name": self.model_name,
+                "protocol": protocol,
+                "inputs": {name: _jsonable(values) for name, values in columns.items()},
+                "outputs": {name: _jsonable(values) for name, values in outputs.items()},
+                "latency_ms": round(seconds * 1000, 3),
+            })
+
+    def _record_outputs(self, outputs: dict[str, np.ndarray]) -> None:
+        if "probabilities" in outputs:
+            probabilities = np.asarray(outputs["probabilities"], dtype=np.float64)
+            if probabilities.ndim == 2 and probabilities.shape[1] == 2 and self._binary:
+                scores = probabilities[:, 1]
+            elif probabilities.ndim == 2:
+                scores = probabilities.max(axis=1)
+            else:
+                scores = probabilities.reshape(-1)
+            score = self._children["score"]
+            for value in scores.tolist():
+                score.observe(value)
+        if "classes" in outputs:
+            names, counts = np.unique(np.asarray(outputs["classes"]).astype(str), return_counts=True)
+            for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+                PREDICTIONS.labels(self.model_name, name).inc(count)
+        if "predictions" in outputs:
+            summary = self._children["value"]
+            for value in np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1).tolist():
+                summary.observe(value)
+
+    def _record_features(self, columns: dict[str, np.ndarray]) -> None:
+        for feature in self._features:
+            column = columns[feature.name]
+            if feature.dtype == "string":
+                values, counts = np.unique(column.astype(str), return_counts=True)
+                missing = 0
+                seen = self._seen[feature.name]
+                for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+                    if value == "":
+                        missing = count
+                        continue
+                    if value not in seen:
+                        if len(seen) >= self.max_categories:
+                            value = OTHER
+                        else:
+                            seen.add(value)
+                    FEATURE_CATEGORY.labels(self.model_name, feature.name, value).inc(count)
+            else:
+                present = column[~np.isnan(column)]
+                missing = column.size - present.size
+                if present.size:
+                    # Summary.observe per value would cost a lock per row; count and sum are what it keeps.
+                    child = self._children[("value", feature.name)]
+                    child._count.inc(present.size)
+                    child._sum.inc(float(present.sum()))
+                    self._children[("squares", feature.name)].inc(float(np.square(present).sum()))
+            if missing:
+                self._children[("missing", feature.name)].inc(missing)
+
+    def close(self) -> None:
+        """Flush and stop the payload log."""
+        if self.payload is not None:
+            self.payload.close()
+
+
+def _card_get(card: Any, key: str) -> Any:
+    return card.get(key) if isinstance(card, dict) else getattr(card, key, None)
+
+
+def _jsonable(values: Any) -> list:
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
+        return [None if v != v else v for v in array.tolist()]  # NaN is not JSON
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in array.tolist()]

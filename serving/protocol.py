@@ -1,0 +1,401 @@
+"""Requests to feature columns and model outputs to responses, for v1 and v2 (Open Inference Protocol).
+
+Pure functions over plain Python / numpy / kserve's ``InferRequest``: no server, no TensorFlow, so
+evaluation and tests can use the same transforms. Every rejection is a :class:`RequestError` (kserve's
+``InvalidInput``, answered 400) whose message names the field and the value at fault.
+
+Feature columns follow THE MODEL CONTRACT: one 1-D array per feature, ``object`` arrays of ``str``
+for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+
+STRING = "string"
+FLOAT64 = "float64"
+#: v2 datatypes accepted for numeric features (converted to float64)
+NUMERIC_V2_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+                    "BOOL"}
+_V2_OUTPUT_TYPES = {"probabilities": "FP32", "class_ids": "INT64", "classes": "BYTES", "predictions": "FP32"}
+
+
+class RequestError(InvalidInput):
+    """The request does not match the model's feature spec; answered 400 with this message."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One input of the serving signature."""
+
+    name: str
+    dtype: str  # "string" | "float64"
+    kind: str = "numeric"
+    allow_missing: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Bounds on what one request may hold."""
+
+    max_rows: int = 10_000
+    max_string_length: int = 4_096
+
+
+def _get(record: Any, key: str, default: Any = None) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(key, default)
+    return getattr(record, key, default)
+
+
+def features_from_card(card: Any) -> list[Feature]:
+    """The feature spec of a model card (dict or object with ``features``).
+
+    Args:
+        card: the model card; each feature has ``name`` and ``dtype`` (``string`` | ``float64``), optionally
+            ``kind`` and ``allow_missing`` / ``nullable`` (default True: the model imputes missing values).
+    Returns:
+        the features in signature order.
+    """
+    features = []
+    for item in _get(card, "features") or []:
+        if isinstance(item, str):
+            raise ValueError(f"model card feature {item!r} has no dtype; expected {{'name', 'dtype', 'kind'}}")
+        dtype = str(_get(item, "dtype"))
+        if dtype not in (STRING, FLOAT64):
+            raise ValueError(f"model card feature {_get(item, 'name')!r}: dtype {dtype!r} is not 'string' or 'float64'")
+        allow = _get(item, "allow_missing", _get(item, "nullable", True))
+        features.append(Feature(str(_get(item, "name")), dtype, str(_get(item, "kind", "numeric")), bool(allow)))
+    if not features:
+        raise ValueError("model card lists no features")
+    return features
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------- column builders
+
+
+def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        if value is None:
+            if not feature.allow_missing:
+                raise RequestError(f"{where(i)}: feature {name!r} is missing (null) and the model does not allow it")
+            out[i] = math.nan
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RequestError(f"{where(i)}: feature {name!r} must be a number, got {_short(value)}")
+        out[i] = value
+    _check_numeric(name, out, feature, where)
+    return out
+
+
+def _check_numeric(name: str, column: np.ndarray, feature: Feature, where: Any) -> None:
+    finite = np.isfinite(column)
+    if finite.all():
+        return
+    nan = np.isnan(column)
+    bad = np.flatnonzero(~finite & ~nan)
+    if bad.size:
+        raise RequestError(f"{where(int(bad[0]))}: feature {name!r} must be finite, got {column[bad[0]]!r}")
+    if not feature.allow_missing:
+        raise RequestError(f"{where(int(np.flatnonzero(nan)[0]))}: feature {name!r} is NaN and the model does not "
+                           f"allow missing values")
+
+
+def _string_column(name: str, values: Sequence[Any], feature: Feature, where: Any, limits: Limits) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RequestError(f"{where(i)}: feature {name!r} is not valid UTF-8: {_short(value)}") from None
+        if value is None:
+            value = ""
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            # Integers are accepted for categorical ids (a JSON writer may not quote them); floats are not,
+            # because 1.0 and "1" would silently become different categories.
+            raise RequestError(f"{where(i)}: feature {name!r} must be a string, got {_short(value)}")
+        elif isinstance(value, int):
+            value = str(value)
+        if value == "" and not feature.allow_missing:
+            raise RequestError(f"{where(i)}: feature {name!r} is missing (empty) and the model does not allow it")
+        if len(value) > limits.max_string_length:
+            raise RequestError(f"{where(i)}: feature {name!r} is {len(value)} characters long, more than the "
+                               f"limit of {limits.max_string_length}: {_short(value)}")
+        out[i] = value
+    return out
+
+
+def _check_names(given: Sequence[str], features: list[Feature], where: str) -> None:
+    known = {f.name for f in features}
+    unknown = [name for name in given if name not in known]
+    if unknown:
+        raise RequestError(f"{where}: unknown feature {unknown[0]!r}; the model's features are {sorted(known)}")
+    present = set(given)
+    missing = [f.name for f in features if f.name not in present]
+    if missing:
+        raise RequestError(f"{where}: missing feature {missing[0]!r} (missing: {missing}); send null for a "
+                           f"missing value")
+
+
+def _check_rows(rows: int, limits: Limits, where: str) -> None:
+    if rows == 0:
+        raise RequestError(f"{where}: no rows to predict")
+    if rows > limits.max_rows:
+        raise RequestError(f"{where}: {rows} rows is more than the limit of {limits.max_rows} rows per request")
+
+
+# ---------------------------------------------------------------- v1
+
+
+def decode_v1(body: Any, features: list[Feature], limits: Limits = Limits()) -> dict[str, np.ndarray]:
+    """Columns from a v1 body: ``{"instances": [{feature: value}, ...]}`` or ``{"inputs": ...}``.
+
+    ``inputs`` may be a list of feature dicts (like ``instances``) or TF Serving's columnar form
+    ``{"inputs": {feature: [values]}}``. ``null`` is a missing value.
+
+    Args:
+        body: the parsed JSON body.
+        features: the model's feature spec.
+        limits: request bounds.
+    Returns:
+        one column per feature, in the contract's dtypes.
+    Raises:
+        RequestError: naming the instance, feature and value at fault.
+    """
+    if not isinstance(body, Mapping):
+        raise RequestError(f"request body must be a JSON object with 'instances' or 'inputs', got {_short(body)}")
+    keys = [key for key in ("instances", "inputs") if key in body]
+    if len(keys) != 1:
+        raise RequestError(f"request body must have exactly one of 'instances' or 'inputs', got keys {sorted(body)}")
+    key = keys[0]
+    payload = body[key]
+    if isinstance(payload, Mapping):
+        return _decode_columnar(payload, features, limits, key)
+    if not isinstance(payload, list):
+        raise RequestError(f"'{key}' must be a list of objects (feature name -> value), got {_short(payload)}")
+    _check_rows(len(payload), limits, f"'{key}'")
+    for i, row in enumerate(payload):
+        if not isinstance(row, Mapping):
+            raise RequestError(f"{key}[{i}] must be an object (feature name -> value), got {_short(row)}")
+        if len(row) != len(features) or any(f.name not in row for f in features):
+            _check_names(list(row), features, f"{key}[{i}]")
+
+    def where(i: int) -> str:
+        return f"{key}[{i}]"
+
+    columns = {}
+    for feature in features:
+        values = [row[feature.name] for row in payload]
+        columns[feature.name] = _column(feature, values, where, limits)
+    return columns
+
+
+def _column(feature: Feature, values: Sequence[Any], where: Any, limits: Limits) -> np.ndarray:
+    if feature.dtype == STRING:
+        return _string_column(feature.name, values, feature, where, limits)
+    return _numeric_column(feature.name, values, feature, where)
+
+
+def _decode_columnar(payload: Mapping, features: list[Feature], limits: Limits, key: str) -> dict[str, np.ndarray]:
+    _check_names(list(payload), features, f"'{key}'")
+    lengths = {}
+    for feature in features:
+        values = payload[feature.name]
+        if not isinstance(values, list):
+            raise RequestError(f"'{key}.{feature.name}' must be a list of values, got {_short(values)}")
+        lengths[feature.name] = len(values)
+    if len(set(lengths.values())) > 1:
+        raise RequestError(f"'{key}': features have different lengths {lengths}")
+    _check_rows(next(iter(lengths.values())), limits, f"'{key}'")
+    columns = {}
+    for feature in features:
+
+        def where(i: int, name: str = feature.name) -> str:
+            return f"{key}.{name}[{i}]"
+
+        columns[feature.name] = _column(feature, payload[feature.name], where, limits)
+    return columns
+
+
+def encode_v1(outputs: Mapping[str, np.ndarray]) -> dict:
+    """The v1 response: ``{"predictions": [{output: value}, ...]}``, one object per row (TF Serving's row form).
+
+    Args:
+        outputs: signature outputs (``probabilities``/``class_ids``/``classes`` or ``predictions``).
+    Returns:
+        a JSON-ready dict.
+    """
+    names = list(outputs)
+    lists = {name: _to_list(outputs[name]) for name in names}
+    rows = len(next(iter(lists.values()))) if lists else 0
+    return {"predictions": [{name: lists[name][i] for name in names} for i in range(rows)]}
+
+
+def _to_list(array: np.ndarray) -> list:
+    array = np.asarray(array)
+    if array.dtype == object or array.dtype.kind == "S":
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.tolist()]
+    return array.tolist()
+
+
+# ---------------------------------------------------------------- v2
+
+
+def decode_v2(request: InferRequest, features: list[Feature], limits: Limits = Limits()) -> dict[str, np.ndarray]:
+    """Columns from a v2 request: one input per feature, shape ``[n]`` or ``[n, 1]``.
+
+    String features take ``BYTES``; numeric features take ``FP16/FP32/FP64``, integer types or ``BOOL``.
+    Inputs may arrive as JSON ``data`` or as binary tensors after the JSON header.
+
+    Args:
+        request: kserve's decoded request.
+        features: the model's feature spec.
+        limits: request bounds.
+    Returns:
+        one column per feature, in the contract's dtypes.
+    Raises:
+        RequestError: naming the input and value at fault.
+    """
+    by_name: dict[str, InferInput] = {}
+    for infer_input in request.inputs:
+        if infer_input.name in by_name:
+            raise RequestError(f"input {infer_input.name!r} is given twice")
+        by_name[infer_input.name] = infer_input
+    _check_names(list(by_name), features, "inputs")
+    rows = None
+    columns = {}
+    for feature in features:
+        infer_input = by_name[feature.name]
+        column = _v2_column(infer_input, feature, limits)
+        if rows is None:
+            rows = len(column)
+            _check_rows(rows, limits, f"input {feature.name!r}")
+        elif len(column) != rows:
+            raise RequestError(f"input {feature.name!r} has {len(column)} rows but input "
+                               f"{features[0].name!r} has {rows}; every input needs one value per row")
+        columns[feature.name] = column
+    return columns
+
+
+def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.ndarray:
+    name, datatype = feature.name, str(infer_input.datatype).upper()
+    shape = infer_input.shape
+    if (not isinstance(shape, (list, tuple)) or not shape or len(shape) > 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+            or (len(shape) == 2 and shape[1] != 1)):
+        raise RequestError(f"input {name!r}: shape must be [rows] or [rows, 1], got {_short(shape)}")
+    rows = shape[0]
+    if rows > limits.max_rows:
+        raise RequestError(f"input {name!r}: {rows} rows is more than the limit of {limits.max_rows} rows per request")
+    if feature.dtype == STRING:
+        if datatype != "BYTES":
+            raise RequestError(f"input {name!r} is a string feature: datatype must be BYTES, got {datatype!r}")
+    elif datatype not in NUMERIC_V2_TYPES:
+        raise RequestError(f"input {name!r} is a numeric feature: datatype must be one of FP32, FP64, INT64, BOOL "
+                           f"(or another numeric type), got {datatype!r}")
+
+    def where(i: int) -> str:
+        return f"input {name!r}[{i}]"
+
+    if infer_input._raw_data is None:  # JSON data: check element types before numpy coerces them
+        data = infer_input.data
+        if hasattr(data, "tolist"):
+            data = data.tolist()
+        if not isinstance(data, list):
+            raise RequestError(f"input {name!r}: data must be a list, got {_short(data)}")
+        flat = _flatten(data)
+        if len(flat) != rows:
+            raise RequestError(f"input {name!r}: shape {list(shape)} needs {rows} values, got {len(flat)}")
+        if feature.dtype == STRING:
+            return _string_column(name, flat, feature, where, limits)
+        if datatype == "BOOL":
+            bad = next((v for v in flat if not isinstance(v, bool)), _NONE)
+            if bad is not _NONE:
+                raise RequestError(f"input {name!r} has datatype BOOL but holds {_short(bad)}")
+            return np.asarray(flat, dtype=np.float64)
+        return _numeric_column(name, flat, feature, where)
+    try:
+        array = infer_input.as_numpy()
+    except (ValueError, TypeError, IndexError) as err:
+        raise RequestError(f"input {name!r}: binary data does not match shape {list(shape)} and datatype "
+                           f"{datatype} ({err})") from None
+    array = array.reshape(-1)
+    if feature.dtype == STRING:
+        return _string_column(name, array.tolist(), feature, where, limits)
+    column = array.astype(np.float64)
+    _check_numeric(name, column, feature, where)
+    return column
+
+
+_NONE = object()
+
+
+def _flatten(data: list) -> list:
+    if data and all(isinstance(v, list) for v in data):
+        if not all(len(v) == 1 for v in data):
+            raise RequestError(f"nested data must hold one value per row, got {_short(data[:3])}")
+        return [v[0] for v in data]
+    return data
+
+
+def encode_v2(outputs: Mapping[str, np.ndarray], request: InferRequest, model_name: str) -> InferResponse:
+    """The v2 response: one output per signature output, in binary form when the client asked for it.
+
+    Args:
+        outputs: signature outputs.
+        request: the request (its id, requested outputs and ``binary_data_output`` are honoured).
+        model_name: the served model name.
+    Returns:
+        an InferResponse.
+    Raises:
+        RequestError: a requested output the model does not have.
+    """
+    infer_outputs = []
+    for name, value in outputs.items():
+        array = np.asarray(value)
+        datatype = _V2_OUTPUT_TYPES.get(name)
+        if array.dtype == object or array.dtype.kind in "SU":
+            array = np.array([v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1)],
+                             dtype=object).reshape(array.shape)
+            datatype = "BYTES"
+        elif datatype == "FP32":
+            array = array.astype(np.float32, copy=False)
+        elif datatype == "INT64":
+            array = array.astype(np.int64, copy=False)
+        infer_output = InferOutput(name=name, shape=list(array.shape), datatype=datatype or _numpy_to_v2(array))
+        infer_output.set_data_from_numpy(array, binary_data=False)
+        infer_outputs.append(infer_output)
+    requested = request.request_outputs or None
+    if requested:
+        available = set(outputs)
+        for output in requested:
+            if output.name not in available:
+                raise RequestError(f"outputs: unknown output {output.name!r}; the model's outputs are "
+                                   f"{sorted(available)}")
+    return InferResponse(
+        response_id=request.id or "",
+        model_name=model_name,
+        infer_outputs=infer_outputs,
+        use_binary_outputs=bool(request.use_binary_outputs) if not request.from_grpc else False,
+        requested_outputs=requested,
+    )
+
+
+def _numpy_to_v2(array: np.ndarray) -> str:
+    from kserve.utils.numpy_codec import from_np_dtype
+
+    return from_np_dtype(array.dtype) or "BYTES"
