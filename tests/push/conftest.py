@@ -1,0 +1,77 @@
+"""Fixtures for the push tests: KServe's real InferenceService CRD schema, a fake API server, test models."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+DATA = Path(__file__).parent / "data"
+CRD = DATA / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+
+
+@pytest.fixture(scope="session")
+def isvc_schema() -> dict:
+    """``spec.versions[v1beta1].schema.openAPIV3Schema`` of KServe's InferenceService CRD (loaded once)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(CRD) as handle:
+        crd = yaml.load(handle, Loader=loader)
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+@pytest.fixture(scope="session")
+def isvc_validator(isvc_schema):
+    return jsonschema.Draft7Validator(isvc_schema)
+
+
+@pytest.fixture(scope="session")
+def assert_valid_isvc(isvc_schema, isvc_validator):
+    """Assert a manifest passes the CRD schema and declares no unknown field (what the API server checks)."""
+    from fake_kube import unknown_fields
+
+    def check(obj: dict) -> None:
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in isvc_validator.iter_errors(obj)]
+        assert not errors, "manifest rejected by the InferenceService CRD schema:\n" + "\n".join(errors)
+        unknown = unknown_fields(obj, isvc_schema)
+        assert not unknown, f"fields unknown to the CRD: {unknown}"
+
+    return check
+
+
+@pytest.fixture
+def fake_kube(isvc_schema, isvc_validator):
+    from fake_kube import FakeKube
+
+    with FakeKube(isvc_schema, isvc_validator) as server:
+        yield server
+
+
+def _write_fake_model(path: Path, card: dict | None = None) -> Path:
+    """A Model folder with the contract's layout; saved_model.pb is a placeholder (for copy/manifest tests)."""
+    (path / "1" / "variables").mkdir(parents=True)
+    (path / "1" / "saved_model.pb").write_bytes(os.urandom(2048))
+    (path / "1" / "variables" / "variables.data-00000-of-00001").write_bytes(os.urandom(50_000))
+    (path / "1" / "variables" / "variables.index").write_bytes(os.urandom(300))
+    (path / "model_card.json").write_text(json.dumps(card or {"label": "y", "task": "binary", "classes": ["a", "b"],
+                                                                "features": []}))
+    return path
+
+
+@pytest.fixture
+def fake_model(tmp_path) -> Path:
+    return _write_fake_model(tmp_path / "model")
+
+
+@pytest.fixture
+def make_fake_model(tmp_path):
+    counter = iter(range(1000))
+
+    def make() -> Path:
+        return _write_fake_model(tmp_path / f"model{next(counter)}")
+
+    return make
