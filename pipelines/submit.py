@@ -48,8 +48,13 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--dry-run", action="store_true", help="print the exact request and send nothing")
 
 
-def add_target_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where to send: KFP endpoint and credentials, or Vertex AI project and region."""
+def add_target_arguments(parser: argparse.ArgumentParser, job_options: bool = True) -> None:
+    """Where to send: KFP endpoint and credentials, or Vertex AI project and region.
+
+    Args:
+        parser: the subcommand's parser.
+        job_options: also add the options of a Vertex job (network, labels, encryption key).
+    """
     kfp_group = parser.add_argument_group("Kubeflow Pipelines (default target)")
     kfp_group.add_argument("--host", metavar="URL",
                            help="KFP endpoint, e.g. https://kubeflow.example.com/pipeline or http://localhost:8080 "
@@ -63,9 +68,10 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     vertex.add_argument("--vertex", action="store_true", help="send to Vertex AI Pipelines instead of KFP")
     vertex.add_argument("--project", help="Google Cloud project")
     vertex.add_argument("--region", help="Vertex AI region, e.g. us-central1")
-    vertex.add_argument("--network", help="VPC to peer: projects/<number>/global/networks/<name>")
-    vertex.add_argument("--labels", action="append", metavar="K=V[,K=V]", help="labels on the job (repeatable)")
-    vertex.add_argument("--encryption-key", metavar="KMS_KEY", help="customer-managed encryption key name")
+    if job_options:
+        vertex.add_argument("--network", help="VPC to peer: projects/<number>/global/networks/<name>")
+        vertex.add_argument("--labels", action="append", metavar="K=V[,K=V]", help="labels on the job (repeatable)")
+        vertex.add_argument("--encryption-key", metavar="KMS_KEY", help="customer-managed encryption key name")
 
 
 def load_pipeline(args: argparse.Namespace, workdir: str) -> tuple[remote.PipelinePackage, dict]:
