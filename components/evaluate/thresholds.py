@@ -1,0 +1,365 @@
+"""The evaluation config (shaped like TFMA's EvalConfig) and the threshold verdicts that decide blessing.
+
+JSON shape (every key optional)::
+
+    {
+      "slicing_specs": [{}, {"feature_keys": ["island"]},
+                        {"feature_keys": ["body_mass_g"], "num_buckets": 4},
+                        {"feature_keys": ["island", "sex"]}],
+      "min_slice_size": 30,
+      "max_slices_per_spec": 100,
+      "thresholds": [
+        {"metric": "accuracy", "value_threshold": {"lower_bound": 0.9}},
+        {"metric": "accuracy",
+         "change_threshold": {"direction": "higher_is_better", "absolute": -0.01, "relative": -0.02,
+                              "use_confidence_interval": false}},
+        {"metric": "recall/Gentoo", "slice": {"island": "Biscoe"}, "value_threshold": {"lower_bound": 0.8}},
+        {"metric": "accuracy", "slicing_spec": {"feature_keys": ["island"]},
+         "value_threshold": {"lower_bound": 0.7}}
+      ],
+      "bootstrap": {"replicates": 300, "confidence": 0.95, "reservoir_size": 50000, "seed": 0}
+    }
+
+Semantics follow TFMA: a value threshold passes when ``lower_bound <= value <= upper_bound``. A change
+threshold compares candidate minus baseline (``difference``) and ``difference / |baseline|``
+(``relative``): with ``higher_is_better`` it passes when ``difference >= absolute`` and
+``relative >= relative``; with ``lower_is_better`` when ``difference <= absolute`` and
+``relative <= relative``. So "accuracy may drop by at most 0.01" is ``absolute: -0.01``, and "RMSE may
+grow by at most 5%" is ``direction: lower_is_better, relative: 0.05``. ``use_confidence_interval``
+compares the conservative end of the bootstrap interval instead of the point estimate (for a value
+threshold: the interval of the metric; for a change threshold: the paired interval of the difference),
+so that noise cannot make a threshold pass; only headline metrics have intervals.
+
+A threshold applies to the overall slice, to one ``slice`` (``{feature: value}``; numeric bucket values
+are written as in the report, e.g. ``"[3.5, 4.2)"``), or to every slice of a ``slicing_spec``.
+Blessed = every applicable threshold passes. Documented non-failing cases: change thresholds without a
+baseline (first run) and slices smaller than ``min_slice_size`` are reported as ``skipped``. A metric
+that is undefined (NaN, e.g. ROC AUC of a slice with one class) fails its threshold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from kfpc.components.evaluate import metrics as metric_lib
+
+
+class EvalConfigError(ValueError):
+    """The evaluation config is malformed; the message names the field and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SlicingSpec:
+    """Slice by the values of ``feature_keys`` (crossed when two or more); empty = overall."""
+
+    feature_keys: tuple[str, ...] = ()
+    num_buckets: int = 4  # quantile buckets for numeric features
+
+    def name(self) -> str:
+        """``overall`` or the feature names joined by `` x ``."""
+        return " x ".join(self.feature_keys) if self.feature_keys else "overall"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueThreshold:
+    """Absolute bounds on a metric (inclusive)."""
+
+    lower_bound: float | None = None
+    upper_bound: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChangeThreshold:
+    """Bounds on the change vs the baseline (see the module docstring for the semantics)."""
+
+    direction: str = "higher_is_better"
+    absolute: float | None = None
+    relative: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Threshold:
+    """One metric's value and/or change threshold, on one slice, every slice of a spec, or overall."""
+
+    metric: str
+    value_threshold: ValueThreshold | None = None
+    change_threshold: ChangeThreshold | None = None
+    slice: tuple[tuple[str, str], ...] | None = None
+    slicing_spec: SlicingSpec | None = None
+    use_confidence_interval: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class BootstrapSpec:
+    """Bootstrap interval settings."""
+
+    replicates: int = 300
+    confidence: float = 0.95
+    reservoir_size: int = 50_000
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """What to slice, which thresholds decide blessing, and how intervals are computed."""
+
+    slicing_specs: tuple[SlicingSpec, ...] = (SlicingSpec(),)
+    thresholds: tuple[Threshold, ...] = ()
+    min_slice_size: int = 30
+    max_slices_per_spec: int = 100
+    bootstrap: BootstrapSpec = BootstrapSpec()
+
+    @classmethod
+    def parse(cls, config: EvalConfig | dict | str | None) -> EvalConfig:
+        """Build a config from an EvalConfig, a dict or a JSON string (``None`` or ``""``: defaults).
+
+        Raises:
+            EvalConfigError: unknown keys, wrong types or impossible values, naming the field.
+        """
+        if isinstance(config, EvalConfig):
+            return config
+        if config is None or (isinstance(config, str) and not config.strip()):
+            return cls()
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except json.JSONDecodeError as err:
+                raise EvalConfigError(f"eval config is not valid JSON: {err}") from err
+        if not isinstance(config, dict):
+            raise EvalConfigError(f"eval config must be a JSON object, got {type(config).__name__}")
+        _only(config, "eval config", {"slicing_specs", "thresholds", "min_slice_size", "max_slices_per_spec",
+                                      "bootstrap"})
+        specs = tuple(_slicing_spec(s, f"slicing_specs[{i}]") for i, s in enumerate(config.get("slicing_specs", [])))
+        if SlicingSpec() not in specs:
+            specs = (SlicingSpec(),) + specs  # the overall slice is always computed
+        thresholds = tuple(_threshold(t, f"thresholds[{i}]") for i, t in enumerate(config.get("thresholds", [])))
+        for threshold in thresholds:
+            if threshold.slicing_spec is not None and threshold.slicing_spec not in specs:
+                specs += (threshold.slicing_spec,)
+            if threshold.slice is not None:
+                spec = SlicingSpec(tuple(key for key, _ in threshold.slice))
+                if not any(s.feature_keys == spec.feature_keys for s in specs):
+                    specs += (spec,)
+        min_slice_size = _number(config.get("min_slice_size", 30), "min_slice_size", int, minimum=1)
+        max_slices = _number(config.get("max_slices_per_spec", 100), "max_slices_per_spec", int, minimum=1)
+        boot = config.get("bootstrap", {})
+        if not isinstance(boot, dict):
+            raise EvalConfigError(f"bootstrap must be an object, got {boot!r}")
+        _only(boot, "bootstrap", {"replicates", "confidence", "reservoir_size", "seed"})
+        confidence = _number(boot.get("confidence", 0.95), "bootstrap.confidence", float)
+        if not 0 < confidence < 1:
+            raise EvalConfigError(f"bootstrap.confidence must be in (0, 1), got {confidence}")
+        bootstrap = BootstrapSpec(
+            replicates=_number(boot.get("replicates", 300), "bootstrap.replicates", int, minimum=0),
+            confidence=confidence,
+            reservoir_size=_number(boot.get("reservoir_size", 50_000), "bootstrap.reservoir_size", int, minimum=2),
+            seed=_number(boot.get("seed", 0), "bootstrap.seed", int, minimum=0),
+        )
+        return cls(specs, thresholds, min_slice_size, max_slices, bootstrap)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-able data (the shape :meth:`parse` reads)."""
+        def threshold(t: Threshold) -> dict:
+            out: dict[str, Any] = {"metric": t.metric}
+            if t.value_threshold:
+                out["value_threshold"] = {k: v for k, v in dataclasses.asdict(t.value_threshold).items() if v is not None}
+            if t.change_threshold:
+                change = {k: v for k, v in dataclasses.asdict(t.change_threshold).items() if v is not None}
+                out["change_threshold"] = change
+            if t.use_confidence_interval:
+                out["use_confidence_interval"] = True
+            if t.slice:
+                out["slice"] = dict(t.slice)
+            if t.slicing_spec:
+                out["slicing_spec"] = {"feature_keys": list(t.slicing_spec.feature_keys),
+                                       "num_buckets": t.slicing_spec.num_buckets}
+            return out
+
+        return {
+            "slicing_specs": [{"feature_keys": list(s.feature_keys), "num_buckets": s.num_buckets}
+                              for s in self.slicing_specs],
+            "thresholds": [threshold(t) for t in self.thresholds],
+            "min_slice_size": self.min_slice_size,
+            "max_slices_per_spec": self.max_slices_per_spec,
+            "bootstrap": dataclasses.asdict(self.bootstrap),
+        }
+
+
+def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: float = 0.01) -> EvalConfig:
+    """The pipeline's default thresholds.
+
+    Classification: ``accuracy >= min_accuracy``; with a baseline, accuracy may drop by at most
+    ``max_regression`` (absolute). Regression: with a baseline, RMSE may grow by at most
+    ``max_regression`` (relative, 0.01 = 1%).
+    """
+    if task == "regression":
+        thresholds = (Threshold("rmse", change_threshold=ChangeThreshold("lower_is_better", relative=max_regression)),)
+    else:
+        thresholds = (Threshold("accuracy", value_threshold=ValueThreshold(lower_bound=min_accuracy),
+                                change_threshold=ChangeThreshold("higher_is_better", absolute=-max_regression)),)
+    return EvalConfig(thresholds=thresholds)
+
+
+def _only(data: dict, where: str, allowed: set[str]) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise EvalConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _number(value: Any, where: str, kind: type, minimum: float | None = None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise EvalConfigError(f"{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    value = kind(value)
+    if minimum is not None and value < minimum:
+        raise EvalConfigError(f"{where} must be >= {minimum}, got {value}")
+    if kind is float and not math.isfinite(value):
+        raise EvalConfigError(f"{where} must be finite, got {value}")
+    return value
+
+
+def _slicing_spec(data: Any, where: str) -> SlicingSpec:
+    if not isinstance(data, dict):
+        raise EvalConfigError(f"{where} must be an object like {{'feature_keys': [...]}}, got {data!r}")
+    _only(data, where, {"feature_keys", "num_buckets"})
+    keys = data.get("feature_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise EvalConfigError(f"{where}.feature_keys must be a list of column names, got {keys!r}")
+    if len(set(keys)) != len(keys):
+        raise EvalConfigError(f"{where}.feature_keys repeats a column: {keys}")
+    buckets = _number(data.get("num_buckets", 4), f"{where}.num_buckets", int, minimum=2)
+    return SlicingSpec(tuple(keys), buckets)
+
+
+def _optional_float(data: dict, key: str, where: str) -> float | None:
+    return None if data.get(key) is None else _number(data[key], f"{where}.{key}", float)
+
+
+def _threshold(data: Any, where: str) -> Threshold:
+    if not isinstance(data, dict):
+        raise EvalConfigError(f"{where} must be an object, got {data!r}")
+    _only(data, where, {"metric", "value_threshold", "change_threshold", "slice", "slicing_spec",
+                        "use_confidence_interval"})
+    metric = data.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise EvalConfigError(f"{where}.metric must be a metric name, got {metric!r}")
+    value = change = None
+    if data.get("value_threshold") is not None:
+        v = data["value_threshold"]
+        if not isinstance(v, dict):
+            raise EvalConfigError(f"{where}.value_threshold must be an object, got {v!r}")
+        _only(v, f"{where}.value_threshold", {"lower_bound", "upper_bound"})
+        value = ValueThreshold(_optional_float(v, "lower_bound", f"{where}.value_threshold"),
+                               _optional_float(v, "upper_bound", f"{where}.value_threshold"))
+        if value.lower_bound is None and value.upper_bound is None:
+            raise EvalConfigError(f"{where}.value_threshold needs lower_bound and/or upper_bound")
+    if data.get("change_threshold") is not None:
+        c = data["change_threshold"]
+        if not isinstance(c, dict):
+            raise EvalConfigError(f"{where}.change_threshold must be an object, got {c!r}")
+        _only(c, f"{where}.change_threshold", {"direction", "absolute", "relative", "use_confidence_interval"})
+        default_direction = metric_lib.higher_is_better(metric)
+        direction = str(c.get("direction", "higher_is_better" if default_direction in (True, None)
+                              else "lower_is_better")).lower()
+        if direction not in ("higher_is_better", "lower_is_better"):
+            raise EvalConfigError(
+                f"{where}.change_threshold.direction must be higher_is_better or lower_is_better, got {direction!r}")
+        change = ChangeThreshold(direction, _optional_float(c, "absolute", f"{where}.change_threshold"),
+                                 _optional_float(c, "relative", f"{where}.change_threshold"))
+        if change.absolute is None and change.relative is None:
+            raise EvalConfigError(f"{where}.change_threshold needs absolute and/or relative")
+        if c.get("use_confidence_interval"):
+            data = {**data, "use_confidence_interval": True}
+    if value is None and change is None:
+        raise EvalConfigError(f"{where} ({metric}) needs a value_threshold or a change_threshold")
+    slice_ = None
+    if data.get("slice") is not None:
+        s = data["slice"]
+        if not isinstance(s, dict) or not s or not all(isinstance(k, str) for k in s):
+            raise EvalConfigError(f"{where}.slice must be an object {{feature: value}}, got {s!r}")
+        slice_ = tuple((k, str(v)) for k, v in s.items())
+    spec = _slicing_spec(data["slicing_spec"], f"{where}.slicing_spec") if data.get("slicing_spec") is not None else None
+    if slice_ is not None and spec is not None:
+        raise EvalConfigError(f"{where}: give slice or slicing_spec, not both")
+    return Threshold(metric, value, change, slice_, spec, bool(data.get("use_confidence_interval", False)))
+
+
+def check_metric_names(config: EvalConfig, known: list[str]) -> None:
+    """Fail early when a threshold names a metric the task does not produce."""
+    for i, threshold in enumerate(config.thresholds):
+        if threshold.metric not in known:
+            raise EvalConfigError(f"thresholds[{i}].metric {threshold.metric!r} is not computed; known: {known}")
+
+
+def _conservative(interval: list[float] | None, higher_better: bool) -> float | None:
+    if not interval:
+        return None
+    return interval[0] if higher_better else interval[1]
+
+
+def value_verdict(threshold: Threshold, value: float, interval: list[float] | None) -> dict[str, Any]:
+    """Judge a value threshold: ``{"kind": "value", "compared", "passed", "reason", ...}``."""
+    bound = threshold.value_threshold
+    compared = value
+    note = ""
+    if threshold.use_confidence_interval:
+        if not interval:
+            note = " (no interval for this metric: point estimate used)"
+        # A lower bound is checked with the interval's lower end, an upper bound with its upper end.
+    reasons = []
+    passed = not math.isnan(value)
+    if math.isnan(value):
+        reasons.append(f"{threshold.metric} is undefined on this slice")
+    if bound.lower_bound is not None and passed:
+        low = interval[0] if threshold.use_confidence_interval and interval else value
+        if low < bound.lower_bound:
+            passed = False
+            reasons.append(f"{threshold.metric} {low:.6g} < lower bound {bound.lower_bound:.6g}")
+        compared = low
+    if bound.upper_bound is not None and passed:
+        high = interval[1] if threshold.use_confidence_interval and interval else value
+        if high > bound.upper_bound:
+            passed = False
+            reasons.append(f"{threshold.metric} {high:.6g} > upper bound {bound.upper_bound:.6g}")
+    if passed:
+        reasons.append(f"{threshold.metric} {compared:.6g} within [{_fmt(bound.lower_bound)}, {_fmt(bound.upper_bound)}]")
+    return {"kind": "value", "lower_bound": bound.lower_bound, "upper_bound": bound.upper_bound,
+            "interval": interval, "passed": passed, "reason": "; ".join(reasons) + note}
+
+
+def change_verdict(threshold: Threshold, value: float, baseline: float | None,
+                   interval: list[float] | None) -> dict[str, Any]:
+    """Judge a change threshold against the baseline value (``None``: no baseline, skipped)."""
+    change = threshold.change_threshold
+    out: dict[str, Any] = {"kind": "change", "direction": change.direction, "absolute": change.absolute,
+                           "relative": change.relative, "baseline": baseline, "interval": interval}
+    if baseline is None:
+        return {**out, "passed": None, "skipped": True, "reason": "no baseline model: change thresholds skipped"}
+    higher = change.direction == "higher_is_better"
+    difference = value - baseline
+    out["difference"] = difference
+    out["relative_difference"] = difference / abs(baseline) if baseline else (0.0 if difference == 0 else math.inf)
+    if math.isnan(difference):
+        return {**out, "passed": False, "reason": f"{threshold.metric} is undefined for the candidate or baseline"}
+    compared = difference
+    if threshold.use_confidence_interval:
+        conservative = _conservative(interval, higher)
+        compared = conservative if conservative is not None else difference
+    relative = compared / abs(baseline) if baseline else (0.0 if compared == 0 else math.copysign(math.inf, compared))
+    failures = []
+    word = ">=" if higher else "<="
+    if change.absolute is not None and not (compared >= change.absolute if higher else compared <= change.absolute):
+        failures.append(f"change {compared:+.6g} not {word} {change.absolute:+.6g}")
+    if change.relative is not None and not (relative >= change.relative if higher else relative <= change.relative):
+        failures.append(f"relative change {relative:+.4%} not {word} {change.relative:+.4%}")
+    basis = " (conservative end of the interval)" if threshold.use_confidence_interval and interval else ""
+    head = f"{threshold.metric} {value:.6g} vs baseline {baseline:.6g}{basis}: "
+    if failures:
+        return {**out, "passed": False, "reason": head + "; ".join(failures)}
+    return {**out, "passed": True, "reason": head + f"change {compared:+.6g} allowed"}
+
+
+def _fmt(value: float | None) -> str:
+    return "-inf" if value is None else f"{value:.6g}"

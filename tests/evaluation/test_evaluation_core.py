@@ -1,0 +1,266 @@
+"""evaluate(): metrics through the serving signature equal scikit-learn's; slices, thresholds, blessing, errors."""
+
+import json
+
+import numpy as np
+import oracle_models
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from kfpc.components.evaluate import core
+from kfpc.components.evaluate.thresholds import EvalConfigError
+
+TOL = 1e-6
+CLASSES3 = ["Adelie", "Chinstrap", "Gentoo"]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oracles")
+    return {
+        "binary": oracle_models.build(root / "binary", "binary", ["no", "yes"]),
+        "binary_old": oracle_models.build(root / "binary_old", "binary", ["no", "yes"], suffix="_old"),
+        "multiclass": oracle_models.build(root / "multiclass", "multiclass", CLASSES3),
+        "multiclass_old": oracle_models.build(root / "multiclass_old", "multiclass", CLASSES3, suffix="_old"),
+        "regression": oracle_models.build(root / "regression", "regression", label="target"),
+    }
+
+
+def _served(model_dir, frame):
+    """The model's outputs on the whole frame, through the same loader evaluation uses."""
+    predictor = core._load_predictor(str(model_dir))
+    columns = {}
+    for feature in predictor.card["features"]:
+        values = frame[feature["name"]]
+        columns[feature["name"]] = (values.fillna("").astype(object).to_numpy() if feature["dtype"] == "string"
+                                    else values.astype(np.float64).to_numpy())
+    return predictor.predict(columns)
+
+
+@pytest.fixture(scope="module")
+def binary_data(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    frame = oracle_models.binary_frame(rng, 3000)
+    frame["score_old"] = 1 / (1 + np.exp(-(0.5 * ((frame["label"] == "yes") - 0.5) + rng.normal(size=3000))))
+    return frame, oracle_models.write_dataset(tmp_path_factory.mktemp("binary_data"), frame)
+
+
+def test_binary_metrics_through_the_signature_equal_sklearn(models, binary_data, tmp_path):
+    frame, dataset = binary_data
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out",
+                           config={"slicing_specs": [{"feature_keys": ["group"]}]})
+    probabilities = _served(models["binary"], frame)["probabilities"]
+    labels = (frame["label"] == "yes").to_numpy().astype(int)
+    predicted = probabilities.argmax(axis=1)
+    got = result.metrics
+    assert got["example_count"] == 3000
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=TOL)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(labels, probabilities[:, 1]), abs=TOL)
+    assert got["pr_auc"] == pytest.approx(skm.average_precision_score(labels, probabilities[:, 1]), abs=TOL)
+    assert got["log_loss"] == pytest.approx(skm.log_loss(labels, probabilities), abs=TOL)
+    assert got["f1/yes"] == pytest.approx(skm.f1_score(labels, predicted), abs=TOL)
+    assert result.confusion_matrix == skm.confusion_matrix(labels, predicted).tolist()
+    # Slices by value, with missing values as their own slice; each slice's metrics are its rows' metrics.
+    by_name = {s["slice"]: s for s in result.slices}
+    assert set(by_name) == {"overall", "group=a", "group=b", "group=c", "group=(missing)"}
+    rows = (frame["group"] == "b").to_numpy()
+    assert by_name["group=b"]["count"] == rows.sum()
+    assert by_name["group=b"]["candidate"]["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(labels[rows], probabilities[rows, 1]), abs=TOL)
+    # No thresholds: blessed, and the files are there.
+    assert result.blessed
+    assert (tmp_path / "out" / core.BLESSED_MARKER).exists()
+    evaluation = json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())
+    assert evaluation["metrics"]["candidate"]["accuracy"] == pytest.approx(got["accuracy"])
+    assert "<img src=\"data:image/png;base64," in (tmp_path / "out" / core.REPORT_FILE).read_text()
+
+
+def test_multiclass_with_baseline_side_by_side_and_paired_intervals(models, tmp_path):
+    rng = np.random.default_rng(1)
+    n = 2400
+    labels = rng.integers(0, 3, n)
+    frame = pd.DataFrame({f"logit_{i}": rng.normal(size=n) + 2.0 * (labels == i) for i in range(3)})
+    for i in range(3):
+        frame[f"logit_{i}_old"] = rng.normal(size=n) + 0.7 * (labels == i)
+    frame["group"] = rng.choice(["x", "y"], n)
+    frame["label"] = np.array(CLASSES3)[labels]
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    config = {"thresholds": [{"metric": "accuracy", "change_threshold": {"absolute": -0.01}}],
+              "slicing_specs": [{"feature_keys": ["group"]}], "bootstrap": {"replicates": 200}}
+    result = core.evaluate(dataset, models["multiclass"], tmp_path / "out",
+                           baseline_model_dir=models["multiclass_old"], config=config)
+    for key, got in (("multiclass", result.metrics), ("multiclass_old", result.baseline_metrics)):
+        probabilities = _served(models[key], frame)["probabilities"]
+        predicted = probabilities.argmax(axis=1)
+        assert got["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted), abs=TOL)
+        ovr = np.mean([skm.roc_auc_score(labels == c, probabilities[:, c]) for c in range(3)])
+        assert got["roc_auc"] == pytest.approx(ovr, abs=TOL)
+        assert got["log_loss"] == pytest.approx(skm.log_loss(labels, probabilities, labels=[0, 1, 2]), abs=TOL)
+        assert got["recall_macro"] == pytest.approx(skm.recall_score(labels, predicted, average="macro"), abs=TOL)
+    assert result.metrics["accuracy"] > result.baseline_metrics["accuracy"] + 0.1
+    assert result.blessed
+    interval = result.intervals["accuracy"]
+    for role, metrics in (("candidate", result.metrics), ("baseline", result.baseline_metrics)):
+        low, high = interval[role]
+        assert low < metrics["accuracy"] < high and high - low < 0.1
+    low, high = interval["difference"]
+    assert 0 < low < result.metrics["accuracy"] - result.baseline_metrics["accuracy"] < high
+    verdict = result.verdicts[0]
+    assert verdict["kind"] == "change" and verdict["passed"] is True
+    assert verdict["difference"] == pytest.approx(result.metrics["accuracy"] - result.baseline_metrics["accuracy"])
+
+
+def test_worse_candidate_is_not_blessed_and_blessing_says_why(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    config = {"thresholds": [{"metric": "accuracy", "value_threshold": {"lower_bound": 0.5},
+                              "change_threshold": {"absolute": -0.01}}]}
+    result = core.evaluate(dataset, models["binary_old"], tmp_path / "out", baseline_model_dir=models["binary"],
+                           config=config)
+    assert not result.blessed
+    assert (tmp_path / "out" / core.NOT_BLESSED_MARKER).exists()
+    assert not (tmp_path / "out" / core.BLESSED_MARKER).exists()
+    failed = [v for v in result.verdicts if v["passed"] is False]
+    assert len(failed) == 1 and failed[0]["kind"] == "change"
+    assert "vs baseline" in failed[0]["reason"] and "not >=" in failed[0]["reason"]
+    blessing = json.loads((tmp_path / "out" / core.BLESSING_FILE).read_text())
+    assert blessing["blessed"] is False and blessing["verdicts"][1]["passed"] is False
+    assert result.metadata()["failed_thresholds"] == [failed[0]["reason"]]
+
+
+def test_first_run_uses_value_thresholds_only(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    config = {"thresholds": [{"metric": "accuracy", "value_threshold": {"lower_bound": 0.6},
+                              "change_threshold": {"absolute": 0.0}}]}
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out", config=config)
+    assert result.blessed
+    kinds = {v["kind"]: v for v in result.verdicts}
+    assert kinds["value"]["passed"] is True and kinds["change"]["passed"] is None
+    assert "no baseline" in kinds["change"]["reason"]
+    failing = core.evaluate(dataset, models["binary"], tmp_path / "out2",
+                            config={"thresholds": [{"metric": "roc_auc", "value_threshold": {"lower_bound": 0.99}}]})
+    assert not failing.blessed and "< lower bound 0.99" in failing.verdicts[0]["reason"]
+
+
+def test_confidence_interval_makes_a_noisy_gain_insufficient(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    # Candidate vs itself: the point change is exactly 0, the paired interval is [0, 0] as well.
+    same = core.evaluate(dataset, models["binary"], tmp_path / "same", baseline_model_dir=models["binary"],
+                         config={"thresholds": [{"metric": "accuracy", "use_confidence_interval": True,
+                                                 "change_threshold": {"absolute": 0.0}}]})
+    assert same.blessed and same.intervals["accuracy"]["difference"] == [0.0, 0.0]
+    # A value bound just under the point estimate passes on the point but fails on the interval's low end.
+    accuracy = same.metrics["accuracy"]
+    config = {"thresholds": [{"metric": "accuracy", "value_threshold": {"lower_bound": accuracy - 0.001}},
+                             {"metric": "accuracy", "value_threshold": {"lower_bound": accuracy - 0.001},
+                              "use_confidence_interval": True}]}
+    result = core.evaluate(dataset, models["binary"], tmp_path / "ci", config=config)
+    assert [v["passed"] for v in result.verdicts] == [True, False]
+
+
+def test_numeric_buckets_crosses_and_per_slice_thresholds(models, binary_data, tmp_path):
+    frame, dataset = binary_data
+    config = {"slicing_specs": [{"feature_keys": ["size"], "num_buckets": 4},
+                                {"feature_keys": ["group", "size"], "num_buckets": 2}],
+              "min_slice_size": 200,
+              "thresholds": [{"metric": "accuracy", "slicing_spec": {"feature_keys": ["size"], "num_buckets": 4},
+                              "value_threshold": {"lower_bound": 0.5}},
+                             {"metric": "accuracy", "slice": {"group": "a"}, "value_threshold": {"lower_bound": 0.5}}]}
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out", config=config)
+    size_slices = [s for s in result.slices if s["spec"] == "size"]
+    assert len(size_slices) == 4 and sum(s["count"] for s in size_slices) == 3000
+    # Equal-mass buckets from the data (no statistics given): about 750 rows each.
+    assert all(600 < s["count"] < 900 for s in size_slices)
+    crosses = [s for s in result.slices if s["spec"] == "group x size"]
+    assert len(crosses) == 8 and sum(s["count"] for s in crosses) == 3000
+    small = [s for s in crosses if s["count"] < 200]
+    assert small and all(s["too_small"] for s in small)
+    judged = [v for v in result.verdicts if v["slice"].startswith("size=")]
+    assert len(judged) == 4 and all(v["passed"] for v in judged)
+    assert any(v["slice"] == "group=a" for v in result.verdicts)
+    assert all("intervals" in s and "accuracy" in s["intervals"] for s in size_slices)
+
+
+def test_bucket_edges_come_from_training_statistics(models, binary_data, tmp_path):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    _, dataset = binary_data
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    feature = stats.datasets.add().features.add()
+    feature.path.step.append("size")
+    histogram = feature.num_stats.histograms.add(type=statistics_pb2.Histogram.QUANTILES)
+    for low, high in ((0, 5), (5, 10), (10, 15), (15, 20)):
+        histogram.buckets.add(low_value=low, high_value=high, sample_count=100)
+    folder = tmp_path / "stats" / "Split-train"
+    folder.mkdir(parents=True)
+    (folder / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out", statistics_dir=tmp_path / "stats",
+                           config={"slicing_specs": [{"feature_keys": ["size"], "num_buckets": 2}]})
+    assert {s["slice"] for s in result.slices if s["spec"] == "size"} == {"size=(-inf, 10)", "size=[10, inf)"}
+
+
+def test_regression_metrics_equal_sklearn(models, tmp_path):
+    rng = np.random.default_rng(3)
+    target = rng.normal(50, 10, 2000)
+    frame = pd.DataFrame({"guess": target + rng.normal(0, 3, 2000), "group": rng.choice(["u", "v"], 2000),
+                          "target": target})
+    frame.loc[:9, "target"] = np.nan  # rows without a label are skipped and counted
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    config = {"thresholds": [{"metric": "rmse", "value_threshold": {"upper_bound": 3.5}}]}
+    result = core.evaluate(dataset, models["regression"], tmp_path / "out", config=config)
+    kept = frame.iloc[10:]
+    predictions = _served(models["regression"], kept)["predictions"]
+    assert result.metrics["example_count"] == 1990
+    assert result.metrics["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(kept["target"], predictions)), abs=TOL)
+    assert result.metrics["mae"] == pytest.approx(skm.mean_absolute_error(kept["target"], predictions), abs=TOL)
+    assert result.metrics["r2"] == pytest.approx(skm.r2_score(kept["target"], predictions), abs=TOL)
+    assert result.metrics["mape"] == pytest.approx(skm.mean_absolute_percentage_error(kept["target"], predictions),
+                                                   abs=TOL)
+    assert result.blessed
+    low, high = result.intervals["rmse"]["candidate"]
+    assert low < result.metrics["rmse"] < high
+    assert json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())["rows_without_label"] == 10
+
+
+def test_missing_model_input_column_is_a_clear_error_and_writes_nothing(models, tmp_path):
+    frame = oracle_models.binary_frame(np.random.default_rng(4), 100).drop(columns=["score"])
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    with pytest.raises(core.EvaluationError, match=r"\['score'\] are inputs of the candidate model"):
+        core.evaluate(dataset, models["binary"], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_label_values_unseen_in_training_are_a_clear_error(models, tmp_path):
+    frame = oracle_models.binary_frame(np.random.default_rng(5), 100)
+    frame.loc[3, "label"] = "maybe"
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    with pytest.raises(core.EvaluationError, match=r"label column 'label' has value\(s\) \['maybe'\].*unseen"):
+        core.evaluate(dataset, models["binary"], tmp_path / "out")
+
+
+def test_threshold_on_an_empty_slice_is_a_clear_error(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    config = {"thresholds": [{"metric": "accuracy", "slice": {"group": "zzz"}, "value_threshold": {"lower_bound": 0}}]}
+    with pytest.raises(core.EvaluationError, match=r"slice group=zzz has no rows.*group=a"):
+        core.evaluate(dataset, models["binary"], tmp_path / "out", config=config)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("config, message", [
+    ('{"thresholds": [', "not valid JSON"),
+    ({"thresholds": [{"metric": "rmse", "value_threshold": {"upper_bound": 1}}]}, "'rmse' is not computed"),
+    ({"thresholds": [{"metric": "accuracy"}]}, "needs a value_threshold or a change_threshold"),
+    ({"slicing_specs": [{"feature_keys": "group"}]}, "feature_keys must be a list"),
+    ({"min_slice_size": 0}, "min_slice_size must be >= 1"),
+    ({"threshold": []}, "unknown key"),
+])
+def test_malformed_config_is_rejected(models, binary_data, tmp_path, config, message):
+    _, dataset = binary_data
+    with pytest.raises(EvalConfigError, match=message):
+        core.evaluate(dataset, models["binary"], tmp_path / "out", config=config)
+
+
+def test_slicing_on_a_missing_column_is_a_clear_error(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    with pytest.raises(core.EvaluationError, match="slicing feature 'country' is not a column"):
+        core.evaluate(dataset, models["binary"], tmp_path / "out", config={"slicing_specs": [{"feature_keys": ["country"]}]})
