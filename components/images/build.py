@@ -1,0 +1,378 @@
+"""Tooling for the family images: lock files, family environments, image builds and pushes, sizes.
+
+Each family has one top-level file ``requirements-<family>.in`` and one lock ``requirements-<family>.txt``
+(every package of the environment, ``name==version``, resolved against ``constraints-py311.txt``). The
+lock is the single source: the Dockerfile installs it, and the container contract test and the size
+benchmark build a *family environment* from it, installed the same way the image installs it
+(``--no-deps`` from the lock, then the kfpc wheel), so what the tests run is what the image holds.
+
+Run from a repository checkout::
+
+    python components/images/build.py lock [FAMILY ...]      # re-resolve the lock files
+    python components/images/build.py venv FAMILY            # build (or reuse) a family environment
+    python components/images/build.py sizes                  # installed size per family
+    python components/images/build.py build [--registry R]   # docker build every family image
+    python components/images/build.py push --registry R      # docker push every family image
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+IMAGES_DIR = Path(__file__).resolve().parent
+REPO_ROOT = IMAGES_DIR.parent.parent
+CONSTRAINTS = REPO_ROOT / "constraints-py311.txt"
+
+#: families whose image runs pipeline tasks (the serving image runs the model server instead)
+TASK_FAMILIES = ("data", "tf", "tf-gpu", "deploy")
+
+#: packages that only the GPU image may hold: the CUDA/cuDNN wheels of tensorflow[and-cuda]
+GPU_ONLY_PREFIX = "nvidia-"
+
+#: what the kfpc wheel is built from (the Dockerfiles copy the same paths)
+WHEEL_SOURCES = ("pyproject.toml", "setup.cfg", "README.md", "components", "pipelines", "serving")
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*$")
+
+
+class LockError(ValueError):
+    """A requirements lock file is malformed or inconsistent; the message names the file and line."""
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized package name (``PyYAML`` -> ``pyyaml``, ``ml_dtypes`` -> ``ml-dtypes``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def families() -> list[str]:
+    """Every image family, in the order of ``kfpc.components.images.FAMILIES``."""
+    from kfpc.components import images
+
+    return list(images.FAMILIES)
+
+
+def requirements_in(family: str) -> Path:
+    """Path of the top-level requirements of ``family``."""
+    return IMAGES_DIR / f"requirements-{family}.in"
+
+
+def requirements_lock(family: str) -> Path:
+    """Path of the lock file of ``family`` (what its Dockerfile installs)."""
+    return IMAGES_DIR / f"requirements-{family}.txt"
+
+
+def dockerfile(family: str) -> Path:
+    """Path of the Dockerfile of ``family``."""
+    return IMAGES_DIR / f"{family}.Dockerfile"
+
+
+def read_lock(family_or_path: str | os.PathLike) -> dict[str, str]:
+    """Parse a lock file into ``{canonical name: version}``.
+
+    Args:
+        family_or_path: a family name or the path of a lock file.
+    Returns:
+        The exact pins, by canonical package name.
+    Raises:
+        LockError: a line is not ``name==version`` (comments and blank lines aside) or a name repeats.
+    """
+    path = Path(family_or_path)
+    if not path.suffix:
+        path = requirements_lock(str(family_or_path))
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _PIN.match(line)
+        if not match:
+            raise LockError(f"{path}:{number}: expected an exact pin 'name==version', got {raw!r}")
+        name = canonical(match.group(1))
+        if name in pins:
+            raise LockError(f"{path}:{number}: {name} is pinned twice")
+        pins[name] = match.group(2)
+    return pins
+
+
+def read_constraints(path: str | os.PathLike = CONSTRAINTS) -> dict[str, str]:
+    """The dev lock (``pip freeze`` format) as ``{canonical name: version}``."""
+    return read_lock(Path(path))
+
+
+def lock(family: str, constraints: str | os.PathLike = CONSTRAINTS) -> Path:
+    """Resolve ``requirements-<family>.in`` against ``constraints`` and write the lock file.
+
+    The resolver runs as if in an empty environment (``--ignore-installed``) for this interpreter, so the
+    lock is the full closure the image needs, at the versions the dev environment was tested with.
+
+    Args:
+        family: the family to lock.
+        constraints: the dev lock whose versions every family must use.
+    Returns:
+        The path of the lock file written.
+    """
+    source = requirements_in(family)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+             "--disable-pip-version-check", "--report", str(report), "-c", str(constraints), "-r", source.name],
+            cwd=IMAGES_DIR, check=True,
+        )
+        installs = json.loads(report.read_text())["install"]
+    pins = sorted((canonical(i["metadata"]["name"]), i["metadata"]["version"]) for i in installs)
+    header = (
+        f"# Lock of {source.name}: every package of the {family} image, exact versions.\n"
+        f"# Generated by `python components/images/build.py lock {family}` against constraints-py311.txt;\n"
+        "# do not edit by hand. The Dockerfile and the container contract test both install this file\n"
+        "# with --no-deps, then the kfpc wheel.\n"
+    )
+    target = requirements_lock(family)
+    target.write_text(header + "".join(f"{name}=={version}\n" for name, version in pins))
+    return target
+
+
+def venv_family(family: str) -> str:
+    """The family whose environment stands in for ``family`` on this machine.
+
+    ``tf-gpu`` runs in the ``tf`` environment: its lock is the ``tf`` lock plus the CUDA wheels (a test
+    holds that), which need a GPU to matter and are ~4 GB to download. Every other family is itself.
+    """
+    return "tf" if family == "tf-gpu" else family
+
+
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "kfpc" / "family-venvs"
+
+
+def _base_python() -> str:
+    # A venv made from the dev venv's python would still be a venv of the base interpreter; name it directly.
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def venv_python(venv: str | os.PathLike) -> Path:
+    """The interpreter of an environment built by :func:`family_venv`."""
+    return Path(venv) / "bin" / "python"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def family_venv(family: str, cache_root: str | os.PathLike | None = None) -> Path:
+    """Build, or reuse, the environment of ``family``: its lock file installed with ``--no-deps``.
+
+    Built once per lock-file content and interpreter under
+    ``${XDG_CACHE_HOME:-~/.cache}/kfpc/family-venvs/<family>-<hash>``; concurrent callers wait on a file
+    lock instead of building twice. The kfpc wheel is not part of it (the code changes more often than
+    the lock): see :func:`install_wheel`.
+
+    Args:
+        family: the family whose lock to install.
+        cache_root: where environments live (default above).
+    Returns:
+        The environment's folder (``bin/python`` inside).
+    """
+    lock_file = requirements_lock(family)
+    digest = hashlib.sha256(lock_file.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    root = Path(cache_root) if cache_root else _cache_root()
+    venv = root / f"{family}-{digest}"
+    marker = venv / ".kfpc-complete"
+    if marker.exists():
+        return venv
+    with _file_lock(root / f".{family}-{digest}.lock"):
+        if marker.exists():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)  # a build that died half-way
+        subprocess.run([_base_python(), "-m", "venv", "--without-pip", str(venv)], check=True)
+        # The dev pip installs into the bare environment, as the image's builder stage does (--python).
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(venv_python(venv)), "install", "--quiet",
+             "--disable-pip-version-check", "--no-deps", "-r", str(lock_file)],
+            check=True,
+        )
+        marker.write_text(json.dumps({"family": family, "lock": str(lock_file), "python": sys.version}))
+    return venv
+
+
+def build_wheel(out_dir: str | os.PathLike) -> Path:
+    """Build the kfpc wheel from the repository checkout into ``out_dir``.
+
+    The sources are copied to a scratch folder first: an in-tree build would leave ``build/`` and
+    ``*.egg-info`` in the checkout, and two test sessions building at once would trip over each other.
+
+    Returns:
+        The wheel's path.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "src"
+        source.mkdir()
+        for name in WHEEL_SOURCES:
+            origin = REPO_ROOT / name
+            if not origin.exists():
+                continue  # e.g. a checkout without the top-level README
+            if origin.is_dir():
+                shutil.copytree(origin, source / name, ignore=skip)
+            else:
+                shutil.copy2(origin, source / name)
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--no-build-isolation", "-w", str(out_dir), str(source)],
+            cwd=tmp, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"building the kfpc wheel failed:\n{result.stdout}\n{result.stderr}")
+    wheels = sorted(out_dir.glob("kfpc-*.whl"))
+    if not wheels:
+        raise FileNotFoundError(f"no kfpc wheel was written to {out_dir}")
+    return wheels[-1]
+
+
+def install_wheel(venv: str | os.PathLike, wheel: str | os.PathLike, target: str | os.PathLike) -> Path:
+    """Install the kfpc wheel for ``venv``'s interpreter into ``target`` (put it on ``PYTHONPATH``).
+
+    The family environment stays untouched (it is shared between runs); the wheel's files are the ones
+    the image would hold in site-packages.
+
+    Returns:
+        ``target``.
+    """
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv_python(venv)), "install", "--quiet",
+         "--disable-pip-version-check", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+    )
+    return Path(target)
+
+
+def tree_size(path: str | os.PathLike) -> int:
+    """Bytes of the regular files under ``path`` (each hard-linked file counted once)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            stat = os.lstat(os.path.join(folder, name))
+            key = (stat.st_dev, stat.st_ino)
+            if key in seen or not os.path.isfile(os.path.join(folder, name)) or os.path.islink(
+                os.path.join(folder, name)
+            ):
+                continue
+            seen.add(key)
+            total += stat.st_size
+    return total
+
+
+def installed_size(venv: str | os.PathLike) -> int:
+    """Bytes the family's packages take in the environment (what the image adds to its Python base)."""
+    return tree_size(venv)
+
+
+def stdlib_size() -> int:
+    """Bytes of the interpreter's standard library: a stand-in for the Python base image's share."""
+    return tree_size(sysconfig.get_paths()["stdlib"])
+
+
+# ---- docker ---------------------------------------------------------------------------------------------
+
+
+def docker_build_command(family: str, registry: str | None = None, docker: str = "docker") -> list[str]:
+    """The ``docker build`` command for one family image (run from the repository root).
+
+    Args:
+        family: the family to build.
+        registry: registry for the tag instead of ``kfpc.components.images.registry()``.
+        docker: the docker client to call.
+    Returns:
+        The argv list.
+    """
+    from kfpc.components import images
+
+    return [
+        docker, "build", "--file", str(dockerfile(family).relative_to(REPO_ROOT)),
+        "--tag", images.image(family, registry),
+        "--label", f"org.opencontainers.image.version={images.__version__}",
+        ".",
+    ]
+
+
+def docker_push_command(family: str, registry: str | None = None, docker: str = "docker") -> list[str]:
+    """The ``docker push`` command for one family image."""
+    from kfpc.components import images
+
+    return [docker, "push", images.image(family, registry)]
+
+
+def _run_all(commands: list[list[str]], dry_run: bool) -> int:
+    for command in commands:
+        print("+ " + " ".join(command), flush=True)
+        if not dry_run:
+            result = subprocess.run(command, cwd=REPO_ROOT)
+            if result.returncode != 0:
+                return result.returncode
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``lock``, ``venv``, ``sizes``, ``build``, ``push`` (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_lock = sub.add_parser("lock", help="re-resolve requirements-<family>.txt from requirements-<family>.in")
+    p_lock.add_argument("families", nargs="*")
+    p_venv = sub.add_parser("venv", help="build or reuse a family environment; prints its path")
+    p_venv.add_argument("family")
+    sub.add_parser("sizes", help="installed size of every family environment (builds them if needed)")
+    for name in ("build", "push"):
+        p = sub.add_parser(name, help=f"docker {name} every family image (or the ones named)")
+        p.add_argument("families", nargs="*")
+        p.add_argument("--registry", default=None, help="registry instead of the default (KFPC_IMAGE_REGISTRY)")
+        p.add_argument("--docker", default=os.environ.get("DOCKER", "docker"))
+        p.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+
+    if args.command == "lock":
+        for family in args.families or families():
+            print(lock(family))
+        return 0
+    if args.command == "venv":
+        print(family_venv(args.family))
+        return 0
+    if args.command == "sizes":
+        for family in families():
+            if family == "tf-gpu":
+                continue  # the CUDA wheels are ~4 GB of downloads; sized from the lock by the benchmark
+            print(f"{family}\t{installed_size(family_venv(family)) / 1e6:.0f} MB")
+        return 0
+    chosen = args.families or families()
+    unknown = sorted(set(chosen) - set(families()))
+    if unknown:
+        parser.error(f"unknown families {unknown}; known: {families()}")
+    make = docker_build_command if args.command == "build" else docker_push_command
+    return _run_all([make(f, args.registry, args.docker) for f in chosen], args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
