@@ -162,8 +162,11 @@ def _apply(client, namespace: str, name: str, build_target: Callable[[dict[str, 
         current = client.get(namespace, name)
         if current is None:
             raise RolloutError(f"inferenceservice {namespace}/{name} was deleted during the rollout")
+        patch = _patch_towards(current, build_target(current))
+        if patch == {"metadata": {"resourceVersion": current["metadata"].get("resourceVersion")}}:
+            return current, current  # already as wanted (a re-run of the same push): no write
         try:
-            return current, client.patch(namespace, name, _patch_towards(current, build_target(current)))
+            return current, client.patch(namespace, name, patch)
         except Conflict:
             if attempt == _CONFLICT_RETRIES - 1:
                 raise

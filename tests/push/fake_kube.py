@@ -134,7 +134,7 @@ class FakeKube:
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -212,77 +212,83 @@ class FakeKube:
             meta["resourceVersion"] = str(next(self._rv))
 
     def handle(self, method: str, raw_path: str, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one request; it is logged in ``requests`` with the response ``code`` and ``response``."""
         parts = urlsplit(raw_path)
         query = dict(parse_qsl(parts.query))
         body = json.loads(raw) if raw else None
+        entry = {"method": method, "path": parts.path, "query": query, "content_type": content_type, "body": body}
         with self._lock:
-            self.requests.append({"method": method, "path": parts.path, "query": query,
-                                  "content_type": content_type, "body": body})
-            match = _PATH.match(parts.path)
-            if not match:
-                return self._status(404, "NotFound", f"the server could not find the requested resource {parts.path}")
-            namespace, name = match.group("ns"), match.group("name")
-            strict = query.get("fieldValidation") == "Strict"
-            key = (namespace, name)
-            if method == "GET" and name:
-                obj = self.objects.get(key)
-                if obj is None:
-                    return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
-                self._controller(obj)
-                return 200, copy.deepcopy(obj)
-            if method == "POST" and not name:
-                obj = copy.deepcopy(body or {})
-                meta = obj.setdefault("metadata", {})
-                if meta.get("namespace", namespace) != namespace:
-                    return self._status(400, "BadRequest", "the namespace of the object does not match the request")
-                meta["namespace"] = namespace
-                error = self._validate(obj, strict)
-                if error:
-                    return error
-                if (namespace, meta.get("name")) in self.objects:
-                    return self._status(
-                        409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{meta.get("name")}" already exists'
-                    )
-                obj = prune(obj, self.schema)
-                obj.pop("status", None)
-                meta = obj["metadata"]
-                meta.update(resourceVersion=str(next(self._rv)), generation=1, uid=str(uuid.uuid4()))
-                self.objects[(namespace, meta["name"])] = obj
-                return 201, copy.deepcopy(obj)
-            if method == "PATCH" and name:
-                if content_type != "application/merge-patch+json":
-                    return self._status(415, "UnsupportedMediaType", f"unsupported patch type {content_type}")
-                current = self.objects.get(key)
-                if current is None:
-                    return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
-                if self.concurrent_writes_before_patch:
-                    self.concurrent_writes_before_patch -= 1
-                    current["metadata"].setdefault("annotations", {})["someone-else/touched"] = "yes"
-                    current["metadata"]["resourceVersion"] = str(next(self._rv))
-                wanted_rv = ((body or {}).get("metadata") or {}).get("resourceVersion")
-                if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
-                    return self._status(
-                        409, "Conflict",
-                        f'Operation cannot be fulfilled on inferenceservices.serving.kserve.io "{name}": the object '
-                        f"has been modified; please apply your changes to the latest version and try again",
-                    )
-                patch = copy.deepcopy(body or {})
-                patch.pop("status", None)  # status is a subresource
-                merged = _merge(current, patch)
-                merged["status"] = current.get("status")
-                error = self._validate({k: v for k, v in merged.items() if k != "status" or v}, strict)
-                if error:
-                    return error
-                merged = prune(merged, self.schema)
-                meta = merged["metadata"]
-                for fixed in ("name", "namespace", "uid"):
-                    meta[fixed] = current["metadata"][fixed]
-                meta["resourceVersion"] = str(next(self._rv))
-                meta["generation"] = current["metadata"]["generation"] + (merged.get("spec") != current.get("spec"))
-                self.objects[key] = merged
-                return 200, copy.deepcopy(merged)
-            if method == "DELETE" and name:
-                if self.objects.pop(key, None) is None:
-                    return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
-                return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
-            return self._status(405, "MethodNotAllowed", f"{method} {parts.path} is not supported")
+            self.requests.append(entry)
+            code, response = self._answer(method, parts.path, query, content_type, body)
+            entry.update(code=code, response=copy.deepcopy(response))
+            return code, response
+
+    def _answer(self, method, path, query, content_type, body) -> tuple[int, dict[str, Any]]:
+        match = _PATH.match(path)
+        if not match:
+            return self._status(404, "NotFound", f"the server could not find the requested resource {path}")
+        namespace, name = match.group("ns"), match.group("name")
+        strict = query.get("fieldValidation") == "Strict"
+        key = (namespace, name)
+        if method == "GET" and name:
+            obj = self.objects.get(key)
+            if obj is None:
+                return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            self._controller(obj)
+            return 200, copy.deepcopy(obj)
+        if method == "POST" and not name:
+            obj = copy.deepcopy(body or {})
+            meta = obj.setdefault("metadata", {})
+            if meta.get("namespace", namespace) != namespace:
+                return self._status(400, "BadRequest", "the namespace of the object does not match the request")
+            meta["namespace"] = namespace
+            error = self._validate(obj, strict)
+            if error:
+                return error
+            if (namespace, meta.get("name")) in self.objects:
+                return self._status(
+                    409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{meta.get("name")}" already exists'
+                )
+            obj = prune(obj, self.schema)
+            obj.pop("status", None)
+            meta = obj["metadata"]
+            meta.update(resourceVersion=str(next(self._rv)), generation=1, uid=str(uuid.uuid4()))
+            self.objects[(namespace, meta["name"])] = obj
+            return 201, copy.deepcopy(obj)
+        if method == "PATCH" and name:
+            if content_type != "application/merge-patch+json":
+                return self._status(415, "UnsupportedMediaType", f"unsupported patch type {content_type}")
+            current = self.objects.get(key)
+            if current is None:
+                return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            if self.concurrent_writes_before_patch:
+                self.concurrent_writes_before_patch -= 1
+                current["metadata"].setdefault("annotations", {})["someone-else/touched"] = "yes"
+                current["metadata"]["resourceVersion"] = str(next(self._rv))
+            wanted_rv = ((body or {}).get("metadata") or {}).get("resourceVersion")
+            if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
+                return self._status(
+                    409, "Conflict",
+                    f'Operation cannot be fulfilled on inferenceservices.serving.kserve.io "{name}": the object '
+                    f"has been modified; please apply your changes to the latest version and try again",
+                )
+            patch = copy.deepcopy(body or {})
+            patch.pop("status", None)  # status is a subresource
+            merged = _merge(current, patch)
+            merged["status"] = current.get("status")
+            error = self._validate({k: v for k, v in merged.items() if k != "status" or v}, strict)
+            if error:
+                return error
+            merged = prune(merged, self.schema)
+            meta = merged["metadata"]
+            for fixed in ("name", "namespace", "uid"):
+                meta[fixed] = current["metadata"][fixed]
+            meta["resourceVersion"] = str(next(self._rv))
+            meta["generation"] = current["metadata"]["generation"] + (merged.get("spec") != current.get("spec"))
+            self.objects[key] = merged
+            return 200, copy.deepcopy(merged)
+        if method == "DELETE" and name:
+            if self.objects.pop(key, None) is None:
+                return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return self._status(405, "MethodNotAllowed", f"{method} {path} is not supported")
