@@ -1,0 +1,653 @@
+"""Validate statistics against a schema (and previous-span / serving statistics): TFDV's anomalies.
+
+The checks, reason types, short descriptions and description texts follow TFDV's C++ validator
+(``feature_statistics_validator`` / ``schema.cc`` / ``feature_util.cc`` / ``metrics.cc``):
+
+* schema features absent from the data -> ``SCHEMA_MISSING_COLUMN`` (when presence is required);
+  data features absent from the schema -> ``SCHEMA_NEW_COLUMN``; a feature with no values at all ->
+  ``FEATURE_TYPE_NOT_PRESENT``;
+* presence: ``FEATURE_TYPE_LOW_NUMBER_PRESENT`` / ``FEATURE_TYPE_LOW_FRACTION_PRESENT``;
+* type: ``UNEXPECTED_DATA_TYPE``;
+* domains: ``ENUM_TYPE_UNEXPECTED_STRING_VALUES`` (with ``distribution_constraints.min_domain_mass``),
+  ``INT_TYPE_SMALL_INT`` / ``INT_TYPE_BIG_INT``, ``FLOAT_TYPE_SMALL_FLOAT`` / ``FLOAT_TYPE_BIG_FLOAT`` /
+  ``FLOAT_TYPE_HAS_NAN`` / ``FLOAT_TYPE_HAS_INF``, ``BOOL_TYPE_*``;
+* comparators read from the schema's ``drift_comparator`` (against ``previous``) and ``skew_comparator``
+  (against ``serving``): ``COMPARATOR_L_INFTY_HIGH``, ``COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH``,
+  ``COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH``, ``COMPARATOR_CONTROL_DATA_MISSING``;
+* ``dataset_constraints.min_examples_count`` -> ``DATASET_LOW_NUM_EXAMPLES``.
+
+Besides the proto, :func:`compare` gives per-feature distribution distances (PSI, L-infinity, JSD) for the
+reports: the population stability index is the drift alarm many teams use, not a TFDV anomaly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+from kfpc.components import types
+from kfpc.components._fs import atomic_dir
+from kfpc.components.schema.core import _FALSE_VALUES, _TRUE_VALUES, feature_name, schema_type, string_values
+
+Reason = anomalies_pb2.AnomalyInfo
+FeatureType = statistics_pb2.FeatureNameStatistics
+_DROPPED = "Column dropped"
+_OUT_OF_RANGE = "Out-of-range values"
+_INVALID = "Invalid values"
+_INT_PATTERN = re.compile(r"^\s*[-+]?\d+\s*$")
+#: smallest bucket share used in PSI so that empty buckets do not make it infinite
+PSI_EPSILON = 1e-4
+
+
+class ValidationError(ValueError):
+    """Inputs to validation are unusable; the message names the input and the problem."""
+
+
+@dataclasses.dataclass
+class _Description:
+    type: int
+    short: str
+    long: str
+
+
+def _six(value: float) -> str:
+    """absl::SixDigits: up to six significant digits, as C++'s %g."""
+    return f"{value:.6g}"
+
+
+def _percentage(count: float, total: float) -> str:
+    if not total:
+        return "?"
+    percent = 100.0 * count / total
+    return "<1%" if percent < 1.0 else f"~{int(math.floor(percent))}%"
+
+
+def _common(feature: statistics_pb2.FeatureNameStatistics) -> statistics_pb2.CommonStatistics:
+    which = feature.WhichOneof("stats")
+    return getattr(feature, which).common_stats if which else statistics_pb2.CommonStatistics()
+
+
+def _custom(feature: statistics_pb2.FeatureNameStatistics, name: str) -> float:
+    for custom in feature.custom_stats:
+        if custom.name == name:
+            return custom.num
+    return 0.0
+
+
+def _dataset(statistics, what: str) -> statistics_pb2.DatasetFeatureStatistics | None:
+    if statistics is None:
+        return None
+    if isinstance(statistics, statistics_pb2.DatasetFeatureStatistics):
+        return statistics
+    if isinstance(statistics, statistics_pb2.DatasetFeatureStatisticsList):
+        if not statistics.datasets:
+            raise ValidationError(f"{what} statistics hold no dataset")
+        return statistics.datasets[0]
+    raise ValidationError(f"{what} statistics must be a DatasetFeatureStatistics(List), got {type(statistics)}")
+
+
+def _deprecated(feature: schema_pb2.Feature) -> bool:
+    return feature.deprecated or feature.lifecycle_stage in (schema_pb2.DEPRECATED, schema_pb2.DISABLED)
+
+
+def _in_environment(feature: schema_pb2.Feature, schema: schema_pb2.Schema, environment: str | None) -> bool:
+    if environment is None:
+        return True
+    if environment in feature.in_environment:
+        return True
+    if environment in feature.not_in_environment:
+        return False
+    return environment in schema.default_environment
+
+
+def _existence_required(feature, schema, environment) -> bool:
+    if _deprecated(feature):
+        return False
+    if feature.presence.min_count <= 0 and feature.presence.min_fraction <= 0.0:
+        return False
+    return _in_environment(feature, schema, environment)
+
+
+def _fraction_present(common: statistics_pb2.CommonStatistics, num_examples: int) -> float | None:
+    if num_examples <= 0:
+        return None
+    if common.num_missing == 0:
+        return 1.0
+    return common.num_non_missing / num_examples
+
+
+def _presence(feature: schema_pb2.Feature, stats_feature, num_examples: int) -> list[_Description]:
+    out = []
+    common = _common(stats_feature)
+    presence = feature.presence
+    if presence.HasField("min_count") and common.num_non_missing < presence.min_count:
+        out.append(_Description(Reason.FEATURE_TYPE_LOW_NUMBER_PRESENT, _DROPPED,
+                                "The feature was present in fewer examples than expected: minimum count = "
+                                f"{presence.min_count}, actual = {common.num_non_missing}"))
+    fraction = _fraction_present(common, num_examples)
+    if presence.HasField("min_fraction") and fraction is not None:
+        if fraction < presence.min_fraction:
+            out.append(_Description(Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
+                                    "The feature was present in fewer examples than expected: minimum fraction = "
+                                    f"{presence.min_fraction:.6f}, actual = {fraction:.6f}"))
+        elif presence.min_fraction == 1.0 and common.num_missing != 0:
+            out.append(_Description(Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
+                                    "The feature was expected everywhere, but was missing in "
+                                    f"{common.num_missing} examples."))
+    return out
+
+
+def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature) -> list[_Description]:
+    counts = string_values(stats_feature)
+    allowed = set(values)
+    missing = {v: c for v, c in sorted(counts.items(), key=lambda kv: kv[0].encode("utf-8")) if v not in allowed}
+    if not missing:
+        return []
+    total = _common(stats_feature).tot_num_values or _common(stats_feature).num_non_missing
+    max_off = 1.0 - feature.distribution_constraints.min_domain_mass if feature.HasField(
+        "distribution_constraints") and feature.distribution_constraints.HasField("min_domain_mass") else 0.0
+    missing_count = sum(missing.values())
+    if (total and missing_count / total > max_off) or max_off == 0:
+        listed = ", ".join(f"{_escape(v)} ({_percentage(c, total)})" for v, c in missing.items())
+        return [_Description(Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES, "Unexpected string values",
+                             f"Examples contain values missing from the schema: {listed}. ")]
+    return []
+
+
+def _escape(value: str) -> str:
+    return value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _int_domain(domain: schema_pb2.IntDomain, stats_feature) -> list[_Description]:
+    out = []
+    if stats_feature.type == FeatureType.INT:
+        low, high = stats_feature.num_stats.min, stats_feature.num_stats.max
+    elif stats_feature.type == FeatureType.STRING:
+        values = list(string_values(stats_feature))
+        bad = next((v for v in values if not _INT_PATTERN.match(v)), None)
+        if bad is not None:
+            return [_Description(Reason.INT_TYPE_NOT_INT_STRING, _INVALID,
+                                 f'String values that were not ints were found, such as "{bad}".')]
+        if not values:
+            return []
+        ints = [int(v) for v in values]
+        low, high = min(ints), max(ints)
+    else:
+        return [_Description(Reason.DOMAIN_INVALID_FOR_TYPE, _INVALID,
+                             f"IntDomain incompatible with feature type {FeatureType.Type.Name(stats_feature.type)}")]
+    if domain.HasField("min") and domain.min > low:
+        out.append(_Description(Reason.INT_TYPE_SMALL_INT, _OUT_OF_RANGE, f"Unexpectedly small value: {_int(low)}."))
+    if domain.HasField("max") and domain.max < high:
+        out.append(_Description(Reason.INT_TYPE_BIG_INT, _OUT_OF_RANGE, f"Unexpectedly large value: {_int(high)}."))
+    return out
+
+
+def _int(value: float) -> str:
+    return str(int(value)) if math.isfinite(value) else str(value)
+
+
+def _float_domain(domain: schema_pb2.FloatDomain, stats_feature) -> list[_Description]:
+    out = []
+    if domain.disallow_nan and _custom(stats_feature, "num_nan") > 0:
+        out.append(_Description(Reason.FLOAT_TYPE_HAS_NAN, _INVALID, "Float feature has NaN values."))
+    if stats_feature.type not in (FeatureType.INT, FeatureType.FLOAT) or not _common(stats_feature).num_non_missing:
+        return out
+    low, high = stats_feature.num_stats.min, stats_feature.num_stats.max
+    if domain.HasField("min") and low < domain.min:
+        out.append(_Description(Reason.FLOAT_TYPE_SMALL_FLOAT, _OUT_OF_RANGE,
+                                f"Unexpectedly low values: {_six(low)}<{_six(domain.min)}(upto six significant digits)"))
+    if domain.HasField("max") and high > domain.max:
+        out.append(_Description(Reason.FLOAT_TYPE_BIG_FLOAT, _OUT_OF_RANGE,
+                                f"Unexpectedly high value: {_six(high)}>{_six(domain.max)}(upto six significant digits)"))
+    if domain.disallow_inf and (math.isinf(low) or math.isinf(high)):
+        out.append(_Description(Reason.FLOAT_TYPE_HAS_INF, _INVALID, "Float feature has Inf values."))
+    return out
+
+
+def _bool_domain(domain: schema_pb2.BoolDomain, stats_feature) -> list[_Description]:
+    if stats_feature.type == FeatureType.INT:
+        out = []
+        if stats_feature.num_stats.min < 0:
+            out.append(_Description(Reason.BOOL_TYPE_SMALL_INT, _INVALID, "Integers (such as "
+                                    f"{_int(stats_feature.num_stats.min)}) not in {{0, 1}}: converting to an integer."))
+        if stats_feature.num_stats.max > 1:
+            out.append(_Description(Reason.BOOL_TYPE_BIG_INT, _INVALID, "Integers (such as "
+                                    f"{_int(stats_feature.num_stats.max)}) not in {{0, 1}}: converting to an integer."))
+        return out
+    if stats_feature.type == FeatureType.STRING:
+        allowed = {domain.true_value, domain.false_value} if (domain.true_value or domain.false_value) else (
+            _TRUE_VALUES | _FALSE_VALUES)
+        bad = [v for v in string_values(stats_feature) if v not in allowed]
+        if bad:
+            return [_Description(Reason.BOOL_TYPE_UNEXPECTED_STRING, _INVALID,
+                                 f"Saw unexpected value {bad[0]!r} instead of {sorted(allowed)}.")]
+    return []
+
+
+# ---- distances (TFDV's metrics.cc, plus PSI) ----
+
+def _normalize(counts: dict[str, float]) -> dict[str, float]:
+    total = sum(counts.values())
+    return {k: v / total for k, v in counts.items()} if total else dict(counts)
+
+
+def linf_distance(a: dict[str, float], b: dict[str, float], combined: bool = False) -> tuple[str, float]:
+    """L-infinity distance between two value-count maps (TFDV: separate totals; ``combined``: one total)."""
+    if combined:
+        scale = sum(a.values()) + sum(b.values())
+        na = {k: v / scale for k, v in a.items()} if scale else a
+        nb = {k: v / scale for k, v in b.items()} if scale else b
+    else:
+        na, nb = _normalize(a), _normalize(b)
+    best_key, best = "", 0.0
+    for key in sorted(set(na) | set(nb), key=lambda k: k.encode("utf-8")):
+        value = abs(na.get(key, 0.0) - nb.get(key, 0.0))
+        if value >= best:
+            best_key, best = key, value
+    return best_key, best
+
+
+def _jsd_maps(a: dict[str, float], b: dict[str, float]) -> float | None:
+    if not a or not b:
+        return None
+    a_sum, b_sum = sum(a.values()), sum(b.values())
+    total = 0.0
+    for key in set(a) | set(b):
+        p, q = a.get(key, 0.0) / a_sum, b.get(key, 0.0) / b_sum
+        m = (p + q) / 2
+        if p:
+            total += p * math.log2(p / m)
+        if q:
+            total += q * math.log2(q / m)
+    return min(total / 2, 1.0)
+
+
+def _histogram(stats_feature, kind: int) -> statistics_pb2.Histogram | None:
+    if stats_feature.WhichOneof("stats") != "num_stats":
+        return None
+    for histogram in stats_feature.num_stats.histograms:
+        if histogram.type == kind:
+            return histogram
+    return None
+
+
+def _rebucket(buckets: list[tuple[float, float, float]], boundaries: list[float]) -> list[float]:
+    """Counts of ``buckets`` (low, high, count) spread uniformly onto the intervals of ``boundaries``."""
+    out = np.zeros(len(boundaries) - 1)
+    edges = np.asarray(boundaries)
+    for low, high, count in buckets:
+        if high <= low:
+            index = min(max(int(np.searchsorted(edges, low, side="right")) - 1, 0), len(out) - 1)
+            out[index] += count
+            continue
+        lo = np.clip(edges[:-1], low, high)
+        hi = np.clip(edges[1:], low, high)
+        out += (hi - lo) / (high - low) * count
+    return out.tolist()
+
+
+def _aligned(h1: statistics_pb2.Histogram, h2: statistics_pb2.Histogram) -> tuple[np.ndarray, np.ndarray]:
+    """TFDV's AlignHistograms: common boundaries for interval buckets, point and infinite masses apart."""
+    def split(h):
+        intervals, points, infinite = [], {}, 0.0
+        for b in h.buckets:
+            if not (math.isfinite(b.low_value) and math.isfinite(b.high_value)):
+                infinite += b.sample_count
+            elif b.low_value == b.high_value:
+                points[b.low_value] = points.get(b.low_value, 0.0) + b.sample_count
+            else:
+                intervals.append((b.low_value, b.high_value, b.sample_count))
+        return intervals, points, infinite
+
+    i1, p1, inf1 = split(h1)
+    i2, p2, inf2 = split(h2)
+    boundaries = sorted({v for low, high, _ in i1 + i2 for v in (low, high)})
+    c1 = _rebucket(i1, boundaries) if len(boundaries) > 1 else []
+    c2 = _rebucket(i2, boundaries) if len(boundaries) > 1 else []
+    for point in sorted(set(p1) | set(p2)):
+        c1.append(p1.get(point, 0.0))
+        c2.append(p2.get(point, 0.0))
+    if inf1:
+        c1 += [inf1]
+        c2 += [0.0]
+    if inf2:
+        c1 += [0.0]
+        c2 += [inf2]
+    return np.asarray(c1, dtype=float), np.asarray(c2, dtype=float)
+
+
+def _jsd_histograms(h1, h2) -> float | None:
+    c1, c2 = _aligned(h1, h2)
+    if c1.sum() <= 0 or c2.sum() <= 0:
+        return None
+    p, q = c1 / c1.sum(), c2 / c2.sum()
+    m = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where((p > 0) & (m > 0), p * np.log2(p / m), 0.0).sum()
+        kl_q = np.where((q > 0) & (m > 0), q * np.log2(q / m), 0.0).sum()
+    return float(min((kl_p + kl_q) / 2, 1.0))
+
+
+def jensen_shannon(current, reference, source: int = statistics_pb2.Histogram.STANDARD) -> float | None:
+    """TFDV's approximate Jensen-Shannon divergence of a feature between two statistics (None: no data)."""
+    a, b = string_values(current), string_values(reference)
+    if a and b:
+        return _jsd_maps(a, b)
+    h1, h2 = _histogram(current, source), _histogram(reference, source)
+    if h1 is not None and h2 is not None and h1.buckets and h2.buckets:
+        return _jsd_histograms(h1, h2)
+    return None
+
+
+def psi(current, reference) -> float | None:
+    """Population stability index of a feature: reference deciles (numeric) or values (categorical)."""
+    a, b = string_values(current), string_values(reference)
+    if a and b:
+        keys = set(a) | set(b)
+        pa_, pb_ = _normalize(a), _normalize(b)
+        cur = np.array([max(pa_.get(k, 0.0), PSI_EPSILON) for k in keys])
+        ref = np.array([max(pb_.get(k, 0.0), PSI_EPSILON) for k in keys])
+    else:
+        h_ref = _histogram(reference, statistics_pb2.Histogram.QUANTILES)
+        h_cur = _histogram(current, statistics_pb2.Histogram.QUANTILES)
+        if h_ref is None or h_cur is None or not h_ref.buckets or not h_cur.buckets:
+            return None
+        edges = [h_ref.buckets[0].low_value] + [b.high_value for b in h_ref.buckets]
+        edges = sorted(set(edges))
+        if len(edges) < 2:
+            return None
+        edges[0], edges[-1] = -math.inf, math.inf
+        cur_buckets = [(b.low_value, b.high_value, b.sample_count) for b in h_cur.buckets]
+        finite_edges = [e if math.isfinite(e) else (min(edges[1], cur_buckets[0][0]) - 1 if e < 0 else max(
+            edges[-2], cur_buckets[-1][1]) + 1) for e in edges]
+        ref_buckets = [(b.low_value, b.high_value, b.sample_count) for b in h_ref.buckets]
+        cur = np.maximum(np.asarray(_rebucket(cur_buckets, finite_edges)), 0)
+        ref = np.maximum(np.asarray(_rebucket(ref_buckets, finite_edges)), 0)
+        if cur.sum() <= 0 or ref.sum() <= 0:
+            return None
+        cur = np.maximum(cur / cur.sum(), PSI_EPSILON)
+        ref = np.maximum(ref / ref.sum(), PSI_EPSILON)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def compare(current, reference) -> dict[str, dict[str, float | None]]:
+    """Per-feature distances between two statistics: ``psi``, ``linf`` (categorical) and ``jsd``.
+
+    Args:
+        current: statistics (list or dataset) of the data being validated.
+        reference: statistics of the baseline (previous span, training data, ...).
+    Returns:
+        feature name -> {"psi", "linf", "jsd"} (None where not defined).
+    """
+    cur, ref = _dataset(current, "current"), _dataset(reference, "reference")
+    by_name = {feature_name(f): f for f in ref.features}
+    out = {}
+    for feature in cur.features:
+        name = feature_name(feature)
+        other = by_name.get(name)
+        if other is None:
+            continue
+        a, b = string_values(feature), string_values(other)
+        out[name] = {
+            "psi": psi(feature, other),
+            "linf": linf_distance(a, b)[1] if a and b else None,
+            "jsd": jensen_shannon(feature, other),
+        }
+    return out
+
+
+def _comparator(stats_feature, control, comparator: schema_pb2.FeatureComparator, treatment_name: str,
+                control_name: str, measurements: list) -> list[_Description]:
+    out = []
+    if comparator.infinity_norm.HasField("threshold"):
+        key, value = linf_distance(string_values(stats_feature), string_values(control))
+        threshold = comparator.infinity_norm.threshold
+        measurements.append(anomalies_pb2.DriftSkewInfo.Measurement(
+            type=anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY, value=value, threshold=threshold))
+        if value > threshold:
+            out.append(_Description(
+                Reason.COMPARATOR_L_INFTY_HIGH, f"High Linfty distance between {treatment_name} and {control_name}",
+                f"The Linfty distance between {treatment_name} and {control_name} is {_six(value)} (up to six "
+                f"significant digits), above the threshold {_six(threshold)}. The feature value with maximum "
+                f"difference is: {key}"))
+    if comparator.normalized_abs_difference.HasField("threshold"):
+        key, value = linf_distance(string_values(stats_feature), string_values(control), combined=True)
+        threshold = comparator.normalized_abs_difference.threshold
+        measurements.append(anomalies_pb2.DriftSkewInfo.Measurement(
+            type=anomalies_pb2.DriftSkewInfo.Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE, value=value,
+            threshold=threshold))
+        if value > threshold:
+            out.append(_Description(
+                Reason.COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH,
+                f"High normalized absolute difference between {treatment_name} and {control_name}",
+                f"The normalized absolute difference between {treatment_name} and {control_name} is {_six(value)} "
+                f"(up to six significant digits), above the threshold {_six(threshold)}. The feature value with "
+                f"maximum difference is: {key}"))
+    if comparator.jensen_shannon_divergence.HasField("threshold"):
+        source = comparator.jensen_shannon_divergence.source
+        kind = statistics_pb2.Histogram.QUANTILES if source.type == schema_pb2.HistogramSelection.QUANTILES else (
+            statistics_pb2.Histogram.STANDARD)
+        value = jensen_shannon(stats_feature, control, kind)
+        threshold = comparator.jensen_shannon_divergence.threshold
+        if value is not None:
+            measurements.append(anomalies_pb2.DriftSkewInfo.Measurement(
+                type=anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE, value=value,
+                threshold=threshold))
+            if value > threshold:
+                out.append(_Description(
+                    Reason.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH,
+                    f"High approximate Jensen-Shannon divergence between {treatment_name} and {control_name}",
+                    f"The approximate Jensen-Shannon divergence between {treatment_name} and {control_name} is "
+                    f"{_six(value)} (up to six significant digits), above the threshold {_six(threshold)}."))
+    return out
+
+
+def _has_threshold(comparator: schema_pb2.FeatureComparator) -> bool:
+    return (comparator.infinity_norm.HasField("threshold") or comparator.jensen_shannon_divergence.HasField(
+        "threshold") or comparator.normalized_abs_difference.HasField("threshold"))
+
+
+def _check_feature(feature, stats_feature, schema, num_examples, environment, previous, serving,
+                   drift_skew: dict) -> list[_Description]:
+    common = _common(stats_feature)
+    name = feature.name
+    if common.num_non_missing == 0:
+        if _existence_required(feature, schema, environment):
+            return [_Description(Reason.FEATURE_TYPE_NOT_PRESENT, _DROPPED,
+                                 "The feature was not present in any examples.")]
+        return []
+    out = []
+    if not _in_environment(feature, schema, environment):
+        out.append(_Description(Reason.SCHEMA_NEW_COLUMN, "Column missing in environment",
+                                f"New column {name} found in data but not in the environment {environment} in "
+                                "the schema."))
+    if feature.HasField("value_count"):
+        if feature.value_count.HasField("min") and common.min_num_values < feature.value_count.min:
+            out.append(_Description(Reason.FEATURE_TYPE_LOW_NUMBER_VALUES, "Missing values",
+                                    "Some examples have fewer values than expected."))
+        if feature.value_count.HasField("max") and common.max_num_values > feature.value_count.max:
+            out.append(_Description(Reason.FEATURE_TYPE_HIGH_NUMBER_VALUES, "Superfluous values",
+                                    "Some examples have more values than expected."))
+    if feature.HasField("shape"):
+        expected = 1
+        for dim in feature.shape.dim:
+            expected *= dim.size
+        if common.num_missing or common.min_num_values != expected or common.max_num_values != expected:
+            out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Invalid shape",
+                                    f"Specified shape {[d.size for d in feature.shape.dim]} but the feature is "
+                                    f"missing in {common.num_missing} examples or has a different number of values "
+                                    f"(min {common.min_num_values}, max {common.max_num_values})."))
+    if feature.HasField("presence"):
+        out.extend(_presence(feature, stats_feature, num_examples))
+    data_type = schema_type(stats_feature.type)
+    if data_type != feature.type:
+        out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type",
+                                f"Expected data of type: {schema_pb2.FeatureType.Name(feature.type)} but got "
+                                f"{FeatureType.Type.Name(stats_feature.type)}"))
+        return out  # domain checks against data of another type only repeat the same problem
+    domain = feature.WhichOneof("domain_info")
+    if domain == "domain":
+        values = next((list(d.value) for d in schema.string_domain if d.name == feature.domain), [])
+        out.extend(_string_domain(values, stats_feature, feature))
+    elif domain == "string_domain":
+        out.extend(_string_domain(list(feature.string_domain.value), stats_feature, feature))
+    elif domain == "int_domain":
+        out.extend(_int_domain(feature.int_domain, stats_feature))
+    elif domain == "float_domain":
+        out.extend(_float_domain(feature.float_domain, stats_feature))
+    elif domain == "bool_domain":
+        out.extend(_bool_domain(feature.bool_domain, stats_feature))
+    for field, control_stats, treatment_name, control_name, kind in (
+            ("drift_comparator", previous, "previous", "current", "drift"),
+            ("skew_comparator", serving, "serving", "training", "skew")):
+        comparator = getattr(feature, field)
+        if not feature.HasField(field) or not _has_threshold(comparator) or control_stats is None:
+            continue
+        control = control_stats.get(name)
+        if control is None:
+            out.append(_Description(Reason.COMPARATOR_CONTROL_DATA_MISSING, f"{control_name} data missing",
+                                    f"{control_name} data is missing."))
+            continue
+        measurements: list = []
+        out.extend(_comparator(stats_feature, control, comparator, treatment_name, control_name, measurements))
+        if measurements:
+            info = drift_skew.setdefault(name, anomalies_pb2.DriftSkewInfo())
+            info.path.step[:] = [name]
+            target = info.drift_measurements if kind == "drift" else info.skew_measurements
+            target.extend(measurements)
+    return out
+
+
+def validate(statistics, schema: schema_pb2.Schema, previous=None, serving=None, *,
+             environment: str | None = None) -> anomalies_pb2.Anomalies:
+    """Validate statistics against a schema, TFDV's ``validate_statistics``.
+
+    Args:
+        statistics: ``DatasetFeatureStatisticsList`` (first dataset) or ``DatasetFeatureStatistics``.
+        schema: the ``Schema`` (e.g. from :func:`kfpc.components.schema.core.load_schema`).
+        previous: statistics of the previous span, for the schema's ``drift_comparator`` thresholds.
+        serving: statistics of serving data, for the schema's ``skew_comparator`` thresholds (the
+            ``statistics`` are then the training data).
+        environment: schema environment of the data (e.g. ``SERVING`` where the label is absent).
+    Returns:
+        ``Anomalies`` keyed by feature name, with ``baseline`` set to the schema and ``drift_skew_info``
+        holding every comparator measurement.
+    """
+    dataset = _dataset(statistics, "current")
+    if not isinstance(schema, schema_pb2.Schema):
+        raise ValidationError(f"schema must be a tensorflow_metadata Schema, got {type(schema)}")
+    previous_by_name = _by_name(_dataset(previous, "previous")) if previous is not None else None
+    serving_by_name = _by_name(_dataset(serving, "serving")) if serving is not None else None
+    result = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
+    result.baseline.CopyFrom(schema)
+    schema_features = {f.name: f for f in schema.feature}
+    drift_skew: dict[str, anomalies_pb2.DriftSkewInfo] = {}
+    descriptions: dict[str, list[_Description]] = {}
+    seen = set()
+    for stats_feature in dataset.features:
+        name = feature_name(stats_feature)
+        seen.add(name)
+        feature = schema_features.get(name)
+        if feature is None:
+            descriptions[name] = [_Description(Reason.SCHEMA_NEW_COLUMN, "New column",
+                                               "New column (column in data but not in schema)")]
+            continue
+        if _deprecated(feature):
+            continue
+        found = _check_feature(feature, stats_feature, schema, dataset.num_examples, environment,
+                               previous_by_name, serving_by_name, drift_skew)
+        if found:
+            descriptions[name] = found
+    for name, feature in schema_features.items():
+        if name not in seen and _existence_required(feature, schema, environment):
+            descriptions[name] = [_Description(Reason.SCHEMA_MISSING_COLUMN, _DROPPED, "Column is completely missing")]
+    for name, found in descriptions.items():
+        info = result.anomaly_info[name]
+        info.path.step.append(name)
+        info.severity = anomalies_pb2.AnomalyInfo.ERROR
+        for d in found:
+            info.reason.add(type=d.type, short_description=d.short, description=d.long)
+        if len(found) == 1:
+            info.short_description, info.description = found[0].short, found[0].long
+        else:
+            info.short_description = "Multiple errors"
+            info.description = " ".join(d.long for d in found)
+    constraints = schema.dataset_constraints
+    if constraints.HasField("min_examples_count") and dataset.num_examples < constraints.min_examples_count:
+        info = result.dataset_anomaly_info
+        info.severity = anomalies_pb2.AnomalyInfo.ERROR
+        info.short_description = "Low num examples in dataset."
+        info.description = (f"The dataset has {dataset.num_examples} examples, which is fewer than expected "
+                            f"({constraints.min_examples_count}).")
+        info.reason.add(type=Reason.DATASET_LOW_NUM_EXAMPLES, short_description=info.short_description,
+                        description=info.description)
+    for name in sorted(drift_skew):
+        result.drift_skew_info.append(drift_skew[name])
+    return result
+
+
+def _by_name(dataset) -> dict:
+    return {feature_name(f): f for f in dataset.features}
+
+
+def anomaly_count(anomalies: anomalies_pb2.Anomalies) -> int:
+    """Number of anomalous features (plus one for a dataset-level anomaly)."""
+    return len(anomalies.anomaly_info) + (1 if anomalies.dataset_anomaly_info.reason else 0)
+
+
+def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[str]:
+    """One line per anomaly: ``feature: REASON_TYPE[, ...]: description``."""
+    lines = []
+    for name in sorted(anomalies.anomaly_info):
+        info = anomalies.anomaly_info[name]
+        reasons = ", ".join(Reason.Type.Name(r.type) for r in info.reason)
+        lines.append(f"{name}: {reasons}: {info.description}")
+    if anomalies.dataset_anomaly_info.reason:
+        info = anomalies.dataset_anomaly_info
+        reasons = ", ".join(Reason.Type.Name(r.type) for r in info.reason)
+        lines.append(f"(dataset): {reasons}: {info.description}")
+    return lines
+
+
+def reason_types(anomalies: anomalies_pb2.Anomalies) -> dict[str, set[str]]:
+    """Feature -> set of reason type names (for tests and parity checks)."""
+    return {name: {Reason.Type.Name(r.type) for r in info.reason} for name, info in anomalies.anomaly_info.items()}
+
+
+def write_anomalies(anomalies: anomalies_pb2.Anomalies, output_dir: str | os.PathLike) -> Path:
+    """Write ``anomalies.pbtxt`` into a new Anomalies artifact folder, atomically."""
+    with atomic_dir(output_dir) as scratch:
+        (Path(scratch) / types.ANOMALIES_FILE).write_text(text_format.MessageToString(anomalies))
+    return Path(output_dir) / types.ANOMALIES_FILE
+
+
+def load_anomalies(path_or_dir: str | os.PathLike) -> anomalies_pb2.Anomalies:
+    """Read ``anomalies.pbtxt`` (file or artifact folder)."""
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / types.ANOMALIES_FILE
+    anomalies = anomalies_pb2.Anomalies()
+    try:
+        text_format.Parse(path.read_text(encoding="utf-8"), anomalies)
+    except (OSError, text_format.ParseError) as err:
+        raise ValidationError(f"{path}: not an Anomalies text proto ({err})") from err
+    return anomalies
+
+
+class AnomaliesFoundError(ValidationError):
+    """Validation found anomalies and the caller asked to fail on them."""
+
+
+def raise_if_anomalies(anomalies: anomalies_pb2.Anomalies, what: str = "data") -> None:
+    """Raise :class:`AnomaliesFoundError` listing every anomaly, if there is any."""
+    lines = anomaly_lines(anomalies)
+    if lines:
+        raise AnomaliesFoundError(f"{len(lines)} anomal{'y' if len(lines) == 1 else 'ies'} in {what}:\n  "
+                                  + "\n  ".join(lines))
