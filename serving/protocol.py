@@ -108,7 +108,7 @@ def _check_numeric(name: str, column: np.ndarray, feature: Feature, where: Any) 
     nan = np.isnan(column)
     bad = np.flatnonzero(~finite & ~nan)
     if bad.size:
-        raise RequestError(f"{where(int(bad[0]))}: feature {name!r} must be finite, got {column[bad[0]]!r}")
+        raise RequestError(f"{where(int(bad[0]))}: feature {name!r} must be finite, got {float(column[bad[0]])!r}")
     if not feature.allow_missing:
         raise RequestError(f"{where(int(np.flatnonzero(nan)[0]))}: feature {name!r} is NaN and the model does not "
                            f"allow missing values")
@@ -183,7 +183,7 @@ def decode_v1(body: Any, features: list[Feature], limits: Limits = Limits()) -> 
         raise RequestError(f"request body must have exactly one of 'instances' or 'inputs', got keys {sorted(body)}")
     key = keys[0]
     payload = body[key]
-    if isinstance(payload, Mapping):
+    if isinstance(payload, Mapping) and key == "inputs":
         return _decode_columnar(payload, features, limits, key)
     if not isinstance(payload, list):
         raise RequestError(f"'{key}' must be a list of objects (feature name -> value), got {_short(payload)}")
@@ -390,7 +390,7 @@ def encode_v2(outputs: Mapping[str, np.ndarray], request: InferRequest, model_na
         response_id=request.id or "",
         model_name=model_name,
         infer_outputs=infer_outputs,
-        use_binary_outputs=bool(request.use_binary_outputs) if not request.from_grpc else False,
+        use_binary_outputs=bool(request.use_binary_outputs),
         requested_outputs=requested,
     )
 

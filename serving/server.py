@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kserve.protocol.dataplane import DataPlane
 
 from kfpc.serving.model import KfpcModel
 from kfpc.serving.observability import Observer
@@ -167,6 +168,23 @@ async def request_error_handler(request: Request, exc: RequestError) -> JSONResp
     return JSONResponse(status_code=400, content={"error": str(exc)})
 
 
+class KfpcDataPlane(DataPlane):
+    """KServe's data plane, with malformed binary v2 bodies answered 400 instead of 500.
+
+    KServe decodes the binary tensors of a v2 request before any model code runs; a tensor shorter
+    than its ``binary_data_size`` or a header without ``inputs`` raises plain ValueError/KeyError there.
+    """
+
+    def decode_inference_request(self, body: Any, headers: dict, model_name: str) -> Any:
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except (KeyError, ValueError, TypeError, IndexError) as err:
+            if isinstance(err, RequestError):
+                raise
+            problem = f"missing field {err}" if isinstance(err, KeyError) else str(err)
+            raise RequestError(f"malformed binary inference request for model {model_name!r}: {problem}") from None
+
+
 def install(app: FastAPI, observer: Observer | None, max_request_bytes: int) -> None:
     """Add kfpc's middleware and error handlers to KServe's FastAPI app (before the server starts).
 
@@ -201,6 +219,7 @@ def serve(model: KfpcModel, *, http_port: int, grpc_port: int, enable_grpc: bool
     model.load()
     install(model_server.app, model.observer, max_request_bytes)
     server = kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, enable_grpc=enable_grpc, workers=1)
+    server.dataplane = KfpcDataPlane(model_registry=server.registered_models)
     try:
         server.start([model])
     finally:

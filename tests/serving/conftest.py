@@ -1,0 +1,50 @@
+"""Fixtures for the serving tests: small contract-honouring models and one shared live server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# Keep TensorFlow small: six helpers share two cores.
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import toy_model  # noqa: E402
+
+ROW = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
+       "body_mass_g": 3750.0, "sex": "male", "year": 2007.0}
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A multiclass model over the penguins features: ``<dir>/1/saved_model.pb`` + ``model_card.json``."""
+    return toy_model.build(tmp_path_factory.mktemp("models") / "penguins")
+
+
+@pytest.fixture(scope="session")
+def regression_model_dir(tmp_path_factory) -> Path:
+    """A regression model with one feature that does not allow missing values."""
+    features = [{"name": "x", "dtype": "float64", "kind": "numeric", "allow_missing": False},
+                {"name": "city", "dtype": "string", "kind": "categorical"}]
+    return toy_model.build(tmp_path_factory.mktemp("models") / "regressor", features=features, task="regression")
+
+
+@pytest.fixture(scope="session")
+def payload_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("payload") / "payload.jsonl"
+
+
+@pytest.fixture(scope="session")
+def server(model_dir, payload_log):
+    """One live server on 127.0.0.1 (HTTP + gRPC, batching on, payload log to a JSONL file)."""
+    from kfpc.serving.local import LocalServer
+
+    env = {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
+    with LocalServer(model_dir, model_name="penguins", grpc_port=0, env=env, payload_log=str(payload_log),
+                     max_request_bytes=200_000, max_rows=1000) as live:
+        yield live

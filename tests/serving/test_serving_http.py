@@ -1,0 +1,246 @@
+"""The server over real HTTP and gRPC on 127.0.0.1: v1, v2, clients we did not write, bad requests, metrics."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import ROW
+
+FEATURE_TYPES = {"island": "BYTES", "sex": "BYTES"}
+
+
+def post(url: str, body, headers: dict | None = None, raw: bool = False) -> tuple[int, dict | str]:
+    data = body if raw else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST",
+                                     headers={"Content-Type": "application/json"} if headers is None else headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        text = err.read().decode()
+        try:
+            return err.code, json.loads(text)
+        except ValueError:
+            return err.code, text
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def v2_body(rows: list[dict]) -> dict:
+    return {"inputs": [{"name": name, "shape": [len(rows)], "datatype": FEATURE_TYPES.get(name, "FP64"),
+                        "data": [row[name] for row in rows]} for name in ROW]}
+
+
+def test_health_and_metadata(server):
+    assert get(f"{server.url}/v2/health/ready")[0] == 200
+    assert json.loads(get(f"{server.url}/v1/models/penguins")[1])["ready"] is True
+    metadata = json.loads(get(f"{server.url}/v2/models/penguins")[1])
+    assert {i["name"]: i["datatype"] for i in metadata["inputs"]}["island"] == "BYTES"
+    assert [o["name"] for o in metadata["outputs"]] == ["probabilities", "class_ids", "classes"]
+
+
+def test_v1_instances_and_columnar_inputs_agree(server):
+    other = dict(ROW, island="Dream", sex=None, bill_length_mm=None)
+    status, rows = post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW, other]})
+    assert status == 200, rows
+    assert len(rows["predictions"]) == 2
+    first = rows["predictions"][0]
+    assert first["classes"] in ("Adelie", "Chinstrap", "Gentoo") and len(first["probabilities"]) == 3
+    assert sum(first["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    status, columnar = post(f"{server.url}/v1/models/penguins:predict",
+                            {"inputs": {name: [ROW[name], other[name]] for name in ROW}})
+    assert status == 200
+    assert columnar == rows
+
+
+def test_v2_json_matches_v1(server):
+    status, v1 = post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW]})
+    status, v2 = post(f"{server.url}/v2/models/penguins/infer", dict(v2_body([ROW]), id="req-1"))
+    assert status == 200, v2
+    outputs = {o["name"]: o for o in v2["outputs"]}
+    assert v2["id"] == "req-1"
+    assert outputs["classes"]["datatype"] == "BYTES" and outputs["classes"]["data"] == [v1["predictions"][0]["classes"]]
+    assert outputs["probabilities"]["shape"] == [1, 3]
+    assert outputs["probabilities"]["data"] == pytest.approx(v1["predictions"][0]["probabilities"])
+
+
+def test_v2_without_content_type_is_read_as_json(server):
+    status, body = post(f"{server.url}/v2/models/penguins/infer", v2_body([ROW]), headers={})
+    assert status == 200, body
+
+
+def _triton_inputs(module, binary: bool | None):
+    kwargs = {} if binary is None else {"binary_data": binary}  # gRPC tensors are always binary
+    inputs = []
+    for name, value in ROW.items():
+        if name in FEATURE_TYPES:
+            tensor = module.InferInput(name, [2], "BYTES")
+            tensor.set_data_from_numpy(np.array([value, ""], dtype=object), **kwargs)
+        else:
+            tensor = module.InferInput(name, [2], "FP64")
+            tensor.set_data_from_numpy(np.array([value, np.nan if name == "year" else value]), **kwargs)
+        inputs.append(tensor)
+    return inputs
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary-defaults", "json"])
+def test_tritonclient_http(server, binary):
+    import tritonclient.http as triton_http
+
+    client = triton_http.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        assert client.is_model_ready("penguins")
+        # With binary=True these are tritonclient's defaults: binary tensors, binary outputs, no Content-Type.
+        result = client.infer("penguins", _triton_inputs(triton_http, binary))
+        classes = result.as_numpy("classes")
+        probabilities = result.as_numpy("probabilities")
+    finally:
+        client.close()
+    assert classes.shape == (2,) and classes[0].decode() in ("Adelie", "Chinstrap", "Gentoo")
+    assert probabilities.dtype == np.float32 and probabilities.shape == (2, 3)
+    status, v1 = post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW]})
+    assert probabilities[0] == pytest.approx(v1["predictions"][0]["probabilities"], abs=1e-6)
+
+
+def test_tritonclient_grpc(server):
+    import tritonclient.grpc as triton_grpc
+
+    client = triton_grpc.InferenceServerClient(url=server.grpc_url)
+    try:
+        result = client.infer("penguins", _triton_inputs(triton_grpc, None))
+    finally:
+        client.close()
+    assert result.as_numpy("probabilities").shape == (2, 3)
+    assert result.as_numpy("class_ids").dtype == np.int64
+
+
+BAD_V1 = [
+    ("not json", b"{instances: [", "Unrecognized request format"),
+    ("NaN literal", b'{"instances": [{"x": NaN}]}', "Unrecognized request format"),
+    ("body is a list", [ROW], "JSON object"),
+    ("no instances", {"rows": [ROW]}, "exactly one of 'instances' or 'inputs'"),
+    ("instances not a list", {"instances": ROW}, "'instances' must be a list"),
+    ("empty instances", {"instances": []}, "no rows"),
+    ("instance not an object", {"instances": [[1, 2, 3]]}, "instances[0] must be an object"),
+    ("missing feature", {"instances": [{k: v for k, v in ROW.items() if k != "sex"}]}, "missing feature 'sex'"),
+    ("unknown feature", {"instances": [dict(ROW, colour="red")]}, "unknown feature 'colour'"),
+    ("string for number", {"instances": [dict(ROW, body_mass_g="heavy")]},
+     "feature 'body_mass_g' must be a number, got 'heavy'"),
+    ("number for string", {"instances": [dict(ROW, island=4.5)]}, "feature 'island' must be a string, got 4.5"),
+    ("bool for number", {"instances": [dict(ROW, year=True)]}, "feature 'year' must be a number, got True"),
+    ("list for number", {"instances": [dict(ROW, year=[2007])]}, "feature 'year' must be a number, got [2007]"),
+    ("overflow to inf", b'{"instances": [{"year": 1e999}]}', "Unrecognized request format"),
+    ("too many rows", {"instances": [ROW] * 1001}, "1001 rows is more than the limit of 1000"),
+    ("second row bad", {"instances": [ROW, dict(ROW, bill_depth_mm={})]},
+     "instances[1]: feature 'bill_depth_mm' must be a number"),
+]
+
+
+@pytest.mark.parametrize("name, body, needle", BAD_V1, ids=[case[0] for case in BAD_V1])
+def test_bad_v1_requests_are_400_naming_the_problem(server, name, body, needle):
+    raw = isinstance(body, bytes)
+    status, answer = post(f"{server.url}/v1/models/penguins:predict", body, raw=raw)
+    assert status == 400, answer
+    assert needle in answer["error"]
+
+
+def _v2_with(**changes) -> dict:
+    body = v2_body([ROW])
+    for name, change in changes.items():
+        body["inputs"] = [dict(i, **change) if i["name"] == name else i for i in body["inputs"]]
+    return body
+
+
+BAD_V2 = [
+    ("inputs not a list", {"inputs": 3}, "field 'inputs'"),
+    ("input without datatype", {"inputs": [{"name": "island", "shape": [1], "data": ["a"]}]}, "datatype"),
+    ("missing input", {"inputs": _v2_with()["inputs"][1:]}, "missing feature 'island'"),
+    ("unknown input", {"inputs": _v2_with()["inputs"] + [{"name": "colour", "shape": [1], "datatype": "BYTES",
+                                                           "data": ["red"]}]}, "unknown feature 'colour'"),
+    ("duplicate input", {"inputs": _v2_with()["inputs"] + _v2_with()["inputs"][:1]}, "'island' is given twice"),
+    ("FP32 for string", _v2_with(island={"datatype": "FP32", "data": [1.0]}), "datatype must be BYTES"),
+    ("BYTES for number", _v2_with(year={"datatype": "BYTES", "data": ["2007"]}), "'year' is a numeric feature"),
+    ("unknown datatype", _v2_with(year={"datatype": "COMPLEX", "data": [1]}), "'year' is a numeric feature"),
+    ("shape 2-d", _v2_with(year={"shape": [1, 2], "data": [1, 2]}), "shape must be [rows] or [rows, 1]"),
+    ("shape vs data", _v2_with(year={"shape": [2]}), "shape [2] needs 2 values, got 1"),
+    ("negative shape", _v2_with(year={"shape": [-1]}), "shape must be"),
+    ("rows differ", _v2_with(year={"shape": [2], "data": [1, 2]}), "has 2 rows but input 'island' has 1"),
+    ("string in FP64 data", _v2_with(year={"data": ["x"]}), "feature 'year' must be a number, got 'x'"),
+    ("unknown output", dict(_v2_with(), outputs=[{"name": "scores"}]), "unknown output 'scores'"),
+    ("no rows", {"inputs": [dict(i, shape=[0], data=[]) for i in _v2_with()["inputs"]]}, "no rows"),
+]
+
+
+@pytest.mark.parametrize("name, body, needle", BAD_V2, ids=[case[0] for case in BAD_V2])
+def test_bad_v2_requests_are_400_naming_the_problem(server, name, body, needle):
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", body)
+    assert status == 400, answer
+    assert needle in answer["error"]
+
+
+def test_bad_binary_v2_request_is_400(server):
+    header = json.dumps({"inputs": [{"name": "year", "shape": [2], "datatype": "FP64",
+                                     "parameters": {"binary_data_size": 16}}]}).encode()
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", header + b"\x00" * 5, raw=True,
+                          headers={"Inference-Header-Content-Length": str(len(header)),
+                                   "Content-Type": "application/octet-stream"})
+    assert status == 400, answer
+
+
+def test_oversized_body_is_400_before_parsing(server):
+    big = {"instances": [dict(ROW, island="x" * 250_000)]}
+    status, answer = post(f"{server.url}/v1/models/penguins:predict", big)
+    assert status == 400 and "larger than the limit of 200000 bytes" in answer["error"]
+
+
+def test_unknown_model_is_404(server):
+    assert post(f"{server.url}/v1/models/nope:predict", {"instances": [ROW]})[0] == 404
+
+
+def test_no_5xx_after_all_bad_requests_and_metrics(server, payload_log):
+    # Concurrent requests (batched together) each get their own rows back.
+    rows = [dict(ROW, body_mass_g=3000.0 + 100 * i) for i in range(24)]
+    singles = [post(f"{server.url}/v1/models/penguins:predict", {"instances": [row]})[1]["predictions"][0]
+               for row in rows[:3]]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda row: post(f"{server.url}/v1/models/penguins:predict",
+                                                 {"instances": [row]}), rows))
+    assert all(status == 200 for status, _ in answers)
+    for single, (_, batched) in zip(singles, answers[:3], strict=True):
+        assert batched["predictions"][0]["probabilities"] == pytest.approx(single["probabilities"], abs=1e-6)
+
+    metrics = get(f"{server.url}/metrics")[1]
+    lines = [line for line in metrics.splitlines() if not line.startswith("#")]
+    five_xx = [line for line in lines if line.startswith("kfpc_requests_total") and 'code="5' in line]
+    assert five_xx == []
+    assert any(line.startswith('kfpc_requests_total{code="400"') or 'code="400"' in line for line in lines)
+    for name in ("kfpc_request_latency_seconds_bucket", "kfpc_predictions_total", "kfpc_prediction_score_bucket",
+                 "kfpc_feature_value_count", "kfpc_feature_category_total", "kfpc_batch_rows_bucket",
+                 "request_predict_seconds_bucket"):  # the last one is KServe's own
+        assert any(line.startswith(name) for line in lines), name
+    assert any('feature="island"' in line and 'value="Biscoe"' in line for line in lines)
+    assert any(line.startswith("kfpc_feature_missing_total") and 'feature="sex"' in line for line in lines)
+
+    deadline = time.monotonic() + 10
+    records = []
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in payload_log.read_text().splitlines()] if payload_log.exists() else []
+        if len(records) >= 27:
+            break
+        time.sleep(0.2)
+    assert len(records) >= 27
+    record = records[-1]
+    assert record["model_name"] == "penguins" and set(record["inputs"]) == set(ROW)
+    assert "probabilities" in record["outputs"]
