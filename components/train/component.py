@@ -1,0 +1,111 @@
+"""KFP v2 component: train. Translates artifacts and parameters, calls :mod:`kfpc.components.train.core`."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from kfpc.components import images
+
+
+@dsl.component(base_image=images.TF, install_kfp_package=False)
+def train(
+    data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    tensorboard: Output[Artifact],
+    label: str,
+    statistics: Input[Artifact] = None,
+    schema: Input[Artifact] = None,
+    task: str = "auto",
+    hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
+    dropout: float = 0.1,
+    learning_rate: float = 0.001,
+    batch_size: int = 256,
+    epochs: int = 30,
+    patience: int = 5,
+    seed: int = 42,
+    shuffle_buffer: int = 100000,
+    exclude: list[str] = [],  # noqa: B006
+    categorical_features: list[str] = [],  # noqa: B006
+    max_vocabulary: int = 10000,
+    strategy: str = "auto",
+    mixed_precision: str = "auto",
+    checkpoint_uri: str = "",
+):
+    """Train a TensorFlow model on the Dataset's train split and export a KServe-ready SavedModel.
+
+    Args:
+        data: Dataset with ``Split-train`` and ``Split-eval`` (Parquet).
+        model: output: ``1/`` (SavedModel, ``serving_default`` on raw features) and ``model_card.json``.
+        metrics: output: loss and metrics per split (``train_*``, ``eval_*``), in the label's units.
+        tensorboard: output: TensorBoard event files (one run per attempt).
+        label: the label column.
+        statistics: statistics of the Dataset (``Split-train/FeatureStats.pb``); optional, computed if absent.
+        schema: the schema artifact (``schema.pbtxt``); optional.
+        task: ``auto`` | ``binary`` | ``multiclass`` | ``regression``.
+        hidden_units: hidden layer sizes.
+        dropout: dropout after each hidden layer.
+        learning_rate: Adam learning rate.
+        batch_size: global batch size.
+        epochs: maximum epochs.
+        patience: early-stopping patience on the eval loss (0: off).
+        seed: random seed.
+        shuffle_buffer: rows shuffled together.
+        exclude: columns not used as features.
+        categorical_features: numeric columns treated as categories.
+        max_vocabulary: most frequent values kept per categorical feature.
+        strategy: ``auto`` | ``default`` | ``mirrored`` | ``multi_worker``.
+        mixed_precision: ``auto`` | ``on`` | ``off``.
+        checkpoint_uri: where epoch checkpoints go; empty: ``checkpoints/`` beside the model output, in the
+            same task folder (kept across a retry where the output folder persists: Vertex AI, /gcs FUSE, a PVC).
+    """
+    import logging
+    import os
+
+    from kfpc.components import types
+    from kfpc.components._fs import local_path
+    from kfpc.components.train import core
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    checkpoint_dir = local_path(checkpoint_uri) if checkpoint_uri else os.path.join(
+        os.path.dirname(model.path.rstrip("/")), "checkpoints"
+    )
+    os.makedirs(tensorboard.path, exist_ok=True)
+    result = core.train(
+        data.path,
+        model.path,
+        label=label,
+        statistics_dir=statistics.path if statistics is not None else None,
+        schema_path=schema.path if schema is not None else None,
+        task=task,
+        hidden_units=hidden_units,
+        dropout=dropout,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        tensorboard_dir=tensorboard.path,
+        shuffle_buffer=shuffle_buffer,
+        exclude=exclude,
+        categorical_features=categorical_features,
+        max_vocabulary=max_vocabulary,
+        strategy=strategy,
+        mixed_precision=mixed_precision,
+        statistics_uri=statistics.uri if statistics is not None else None,
+    )
+    card = result.card
+    model.metadata.update(
+        {
+            types.LABEL: card[types.LABEL],
+            types.TASK: card[types.TASK],
+            types.CLASSES: card[types.CLASSES],
+            types.FEATURES: [feature["name"] for feature in card[types.FEATURES]],
+            types.FRAMEWORK: card[types.FRAMEWORK],
+            types.KFPC_VERSION: card[types.KFPC_VERSION],
+        }
+    )
+    for split, values in result.metrics.items():
+        for name, value in values.items():
+            metrics.log_metric(f"{split}_{name}", float(value))
+    tensorboard.metadata["log_dir"] = tensorboard.uri

@@ -1,0 +1,456 @@
+"""Train a TensorFlow model from a Dataset (+ statistics and schema) into a KServe-ready SavedModel.
+
+The flow of :func:`train`:
+
+1. :func:`kfpc.components.train.features.build_spec` decides features, preprocessing constants and the
+   head from the schema and statistics, and rejects bad input before TensorFlow starts;
+2. :func:`kfpc.components.train.distribution.select_strategy` picks the strategy for the node
+   (multi-worker / multi-GPU / default) and the precision;
+3. the model trains on ``Split-train`` streamed from Parquet, validating on ``Split-eval`` every epoch,
+   with early stopping on the eval loss;
+4. every epoch a checkpoint (model + optimizer + the early-stopping state) is written under
+   ``checkpoint_dir``; a retried task restores the last one and continues with the next epoch;
+5. the best epoch's weights are exported as ``<model_dir>/1/`` (SavedModel, ``serving_default`` taking raw
+   features) with ``<model_dir>/model_card.json`` beside it, atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from kfpc.components import __version__, types
+from kfpc.components._fs import atomic_dir
+from kfpc.components.train import features as F
+from kfpc.components.train.features import TrainInputError  # noqa: F401  (re-exported for callers)
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+LAST_PREFIX = "last"
+BEST_PREFIX = "best"
+DEFAULTS = {
+    "hidden_units": (64, 32),
+    "dropout": 0.1,
+    "learning_rate": 1e-3,
+    "batch_size": 256,
+    "epochs": 30,
+    "patience": 5,
+    "seed": 42,
+    "shuffle_buffer": 100_000,
+}
+
+
+class TrainError(ValueError):
+    """A training parameter is invalid; the message names the parameter and the value."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` produced.
+
+    Attributes:
+        metrics: split -> metric name -> value (``train`` and ``eval``), in the label's units.
+        card: the model card written beside the SavedModel.
+        epochs_trained: epochs completed in total (over all attempts).
+        resumed_from_epoch: the epoch a retry resumed after (0 when training started fresh).
+        placement: the strategy / devices summary.
+    """
+
+    metrics: dict[str, dict[str, float]]
+    card: dict
+    epochs_trained: int
+    resumed_from_epoch: int
+    placement: dict
+
+
+def load_model_card(model_dir: str | os.PathLike) -> dict:
+    """Read ``model_card.json`` of a Model artifact.
+
+    Args:
+        model_dir: the Model artifact folder (holding ``1/`` and ``model_card.json``).
+    Returns:
+        The card as a dict (keys documented in components/README.md).
+    Raises:
+        FileNotFoundError: no card in ``model_dir``.
+    """
+    path = Path(model_dir) / types.MODEL_CARD_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{model_dir}: no {types.MODEL_CARD_FILE}; not a Model artifact written by train")
+    return json.loads(path.read_text())
+
+
+def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer) -> None:
+    if not hidden_units or any(int(u) <= 0 for u in hidden_units):
+        raise TrainError(f"hidden_units must be a non-empty list of positive sizes, got {list(hidden_units)}")
+    if not 0.0 <= dropout < 1.0:
+        raise TrainError(f"dropout must be in [0, 1), got {dropout}")
+    if not (learning_rate > 0 and math.isfinite(learning_rate)):
+        raise TrainError(f"learning_rate must be positive, got {learning_rate}")
+    if batch_size <= 0:
+        raise TrainError(f"batch_size must be positive, got {batch_size}")
+    if epochs <= 0:
+        raise TrainError(f"epochs must be positive, got {epochs}")
+    if patience < 0:
+        raise TrainError(f"patience must be >= 0 (0 disables early stopping), got {patience}")
+    if shuffle_buffer < 0:
+        raise TrainError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+
+
+class _State:
+    """Progress that must survive a retry: epochs done, early-stopping bookkeeping, history."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.wait = 0
+        self.stopped = False
+        self.exported = False
+        self.history: list[dict] = []
+        if path is not None and path.exists():
+            data = json.loads(path.read_text())
+            self.epoch, self.best_loss = int(data["epoch"]), float(data["best_loss"])
+            self.best_epoch, self.wait = int(data["best_epoch"]), int(data["wait"])
+            self.stopped, self.history = bool(data["stopped"]), list(data["history"])
+            self.exported = bool(data.get("exported", False))
+
+    def write(self) -> None:
+        if self.path is None:
+            return
+        data = {
+            "epoch": self.epoch, "best_loss": self.best_loss if math.isfinite(self.best_loss) else 1e308,
+            "best_epoch": self.best_epoch, "wait": self.wait, "stopped": self.stopped, "exported": self.exported,
+            "history": self.history,
+        }
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=1))
+        os.replace(temporary, self.path)  # a kill mid-write leaves the previous state intact
+
+
+def _make_checkpoint_callback(model, state: _State, checkpoint_dir: Path | None, patience: int, is_chief: bool):
+    import keras
+    import tensorflow as tf
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        """Checkpoint every epoch, keep the best weights, stop early; all of it resumable."""
+
+        def __init__(self):
+            super().__init__()
+            self.last = self.best = None
+            if checkpoint_dir is not None:
+                # Every worker must save (the variables are all-reduced), but only the chief's copy is kept;
+                # the others write to a scratch folder (the pattern tf.distribute's docs prescribe).
+                self.directory = checkpoint_dir if is_chief else Path(tempfile.mkdtemp(prefix="kfpc-worker-ckpt-"))
+                self.last = tf.train.CheckpointManager(
+                    tf.train.Checkpoint(model=model, optimizer=model.optimizer),
+                    os.fspath(self.directory), max_to_keep=1, checkpoint_name=LAST_PREFIX,
+                )
+                self.best = tf.train.CheckpointManager(
+                    tf.train.Checkpoint(model=model), os.fspath(self.directory / BEST_PREFIX), max_to_keep=1,
+                    checkpoint_name=BEST_PREFIX,
+                )
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            loss = float(logs.get("val_loss", logs.get("loss", math.nan)))
+            state.epoch = epoch + 1
+            state.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+            improved = math.isfinite(loss) and loss < state.best_loss
+            if improved:
+                state.best_loss, state.best_epoch, state.wait = loss, epoch + 1, 0
+                if self.best is not None:
+                    self.best.save(checkpoint_number=epoch + 1)
+                else:
+                    self.best_weights = [v.numpy() for v in model.weights]
+            else:
+                state.wait += 1
+            if patience and state.wait >= patience:
+                state.stopped = True
+                self.model.stop_training = True
+                log.info("early stopping after epoch %d: eval loss has not improved for %d epochs", epoch + 1, patience)
+            if self.last is not None:
+                self.last.save(checkpoint_number=epoch + 1)
+            if is_chief:
+                state.write()
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={float(v):.5g}" for k, v in logs.items()))
+
+        def restore_best(self):
+            if self.best is not None and self.best.latest_checkpoint:
+                tf.train.Checkpoint(model=model).restore(self.best.latest_checkpoint).expect_partial()
+            elif getattr(self, "best_weights", None) is not None:
+                for variable, value in zip(model.weights, self.best_weights, strict=True):
+                    variable.assign(value)
+
+        def cleanup(self):
+            if checkpoint_dir is not None and not is_chief:
+                shutil.rmtree(self.directory, ignore_errors=True)
+
+    return EpochCheckpoint()
+
+
+# -------------------------------------------------------------------------------------- metrics
+
+
+def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 4096) -> dict[str, float]:
+    """Metrics of the model on one split, streamed, in the label's units.
+
+    Classification: ``log_loss``, ``accuracy`` (and ``auc`` for binary); regression: ``mse``, ``rmse``,
+    ``mae``, ``r2``; always ``rows``.
+    """
+    import keras
+    import tensorflow as tf
+
+    from kfpc.components.train import input as data_input
+    from kfpc.components.train import model as model_lib
+
+    predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec), reduce_retracing=True)
+    rows = 0
+    if spec.label.task == F.REGRESSION:
+        sum_error2 = sum_abs = sum_y = sum_y2 = 0.0
+        for features, target in data_input.iterate_batches(path, spec, batch_size):
+            y = target.astype(np.float64) * spec.label.std + spec.label.mean
+            prediction = predict(features)["predictions"].numpy().astype(np.float64)
+            error = prediction - y
+            sum_error2 += float((error**2).sum())
+            sum_abs += float(np.abs(error).sum())
+            sum_y += float(y.sum())
+            sum_y2 += float((y**2).sum())
+            rows += len(y)
+        if rows == 0:
+            raise TrainInputError(f"{path}: no rows with a label to evaluate on")
+        mse = sum_error2 / rows
+        variance = sum_y2 / rows - (sum_y / rows) ** 2
+        return {
+            "rows": rows, "mse": mse, "rmse": math.sqrt(mse), "mae": sum_abs / rows,
+            "r2": 1.0 - mse / variance if variance > 0 else 0.0,
+        }
+    log_loss = correct = 0.0
+    auc = keras.metrics.AUC(num_thresholds=1000) if spec.label.task == F.BINARY else None
+    for features, target in data_input.iterate_batches(path, spec, batch_size):
+        probabilities = predict(features)["probabilities"].numpy()
+        picked = probabilities[np.arange(len(target)), target]
+        log_loss += float(-np.log(np.clip(picked, 1e-7, 1.0)).sum())
+        correct += float((probabilities.argmax(axis=1) == target).sum())
+        if auc is not None:
+            auc.update_state(target, probabilities[:, 1])
+        rows += len(target)
+    if rows == 0:
+        raise TrainInputError(f"{path}: no rows with a known class to evaluate on")
+    metrics = {"rows": rows, "log_loss": log_loss / rows, "accuracy": correct / rows}
+    if auc is not None:
+        metrics["auc"] = float(auc.result().numpy())
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def train(
+    dataset_dir: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    *,
+    label: str,
+    statistics_dir: str | os.PathLike | None = None,
+    schema_path: str | os.PathLike | None = None,
+    task: str = "auto",
+    hidden_units: Sequence[int] = DEFAULTS["hidden_units"],
+    dropout: float = DEFAULTS["dropout"],
+    learning_rate: float = DEFAULTS["learning_rate"],
+    batch_size: int = DEFAULTS["batch_size"],
+    epochs: int = DEFAULTS["epochs"],
+    patience: int = DEFAULTS["patience"],
+    seed: int = DEFAULTS["seed"],
+    checkpoint_dir: str | os.PathLike | None = None,
+    tensorboard_dir: str | os.PathLike | None = None,
+    shuffle_buffer: int = DEFAULTS["shuffle_buffer"],
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    categorical_features: Sequence[str] = (),
+    max_vocabulary: int = F.DEFAULT_MAX_VOCABULARY,
+    one_hot_max: int = F.DEFAULT_ONE_HOT_MAX,
+    strategy: str = "auto",
+    mixed_precision: str = "auto",
+    devices: Sequence[str] | None = None,
+    statistics_uri: str | None = None,
+    verbose: int = 2,
+) -> TrainResult:
+    """Train on ``Split-train``, early-stop on ``Split-eval`` and export a SavedModel with its model card.
+
+    Args:
+        dataset_dir: the Dataset artifact (``Split-train/data.parquet``, ``Split-eval/data.parquet``).
+        model_dir: the Model artifact folder to create (must be absent or empty): ``1/`` + ``model_card.json``.
+        label: the label column.
+        statistics_dir: statistics artifact (``Split-train/FeatureStats.pb``); None computes the numbers
+            with one streaming pass.
+        schema_path: schema artifact folder or ``schema.pbtxt``; None infers types from the Parquet schema.
+        task: ``auto`` | ``binary`` | ``multiclass`` | ``regression``.
+        hidden_units: sizes of the hidden Dense layers.
+        dropout: dropout rate after each hidden layer.
+        learning_rate: Adam's learning rate.
+        batch_size: global batch size (split over replicas and workers).
+        epochs: maximum number of epochs.
+        patience: epochs without improvement of the eval loss before stopping; 0 never stops early.
+        seed: seeds weights, dropout and shuffling.
+        checkpoint_dir: where a checkpoint is written every epoch and restored from on a retry; None: no
+            checkpoints.
+        tensorboard_dir: TensorBoard log folder; None: no logs.
+        shuffle_buffer: rows shuffled together (memory ~ this many rows).
+        features: feature columns (default: every column but the label and ``exclude``).
+        exclude: columns never used as features.
+        categorical_features: numeric columns to treat as categories.
+        max_vocabulary: most frequent values kept per categorical feature.
+        one_hot_max: vocabularies up to this size are one-hot encoded, larger ones embedded.
+        strategy: ``auto`` | ``default`` | ``mirrored`` | ``multi_worker``.
+        mixed_precision: ``auto`` | ``on`` | ``off``.
+        devices: devices for ``mirrored`` (default: every GPU).
+        statistics_uri: URI of the statistics artifact, recorded in the card (default: ``statistics_dir``).
+        verbose: Keras fit verbosity.
+    Returns:
+        TrainResult (metrics per split, the card, epochs, placement).
+    Raises:
+        TrainInputError: bad data (before any training step); TrainError: bad parameters.
+    """
+    started = time.time()
+    hidden_units = [int(u) for u in hidden_units]
+    _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer)
+    spec = F.build_spec(
+        dataset_dir, label, statistics_dir=statistics_dir, schema_path=schema_path, task=task, features=features,
+        exclude=exclude, categorical_features=categorical_features, max_vocabulary=max_vocabulary,
+        one_hot_max=one_hot_max,
+    )
+    log.info(
+        "task %s on label %r (%s); %d features: %s", spec.label.task, label, spec.label.classes or "numeric",
+        len(spec.features), ", ".join(f"{f.name}:{f.kind}{'/' + f.encoding if f.encoding else ''}" for f in spec.features),
+    )
+    model_dir = Path(model_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    state = _State(checkpoint_dir / STATE_FILE if checkpoint_dir else None)
+    if state.exported and (model_dir / types.MODEL_CARD_FILE).exists():
+        # A previous attempt exported the model and was killed before the task reported success.
+        card = load_model_card(model_dir)
+        log.info("model already exported by a previous attempt of this task: %s", model_dir)
+        return TrainResult(
+            metrics=card["metrics"], card=card, epochs_trained=state.epoch, resumed_from_epoch=state.epoch,
+            placement={k: card["training"].get(k) for k in ("strategy", "devices", "num_workers", "task")},
+        )
+
+    from kfpc.components.train import distribution
+
+    placement = distribution.select_strategy(strategy, mixed_precision, list(devices) if devices else None)
+
+    import keras
+    import tensorflow as tf
+
+    from kfpc.components.train import input as data_input
+    from kfpc.components.train import model as model_lib
+
+    keras.utils.set_random_seed(seed)
+    distribution_strategy = placement.strategy
+    with distribution_strategy.scope():
+        model = model_lib.build_model(spec, hidden_units, dropout, learning_rate)
+        model(model_lib.sample_inputs(spec))
+        model.optimizer.build(model.trainable_variables)
+
+    resumed_from = 0
+    if checkpoint_dir is not None:
+        latest = tf.train.latest_checkpoint(os.fspath(checkpoint_dir))
+        if latest and state.epoch:
+            tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(latest).assert_existing_objects_matched()
+            resumed_from = state.epoch
+            log.info("resuming from checkpoint %s after epoch %d (best eval loss %.5g at epoch %d)",
+                     latest, state.epoch, state.best_loss, state.best_epoch)
+
+    train_path = F.split_file(dataset_dir, types.TRAIN)
+    eval_path = F.split_file(dataset_dir, types.EVAL)
+    if placement.name == "default":
+        train_data = data_input.make_dataset(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
+        eval_data = data_input.make_dataset(eval_path, spec, batch_size)
+    else:
+        train_data = distribution_strategy.distribute_datasets_from_function(
+            data_input.dataset_fn(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
+        )
+        eval_data = distribution_strategy.distribute_datasets_from_function(
+            data_input.dataset_fn(eval_path, spec, batch_size)
+        )
+
+    checkpointer = _make_checkpoint_callback(model, state, checkpoint_dir, patience, placement.is_chief)
+    callbacks = [checkpointer]
+    if tensorboard_dir:
+        log_dir = tensorboard_dir if placement.is_chief else tempfile.mkdtemp(prefix="kfpc-worker-tb-")
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=os.fspath(log_dir), histogram_freq=0))
+    if state.stopped or state.epoch >= epochs:
+        log.info("the checkpoint says training already finished (epoch %d); exporting", state.epoch)
+    else:
+        model.fit(
+            train_data, validation_data=eval_data, epochs=epochs, initial_epoch=state.epoch,
+            callbacks=callbacks, verbose=verbose,
+        )
+    checkpointer.restore_best()
+    checkpointer.cleanup()
+
+    metrics = {
+        types.TRAIN: evaluate_split(model, spec, train_path),
+        types.EVAL: evaluate_split(model, spec, eval_path),
+    }
+    log.info("final metrics (best epoch %d): %s", state.best_epoch, json.dumps(metrics))
+    hyperparameters = {
+        "hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate, "batch_size": batch_size,
+        "epochs": epochs, "patience": patience, "seed": seed, "shuffle_buffer": shuffle_buffer,
+        "max_vocabulary": max_vocabulary, "one_hot_max": one_hot_max,
+    }
+    card = {
+        types.LABEL: spec.label.name,
+        types.TASK: spec.label.task,
+        types.CLASSES: list(spec.label.classes),
+        types.FEATURES: [f.card_entry() for f in spec.features],
+        "schema_hash": spec.schema_hash,
+        "training_statistics_uri": statistics_uri or (os.fspath(statistics_dir) if statistics_dir else None),
+        "metrics": metrics,
+        types.KFPC_VERSION: __version__,
+        types.FRAMEWORK: f"tensorflow {tf.__version__}",
+        "hyperparameters": hyperparameters,
+        "signature": {
+            "name": types.SERVING_SIGNATURE,
+            "inputs": {f.input: "string" if f.dtype == F.STRING else "float64" for f in spec.features},
+            "outputs": ["predictions"] if spec.label.task == F.REGRESSION else ["probabilities", "class_ids", "classes"],
+        },
+        "label_statistics": {"mean": spec.label.mean, "std": spec.label.std} if spec.label.task == F.REGRESSION else None,
+        "training": {
+            "train_rows": spec.train_rows, "epochs_trained": state.epoch, "best_epoch": state.best_epoch,
+            "resumed_from_epoch": resumed_from, "statistics_source": spec.statistics_source,
+            "seconds": round(time.time() - started, 1), **placement.describe(),
+        },
+    }
+    if placement.is_chief:
+        with atomic_dir(model_dir) as scratch:
+            model_lib.export_saved_model(model, spec, scratch / types.MODEL_VERSION)
+            (scratch / types.MODEL_CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False))
+        if checkpoint_dir is not None:
+            state.exported = True
+            state.write()
+    else:
+        # Saving runs collectives on every worker; non-chief workers write to scratch and discard it.
+        scratch = tempfile.mkdtemp(prefix="kfpc-worker-model-")
+        model_lib.export_saved_model(model, spec, Path(scratch) / types.MODEL_VERSION)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return TrainResult(
+        metrics=metrics, card=card, epochs_trained=state.epoch, resumed_from_epoch=resumed_from,
+        placement=placement.describe(),
+    )

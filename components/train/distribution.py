@@ -1,0 +1,169 @@
+"""Choosing the ``tf.distribute`` strategy and the precision for the node the task runs on.
+
+* ``TF_CONFIG`` with more than one task (Kubeflow Training Operator TFJob, Vertex AI custom jobs) or
+  Vertex's ``CLUSTER_SPEC`` (translated to ``TF_CONFIG``) -> ``MultiWorkerMirroredStrategy``;
+* more than one GPU on the node -> ``MirroredStrategy``;
+* otherwise TensorFlow's default strategy (one GPU or the CPU).
+
+Mixed precision (``mixed_float16``) is switched on when every visible GPU has compute capability 7.0 or
+more (Volta, Turing T4, Ampere A100/L4, Hopper), where float16 matmuls run on tensor cores.
+
+The strategy must be created before TensorFlow runs any op (``MultiWorkerMirroredStrategy`` configures
+the runtime's collectives), so :func:`select_strategy` is the first TensorFlow call of ``train``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+
+log = logging.getLogger(__name__)
+
+#: Vertex AI worker pools -> TF_CONFIG task types
+_VERTEX_POOLS = {"workerpool0": "chief", "workerpool1": "worker", "workerpool2": "ps", "workerpool3": "evaluator"}
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+
+
+class DistributionError(ValueError):
+    """TF_CONFIG / CLUSTER_SPEC or the requested strategy cannot be used; the message says which value."""
+
+
+@dataclasses.dataclass
+class Placement:
+    """The strategy in use and what the log and the model card report about it."""
+
+    strategy: object
+    name: str
+    devices: list[str]
+    num_workers: int
+    task_type: str | None
+    task_index: int
+    mixed_precision: bool
+    has_chief: bool = False
+
+    @property
+    def is_chief(self) -> bool:
+        """True on the one worker that writes checkpoints, TensorBoard logs and the model."""
+        if self.task_type is None:
+            return True
+        if self.task_type == "chief":
+            return True
+        return self.task_type == "worker" and self.task_index == 0 and not self.has_chief
+
+    def describe(self) -> dict:
+        """JSON-friendly summary for logs and the model card."""
+        return {
+            "strategy": self.name,
+            "devices": self.devices,
+            "num_workers": self.num_workers,
+            "task": f"{self.task_type}:{self.task_index}" if self.task_type else None,
+            "mixed_precision": self.mixed_precision,
+        }
+
+
+def cluster_from_environment(environ: dict | None = None) -> dict | None:
+    """The TF_CONFIG dict of a multi-worker job, or None on a single node.
+
+    ``TF_CONFIG`` wins; Vertex's ``CLUSTER_SPEC`` (``workerpool0..3``) is translated to chief / worker /
+    ps / evaluator when ``TF_CONFIG`` is absent.
+
+    Args:
+        environ: the environment (default ``os.environ``).
+    Returns:
+        ``{"cluster": {...}, "task": {"type", "index"}}`` or None.
+    Raises:
+        DistributionError: the variable is not valid JSON or lacks ``cluster`` / ``task``.
+    """
+    environ = os.environ if environ is None else environ
+    for variable in ("TF_CONFIG", "CLUSTER_SPEC"):
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            config = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise DistributionError(f"environment variable {variable} is not valid JSON: {err}; value {raw[:200]!r}") from err
+        cluster, task = config.get("cluster"), config.get("task")
+        if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task:
+            raise DistributionError(f"environment variable {variable} needs 'cluster' and 'task.type'; value {raw[:200]!r}")
+        if variable == "CLUSTER_SPEC":
+            cluster = {_VERTEX_POOLS.get(pool, pool): hosts for pool, hosts in cluster.items() if hosts}
+            task = {"type": _VERTEX_POOLS.get(task["type"], task["type"]), "index": int(task.get("index", 0))}
+        return {"cluster": cluster, "task": {"type": task["type"], "index": int(task.get("index", 0))}}
+    return None
+
+
+def _cluster_size(config: dict) -> int:
+    return sum(len(config["cluster"].get(kind, [])) for kind in ("chief", "worker"))
+
+
+def _supports_mixed_precision(gpus) -> bool:
+    import tensorflow as tf
+
+    if not gpus:
+        return False
+    for gpu in gpus:
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if not capability or tuple(capability) < (7, 0):
+            return False
+    return True
+
+
+def select_strategy(strategy: str = "auto", mixed_precision: str = "auto", devices: list[str] | None = None) -> Placement:
+    """Create the distribution strategy for this node and set the Keras precision policy.
+
+    Args:
+        strategy: ``auto`` (see the module doc), ``default``, ``mirrored`` or ``multi_worker``.
+        mixed_precision: ``auto`` (on for GPUs with compute capability >= 7.0), ``on`` or ``off``.
+        devices: for ``mirrored``: the devices to mirror over (default: every GPU).
+    Returns:
+        The Placement (strategy, devices, whether this worker is the chief).
+    Raises:
+        DistributionError: unknown option, or TF_CONFIG / CLUSTER_SPEC malformed.
+    """
+    import keras
+    import tensorflow as tf
+
+    if strategy not in STRATEGIES:
+        raise DistributionError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if mixed_precision not in ("auto", "on", "off"):
+        raise DistributionError(f"mixed_precision must be 'auto', 'on' or 'off', got {mixed_precision!r}")
+    config = cluster_from_environment()
+    if config is not None and "TF_CONFIG" not in os.environ:
+        # TensorFlow's cluster resolver reads TF_CONFIG only.
+        os.environ["TF_CONFIG"] = json.dumps(config)
+    multi = strategy == "multi_worker" or (strategy == "auto" and config is not None and _cluster_size(config) > 1)
+    task_type, task_index, has_chief, num_workers = None, 0, False, 1
+    if multi:
+        if config is None:
+            raise DistributionError("strategy 'multi_worker' needs TF_CONFIG or CLUSTER_SPEC in the environment")
+        distribution = tf.distribute.MultiWorkerMirroredStrategy()
+        task_type, task_index = config["task"]["type"], config["task"]["index"]
+        has_chief = bool(config["cluster"].get("chief"))
+        num_workers = _cluster_size(config)
+        name = "MultiWorkerMirroredStrategy"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not multi:
+        if strategy == "mirrored" or (strategy == "auto" and len(gpus) > 1):
+            distribution = tf.distribute.MirroredStrategy(devices=devices)
+            name = "MirroredStrategy"
+        else:
+            distribution = tf.distribute.get_strategy()
+            name = "default"
+    use_mixed = mixed_precision == "on" or (mixed_precision == "auto" and _supports_mixed_precision(gpus))
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    worker_devices = list(distribution.extended.worker_devices) if name != "default" else []
+    if not worker_devices:
+        worker_devices = [gpu.name for gpu in gpus[:1]] or ["/cpu:0"]
+    placement = Placement(
+        strategy=distribution, name=name, devices=worker_devices, num_workers=num_workers,
+        task_type=task_type, task_index=task_index, mixed_precision=use_mixed, has_chief=has_chief,
+    )
+    log.info(
+        "training with %s on %s (GPUs visible: %s; workers: %d; task: %s; mixed precision: %s)",
+        name, worker_devices, [gpu.name for gpu in gpus] or "none", num_workers,
+        f"{task_type}:{task_index}" if task_type else "single", "on" if use_mixed else "off",
+    )
+    return placement

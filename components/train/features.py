@@ -1,0 +1,653 @@
+"""What the model is built from: one :class:`Feature` per input column and a :class:`LabelSpec`.
+
+Everything here is decided before any training step, from three sources in this order of authority:
+
+1. the Parquet schema of the train split (which columns exist and their Arrow types);
+2. the schema artifact (``schema.pbtxt``), when given: declared types and ``int_domain.is_categorical``;
+3. the statistics artifact (``FeatureStats.pb``), when given: mean / standard deviation of numeric
+   features and the vocabulary (``rank_histogram`` or ``top_values``) of categorical ones. Without it,
+   one streaming pass over the train split computes the same numbers (memory bounded by the vocabulary
+   cap, not by the number of rows).
+
+All bad input is reported here, as :class:`TrainInputError`, so that nothing fails half-way through
+training: label column missing, a label with a single class, a feature that is entirely null, a column the
+schema declares numeric that holds non-numeric text, splits whose column types disagree.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from kfpc.components import types
+
+STRING = "string"
+FLOAT64 = "float64"
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+BINARY = "binary"
+MULTICLASS = "multiclass"
+REGRESSION = "regression"
+TASKS = (BINARY, MULTICLASS, REGRESSION)
+
+#: integer labels with at most this many distinct values are taken as classes, more as a regression target
+MAX_INTEGER_CLASSES = 20
+#: categorical vocabularies keep at most this many values (the most frequent); the rest share the OOV bucket
+DEFAULT_MAX_VOCABULARY = 10_000
+#: vocabularies up to this size (plus the OOV and missing slots) are one-hot encoded, larger ones embedded
+DEFAULT_ONE_HOT_MAX = 16
+_READ_CHUNK_ROWS = 65_536
+
+
+class TrainInputError(ValueError):
+    """The training input is unusable; the message names the file, column and value at fault."""
+
+
+@dataclasses.dataclass
+class Feature:
+    """One model input.
+
+    Attributes:
+        name: the column name in the Dataset.
+        input: the serving-signature input key (``name`` made a valid identifier, see :func:`input_names`).
+        dtype: ``"string"`` (fed as ``tf.string``, ``""`` missing) or ``"float64"`` (``NaN`` missing).
+        kind: ``"numeric"`` (normalized, imputed with an indicator) or ``"categorical"`` (vocabulary lookup).
+        mean: numeric features: training mean (the imputed value).
+        std: numeric features: training standard deviation (1.0 when it is 0).
+        vocabulary: categorical features: known values as strings, most frequent first. Integer categoricals
+            hold their values written as integers (``"3"``).
+        encoding: categorical features: ``"one_hot"`` or ``"embedding"``.
+        embedding_dim: the embedding width when ``encoding == "embedding"``.
+        missing_fraction: share of missing values in the training split.
+    """
+
+    name: str
+    input: str
+    dtype: str
+    kind: str
+    mean: float | None = None
+    std: float | None = None
+    vocabulary: list[str] | None = None
+    encoding: str | None = None
+    embedding_dim: int | None = None
+    missing_fraction: float = 0.0
+
+    def card_entry(self) -> dict:
+        """The feature as listed in ``model_card.json``."""
+        entry = {"name": self.name, "input": self.input, "dtype": self.dtype, "kind": self.kind}
+        if self.kind == CATEGORICAL:
+            entry.update(encoding=self.encoding, vocabulary_size=len(self.vocabulary or []))
+        return entry
+
+
+@dataclasses.dataclass
+class LabelSpec:
+    """The prediction target.
+
+    Attributes:
+        name: the label column.
+        task: ``binary`` | ``multiclass`` | ``regression``.
+        classes: class names (strings) in class-id order; empty for regression.
+        numeric_classes: the label column is numeric and classes are its values written as integers.
+        mean: regression: training mean of the label (the model learns the standardized label).
+        std: regression: training standard deviation of the label.
+    """
+
+    name: str
+    task: str
+    classes: list[str] = dataclasses.field(default_factory=list)
+    numeric_classes: bool = False
+    mean: float = 0.0
+    std: float = 1.0
+
+
+@dataclasses.dataclass
+class TrainingSpec:
+    """Features, label and provenance: everything needed to build the model and read the data."""
+
+    features: list[Feature]
+    label: LabelSpec
+    schema_hash: str
+    train_rows: int
+    statistics_source: str
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+def input_names(columns: Sequence[str]) -> dict[str, str]:
+    """Serving-signature input key for each column.
+
+    TensorFlow signature inputs must match ``[A-Za-z][A-Za-z0-9_]*``; a column such as ``price ($)`` is
+    fed as ``price____``. Keys stay unique (``_2``, ``_3`` suffixes) and equal the column name whenever it
+    is already valid, which is the common case.
+
+    Args:
+        columns: the feature columns in order.
+    Returns:
+        column name -> input key.
+    """
+    taken: set[str] = set()
+    result: dict[str, str] = {}
+    for column in columns:
+        key = re.sub(r"[^A-Za-z0-9_]", "_", column)
+        if not key or not key[0].isalpha():
+            key = "f_" + key
+        base, n = key, 2
+        while key.lower() in taken:  # signature keys become node names; keep them unique ignoring case
+            key, n = f"{base}_{n}", n + 1
+        taken.add(key.lower())
+        result[column] = key
+    return result
+
+
+# ------------------------------------------------------------------------------------------ schemas
+
+
+def _arrow_kind(field: pa.Field) -> str | None:
+    """``float64`` for numbers and booleans, ``string`` for text; None for types the model cannot take."""
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
+        return FLOAT64
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return STRING
+    return None
+
+
+def split_file(dataset_dir: str | os.PathLike, split: str) -> Path:
+    """The Parquet file of one split of a Dataset artifact; a clear error when it is absent."""
+    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
+    if not path.exists():
+        raise TrainInputError(f"{dataset_dir}: the Dataset has no split {split!r} (expected file {path})")
+    return path
+
+
+def read_schema_proto(schema_path: str | os.PathLike | None):
+    """Parse a text ``tensorflow_metadata`` Schema (a file, or a folder holding ``schema.pbtxt``); None if no path."""
+    if not schema_path:
+        return None
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = Path(schema_path)
+    if path.is_dir():
+        path = path / types.SCHEMA_FILE
+    if not path.exists():
+        raise TrainInputError(f"{schema_path}: no schema file (expected {path})")
+    schema = schema_pb2.Schema()
+    try:
+        text_format.Parse(path.read_text(), schema)
+    except text_format.ParseError as err:
+        raise TrainInputError(f"{path}: not a text-format tensorflow_metadata Schema ({err})") from err
+    return schema
+
+
+def _schema_features(schema) -> dict[str, object]:
+    if schema is None:
+        return {}
+    return {f.name: f for f in schema.feature}
+
+
+# -------------------------------------------------------------------------------------- statistics
+
+
+@dataclasses.dataclass
+class ColumnStats:
+    """What training needs to know about one column of the train split."""
+
+    count: int = 0  # non-missing values
+    missing: int = 0
+    mean: float = 0.0
+    std: float = 0.0
+    #: value -> frequency, most frequent first (categorical columns and the label)
+    values: dict[str, int] | None = None
+    #: True when ``values`` holds every distinct value (not truncated to a top-k)
+    values_complete: bool = False
+
+
+def load_statistics_proto(statistics_dir: str | os.PathLike, split: str = types.TRAIN):
+    """Read ``Split-<split>/FeatureStats.pb`` of a statistics artifact.
+
+    Uses ``kfpc.components.statistics.core.load_statistics`` when that module provides it, else reads the
+    binary ``DatasetFeatureStatisticsList`` directly (the same file TFDV's ``load_stats_binary`` opens).
+    """
+    try:
+        from kfpc.components.statistics import core as statistics_core  # the validation helper's loader
+
+        loader = getattr(statistics_core, "load_statistics", None)
+    except ImportError:
+        loader = None
+    if loader is not None:
+        return loader(str(statistics_dir), split)
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    path = Path(statistics_dir) / types.SPLIT_DIR.format(split=split) / types.STATS_FILE
+    if not path.exists():
+        raise TrainInputError(f"{statistics_dir}: no statistics for split {split!r} (expected {path})")
+    stats = statistics_pb2.DatasetFeatureStatisticsList()
+    try:
+        stats.ParseFromString(path.read_bytes())
+    except Exception as err:  # protobuf raises DecodeError, a bare Exception subclass
+        raise TrainInputError(f"{path}: not a binary DatasetFeatureStatisticsList ({err})") from err
+    return stats
+
+
+def stats_from_proto(stats_list) -> tuple[dict[str, ColumnStats], int]:
+    """Column statistics and the row count from a ``DatasetFeatureStatisticsList``.
+
+    Args:
+        stats_list: the proto (its first dataset is the split).
+    Returns:
+        ``(column -> ColumnStats, number of rows)``.
+    """
+    if not stats_list.datasets:
+        raise TrainInputError("the statistics artifact holds no dataset")
+    dataset = stats_list.datasets[0]
+    result: dict[str, ColumnStats] = {}
+    for feature in dataset.features:
+        name = feature.name or ".".join(feature.path.step)
+        stats = ColumnStats()
+        which = feature.WhichOneof("stats")
+        if which == "num_stats":
+            common = feature.num_stats.common_stats
+            stats.mean, stats.std = feature.num_stats.mean, feature.num_stats.std_dev
+        elif which == "string_stats":
+            common = feature.string_stats.common_stats
+            buckets = [(b.label, int(b.sample_count)) for b in feature.string_stats.rank_histogram.buckets]
+            if not buckets:
+                buckets = [(v.value, int(v.frequency)) for v in feature.string_stats.top_values]
+            buckets.sort(key=lambda item: -item[1])
+            stats.values = dict(buckets)
+            stats.values_complete = bool(buckets) and len(buckets) >= feature.string_stats.unique
+        else:
+            continue
+        stats.count = int(common.num_non_missing)
+        stats.missing = int(common.num_missing)
+        result[name] = stats
+    return result, int(dataset.num_examples)
+
+
+class _RunningMoments:
+    """Mean and variance over batches (Chan et al. parallel update; stable for large offsets)."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        n_b, mean_b = values.size, float(values.mean())
+        m2_b = float(((values - mean_b) ** 2).sum())
+        n = self.n + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta * delta * self.n * n_b / n
+        self.n = n
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+
+def _numeric_values(column: pa.Array, name: str, path: Path) -> np.ndarray:
+    """A column as float64 with NaN for missing; non-numeric text is a :class:`TrainInputError`."""
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        try:
+            column = pc.cast(column, pa.float64())
+        except pa.ArrowInvalid:
+            bad = next(v for v in column.to_pylist() if v is not None and not _parses_as_float(v))
+            raise TrainInputError(
+                f"{path}: column {name!r} is numeric but holds the non-numeric value {bad!r}"
+            ) from None
+    elif pa.types.is_boolean(column.type) or pa.types.is_decimal(column.type) or pa.types.is_integer(column.type):
+        column = pc.cast(column, pa.float64())
+    return column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _string_values(column: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.cast(column, pa.string())
+    return column
+
+
+def integer_strings(values: np.ndarray) -> np.ndarray:
+    """Integer-valued floats written as ``"3"``; NaN becomes ``""`` (how integer categoricals are looked up)."""
+    out = np.full(values.shape, "", dtype=object)
+    present = ~np.isnan(values)
+    out[present] = np.round(values[present]).astype(np.int64).astype(str)
+    return out
+
+
+def compute_stats(
+    path: Path,
+    numeric: Iterable[str],
+    categorical: Iterable[str],
+    integer_categorical: Iterable[str] = (),
+    max_values: int = DEFAULT_MAX_VOCABULARY,
+) -> tuple[dict[str, ColumnStats], int]:
+    """One streaming pass over a Parquet file: moments of numeric columns, value counts of the others.
+
+    Memory is bounded by the number of distinct values kept: when a column's counter grows past
+    ``4 * max_values`` it is pruned to its ``2 * max_values`` most frequent values (the result is then
+    marked incomplete; the top of the vocabulary is what matters to the model).
+
+    Args:
+        path: the Parquet file.
+        numeric: columns read as numbers.
+        categorical: string columns whose values are counted.
+        integer_categorical: numeric columns whose values are counted as integers.
+        max_values: how many values the caller will keep per column.
+    Returns:
+        ``(column -> ColumnStats, number of rows)``.
+    """
+    numeric, categorical, integer_categorical = list(numeric), list(categorical), list(integer_categorical)
+    moments = {name: _RunningMoments() for name in numeric}
+    counters: dict[str, collections.Counter] = {name: collections.Counter() for name in categorical + integer_categorical}
+    complete = {name: True for name in counters}
+    missing = collections.Counter()
+    rows = 0
+    columns = list(dict.fromkeys(numeric + categorical + integer_categorical))
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=_READ_CHUNK_ROWS, columns=columns):
+        rows += batch.num_rows
+        for name in columns:
+            column = batch.column(name)
+            if name in moments or name in integer_categorical:
+                values = _numeric_values(column, name, path)
+                present = ~np.isnan(values)
+                missing[name] += int((~present).sum())
+                if name in moments:
+                    moments[name].add(values[present])
+                if name in integer_categorical:
+                    counters[name].update(dict(collections.Counter(integer_strings(values[present]).tolist())))
+            if name in categorical:
+                strings = _string_values(column)
+                missing[name] += strings.null_count
+                counts = pc.value_counts(strings.drop_null())
+                values, frequencies = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+                counters[name].update(dict(zip(values, frequencies, strict=True)))
+            if name in counters and len(counters[name]) > 4 * max_values:
+                counters[name] = collections.Counter(dict(counters[name].most_common(2 * max_values)))
+                complete[name] = False
+    result: dict[str, ColumnStats] = {}
+    for name in columns:
+        stats = ColumnStats(missing=missing[name])
+        stats.count = rows - stats.missing
+        if name in moments:
+            stats.mean, stats.std = moments[name].mean, moments[name].std
+        if name in counters:
+            stats.values = dict(counters[name].most_common())
+            stats.values_complete = complete[name]
+        result[name] = stats
+    return result, rows
+
+
+# -------------------------------------------------------------------------------------------- spec
+
+
+def _sort_classes(values: Iterable[str], numeric: bool) -> list[str]:
+    if numeric:
+        return sorted(values, key=lambda v: float(v))
+    return sorted(values)
+
+
+def _embedding_dim(cardinality: int) -> int:
+    # fast.ai's rule of thumb: grows slowly with the cardinality, capped so wide vocabularies stay cheap
+    return int(min(64, max(4, round(1.6 * cardinality**0.56))))
+
+
+def schema_hash(arrow_schema: pa.Schema, schema_path: str | os.PathLike | None) -> str:
+    """sha256 of the schema artifact's bytes when given, else of the Dataset's Arrow schema."""
+    digest = hashlib.sha256()
+    if schema_path:
+        path = Path(schema_path)
+        digest.update((path / types.SCHEMA_FILE if path.is_dir() else path).read_bytes())
+    else:
+        digest.update(arrow_schema.to_string(show_field_metadata=False, show_schema_metadata=False).encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def build_spec(
+    dataset_dir: str | os.PathLike,
+    label: str,
+    *,
+    statistics_dir: str | os.PathLike | None = None,
+    schema_path: str | os.PathLike | None = None,
+    task: str = "auto",
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    categorical_features: Sequence[str] = (),
+    max_vocabulary: int = DEFAULT_MAX_VOCABULARY,
+    one_hot_max: int = DEFAULT_ONE_HOT_MAX,
+) -> TrainingSpec:
+    """Decide the features, their preprocessing constants and the head, and check the input.
+
+    Args:
+        dataset_dir: the Dataset artifact (``Split-train`` and ``Split-eval``).
+        label: the label column.
+        statistics_dir: the statistics artifact of the same Dataset, or None to compute statistics here.
+        schema_path: the schema artifact (folder or ``schema.pbtxt``), or None.
+        task: ``auto`` (from the label: text, booleans and integers with at most 20 values are classes,
+            other numbers are regression), ``binary``, ``multiclass`` or ``regression``.
+        features: the feature columns; None takes every column but the label and ``exclude``.
+        exclude: columns never used as features (keys, timestamps, leakage).
+        categorical_features: numeric columns to treat as categories (also taken from the schema's
+            ``int_domain.is_categorical``).
+        max_vocabulary: most frequent values kept per categorical feature.
+        one_hot_max: vocabularies up to this size are one-hot encoded, larger ones embedded.
+    Returns:
+        The TrainingSpec.
+    Raises:
+        TrainInputError: naming the file, column and value at fault.
+    """
+    if task not in ("auto", *TASKS):
+        raise TrainInputError(f"task must be 'auto', 'binary', 'multiclass' or 'regression', got {task!r}")
+    train_path, eval_path = split_file(dataset_dir, types.TRAIN), split_file(dataset_dir, types.EVAL)
+    arrow_schema = pq.read_schema(train_path)
+    eval_schema = pq.read_schema(eval_path)
+    columns = list(arrow_schema.names)
+    if label not in columns:
+        raise TrainInputError(f"{train_path}: label column {label!r} is not in the data; columns: {columns}")
+    schema = read_schema_proto(schema_path)
+    declared = _schema_features(schema)
+    for name in exclude:
+        if name not in columns:
+            raise TrainInputError(f"{train_path}: excluded column {name!r} is not in the data; columns: {columns}")
+    if features is None:
+        feature_names = [c for c in columns if c != label and c not in exclude]
+    else:
+        feature_names = list(features)
+        unknown = [f for f in feature_names if f not in columns]
+        if unknown:
+            raise TrainInputError(f"{train_path}: feature columns {unknown} are not in the data; columns: {columns}")
+        if label in feature_names:
+            raise TrainInputError(f"{train_path}: the label {label!r} is also listed as a feature")
+    if not feature_names:
+        raise TrainInputError(f"{train_path}: no feature columns besides the label {label!r}")
+    for name in categorical_features:
+        if name not in feature_names:
+            raise TrainInputError(f"categorical feature {name!r} is not a feature; features: {feature_names}")
+
+    dtypes: dict[str, str] = {}
+    for name in feature_names + [label]:
+        field = arrow_schema.field(name)
+        kind = _arrow_kind(field)
+        if kind is None:
+            raise TrainInputError(f"{train_path}: column {name!r} has type {field.type}, which the model cannot take")
+        if name in eval_schema.names and _arrow_kind(eval_schema.field(name)) not in (kind, None) and not pa.types.is_null(
+            eval_schema.field(name).type
+        ):
+            raise TrainInputError(
+                f"{eval_path}: column {name!r} has type {eval_schema.field(name).type} but {field.type} in {train_path}"
+            )
+        proto = declared.get(name)
+        # The schema artifact is the contract: a column it declares numeric must parse as numbers.
+        if proto is not None and proto.type in (2, 3) and kind == STRING and not pa.types.is_null(field.type):
+            kind = FLOAT64  # _numeric_values raises on the first non-numeric value during the statistics pass
+            dtypes[name] = "declared-numeric"
+        dtypes.setdefault(name, kind)
+    for name in feature_names:
+        if name not in eval_schema.names:
+            raise TrainInputError(f"{eval_path}: feature column {name!r} is missing from the eval split")
+
+    def is_categorical_int(name: str) -> bool:
+        proto = declared.get(name)
+        from_schema = proto is not None and proto.HasField("int_domain") and proto.int_domain.is_categorical
+        return dtypes[name] != STRING and (name in categorical_features or from_schema)
+
+    label_is_string = dtypes[label] == STRING
+    label_field = arrow_schema.field(label)
+    label_type = label_field.type.value_type if pa.types.is_dictionary(label_field.type) else label_field.type
+    label_integral = pa.types.is_integer(label_type) or pa.types.is_boolean(label_type)
+
+    numeric = [n for n in feature_names if dtypes[n] != STRING and not is_categorical_int(n)]
+    categorical = [n for n in feature_names if dtypes[n] == STRING]
+    integer_categorical = [n for n in feature_names if is_categorical_int(n)]
+    declared_numeric = [n for n in feature_names + [label] if dtypes[n] == "declared-numeric"]
+
+    # --- statistics: from the artifact when given, else one streaming pass
+    stats: dict[str, ColumnStats] = {}
+    rows = 0
+    source = "computed"
+    if statistics_dir:
+        stats, rows = stats_from_proto(load_statistics_proto(statistics_dir, types.TRAIN))
+        source = str(statistics_dir)
+    needed_numeric = [n for n in numeric if n not in stats or stats[n].values is not None]
+    needed_values = [n for n in categorical if n not in stats or stats[n].values is None]
+    needed_int_values = [n for n in integer_categorical if n not in stats or stats[n].values is None]
+    # The label's classes must be complete (a truncated top-k would silently drop classes): read the label
+    # column alone when the statistics do not list every value.
+    label_stats = stats.get(label)
+    if label_is_string:
+        if label_stats is None or not label_stats.values_complete:
+            needed_values.append(label)
+    elif label_integral or task in (BINARY, MULTICLASS):
+        needed_int_values.append(label)
+        if label_stats is None or label_stats.values is not None:
+            needed_numeric.append(label)
+    elif label_stats is None or label_stats.values is not None:
+        needed_numeric.append(label)
+    needed_numeric += [n for n in declared_numeric if n not in needed_numeric]
+    if needed_numeric or needed_values or needed_int_values:
+        computed, computed_rows = compute_stats(
+            train_path, needed_numeric, needed_values, needed_int_values, max_values=max_vocabulary
+        )
+        for name, value in computed.items():
+            known = stats.get(name)
+            if known is None:
+                stats[name] = value
+                continue
+            if name in needed_numeric:
+                known.mean, known.std, known.count, known.missing = value.mean, value.std, value.count, value.missing
+            if name in needed_values or name in needed_int_values:
+                known.values, known.values_complete = value.values, value.values_complete
+        rows = rows or computed_rows
+    if not rows:
+        raise TrainInputError(f"{train_path}: the train split has no rows")
+
+    # --- features
+    names = input_names(feature_names)
+    result: list[Feature] = []
+    for name in feature_names:
+        s = stats.get(name)
+        if s is None:
+            raise TrainInputError(f"{statistics_dir}: the statistics have no entry for feature {name!r}")
+        if s.count == 0:
+            raise TrainInputError(f"{train_path}: feature {name!r} is null in every row of the train split")
+        missing_fraction = s.missing / max(1, s.count + s.missing)
+        if name in numeric:
+            std = s.std if s.std and math.isfinite(s.std) and s.std > 1e-12 else 1.0
+            result.append(
+                Feature(name, names[name], FLOAT64, NUMERIC, mean=float(s.mean), std=float(std),
+                        missing_fraction=missing_fraction)
+            )
+            continue
+        vocabulary = [v for v in (s.values or {}) if v != ""][:max_vocabulary]
+        if not vocabulary:
+            raise TrainInputError(f"{train_path}: categorical feature {name!r} has no values in the train split")
+        cardinality = len(vocabulary) + 2  # + out-of-vocabulary + missing
+        one_hot = cardinality <= one_hot_max + 2
+        result.append(
+            Feature(
+                name,
+                names[name],
+                STRING if name in categorical else FLOAT64,
+                CATEGORICAL,
+                vocabulary=vocabulary,
+                encoding="one_hot" if one_hot else "embedding",
+                embedding_dim=None if one_hot else _embedding_dim(cardinality),
+                missing_fraction=missing_fraction,
+            )
+        )
+
+    # --- label and head
+    label_stats = stats[label]
+    if label_stats.count == 0:
+        raise TrainInputError(f"{train_path}: label {label!r} is null in every row of the train split")
+    if task == "auto":
+        if label_is_string or pa.types.is_boolean(label_type):
+            task = BINARY if len(label_stats.values or {}) == 2 else MULTICLASS
+        elif label_integral and label_stats.values_complete and len(label_stats.values or {}) <= MAX_INTEGER_CLASSES:
+            task = BINARY if len(label_stats.values) == 2 else MULTICLASS
+        else:
+            task = REGRESSION
+    if task == REGRESSION:
+        if label_is_string:
+            raise TrainInputError(f"{train_path}: task 'regression' needs a numeric label; {label!r} is text")
+        if label_stats.std <= 0 or not math.isfinite(label_stats.std):
+            raise TrainInputError(
+                f"{train_path}: label {label!r} has a single value ({label_stats.mean}) in the train split; "
+                "nothing to learn"
+            )
+        spec_label = LabelSpec(label, REGRESSION, mean=float(label_stats.mean), std=float(label_stats.std))
+    else:
+        values = label_stats.values or {}
+        if dtypes[label] != STRING and not pa.types.is_boolean(label_type):
+            non_integer = [v for v in values if not re.fullmatch(r"-?\d+", v)]
+            if non_integer:
+                raise TrainInputError(f"{train_path}: label {label!r} is not integral ({non_integer[0]}) for {task}")
+        classes = _sort_classes([v for v in values if v != ""], numeric=dtypes[label] != STRING)
+        if len(classes) < 2:
+            raise TrainInputError(
+                f"{train_path}: label {label!r} has a single class {classes} in the train split; nothing to learn"
+            )
+        if task == BINARY and len(classes) != 2:
+            raise TrainInputError(f"{train_path}: task 'binary' but label {label!r} has {len(classes)} classes")
+        spec_label = LabelSpec(label, task, classes=classes, numeric_classes=dtypes[label] != STRING)
+    return TrainingSpec(
+        features=result,
+        label=spec_label,
+        schema_hash=schema_hash(arrow_schema, schema_path),
+        train_rows=rows,
+        statistics_source=source,
+    )
+
+
+def feature_by_name(spec: TrainingSpec) -> Mapping[str, Feature]:
+    """Column name -> Feature."""
+    return {f.name: f for f in spec.features}

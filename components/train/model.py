@@ -1,0 +1,180 @@
+"""The Keras model built from a :class:`~kfpc.components.train.features.TrainingSpec`, and its export.
+
+Preprocessing lives inside the model, so the SavedModel takes raw features and training and serving
+share one graph:
+
+* numeric: ``(x - mean) / std`` with the training statistics, NaN imputed with the mean (0 after
+  scaling) plus a missing-indicator input;
+* string categorical: vocabulary lookup; index 0 is the out-of-vocabulary bucket, index 1 the missing
+  value ``""``; one-hot for small vocabularies, an embedding for large ones;
+* integer categorical (a numeric column declared categorical): written as an integer string, then as above.
+
+The tower is Dense+ReLU+Dropout layers; the head has one logit per class (softmax, also for binary, so
+``probabilities`` always has K columns) or one output for regression (the model learns the standardized
+label; the serving signature returns the value in the label's units).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kfpc.components.train import features as F
+
+
+class NumericEncoder(keras.layers.Layer):
+    """float64 ``[batch]`` -> float32 ``[batch, 2]``: standardized value (0 when missing) and a missing flag."""
+
+    def __init__(self, mean: float, std: float, **kwargs):
+        # autocast=False: Keras would otherwise cast the float64 input to float32 before we subtract the mean
+        super().__init__(autocast=False, **kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, x):
+        x = tf.cast(x, tf.float64)
+        missing = tf.math.is_nan(x)
+        scaled = tf.where(missing, tf.zeros_like(x), (x - self.mean) / self.std)
+        # Clip extreme values so one outlier in serving cannot saturate the network.
+        scaled = tf.clip_by_value(scaled, -10.0, 10.0)
+        return tf.stack([tf.cast(scaled, tf.float32), tf.cast(missing, tf.float32)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+class IntegerAsString(keras.layers.Layer):
+    """float64 ``[batch]`` -> the integer written as a string (``""`` for NaN), to share the string lookup."""
+
+    def __init__(self, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+
+    def call(self, x):
+        x = tf.cast(x, tf.float64)
+        missing = tf.math.is_nan(x)
+        as_int = tf.cast(tf.round(tf.where(missing, tf.zeros_like(x), x)), tf.int64)
+        return tf.where(missing, tf.constant(""), tf.strings.as_string(as_int))
+
+
+class TabularModel(keras.Model):
+    """Raw features (dict of ``[batch]`` tensors by input key) -> logits ``[batch, K]`` or value ``[batch]``."""
+
+    def __init__(self, spec: F.TrainingSpec, hidden_units: Sequence[int] = (64, 32), dropout: float = 0.1, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+        self.spec = spec
+        # One flat list of layers (tracked once by Keras) and, per input, the slice of it that encodes it.
+        self.encoder_layers = []
+        self._chains: list[tuple[str, int, int]] = []
+        for feature in spec.features:
+            layer_name = f"encode_{feature.input}"
+            if feature.kind == F.NUMERIC:
+                chain = [NumericEncoder(feature.mean, feature.std, name=layer_name)]
+            else:
+                chain = [IntegerAsString(name=f"as_string_{feature.input}")] if feature.dtype == F.FLOAT64 else []
+                vocabulary = [""] + list(feature.vocabulary)
+                if feature.encoding == "one_hot":
+                    chain.append(
+                        keras.layers.StringLookup(
+                            vocabulary=vocabulary, num_oov_indices=1, mask_token=None, output_mode="one_hot",
+                            name=layer_name,
+                        )
+                    )
+                else:
+                    chain.append(
+                        keras.layers.StringLookup(
+                            vocabulary=vocabulary, num_oov_indices=1, mask_token=None, name=f"lookup_{feature.input}"
+                        )
+                    )
+                    chain.append(keras.layers.Embedding(len(vocabulary) + 1, feature.embedding_dim, name=layer_name))
+            self._chains.append((feature.input, len(self.encoder_layers), len(self.encoder_layers) + len(chain)))
+            self.encoder_layers.extend(chain)
+        self.tower = []
+        for i, units in enumerate(hidden_units):
+            self.tower.append(keras.layers.Dense(int(units), activation="relu", name=f"hidden_{i}"))
+            if dropout:
+                self.tower.append(keras.layers.Dropout(float(dropout), name=f"dropout_{i}"))
+        outputs = 1 if spec.label.task == F.REGRESSION else len(spec.label.classes)
+        # The head stays float32 under mixed precision: softmax / MSE in float16 lose precision.
+        self.head = keras.layers.Dense(outputs, dtype="float32", name="head")
+
+    def call(self, inputs, training=False):
+        parts = []
+        for key, start, stop in self._chains:
+            x = inputs[key]
+            for layer in self.encoder_layers[start:stop]:
+                x = layer(x)
+            parts.append(tf.cast(x, tf.float32))
+        x = tf.concat(parts, axis=-1)
+        for layer in self.tower:
+            x = layer(x, training=training)
+        out = self.head(x)
+        if self.spec.label.task == F.REGRESSION:
+            out = tf.squeeze(out, axis=-1)
+        return out
+
+
+def build_model(spec: F.TrainingSpec, hidden_units: Sequence[int], dropout: float, learning_rate: float) -> TabularModel:
+    """Create and compile the model (call under the distribution strategy's scope)."""
+    model = TabularModel(spec, hidden_units=hidden_units, dropout=dropout)
+    if spec.label.task == F.REGRESSION:
+        loss = keras.losses.MeanSquaredError()
+        metrics = [keras.metrics.RootMeanSquaredError(name="rmse_standardized")]
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def sample_inputs(spec: F.TrainingSpec, rows: int = 2) -> dict[str, tf.Tensor]:
+    """A tiny all-missing batch: builds the model's variables without reading data."""
+    return {
+        f.input: tf.constant([""] * rows) if f.dtype == F.STRING else tf.constant([np.nan] * rows, tf.float64)
+        for f in spec.features
+    }
+
+
+def outputs_from_model(model: TabularModel, features: dict, spec: F.TrainingSpec) -> dict[str, tf.Tensor]:
+    """The contract's outputs from raw features: probabilities/class_ids/classes, or predictions."""
+    raw = model(features, training=False)
+    if spec.label.task == F.REGRESSION:
+        return {"predictions": tf.cast(raw, tf.float32) * spec.label.std + spec.label.mean}
+    probabilities = tf.nn.softmax(tf.cast(raw, tf.float32), axis=-1)
+    class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    classes = tf.gather(tf.constant(spec.label.classes), class_ids)
+    return {"probabilities": probabilities, "class_ids": class_ids, "classes": classes}
+
+
+class ServingModule(tf.Module):
+    """What the SavedModel holds: the Keras model's variables and lookup tables, and the signature."""
+
+    def __init__(self, model: TabularModel, spec: F.TrainingSpec):
+        super().__init__()
+        self.model = model
+        # Track the lookup layers explicitly: their tables must be saved as resources of this module.
+        self.lookups = [layer for layer in model.encoder_layers if isinstance(layer, keras.layers.StringLookup)]
+        self._spec = spec
+        signature = {
+            f.input: tf.TensorSpec([None], tf.string if f.dtype == F.STRING else tf.float64, name=f.input)
+            for f in spec.features
+        }
+        self.serve = tf.function(self._serve, input_signature=[signature])
+
+    def _serve(self, features):
+        return outputs_from_model(self.model, features, self._spec)
+
+
+def export_saved_model(model: TabularModel, spec: F.TrainingSpec, path: str | os.PathLike) -> None:
+    """Write the SavedModel with a ``serving_default`` signature taking raw features by input key.
+
+    Args:
+        model: the trained model.
+        spec: its TrainingSpec.
+        path: the version folder to write (``<model>/1``).
+    """
+    module = ServingModule(model, spec)
+    concrete = module.serve.get_concrete_function()
+    tf.saved_model.save(module, os.fspath(path), signatures={"serving_default": concrete})

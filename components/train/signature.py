@@ -1,0 +1,178 @@
+"""Feeding the model contract's SavedModel: shared by evaluation, the KServe server and tests.
+
+:func:`to_model_inputs` is pure numpy (no TensorFlow import): it turns columns of raw values, as they come
+from a Parquet table, a pandas frame or a JSON request, into the arrays the ``serving_default`` signature
+takes. :func:`load_predictor` loads the SavedModel with ``tf.saved_model.load`` (no Keras needed to serve)
+and predicts from such columns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kfpc.components import types
+
+
+class ModelInputError(ValueError):
+    """Request columns do not fit the model's signature; the message names the feature and the value."""
+
+
+def _features(card: Mapping) -> list[dict]:
+    features = card.get(types.FEATURES)
+    if not features:
+        raise ModelInputError("the model card lists no features")
+    return features
+
+
+def _as_float64(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        array = array.reshape(-1) if array.ndim > 1 and array.shape[-1] == 1 else array
+    if array.ndim != 1:
+        raise ModelInputError(f"feature {name!r}: expected one value per row, got shape {array.shape}")
+    if array.dtype.kind in "fiub":
+        return array.astype(np.float64)
+    out = np.empty(len(array), dtype=np.float64)
+    for i, value in enumerate(array.tolist()):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[i] = np.nan
+        elif isinstance(value, bool | int | float):
+            out[i] = float(value)
+        elif isinstance(value, str | bytes):
+            text = value.decode() if isinstance(value, bytes) else value
+            if text.strip() == "":
+                out[i] = np.nan
+                continue
+            try:
+                out[i] = float(text)
+            except ValueError:
+                raise ModelInputError(f"feature {name!r} is numeric but row {i} holds {value!r}") from None
+        else:
+            raise ModelInputError(f"feature {name!r} is numeric but row {i} holds {value!r}")
+    return out
+
+
+def _as_bytes(name: str, values: Any) -> np.ndarray:
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        array = array.reshape(-1) if array.ndim > 1 and array.shape[-1] == 1 else array
+    if array.ndim != 1:
+        raise ModelInputError(f"feature {name!r}: expected one value per row, got shape {array.shape}")
+    out = np.empty(len(array), dtype=object)
+    for i, value in enumerate(array.tolist()):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[i] = b""
+        elif isinstance(value, bytes):
+            out[i] = value
+        elif isinstance(value, str):
+            out[i] = value.encode()
+        elif isinstance(value, bool):
+            out[i] = str(value).lower().encode()
+        elif isinstance(value, float) and value.is_integer():
+            out[i] = str(int(value)).encode()  # 3.0 from a JSON number matches the category "3"
+        else:
+            out[i] = str(value).encode()
+    return out
+
+
+def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.ndarray]:
+    """Arrays for the ``serving_default`` signature from columns of raw values.
+
+    Columns may be keyed by column name or by signature input key (they differ only for names that are
+    not identifiers, e.g. ``price ($)`` -> ``price____``). Columns that are not features (the label, ids)
+    are an error unless they are the label, which is ignored.
+
+    Args:
+        columns: feature -> sequence of values (list, numpy array, pandas Series, Arrow array as list).
+            Missing values: None / NaN / ``""``.
+        card: the model card (``load_model_card``).
+    Returns:
+        input key -> ``float64`` array (NaN missing) or ``object`` array of ``bytes`` (``b""`` missing).
+    Raises:
+        ModelInputError: a feature is missing, a column is unknown, lengths differ, or a numeric feature holds
+            a non-numeric value.
+    """
+    features = _features(card)
+    by_key = {}
+    for feature in features:
+        by_key[feature["name"]] = feature
+        by_key[feature.get("input", feature["name"])] = feature
+    label = card.get(types.LABEL)
+    unknown = [key for key in columns if key not in by_key and key != label]
+    if unknown:
+        raise ModelInputError(
+            f"unknown feature(s) {unknown}; the model takes {[f['name'] for f in features]}"
+        )
+    result: dict[str, np.ndarray] = {}
+    for feature in features:
+        key = feature.get("input", feature["name"])
+        if feature["name"] in columns:
+            values = columns[feature["name"]]
+        elif key in columns:
+            values = columns[key]
+        else:
+            raise ModelInputError(f"feature {feature['name']!r} is missing; the model takes {[f['name'] for f in features]}")
+        if hasattr(values, "to_numpy"):
+            values = values.to_numpy(zero_copy_only=False) if "pyarrow" in type(values).__module__ else values.to_numpy()
+        result[key] = _as_bytes(feature["name"], values) if feature["dtype"] == "string" else _as_float64(
+            feature["name"], values
+        )
+    lengths = {key: len(value) for key, value in result.items()}
+    if len(set(lengths.values())) > 1:
+        raise ModelInputError(f"features have different numbers of rows: {lengths}")
+    return result
+
+
+class Predictor:
+    """A loaded Model artifact: ``.card`` and ``.predict(columns)``.
+
+    Attributes:
+        card: the model card.
+        model_dir: the artifact folder.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike):
+        import tensorflow as tf
+
+        from kfpc.components.train.core import load_model_card
+
+        self.model_dir = Path(model_dir)
+        self.card = load_model_card(model_dir)
+        self._loaded = tf.saved_model.load(os.fspath(self.model_dir / types.MODEL_VERSION))
+        self._signature = self._loaded.signatures[types.SERVING_SIGNATURE]
+        self._tf = tf
+
+    def predict(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Predict from raw columns (see :func:`to_model_inputs`).
+
+        Returns:
+            classification: ``probabilities`` float32 [n, K], ``class_ids`` int64 [n], ``classes`` str [n];
+            regression: ``predictions`` float32 [n].
+        """
+        inputs = to_model_inputs(columns, self.card)
+        tf = self._tf
+        tensors = {
+            key: tf.constant(value, dtype=tf.string if value.dtype == object else tf.float64)
+            for key, value in inputs.items()
+        }
+        outputs = {key: value.numpy() for key, value in self._signature(**tensors).items()}
+        if "classes" in outputs:
+            outputs["classes"] = np.array([c.decode() for c in outputs["classes"]], dtype=object)
+        return outputs
+
+
+def load_predictor(model_dir: str | os.PathLike) -> Predictor:
+    """Load ``<model_dir>/1`` (SavedModel) and ``<model_dir>/model_card.json``.
+
+    Args:
+        model_dir: the Model artifact folder.
+    Returns:
+        A :class:`Predictor`.
+    """
+    return Predictor(model_dir)
