@@ -651,3 +651,73 @@ def raise_if_anomalies(anomalies: anomalies_pb2.Anomalies, what: str = "data") -
     if lines:
         raise AnomaliesFoundError(f"{len(lines)} anomal{'y' if len(lines) == 1 else 'ies'} in {what}:\n  "
                                   + "\n  ".join(lines))
+
+
+@dataclasses.dataclass
+class ValidationResult:
+    """What :func:`run` produced."""
+
+    anomalies: anomalies_pb2.Anomalies
+    distances: dict
+    count: int
+    lines: list[str]
+
+    def metadata(self) -> dict:
+        """Artifact metadata under the documented keys."""
+        return {types.ANOMALY_COUNT: self.count, types.ANOMALIES_FOUND: bool(self.count)}
+
+
+def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anomalies_dir: str | os.PathLike, *,
+        split: str = types.EVAL, previous_dir=None, previous_split: str | None = None, serving_dir=None,
+        serving_split: str | None = None, environment: str | None = None, markdown_path=None,
+        html_path=None) -> ValidationResult:
+    """Validate one split of a statistics artifact and write the Anomalies artifact and the reports.
+
+    Args:
+        statistics_dir: statistics artifact folder (``Split-<split>/FeatureStats.pb``).
+        schema_path: schema artifact folder or ``schema.pbtxt``.
+        anomalies_dir: Anomalies artifact folder to write (``anomalies.pbtxt``).
+        split: the split to validate.
+        previous_dir / previous_split: statistics of the previous span (drift), default split ``split``.
+        serving_dir / serving_split: statistics of serving data (skew), default split ``split``.
+        environment: schema environment of the validated data.
+        markdown_path / html_path: report files to write (optional).
+    Returns:
+        :class:`ValidationResult`.
+    """
+    from kfpc.components.schema.core import load_schema
+    from kfpc.components.statistics.core import load_statistics
+    from kfpc.components.validate import report
+
+    current = load_statistics(statistics_dir, split)
+    schema = load_schema(schema_path)
+    previous = load_statistics(previous_dir, previous_split or split) if previous_dir else None
+    serving = load_statistics(serving_dir, serving_split or split) if serving_dir else None
+    anomalies = validate(current, schema, previous=previous, serving=serving, environment=environment)
+    shown = {split: current}
+    for other in split_names_of(statistics_dir):
+        if other != split:
+            shown[other] = load_statistics(statistics_dir, other)
+    if previous is not None:
+        shown["previous"] = previous
+    if serving is not None:
+        shown["serving"] = serving
+    reference = previous or serving or next((shown[k] for k in shown if k != split), None)
+    distances = compare(current, reference) if reference is not None else {}
+    write_anomalies(anomalies, anomalies_dir)
+    if markdown_path:
+        report.write_text(markdown_path, report.render_markdown(anomalies, shown, distances))
+    if html_path:
+        report.write_text(html_path, report.render_html(anomalies, shown, distances))
+    lines = anomaly_lines(anomalies)
+    return ValidationResult(anomalies=anomalies, distances=distances, count=anomaly_count(anomalies), lines=lines)
+
+
+def split_names_of(statistics_dir) -> list[str]:
+    """Splits present in a statistics artifact folder (empty for a single file)."""
+    root = Path(statistics_dir)
+    if not root.is_dir():
+        return []
+    prefix = types.SPLIT_DIR.format(split="")
+    return sorted(p.name[len(prefix):] for p in root.iterdir()
+                  if p.is_dir() and p.name.startswith(prefix) and (p / types.STATS_FILE).exists())

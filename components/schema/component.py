@@ -1,0 +1,62 @@
+"""KFP v2 components: infer_schema and import_schema. Call :mod:`kfpc.components.schema.core`."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Output
+
+from kfpc.components import images
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def infer_schema(
+    statistics: Input[Artifact],
+    schema: Output[Artifact],
+    split: str = "train",
+    max_string_domain_size: int = 100,
+    infer_feature_shape: bool = True,
+    infer_int_domains: bool = False,
+    drift_threshold: float = 0.0,
+    skew_threshold: float = 0.0,
+):
+    """Infer a schema (``schema.pbtxt``) from one split's statistics with TFDV's rules.
+
+    Args:
+        statistics: a statistics artifact (``Split-<split>/FeatureStats.pb``).
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind: schema``, ``features``.
+        split: the split to infer from.
+        max_string_domain_size: largest number of distinct strings that becomes a string domain.
+        infer_feature_shape: always-present features get ``shape [1]`` (else ``value_count``).
+        infer_int_domains: integer features get ``int_domain {min max}`` (the observed range).
+        drift_threshold: if > 0, every feature gets a drift comparator (L-infinity for categorical,
+            Jensen-Shannon divergence for numeric features) with this threshold.
+        skew_threshold: if > 0, the same for the skew comparator (training vs serving).
+    """
+    from kfpc.components.schema import core
+    from kfpc.components.statistics.core import load_statistics
+
+    def comparators(threshold):
+        return {"infinity_norm": threshold, "jensen_shannon_divergence": threshold} if threshold > 0 else None
+
+    inferred = core.infer_schema(
+        load_statistics(statistics.path, split),
+        infer_feature_shape=infer_feature_shape,
+        max_string_domain_size=max_string_domain_size,
+        infer_int_domains=infer_int_domains,
+        drift_comparators=comparators(drift_threshold),
+        skew_comparators=comparators(skew_threshold),
+    )
+    core.write_schema(inferred, schema.path)
+    schema.metadata.update({"kind": "schema", "features": core.schema_features(inferred)})
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def import_schema(schema_uri: str, schema: Output[Artifact]):
+    """Bring a curated, reviewed ``schema.pbtxt`` into the pipeline (TFX's ImportSchemaGen).
+
+    Args:
+        schema_uri: path, ``file://`` or ``gs://`` URI of the schema file (or a folder holding ``schema.pbtxt``).
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind: schema``, ``features``, ``source_uri``.
+    """
+    from kfpc.components.schema import core
+
+    imported = core.import_schema(schema_uri, schema.path)
+    schema.metadata.update({"kind": "schema", "features": core.schema_features(imported), "source_uri": schema_uri})

@@ -1,0 +1,63 @@
+"""KFP v2 component: validate. Calls :func:`kfpc.components.validate.core.run`, writes outputs."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
+
+from kfpc.components import images
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def validate(
+    statistics: Input[Artifact],
+    schema: Input[Artifact],
+    anomalies: Output[Artifact],
+    report: Output[Markdown],
+    html_report: Output[HTML],
+    split: str = "eval",
+    previous_statistics: Input[Artifact] = None,
+    previous_split: str = "",
+    serving_statistics: Input[Artifact] = None,
+    serving_split: str = "",
+    environment: str = "",
+    fail_on_anomalies: bool = True,
+) -> NamedTuple("Outputs", anomaly_count=int, anomalies_found=bool):
+    """Validate a split's statistics against a schema (drift vs previous span, skew vs serving).
+
+    Args:
+        statistics: statistics artifact of the data to validate.
+        schema: schema artifact (from infer_schema or import_schema).
+        anomalies: Anomalies artifact: ``anomalies.pbtxt``; metadata ``anomaly_count``, ``anomalies_found``.
+        report: Markdown report (shown in the KFP UI).
+        html_report: HTML report with the feature table and histograms per split side by side.
+        split: the split to validate.
+        previous_statistics: statistics of the previous span, for the schema's drift comparators.
+        previous_split: its split (default: ``split``).
+        serving_statistics: statistics of serving data, for the schema's skew comparators.
+        serving_split: its split (default: ``split``).
+        environment: schema environment of the data (e.g. ``SERVING``).
+        fail_on_anomalies: fail the task, listing the anomalies, when any is found (after writing outputs).
+    Returns:
+        anomaly_count, anomalies_found.
+    """
+    from kfpc.components.validate import core
+
+    result = core.run(
+        statistics.path,
+        schema.path,
+        anomalies.path,
+        split=split,
+        previous_dir=previous_statistics.path if previous_statistics is not None else None,
+        previous_split=previous_split or None,
+        serving_dir=serving_statistics.path if serving_statistics is not None else None,
+        serving_split=serving_split or None,
+        environment=environment or None,
+        markdown_path=report.path,
+        html_path=html_report.path,
+    )
+    anomalies.metadata.update(result.metadata())
+    anomalies.metadata["kind"] = "anomalies"
+    if fail_on_anomalies:
+        core.raise_if_anomalies(result.anomalies, f"split {split!r}")
+    return (result.count, result.count > 0)  # the executor maps a tuple onto the NamedTuple's fields
