@@ -11,6 +11,7 @@ Run from a repository checkout::
     python components/images/build.py lock [FAMILY ...]      # re-resolve the lock files
     python components/images/build.py venv FAMILY            # build (or reuse) a family environment
     python components/images/build.py sizes                  # installed size per family
+    python components/images/build.py base                   # the pinned base image of every Dockerfile
     python components/images/build.py build [--registry R]   # docker build every family image
     python components/images/build.py push --registry R      # docker push every family image
 """
@@ -296,27 +297,51 @@ def stdlib_size() -> int:
     return tree_size(sysconfig.get_paths()["stdlib"])
 
 
+_BASE_ARG = re.compile(r"^ARG PYTHON_IMAGE=(\S+)\s*$", re.MULTILINE)
+
+
+def base_image(family: str | None = None) -> str:
+    """The pinned base image the Dockerfiles name (``ARG PYTHON_IMAGE=...``).
+
+    Args:
+        family: one Dockerfile's base; by default every family's, which must agree.
+    Raises:
+        LockError: a Dockerfile has no ``ARG PYTHON_IMAGE`` or two families name different bases.
+    """
+    bases = {}
+    for name in [family] if family else families():
+        match = _BASE_ARG.search(dockerfile(name).read_text())
+        if not match:
+            raise LockError(f"{dockerfile(name)}: no 'ARG PYTHON_IMAGE=<image>:<exact tag>' line")
+        bases[name] = match.group(1)
+    if len(set(bases.values())) != 1:
+        raise LockError(f"the Dockerfiles name different base images: {bases}")
+    return next(iter(bases.values()))
+
+
 # ---- docker ---------------------------------------------------------------------------------------------
 
 
-def docker_build_command(family: str, registry: str | None = None, docker: str = "docker") -> list[str]:
+def docker_build_command(
+    family: str, registry: str | None = None, docker: str = "docker", build_args: list[str] | None = None
+) -> list[str]:
     """The ``docker build`` command for one family image (run from the repository root).
 
     Args:
         family: the family to build.
         registry: registry for the tag instead of ``kfpc.components.images.registry()``.
         docker: the docker client to call.
+        build_args: extra ``KEY=VALUE`` build arguments (e.g. ``PYTHON_IMAGE=python:...@sha256:...``).
     Returns:
         The argv list.
     """
     from kfpc.components import images
 
-    return [
-        docker, "build", "--file", str(dockerfile(family).relative_to(REPO_ROOT)),
-        "--tag", images.image(family, registry),
-        "--label", f"org.opencontainers.image.version={images.__version__}",
-        ".",
-    ]
+    command = [docker, "build", "--file", str(dockerfile(family).relative_to(REPO_ROOT)),
+               "--tag", images.image(family, registry), "--build-arg", f"KFPC_VERSION={images.__version__}"]
+    for item in build_args or []:
+        command += ["--build-arg", item]
+    return command + ["."]
 
 
 def docker_push_command(family: str, registry: str | None = None, docker: str = "docker") -> list[str]:
@@ -344,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     p_lock.add_argument("families", nargs="*")
     p_venv = sub.add_parser("venv", help="build or reuse a family environment; prints its path")
     p_venv.add_argument("family")
+    sub.add_parser("base", help="print the base image every Dockerfile names (for digest resolution)")
     sub.add_parser("sizes", help="installed size of every family environment (builds them if needed)")
     for name in ("build", "push"):
         p = sub.add_parser(name, help=f"docker {name} every family image (or the ones named)")
@@ -351,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--registry", default=None, help="registry instead of the default (KFPC_IMAGE_REGISTRY)")
         p.add_argument("--docker", default=os.environ.get("DOCKER", "docker"))
         p.add_argument("--dry-run", action="store_true", help="print the commands only")
+        if name == "build":
+            p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
 
     if args.command == "lock":
@@ -359,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "venv":
         print(family_venv(args.family))
+        return 0
+    if args.command == "base":
+        print(base_image())
         return 0
     if args.command == "sizes":
         for family in families():
@@ -370,8 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(chosen) - set(families()))
     if unknown:
         parser.error(f"unknown families {unknown}; known: {families()}")
-    make = docker_build_command if args.command == "build" else docker_push_command
-    return _run_all([make(f, args.registry, args.docker) for f in chosen], args.dry_run)
+    if args.command == "build":
+        commands = [docker_build_command(f, args.registry, args.docker, args.build_arg) for f in chosen]
+    else:
+        commands = [docker_push_command(f, args.registry, args.docker) for f in chosen]
+    return _run_all(commands, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+# syntax=docker/dockerfile:1
+# kfpc deploy image (kfpc-deploy): push to KServe, submit and schedule runs on Kubeflow Pipelines and Vertex AI.
+# Holds kserve SDK, kubernetes, google-cloud-aiplatform, google-cloud-pipeline-components; no TensorFlow.
+# Installed from requirements-deploy.txt (the lock the container contract test also installs) plus the kfpc
+# wheel built from this checkout. Build from the repository root:
+#   docker build -f components/images/deploy.Dockerfile -t <registry>/kfpc-deploy:<kfpc version> .
+# (python components/images/build.py build does that for every family with the right tag.)
+
+# Exact patch version, never a floating tag. The release workflow resolves this tag's digest when it builds
+# and passes PYTHON_IMAGE=python:...@sha256:... so the published image records the exact base it was made from.
+ARG PYTHON_IMAGE=python:3.11.17-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+# The lock first: this layer, the large one, is reused as long as the lock does not change.
+COPY components/images/requirements-deploy.txt /tmp/requirements.txt
+# A bare venv filled by the base image's pip (--python): the environment itself carries no pip.
+RUN python -m venv --without-pip /opt/kfpc \
+ && pip --python /opt/kfpc/bin/python install --no-deps --requirement /tmp/requirements.txt
+WORKDIR /src
+COPY pyproject.toml setup.cfg ./
+COPY components ./components
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN pip wheel --no-deps --wheel-dir /tmp/wheel . \
+ && pip --python /opt/kfpc/bin/python install --no-deps /tmp/wheel/kfpc-*.whl \
+ && pip --python /opt/kfpc/bin/python check
+
+FROM ${PYTHON_IMAGE}
+ARG KFPC_VERSION=unknown
+LABEL org.opencontainers.image.title="kfpc-deploy" \
+      org.opencontainers.image.description="kfpc deploy image: push to KServe, submit and schedule runs on Kubeflow Pipelines and Vertex AI" \
+      org.opencontainers.image.version="${KFPC_VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# A fixed non-root UID in group 0, so that clusters that run images under an arbitrary UID (OpenShift)
+# can write where this user can. /gcs, /minio and /s3 are where the KFP v2 launcher puts artifacts;
+# older KFP backends do not mount them as emptyDir, and a non-root task then fails with "mkdir /minio:
+# permission denied" (kubeflow/pipelines#5673).
+RUN useradd --uid 10001 --gid 0 --home-dir /home/kfpc --create-home --shell /usr/sbin/nologin kfpc \
+ && mkdir -p /gcs /minio /s3 \
+ && chown 10001:0 /gcs /minio /s3 /home/kfpc \
+ && chmod 0775 /gcs /minio /s3 /home/kfpc
+COPY --from=builder /opt/kfpc /opt/kfpc
+# python3 on PATH is the environment's: the KFP executor command runs `python3 -m kfp.dsl.executor_main`.
+ENV PATH=/opt/kfpc/bin:$PATH \
+    VIRTUAL_ENV=/opt/kfpc \
+    HOME=/home/kfpc \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /home/kfpc
+USER 10001:0
