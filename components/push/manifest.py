@@ -208,7 +208,7 @@ def _predictor_object(opts: ServingOptions, storage_uri: str):
             args=server_args(opts.name),
             # STORAGE_URI makes KServe run its storage initializer for a custom container: the model is
             # downloaded to /mnt/models before the server starts, exactly as for built-in runtimes.
-            env=[V1EnvVar(name="STORAGE_URI", value=storage_uri), V1EnvVar(name="PROTOCOL", value=opts.protocol)],
+            env=[V1EnvVar(name="STORAGE_URI", value=storage_uri)],
             ports=[V1ContainerPort(container_port=HTTP_PORT, protocol="TCP")],
             resources=_resources(opts),
         )

@@ -75,3 +75,19 @@ def make_fake_model(tmp_path):
         return _write_fake_model(tmp_path / f"model{next(counter)}")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A real model: ingest + train (2 epochs) on the bundled penguins data. Returns (model_dir, dataset_dir)."""
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from kfpc.components.ingest.core import ingest
+    from kfpc.components.train.core import train
+
+    root = tmp_path_factory.mktemp("trained")
+    source = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
+    ingest(str(source), root / "data")
+    train(root / "data", root / "model", label="species", epochs=2, hidden_units=(8,), verbose=0)
+    return root / "model", root / "data"

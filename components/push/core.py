@@ -1,0 +1,412 @@
+"""Push a blessed model to KServe: versioned copy, InferenceService, canary, promotion, rollback.
+
+Three modes share one code path:
+
+* ``cluster``: copy the model to ``<serving_root>/<name>/v<N>``, then create or patch the InferenceService
+  through the Kubernetes API and wait for Ready (see :mod:`kfpc.components.push.rollout`).
+* ``dry_run``: nothing is written anywhere but ``output_dir``. The version the push would take is worked out
+  from the serving root (read-only); the same rollout code runs against a recorder, so ``requests`` are the
+  exact HTTP requests the kubernetes client would send to a cluster where the service does not exist yet
+  (or is ``existing_manifest``).
+* ``local``: copy the model, start our model server on the pushed copy (a subprocess, which is where
+  TensorFlow is imported) and send v1 and v2 predict requests built from the model card: infra validation
+  that the pushed folder loads and answers.
+
+This module imports neither kfp nor kubernetes nor tensorflow; the Kubernetes client lives in
+:mod:`kfpc.components.push.kube` and is imported only in ``cluster`` and ``dry_run`` modes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfpc.components import images, types
+from kfpc.components._fs import atomic_dir
+from kfpc.components.push import manifest, storage
+
+log = logging.getLogger(__name__)
+
+MODES = ("dry_run", "local", "cluster")
+MANIFEST_FILE = "inferenceservice.yaml"
+REQUESTS_FILE = "requests.json"
+RESULT_FILE = "push.json"
+SMOKE_FILE = "smoke.json"
+
+# artifact metadata keys written by the component (documented in README.md)
+ENDPOINT_URL = "endpoint_url"
+MODEL_URI = "model_uri"
+PREVIOUS_MODEL_URI = "previous_model_uri"
+
+
+class PushError(ValueError):
+    """The push was refused before anything was deployed; the message names the input and the value."""
+
+
+class NotBlessedError(PushError):
+    """The blessing says the model is not better than production."""
+
+
+class SmokeTestError(RuntimeError):
+    """The pushed model loaded but answered a smoke request wrongly (or did not load)."""
+
+
+@dataclasses.dataclass
+class PushResult:
+    """What a push did.
+
+    Attributes:
+        endpoint_url: the InferenceService URL (cluster), its in-cluster address (dry_run), or the local
+            server's URL, which is stopped when the push returns (local).
+        model_uri: the versioned copy (``<serving_root>/<name>/v<N>``); predicted, not written, in dry_run.
+        previous_model_uri: the model served before this push: the InferenceService's model (cluster,
+            dry_run with ``existing_manifest``) or the newest earlier version under the serving root.
+        manifest: the InferenceService serving ``model_uri`` at 100%.
+        requests: the Kubernetes API requests sent (cluster) or that would be sent (dry_run).
+        action: ``created`` | ``updated`` | ``canary`` | ``promoted`` | ``smoke-tested``.
+        traffic_percent: the new model's share of traffic.
+        smoke: local mode: the requests sent and the answers' summaries.
+    """
+
+    endpoint_url: str
+    model_uri: str
+    previous_model_uri: str
+    manifest: dict[str, Any]
+    requests: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    action: str = ""
+    traffic_percent: int = 100
+    smoke: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """Artifact metadata (keys documented in the README)."""
+        return {
+            ENDPOINT_URL: self.endpoint_url,
+            MODEL_URI: self.model_uri,
+            PREVIOUS_MODEL_URI: self.previous_model_uri,
+            "action": self.action,
+            "traffic_percent": self.traffic_percent,
+        }
+
+
+def read_model_card(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """``model_card.json`` of a Model folder (plain JSON: no TensorFlow import)."""
+    path = Path(model_dir) / types.MODEL_CARD_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PushError(f"{path}: no model card; the Model folder must hold {types.MODEL_CARD_FILE} beside 1/") from None
+    except json.JSONDecodeError as err:
+        raise PushError(f"{path}: not valid JSON ({err})") from None
+
+
+def check_blessing(blessed: Any, force: bool = False, source: str = "blessed") -> None:
+    """Refuse a model that is not blessed, unless ``force``.
+
+    Args:
+        blessed: the blessing: ``True``/``False`` (strings ``"true"``/``"false"`` from artifact metadata too).
+        force: push anyway (logged).
+        source: what ``blessed`` came from, for the message.
+    Raises:
+        NotBlessedError: not blessed and not forced.
+        PushError: ``blessed`` is missing or not a boolean.
+    """
+    if isinstance(blessed, str) and blessed.strip().lower() in ("true", "false"):
+        blessed = blessed.strip().lower() == "true"
+    if not isinstance(blessed, bool):
+        raise PushError(f"{source}: expected a boolean blessing, got {blessed!r}")
+    if not blessed:
+        if force:
+            log.warning("%s is False but force=True: pushing a model that is not blessed", source)
+            return
+        raise NotBlessedError(
+            f"{source} is False: the model did not pass evaluation against production; refusing to push "
+            f"(set force=True to push anyway)"
+        )
+
+
+# ------------------------------------------------------------------ local smoke test
+
+
+def smoke_rows(card: dict[str, Any], data_dir: str | os.PathLike | None = None, rows: int = 2) -> list[dict[str, Any]]:
+    """A few example rows keyed by feature name: from the Dataset's eval split when given, else synthetic.
+
+    Synthetic rows exercise the missing-value paths of the contract: an empty string and a ``null`` number.
+    """
+    features = card.get(types.FEATURES) or []
+    if not features:
+        raise PushError(f"model card has no '{types.FEATURES}': cannot build smoke requests")
+    names = [f["name"] for f in features]
+    if data_dir:
+        import pyarrow.parquet as pq
+
+        path = Path(data_dir) / types.SPLIT_DIR.format(split=types.EVAL) / types.DATA_FILE
+        if not path.exists():
+            path = Path(data_dir) / types.SPLIT_DIR.format(split=types.TRAIN) / types.DATA_FILE
+        table = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
+        missing = [n for n in names if n not in table.column_names]
+        if missing:
+            raise PushError(f"{path}: the model's features {missing} are not columns of the dataset")
+        out = []
+        for row in table.slice(0, rows).to_pylist():
+            out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        if out:
+            return out
+    synthetic = []
+    for i in range(rows):
+        row = {}
+        for f in features:
+            missing = i > 0 and f.get("allow_missing", True)
+            if f.get("dtype") == "string":
+                row[f["name"]] = "" if missing else "__kfpc_smoke__"
+            else:
+                row[f["name"]] = None if missing else 1.0
+        synthetic.append(row)
+    return synthetic
+
+
+def _post(url: str, body: dict[str, Any], timeout: float = 30.0) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")[:500]
+
+
+def expected_outputs(card: dict[str, Any]) -> list[str]:
+    """Output names the contract promises for the card's task."""
+    return ["predictions"] if card.get(types.TASK) == "regression" else ["probabilities", "class_ids", "classes"]
+
+
+def smoke_test(url: str, model_name: str, card: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send v1 and v2 predict requests and check the answers' shape against the model contract.
+
+    Args:
+        url: server base URL.
+        model_name: model name in the URL.
+        card: the model card.
+        rows: example rows (feature -> value, ``None`` = missing).
+    Returns:
+        One record per request: protocol, URL, request body, HTTP status, and the checked answer.
+    Raises:
+        SmokeTestError: a non-200 answer, a wrong number of predictions, or missing outputs.
+    """
+    records = []
+    v1_url = f"{url}/v1/models/{model_name}:predict"
+    v1_body = {"instances": rows}
+    status, answer = _post(v1_url, v1_body)
+    records.append({"protocol": "v1", "url": v1_url, "request": v1_body, "status": status, "response": answer})
+    if status != 200:
+        raise SmokeTestError(f"v1 predict at {v1_url} answered HTTP {status}: {answer}")
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != len(rows):
+        raise SmokeTestError(f"v1 predict at {v1_url}: expected {len(rows)} predictions, got {str(answer)[:300]}")
+
+    features = {f["name"]: f for f in card[types.FEATURES]}
+    inputs = []
+    for name, feature in features.items():
+        values = [row.get(name) for row in rows]
+        if feature.get("dtype") == "string":
+            inputs.append({"name": name, "shape": [len(rows)], "datatype": "BYTES",
+                           "data": ["" if v is None else str(v) for v in values]})
+        else:
+            # v2 JSON has no NaN; a missing number goes as NaN only in binary payloads, so send 0.0 here
+            inputs.append({"name": name, "shape": [len(rows)], "datatype": "FP64",
+                           "data": [0.0 if v is None else float(v) for v in values]})
+    v2_url = f"{url}/v2/models/{model_name}/infer"
+    v2_body = {"id": "kfpc-push-smoke", "inputs": inputs}
+    status, answer = _post(v2_url, v2_body)
+    records.append({"protocol": "v2", "url": v2_url, "request": v2_body, "status": status, "response": answer})
+    if status != 200:
+        raise SmokeTestError(f"v2 infer at {v2_url} answered HTTP {status}: {answer}")
+    outputs = {o.get("name"): o for o in (answer.get("outputs") or [])} if isinstance(answer, dict) else {}
+    missing = [name for name in expected_outputs(card) if name not in outputs]
+    if missing:
+        raise SmokeTestError(f"v2 infer at {v2_url}: outputs {missing} missing from {sorted(outputs)}")
+    for name in expected_outputs(card):
+        if outputs[name].get("shape", [None])[0] != len(rows):
+            raise SmokeTestError(f"v2 infer at {v2_url}: output {name} has shape {outputs[name].get('shape')}, "
+                                 f"expected {len(rows)} rows")
+    return records
+
+
+# ------------------------------------------------------------------ push_kserve
+
+
+def push_kserve(
+    model_dir: str | os.PathLike,
+    *,
+    serving_root: str,
+    name: str,
+    namespace: str = "default",
+    mode: str = "dry_run",
+    blessed: Any = True,
+    force: bool = False,
+    canary_traffic_percent: int | None = None,
+    promote: bool = False,
+    deployment_mode: str = manifest.STANDARD,
+    predictor: str = "kfpc",
+    image: str = images.SERVING,
+    protocol: str = "",
+    cpu_request: str = "1",
+    memory_request: str = "2Gi",
+    cpu_limit: str = "2",
+    memory_limit: str = "4Gi",
+    gpu: int = 0,
+    min_replicas: int = 1,
+    max_replicas: int = 3,
+    service_account: str = "",
+    runtime_version: str = "",
+    node_selector: dict[str, str] | None = None,
+    timeout_s: float = 600.0,
+    poll_s: float = 2.0,
+    output_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    existing_manifest: dict[str, Any] | None = None,
+    kube_client=None,
+    storage_client=None,
+    server_startup_timeout: float = 180.0,
+) -> PushResult:
+    """Push a model to KServe (or rehearse it: ``dry_run``; or smoke-test the pushed copy: ``local``).
+
+    Args:
+        model_dir: the Model artifact folder (``1/saved_model.pb``, ``model_card.json``).
+        serving_root: where versioned copies live: local path, ``gs://`` or ``s3://`` (cluster: not local).
+        name: InferenceService name, also the model's folder under the root.
+        namespace: Kubernetes namespace.
+        mode: ``dry_run`` | ``local`` | ``cluster``.
+        blessed: the evaluation's verdict; a model that is not blessed is refused unless ``force``.
+        force: push even if not blessed.
+        canary_traffic_percent: 1..99 to canary the new model; ``None`` (or 0 / 100) = all traffic.
+        promote: after a Ready canary, move it to 100%.
+        deployment_mode: ``Standard`` or ``Knative`` (legacy ``RawDeployment`` / ``Serverless`` accepted).
+        predictor: ``kfpc`` (our server, ``image``) or ``tensorflow`` (KServe's TF Serving runtime, v1 only).
+        image: predictor image for ``kfpc``.
+        protocol: ``v1`` or ``v2``; empty = ``v2`` for kfpc, ``v1`` for tensorflow.
+        cpu_request, memory_request, cpu_limit, memory_limit: Kubernetes quantities ("" = unset).
+        gpu: GPUs per replica.
+        min_replicas, max_replicas: autoscaling bounds.
+        service_account: predictor pod's service account (it must be able to read ``serving_root``).
+        runtime_version: TF Serving tag for ``tensorflow`` (e.g. ``2.6.2-gpu`` with a GPU).
+        node_selector: node labels for the predictor pods.
+        timeout_s: seconds to wait for Ready, per step (rollout; then promotion).
+        poll_s: seconds between status reads.
+        output_dir: where to write the manifest, the requests and a summary (atomically); None = nowhere.
+        data_dir: optional Dataset folder; local mode takes its smoke rows from the eval split.
+        existing_manifest: dry_run: the InferenceService as it is in the cluster (e.g. ``kubectl get -o json``).
+        kube_client: an ``IsvcClient`` to use instead of the in-cluster / kubeconfig one.
+        storage_client: a Cloud Storage or S3 client to use instead of the default one.
+        server_startup_timeout: local mode: seconds for the model server to load the model.
+    Returns:
+        The :class:`PushResult`.
+    Raises:
+        NotBlessedError: not blessed and not forced (nothing written).
+        PushError, storage.StorageError, manifest.ManifestError: bad input (nothing written).
+        rollout.RolloutError: the rollout failed (previous spec restored); kube.KubeError: API refusal.
+        SmokeTestError: local mode: the pushed copy did not load or answer.
+    """
+    if mode not in MODES:
+        raise PushError(f"mode must be one of {MODES}, got {mode!r}")
+    check_blessing(blessed, force)
+    storage.check_model_dir(model_dir)
+    if canary_traffic_percent in (0, 100):
+        canary_traffic_percent = None  # pipelines pass 0 for "no canary"; 100 is a plain rollout
+    if promote and canary_traffic_percent is None:
+        log.info("promote=True without a canary percentage: the rollout is at 100%% already")
+    opts = manifest.ServingOptions(
+        name=name, namespace=namespace, predictor=predictor, image=image,
+        protocol=protocol or ("v1" if predictor == "tensorflow" else "v2"),
+        deployment_mode=deployment_mode, cpu_request=cpu_request, memory_request=memory_request,
+        cpu_limit=cpu_limit, memory_limit=memory_limit, gpu=gpu, min_replicas=min_replicas,
+        max_replicas=max_replicas, service_account=service_account, runtime_version=runtime_version,
+        node_selector=dict(node_selector or {}),
+    )
+    if canary_traffic_percent is not None:
+        manifest._check_percent(canary_traffic_percent)
+    card = read_model_card(model_dir) if (mode == "local" or (Path(model_dir) / types.MODEL_CARD_FILE).exists()) else {}
+    if mode == "cluster" and not serving_root.startswith(("gs://", "s3://")):
+        raise PushError(
+            f"serving_root {serving_root!r}: a cluster push needs a gs:// or s3:// root that KServe's storage "
+            f"initializer can download from"
+        )
+    if mode == "local" and serving_root.startswith("s3://"):
+        raise PushError(f"serving_root {serving_root!r}: local mode serves the pushed copy from a local or gs:// root")
+    if output_dir is not None and Path(output_dir).exists() and any(Path(output_dir).iterdir()):
+        raise PushError(f"output_dir {output_dir} is not empty")
+
+    if mode == "dry_run":
+        result = _dry_run(model_dir, serving_root, opts, canary_traffic_percent, promote, existing_manifest,
+                          storage_client)
+    else:
+        pushed = storage.push_model(model_dir, serving_root, name, client=storage_client)
+        log.info("pushed %s to %s (previous version: %s)", model_dir, pushed.uri, pushed.previous_uri or "none")
+        desired = manifest.render(opts, pushed.uri, model_version=pushed.version)
+        if mode == "local":
+            result = _local(pushed, opts, desired, card, data_dir, server_startup_timeout)
+        else:
+            from kfpc.components.push import kube, rollout
+
+            client = kube_client or kube.IsvcClient.from_environment()
+            outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary_traffic_percent,
+                                      promote=promote, timeout_s=timeout_s, poll_s=poll_s)
+            result = PushResult(outcome.endpoint_url, pushed.uri, outcome.previous_model_uri, desired,
+                                action=outcome.action, traffic_percent=outcome.traffic_percent)
+    if output_dir is not None:
+        write_outputs(result, output_dir)
+    return result
+
+
+def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_client) -> PushResult:
+    from kfpc.components.push import kube, rollout
+
+    base = storage._join(storage._normalize_root(serving_root), opts.name)
+    versions = storage.backend_for(storage._normalize_root(serving_root), storage_client).versions(base)
+    version = f"v{max(versions, default=0) + 1}"
+    scheme = "file://" if serving_root.startswith("file://") else ""
+    model_uri = scheme + storage._join(base, version)
+    complete = [n for n, ok in versions.items() if ok]
+    previous = scheme + storage._join(base, f"v{max(complete)}") if complete else ""
+    desired = manifest.render(opts, model_uri, model_version=version)
+    client, pool = kube.dry_run_client(existing)
+    outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary, promote=promote,
+                              timeout_s=5.0, poll_s=0.0)
+    return PushResult(outcome.endpoint_url, model_uri, outcome.previous_model_uri or previous, desired,
+                      requests=pool.requests, action=outcome.action, traffic_percent=outcome.traffic_percent)
+
+
+def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult:
+    from kfpc.components._fs import local_path
+    from kfpc.serving.local import LocalServer
+
+    path = local_path(pushed.uri)  # gs:// is read through the /gcs FUSE mount
+    rows = smoke_rows(card, data_dir)
+    try:
+        with LocalServer(path, model_name=opts.name, startup_timeout=startup_timeout) as server:
+            records = smoke_test(server.url, opts.name, card, rows)
+            url = server.url
+    except SmokeTestError:
+        raise
+    except Exception as err:  # the server's start failure carries the log tail: that is the finding
+        raise SmokeTestError(f"the pushed model at {pushed.uri} did not load in the model server: {err}") from err
+    return PushResult(url, pushed.uri, pushed.previous_uri, desired, action="smoke-tested", smoke=records)
+
+
+def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
+    """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``) atomically."""
+    with atomic_dir(output_dir) as scratch:
+        (scratch / MANIFEST_FILE).write_text(yaml.safe_dump(result.manifest, sort_keys=False))
+        (scratch / REQUESTS_FILE).write_text(json.dumps(result.requests, indent=2))
+        (scratch / RESULT_FILE).write_text(json.dumps(result.metadata(), indent=2))
+        if result.smoke:
+            (scratch / SMOKE_FILE).write_text(json.dumps(result.smoke, indent=2))
