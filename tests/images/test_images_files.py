@@ -1,0 +1,204 @@
+"""The image files themselves: lock files, Dockerfiles, lint, tags. Fast; no environment is built."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+
+import pytest
+
+from kfpc.components import images
+from kfpc.components.images import build
+
+FAMILIES = list(images.FAMILIES)
+
+#: heavy dependencies and the only families allowed to hold them
+HEAVY = {
+    "tensorflow": {"tf", "tf-gpu", "serving"},
+    "keras": {"tf", "tf-gpu", "serving"},
+    "kserve": {"deploy", "serving"},
+    "google-cloud-aiplatform": {"deploy"},
+    "google-cloud-pipeline-components": {"deploy"},
+    "kfp": {"data", "tf", "tf-gpu", "deploy"},
+    "torch": set(),
+    "jax": set(),
+}
+#: packages a lock may hold that ``pip freeze`` of the dev environment does not list
+NOT_IN_DEV_FREEZE = {"pip", "setuptools", "wheel"}
+
+
+def _from_lines(text: str) -> list[str]:
+    return re.findall(r"^FROM\s+(.+)$", text, flags=re.MULTILINE)
+
+
+def _stages(text: str) -> list[str]:
+    return re.split(r"^FROM\s+.*$", text, flags=re.MULTILINE)[1:]
+
+
+def _joined(text: str) -> str:
+    return re.sub(r"\\\n", " ", text)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_has_its_files(family):
+    for path in (build.requirements_in(family), build.requirements_lock(family), build.dockerfile(family)):
+        assert path.is_file(), f"{family}: {path} is missing"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lock_is_exact_and_matches_the_dev_lock(family):
+    pins = build.read_lock(family)
+    dev = build.read_constraints()
+    assert len(pins) > 10
+    for name, version in pins.items():
+        if name.startswith(build.GPU_ONLY_PREFIX) or name in NOT_IN_DEV_FREEZE:
+            continue
+        assert name in dev, f"requirements-{family}.txt pins {name}=={version}, which the dev lock does not hold"
+        assert version == dev[name], f"requirements-{family}.txt: {name}=={version}, dev lock has {dev[name]}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lock_holds_every_top_level_requirement(family):
+    pins = build.read_lock(family)
+    for raw in build.requirements_in(family).read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("-r "):
+            included = build.IMAGES_DIR / line[3:].strip()
+            assert included.exists(), f"{build.requirements_in(family)} includes missing {included}"
+            continue
+        name = build.canonical(re.split(r"[\[<>=!~; ]", line, maxsplit=1)[0])
+        assert name in pins, f"requirements-{family}.in needs {name}; the lock does not pin it (run build.py lock)"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_family_pulls_another_familys_heavy_dependencies(family):
+    pins = build.read_lock(family)
+    for package, allowed in HEAVY.items():
+        if family not in allowed:
+            assert package not in pins, f"the {family} image must not hold {package} (only {sorted(allowed)})"
+    gpu = sorted(name for name in pins if name.startswith(build.GPU_ONLY_PREFIX))
+    if family != "tf-gpu":
+        assert not gpu, f"the {family} image must not hold CUDA wheels: {gpu}"
+
+
+def test_gpu_lock_is_the_tf_lock_plus_cuda_wheels():
+    # Why the contract test may run tf-gpu tasks in the tf environment: nothing else differs.
+    tf, gpu = build.read_lock("tf"), build.read_lock("tf-gpu")
+    cuda = {name: v for name, v in gpu.items() if name.startswith(build.GPU_ONLY_PREFIX)}
+    assert {name: v for name, v in gpu.items() if name not in cuda} == tf
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12"} <= set(cuda)
+
+
+def test_read_lock_rejects_loose_pins(tmp_path):
+    bad = tmp_path / "requirements-x.txt"
+    bad.write_text("numpy==2.4.6\npandas>=2\n")
+    with pytest.raises(build.LockError, match=r"requirements-x.txt:2: .*'pandas>=2'"):
+        build.read_lock(bad)
+    bad.write_text("numpy==2.4.6\nNumPy==2.4.6\n")
+    with pytest.raises(build.LockError, match="pinned twice"):
+        build.read_lock(bad)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dockerfile_contract(family):
+    text = build.dockerfile(family).read_text()
+    joined = _joined(text)
+    base = build.base_image(family)
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", base), (
+        f"{family}: base {base!r} is not an exact python:3.11.<patch>-slim-<debian> tag"
+    )
+    froms = _from_lines(text)
+    assert len(froms) >= 2, f"{family}: not multi-stage"
+    assert all(f.split()[0] == "${PYTHON_IMAGE}" for f in froms), f"{family}: a stage is not on the pinned base"
+    stages = _stages(joined)
+    final = stages[-1]
+    users = re.findall(r"^USER\s+(\S+)", final, flags=re.MULTILINE)
+    assert users, f"{family}: the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), f"{family}: runs as {user}"
+    assert f"COPY components/images/requirements-{family}.txt" in joined, f"{family}: does not install its lock"
+    assert "--no-deps --requirement /tmp/requirements.txt" in joined
+    assert "kfpc-*.whl" in joined, f"{family}: does not install the kfpc wheel"
+    # The final stage only copies the environment: no pip runs there, no compilers or caches land there.
+    assert "pip " not in final and "apt-get" not in final, f"{family}: the final stage installs things"
+    assert "COPY --from=builder /opt/kfpc /opt/kfpc" in final
+    for compiler in ("build-essential", "gcc", "g++", "clang"):
+        assert not re.search(rf"\b{re.escape(compiler)}\b", joined), f"{family}: installs {compiler}"
+    assert "PIP_NO_CACHE_DIR=1" in joined
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_dockerfile_copies_only_what_exists_and_is_not_ignored(family, repo_root):
+    text = _joined(build.dockerfile(family).read_text())
+    ignore = (build.IMAGES_DIR / f"{family}.Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    for line in re.findall(r"^COPY\s+(?!--from)(.+)$", text, flags=re.MULTILINE):
+        sources = line.split()[:-1]
+        for source in sources:
+            assert (build.REPO_ROOT / source).exists(), f"{family}: COPY {source} does not exist"
+            assert source.split("/")[0] in allowed, f"{family}: COPY {source} is excluded by the .dockerignore"
+
+
+def test_python_of_the_images_is_the_python_of_the_project():
+    minor = re.match(r"python:(\d+\.\d+)\.", build.base_image()).group(1)
+    assert minor == f"{sys.version_info.major}.{sys.version_info.minor}"
+    config = configparser.ConfigParser()
+    config.read(build.REPO_ROOT / "setup.cfg")
+    assert f"<{minor[0]}.{int(minor[2:]) + 1}" in config["options"]["python_requires"]
+
+
+def test_serving_image_runs_the_server():
+    text = build.dockerfile("serving").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "kfpc.serving"]' in text
+    # Task images must not set an entrypoint: KFP's command would be handed to it as arguments.
+    for family in build.TASK_FAMILIES:
+        assert "ENTRYPOINT" not in build.dockerfile(family).read_text()
+
+
+def test_hadolint_passes_on_the_dockerfiles(linter, repo_root):
+    dockerfiles = [str(build.dockerfile(f)) for f in FAMILIES]
+    result = subprocess.run([linter("hadolint"), *dockerfiles], capture_output=True, text=True, cwd=repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_floating_root_dockerfile(linter, repo_root, tmp_path):
+    bad = tmp_path / "bad.Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install numpy\nUSER root\n")
+    result = subprocess.run([linter("hadolint"), str(bad)], capture_output=True, text=True, cwd=repo_root)
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3013", "DL3002"):  # latest tag, unpinned pip, root user
+        assert rule in result.stdout, result.stdout
+
+
+def test_actionlint_passes_and_catches_a_broken_workflow(linter, repo_root, tmp_path):
+    result = subprocess.run([linter("actionlint"), ".github/workflows/images.yml"], capture_output=True,
+                            text=True, cwd=repo_root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+                      "      - run: echo ${{ github.event.nope.title }}\n        uses: actions/checkout@v5\n")
+    result = subprocess.run([linter("actionlint"), str(broken)], capture_output=True, text=True)
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("registry", [None, "registry.internal:5000/mirror"])
+def test_build_and_push_commands_tag_the_package_version(registry):
+    for family in FAMILIES:
+        command = build.docker_build_command(family, registry)
+        tag = command[command.index("--tag") + 1]
+        assert tag == images.image(family, registry)
+        assert tag.endswith(f":{images.__version__}") and not tag.endswith(":latest")
+        assert tag.startswith((registry or images.DEFAULT_REGISTRY) + "/")
+        assert command[command.index("--file") + 1] == f"components/images/{family}.Dockerfile"
+        assert build.docker_push_command(family, registry)[-1] == tag
+
+
+def test_build_dry_run_prints_every_family(capsys):
+    assert build.main(["build", "--dry-run", "--registry", "reg.example:5000/kfpc"]) == 0
+    printed = capsys.readouterr().out
+    for family in FAMILIES:
+        assert f"reg.example:5000/kfpc/kfpc-{family}:{images.__version__}" in printed
