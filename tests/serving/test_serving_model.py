@@ -1,0 +1,138 @@
+"""KfpcModel in-process (no HTTP): model folder layouts, warm-up, readiness, batching, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import numpy as np
+import pytest
+import toy_model
+from conftest import ROW
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from kfpc.serving import predictor
+from kfpc.serving.batching import DynamicBatcher
+from kfpc.serving.model import KfpcModel, ModelOptions
+from kfpc.serving.protocol import RequestError
+
+
+def test_locate_picks_the_highest_numeric_version(tmp_path, model_dir):
+    root = tmp_path / "m"
+    shutil.copytree(model_dir, root)
+    shutil.copytree(model_dir / "1", root / "12")
+    shutil.copytree(model_dir / "1", root / "3")
+    (root / "notes").mkdir()
+    location = predictor.locate(root)
+    assert location.version == "12" and location.card_path == root / "model_card.json"
+    direct = predictor.locate(root / "3")
+    assert direct.version_dir == root / "3" and direct.card_path == root / "model_card.json"
+
+
+def test_locate_explains_a_missing_version_folder(tmp_path, model_dir):
+    # The most reported KServe failure: the SavedModel copied without its 1/ folder, or nested one too deep.
+    nested = tmp_path / "nested"
+    shutil.copytree(model_dir, nested / "model")
+    with pytest.raises(predictor.ModelLayoutError) as caught:
+        predictor.locate(nested)
+    assert "no SavedModel found" in str(caught.value) and "/1/saved_model.pb" in str(caught.value)
+    assert "model/" in str(caught.value)
+    with pytest.raises(predictor.ModelLayoutError, match="no such folder"):
+        predictor.locate(tmp_path / "absent")
+
+
+def test_ready_only_after_warm_up(model_dir):
+    model = KfpcModel("penguins", str(model_dir), ModelOptions(batching=False))
+    assert not model.ready
+    assert model.load() and model.ready
+    assert [f.name for f in model.features] == list(ROW)
+
+
+def test_card_that_does_not_match_the_signature_never_becomes_ready(tmp_path, model_dir):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    card = json.loads((broken / "model_card.json").read_text())
+    card["features"] = card["features"][1:]  # the signature still needs 'island'
+    (broken / "model_card.json").write_text(json.dumps(card))
+    model = KfpcModel("broken", str(broken))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the loader raises, the model must not be ready
+        model.load()
+    assert not model.ready
+
+
+def test_regression_model_and_missing_value_rules(regression_model_dir):
+    model = KfpcModel("reg", str(regression_model_dir), ModelOptions(batching=False))
+    model.load()
+    response, _ = asyncio.run(model({"instances": [{"x": 1.5, "city": None}, {"x": -2, "city": "Oslo"}]}))
+    values = [row["predictions"] for row in response["predictions"]]
+    assert len(values) == 2 and all(isinstance(v, float) for v in values)
+    with pytest.raises(RequestError, match="feature 'x' is missing"):
+        asyncio.run(model({"instances": [{"x": None, "city": "Oslo"}]}))
+    assert model.get_output_types() == [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
+
+
+def test_batched_and_unbatched_models_give_the_same_answers(model_dir):
+    rows = [dict(ROW, body_mass_g=2500.0 + 300 * i, island=["Biscoe", "Dream", ""][i % 3]) for i in range(12)]
+    plain = KfpcModel("p", str(model_dir), ModelOptions(batching=False))
+    plain.load()
+    batched = KfpcModel("b", str(model_dir), ModelOptions(batching=True, max_batch_size=5, max_batch_wait_ms=5))
+    batched.load()
+    calls = []
+    batched.batcher._on_batch = lambda rows, requests: calls.append((rows, requests))
+
+    async def run_all(model):
+        return await asyncio.gather(*(model({"instances": [row]}) for row in rows))
+
+    expected = asyncio.run(run_all(plain))
+    got = asyncio.run(run_all(batched))
+    for (want, _), (have, _) in zip(expected, got, strict=True):
+        assert have["predictions"][0]["probabilities"] == pytest.approx(want["predictions"][0]["probabilities"],
+                                                                        abs=1e-6)
+    assert max(rows for rows, _ in calls) == 5 and sum(rows for rows, _ in calls) == 12 and len(calls) < 12
+
+
+def test_v2_request_in_process(model_dir):
+    model = KfpcModel("penguins", str(model_dir), ModelOptions(batching=False))
+    model.load()
+    inputs = [InferInput(name, [1], "BYTES" if isinstance(value, str) else "FP64", [value])
+              for name, value in ROW.items()]
+    response, _ = asyncio.run(model(InferRequest("penguins", inputs, request_id="abc")))
+    body, _ = response.to_rest()
+    assert body["id"] == "abc" and {o["name"] for o in body["outputs"]} == {"probabilities", "class_ids", "classes"}
+
+
+def test_batcher_splits_outputs_and_propagates_failures():
+    seen = []
+
+    def predict(columns):
+        seen.append(len(columns["a"]))
+        if np.any(columns["a"] < 0):
+            raise RuntimeError("negative")
+        return {"double": columns["a"] * 2, "pairs": np.stack([columns["a"], columns["a"]], axis=1)}
+
+    async def scenario():
+        batcher = DynamicBatcher(predict, max_batch_size=8, max_wait_ms=20)
+        results = await asyncio.gather(*(batcher.predict({"a": np.arange(3.0) + 10 * i}, 3) for i in range(4)))
+        failing = await asyncio.gather(batcher.predict({"a": np.array([1.0])}, 1),
+                                       batcher.predict({"a": np.array([-1.0])}, 1), return_exceptions=True)
+        batcher.close()
+        return results, failing
+
+    results, failing = asyncio.run(scenario())
+    for i, result in enumerate(results):
+        assert result["double"].tolist() == (2 * (np.arange(3.0) + 10 * i)).tolist()
+        assert result["pairs"].shape == (3, 2)
+    assert seen[:2] == [6, 6]  # 4 requests of 3 rows under a limit of 8 rows: two calls of two requests
+    assert all(isinstance(f, RuntimeError) for f in failing)  # one failing row fails its whole batch, loudly
+    with pytest.raises(ValueError, match="max_batch_size"):
+        DynamicBatcher(predict, max_batch_size=0)
+
+
+def test_toy_model_builder_honours_the_contract(tmp_path):
+    path = toy_model.build(tmp_path / "m", task="binary", classes=["no", "yes"])
+    location = predictor.locate(path)
+    outputs = predictor.load(location).predict({f["name"]: np.array(["a"] if f["dtype"] == "string" else [1.0],
+                                                                     dtype=object if f["dtype"] == "string" else None)
+                                                for f in toy_model.PENGUIN_FEATURES})
+    assert outputs["probabilities"].shape == (1, 2) and outputs["classes"].dtype == object
