@@ -11,7 +11,7 @@ def train(
     data: Input[Dataset],
     model: Output[Model],
     metrics: Output[Metrics],
-    tensorboard: Output[Artifact],
+    tensorboard_logs: Output[Artifact],
     label: str,
     statistics: Input[Artifact] = None,
     schema: Input[Artifact] = None,
@@ -27,7 +27,7 @@ def train(
     exclude: list[str] = [],  # noqa: B006
     categorical_features: list[str] = [],  # noqa: B006
     max_vocabulary: int = 10000,
-    strategy: str = "auto",
+    distribution_strategy: str = "auto",
     mixed_precision: str = "auto",
     checkpoint_uri: str = "",
 ):
@@ -37,7 +37,8 @@ def train(
         data: Dataset with ``Split-train`` and ``Split-eval`` (Parquet).
         model: output: ``1/`` (SavedModel, ``serving_default`` on raw features) and ``model_card.json``.
         metrics: output: loss and metrics per split (``train_*``, ``eval_*``), in the label's units.
-        tensorboard: output: TensorBoard event files (one run per attempt).
+        tensorboard_logs: output: TensorBoard event files (one run per attempt). Not named ``tensorboard``:
+            google-cloud-pipeline-components' custom-job wrapper has a parameter of that name.
         label: the label column.
         statistics: statistics of the Dataset (``Split-train/FeatureStats.pb``); optional, computed if absent.
         schema: the schema artifact (``schema.pbtxt``); optional.
@@ -53,7 +54,8 @@ def train(
         exclude: columns not used as features.
         categorical_features: numeric columns treated as categories.
         max_vocabulary: most frequent values kept per categorical feature.
-        strategy: ``auto`` | ``default`` | ``mirrored`` | ``multi_worker``.
+        distribution_strategy: ``auto`` | ``default`` | ``mirrored`` | ``multi_worker`` (not ``strategy``:
+            the Vertex custom-job wrapper uses that name for its scheduling strategy).
         mixed_precision: ``auto`` | ``on`` | ``off``.
         checkpoint_uri: where epoch checkpoints go; empty: ``checkpoints/`` beside the model output, in the
             same task folder (kept across a retry where the output folder persists: Vertex AI, /gcs FUSE, a PVC).
@@ -69,7 +71,7 @@ def train(
     checkpoint_dir = local_path(checkpoint_uri) if checkpoint_uri else os.path.join(
         os.path.dirname(model.path.rstrip("/")), "checkpoints"
     )
-    os.makedirs(tensorboard.path, exist_ok=True)
+    os.makedirs(tensorboard_logs.path, exist_ok=True)
     result = core.train(
         data.path,
         model.path,
@@ -85,12 +87,12 @@ def train(
         patience=patience,
         seed=seed,
         checkpoint_dir=checkpoint_dir,
-        tensorboard_dir=tensorboard.path,
+        tensorboard_dir=tensorboard_logs.path,
         shuffle_buffer=shuffle_buffer,
         exclude=exclude,
         categorical_features=categorical_features,
         max_vocabulary=max_vocabulary,
-        strategy=strategy,
+        strategy=distribution_strategy,
         mixed_precision=mixed_precision,
         statistics_uri=statistics.uri if statistics is not None else None,
     )
@@ -108,4 +110,4 @@ def train(
     for split, values in result.metrics.items():
         for name, value in values.items():
             metrics.log_metric(f"{split}_{name}", float(value))
-    tensorboard.metadata["log_dir"] = tensorboard.uri
+    tensorboard_logs.metadata["log_dir"] = tensorboard_logs.uri
