@@ -479,11 +479,16 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, pr
         expected = 1
         for dim in feature.shape.dim:
             expected *= dim.size
-        if common.num_missing or common.min_num_values != expected or common.max_num_values != expected:
-            out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Invalid shape",
-                                    f"Specified shape {[d.size for d in feature.shape.dim]} but the feature is "
-                                    f"missing in {common.num_missing} examples or has a different number of values "
-                                    f"(min {common.min_num_values}, max {common.max_num_values})."))
+        fixed = common.min_num_values if common.min_num_values == common.max_num_values != 0 else -1
+        if fixed <= 0 or common.num_missing:
+            out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Feature shape dropped",
+                                    "The feature has a shape, but it's not always present (if the feature is "
+                                    "nested, then it should always be present at each nested level) or its value "
+                                    "lengths vary."))
+        elif fixed != expected:
+            out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Feature shape dropped",
+                                    f"The feature has fixed value length {fixed} but it's not compatible with the "
+                                    "specified shape."))
     if feature.HasField("presence"):
         out.extend(_presence(feature, stats_feature, num_examples))
     data_type = schema_type(stats_feature.type)
