@@ -353,7 +353,12 @@ def push_kserve(
         log.info("pushed %s to %s (previous version: %s)", model_dir, pushed.uri, pushed.previous_uri or "none")
         desired = manifest.render(opts, pushed.uri, model_version=pushed.version)
         if mode == "local":
-            result = _local(pushed, opts, desired, card, data_dir, server_startup_timeout)
+            try:
+                result = _local(pushed, opts, desired, card, data_dir, server_startup_timeout)
+            except SmokeTestError:
+                # Nothing serves this copy and it failed: remove it so the next push cannot take it as a baseline.
+                storage.remove_version(pushed.uri, storage_client)
+                raise
         else:
             from kfpc.components.push import kube, rollout
 

@@ -129,6 +129,10 @@ class _Backend:
     def upload(self, model_dir: Path, uri: str) -> None:
         raise NotImplementedError
 
+    def remove(self, uri: str) -> None:
+        """Delete a version this push created (used when its smoke test fails)."""
+        raise NotImplementedError
+
 
 class _LocalBackend(_Backend):
     def versions(self, base: str) -> dict[int, bool]:
@@ -166,6 +170,9 @@ class _LocalBackend(_Backend):
                 os.rename(entry, target)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+
+    def remove(self, uri: str) -> None:
+        shutil.rmtree(uri, ignore_errors=True)
 
 
 class _GCSBackend(_Backend):
@@ -216,6 +223,11 @@ class _GCSBackend(_Backend):
                 bucket.blob(name).upload_from_filename(str(file), if_generation_match=0)
             except exceptions.PreconditionFailed as err:
                 raise StorageError(f"gs://{bucket_name}/{name}: already exists; refusing to overwrite") from err
+
+    def remove(self, uri: str) -> None:
+        bucket, prefix = self._split(uri)
+        for blob in self._client.list_blobs(bucket, prefix=prefix.rstrip("/") + "/"):
+            blob.delete()
 
 
 class _S3Backend(_Backend):
@@ -272,6 +284,12 @@ class _S3Backend(_Backend):
                 if not self._put_new(bucket, key, handle):
                     raise StorageError(f"s3://{bucket}/{key}: already exists; refusing to overwrite")
 
+    def remove(self, uri: str) -> None:
+        bucket, prefix = self._split(uri)
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+            for item in page.get("Contents", []):
+                self._client.delete_object(Bucket=bucket, Key=item["Key"])
+
 
 def backend_for(root: str, client=None) -> _Backend:
     """The storage backend for a serving root URI (local path or ``file://``, ``gs://``, ``s3://``)."""
@@ -298,6 +316,12 @@ def latest_version(serving_root: str, name: str, client=None) -> str:
     base = _join(root, name)
     complete = [n for n, ok in backend_for(root, client).versions(base).items() if ok]
     return _join(base, f"v{max(complete)}") if complete else ""
+
+
+def remove_version(uri: str, client=None) -> None:
+    """Delete a pushed version folder (only for a version this run created and nothing serves)."""
+    root = _normalize_root(uri)
+    backend_for(root, client).remove(root)
 
 
 def push_model(
