@@ -57,8 +57,9 @@ def _interval_as_vertex_cron(seconds: int) -> str | None:
 # --------------------------------------------------------------------------- create
 
 
-def create_kfp(args, package: remote.PipelinePackage, params: dict, out=sys.stdout) -> int:
+def create_kfp(args, package: remote.PipelinePackage, params: dict, out=None) -> int:
     """Create a KFP recurring run (or print its request)."""
+    out = out or sys.stdout
     spec = cron.validate_cron(args.cron, cron.KFP) if args.cron else None
     interval = cron.parse_interval(args.interval) if args.interval else None
     start, end = remote.parse_time(args.start_time, "--start-time"), remote.parse_time(args.end_time, "--end-time")
@@ -88,8 +89,9 @@ def create_kfp(args, package: remote.PipelinePackage, params: dict, out=sys.stdo
     return submit.EXIT_OK
 
 
-def create_vertex(args, package: remote.PipelinePackage, params: dict, out=sys.stdout) -> int:
+def create_vertex(args, package: remote.PipelinePackage, params: dict, out=None) -> int:
     """Create a Vertex AI pipeline schedule (or print its request)."""
+    out = out or sys.stdout
     if args.interval:
         seconds = cron.parse_interval(args.interval)
         equivalent = _interval_as_vertex_cron(seconds)
@@ -152,8 +154,9 @@ def _format_kfp_trigger(trigger) -> str:
     return "-"
 
 
-def run_list(args: argparse.Namespace, out=sys.stdout) -> int:
+def run_list(args: argparse.Namespace, out=None) -> int:
     """``kfpc schedule list``: recurring runs (KFP) or pipeline schedules (Vertex AI)."""
+    out = out or sys.stdout
     try:
         if args.vertex:
             from google.cloud.aiplatform.compat.types import schedule_service
@@ -208,8 +211,9 @@ _KFP_ACTIONS = {
 _DONE = {"pause": "paused", "resume": "resumed", "delete": "deleted"}
 
 
-def run_action(args: argparse.Namespace, out=sys.stdout) -> int:
+def run_action(args: argparse.Namespace, out=None) -> int:
     """``kfpc schedule pause|resume|delete ID``."""
+    out = out or sys.stdout
     action = args.action
     try:
         if args.vertex:

@@ -112,7 +112,7 @@ def fail(command: str, err: Exception) -> int:
 # --------------------------------------------------------------------------- following a run
 
 
-def follow_kfp_run(client, run_id: str, timeout: float, poll_seconds: float, out=sys.stdout) -> str:
+def follow_kfp_run(client, run_id: str, timeout: float, poll_seconds: float, out=None) -> str:
     """Print task state changes of a KFP run until it ends; return its final state.
 
     Args:
@@ -126,6 +126,7 @@ def follow_kfp_run(client, run_id: str, timeout: float, poll_seconds: float, out
     Raises:
         TimeoutError: the run did not end in time.
     """
+    out = out or sys.stdout
     deadline = time.monotonic() + timeout
     seen: dict[str, str] = {}
     last_run_state = None
@@ -147,8 +148,9 @@ def follow_kfp_run(client, run_id: str, timeout: float, poll_seconds: float, out
         time.sleep(poll_seconds)
 
 
-def follow_vertex_job(job, timeout: float, poll_seconds: float, out=sys.stdout) -> str:
+def follow_vertex_job(job, timeout: float, poll_seconds: float, out=None) -> str:
     """Print task state changes of a Vertex AI pipeline job until it ends; return its final state name."""
+    out = out or sys.stdout
     from google.cloud import aiplatform
 
     terminal = {"PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED"}
@@ -184,8 +186,9 @@ def _default_run_name(package: remote.PipelinePackage) -> str:
     return f"{package.name} {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H-%M-%S')}"
 
 
-def submit_kfp(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, out=sys.stdout) -> int:
+def submit_kfp(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, out=None) -> int:
     """Create a KFP run (or print its request). Returns the exit code."""
+    out = out or sys.stdout
     run_name = args.run_name or _default_run_name(package)
     body = remote.kfp_run_body(
         package, params, run_name, pipeline_root=args.pipeline_root, enable_caching=args.enable_caching,
@@ -212,8 +215,9 @@ def submit_kfp(args: argparse.Namespace, package: remote.PipelinePackage, params
     return EXIT_OK if state == "SUCCEEDED" else EXIT_RUN_FAILED
 
 
-def submit_vertex(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, out=sys.stdout) -> int:
+def submit_vertex(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, out=None) -> int:
     """Create a Vertex AI pipeline job (or print its request). Returns the exit code."""
+    out = out or sys.stdout
     job = vertex_job(args, package, params, args.run_name or package.name)
     request = remote.vertex_create_job_request(job, args.service_account, args.network)
     if args.dry_run:
