@@ -133,6 +133,24 @@ def check_blessing(blessed: Any, force: bool = False, source: str = "blessed") -
         )
 
 
+def blessing_from_metadata(metadata: dict[str, Any] | None, fallback: Any = True, source: str = "blessing") -> Any:
+    """The verdict of a blessing artifact (``metadata["blessed"]``), or ``fallback`` when there is no artifact.
+
+    Args:
+        metadata: the blessing artifact's metadata; ``None`` when the pipeline passes no artifact.
+        fallback: the plain ``blessed`` parameter, for pipelines without an evaluation step.
+        source: the artifact's URI, for the message.
+    Raises:
+        PushError: an artifact without the ``blessed`` key (an evaluation that did not decide).
+    """
+    if metadata is None:
+        return fallback
+    if types.BLESSED not in metadata:
+        raise PushError(f"{source}: the blessing artifact's metadata has no '{types.BLESSED}' key "
+                        f"(keys: {sorted(metadata)})")
+    return metadata[types.BLESSED]
+
+
 # ------------------------------------------------------------------ local smoke test
 
 

@@ -1,0 +1,110 @@
+"""KFP v2 components: push_kserve and push_vertex. Translate inputs/outputs, call the cores, write metadata."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from kfpc.components import images
+
+
+@dsl.component(base_image=images.DEPLOY, install_kfp_package=False)
+def push_kserve(
+    model: Input[Model],
+    manifest: Output[Artifact],
+    serving_root: str,
+    name: str,
+    blessing: Input[Artifact] = None,
+    data: Input[Dataset] = None,
+    blessed: bool = True,
+    force: bool = False,
+    mode: str = "dry_run",
+    namespace: str = "default",
+    canary_traffic_percent: int = 0,
+    promote: bool = False,
+    deployment_mode: str = "Standard",
+    predictor: str = "kfpc",
+    image: str = "",
+    protocol: str = "",
+    cpu_request: str = "1",
+    memory_request: str = "2Gi",
+    cpu_limit: str = "2",
+    memory_limit: str = "4Gi",
+    gpu: int = 0,
+    min_replicas: int = 1,
+    max_replicas: int = 3,
+    service_account: str = "",
+    runtime_version: str = "",
+    timeout_s: int = 600,
+) -> NamedTuple("PushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
+    """Copy a blessed model to a new version under ``serving_root`` and roll it out as a KServe InferenceService.
+
+    Args:
+        model: the Model artifact (``1/saved_model.pb`` + ``model_card.json``).
+        manifest: output: ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (+ ``smoke.json`` in local mode).
+        serving_root: root of the versioned copies: ``gs://``/``s3://`` (cluster) or a local path.
+        name: InferenceService name (DNS-1035) and the model's folder under the root.
+        blessing: evaluation's blessing artifact (metadata ``blessed``); decides over ``blessed`` when given.
+        data: optional Dataset; local mode takes smoke-test rows from its eval split.
+        blessed: the verdict when no blessing artifact is passed.
+        force: push even if not blessed.
+        mode: ``dry_run`` (manifest + requests only), ``local`` (serve the pushed copy and smoke-test it),
+            ``cluster`` (create/patch the InferenceService and wait for Ready).
+        namespace: Kubernetes namespace.
+        canary_traffic_percent: 1..99 for a canary; 0 sends all traffic to the new model.
+        promote: after a Ready canary, move it to 100%.
+        deployment_mode: ``Standard`` or ``Knative``.
+        predictor: ``kfpc`` (our server image) or ``tensorflow`` (KServe's TF Serving runtime, protocol v1).
+        image: predictor image for ``kfpc``; empty = the kfpc serving image of this release.
+        protocol: ``v1`` | ``v2``; empty = v2 for kfpc, v1 for tensorflow.
+        cpu_request: CPU request per replica.
+        memory_request: memory request per replica.
+        cpu_limit: CPU limit per replica.
+        memory_limit: memory limit per replica.
+        gpu: GPUs per replica.
+        min_replicas: least replicas.
+        max_replicas: most replicas.
+        service_account: predictor pods' service account (must read ``serving_root``).
+        runtime_version: TF Serving image tag for ``tensorflow``.
+        timeout_s: seconds to wait for Ready per step.
+    Returns:
+        endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
+    """
+    from collections import namedtuple
+
+    from kfpc.components import images as image_refs
+    from kfpc.components.push import core
+
+    verdict = core.blessing_from_metadata(
+        None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
+    )
+    result = core.push_kserve(
+        model.path,
+        serving_root=serving_root,
+        name=name,
+        namespace=namespace,
+        mode=mode,
+        blessed=verdict,
+        force=force,
+        canary_traffic_percent=canary_traffic_percent or None,
+        promote=promote,
+        deployment_mode=deployment_mode,
+        predictor=predictor,
+        image=image or image_refs.SERVING,
+        protocol=protocol,
+        cpu_request=cpu_request,
+        memory_request=memory_request,
+        cpu_limit=cpu_limit,
+        memory_limit=memory_limit,
+        gpu=gpu,
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        service_account=service_account,
+        runtime_version=runtime_version,
+        timeout_s=timeout_s,
+        output_dir=manifest.path,
+        data_dir=None if data is None else data.path,
+    )
+    manifest.metadata.update(result.metadata())
+    outputs = namedtuple("PushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])
+    return outputs(result.endpoint_url, result.model_uri, result.previous_model_uri)
