@@ -104,7 +104,7 @@ class FakeKfp:
                     fake.recurring_runs[rec["recurring_run_id"]] = rec
                     return self._reply(200, rec)
                 if path == "/recurringruns" and method == "GET":
-                    return self._reply(200, {"recurring_runs": list(fake.recurring_runs.values()),
+                    return self._reply(200, {"recurringRuns": list(fake.recurring_runs.values()),  # KFP swagger name
                                              "total_size": len(fake.recurring_runs)})
                 if path.startswith("/recurringruns/"):
                     rec_id, _, verb = path.split("/")[2].partition(":")
