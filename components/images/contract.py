@@ -37,6 +37,9 @@ from kfpc.components import images
 #: what a task's environment keeps from the caller's (locale and machine quirks only, never PYTHONPATH)
 PASSTHROUGH_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+#: artifact types whose content is their metadata (``log_metric``, ``log_confusion_matrix``)
+METADATA_ONLY_TYPES = ("system.Metrics", "system.ClassificationMetrics", "system.SlicedClassificationMetrics")
+
 
 class ContractError(RuntimeError):
     """A task broke the container contract; the message names the task, image and what went wrong."""
@@ -319,9 +322,14 @@ class ContractRunner:
             run.status, run.reason = "FAILED", "no executor output file"
             raise ContractError(f"task {path!r}: exited 0 but wrote no {executor_input.outputs.output_file}")
         outputs = executor_output_utils.get_outputs_for_task(executor_input, component)
-        for name in component.output_definitions.artifacts:
+        for name, spec in component.output_definitions.artifacts.items():
             artifact = outputs.get(name)
-            if not isinstance(artifact, dsl.Artifact) or not os.path.exists(artifact.path):
+            written = isinstance(artifact, dsl.Artifact) and (
+                os.path.exists(artifact.path)
+                # Metrics types live in their metadata (log_metric); no file is expected.
+                or (spec.artifact_type.schema_title in METADATA_ONLY_TYPES and artifact.metadata)
+            )
+            if not written:
                 run.status, run.reason = "FAILED", f"output artifact {name!r} not written"
                 raise ContractError(f"task {path!r}: output artifact {name!r} was not written "
                                     f"(expected {executor_input.outputs.artifacts[name].artifacts[0].uri})")
