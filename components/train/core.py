@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,8 @@ class TrainResult:
         epochs_trained: epochs completed in total (over all attempts).
         resumed_from_epoch: the epoch a retry resumed after (0 when training started fresh).
         placement: the strategy / devices summary.
+        model: the trained Keras model (in-process use: notebooks, tests); None when nothing was trained.
+        spec: the TrainingSpec the model was built from; None when nothing was trained.
     """
 
     metrics: dict[str, dict[str, float]]
@@ -72,6 +75,8 @@ class TrainResult:
     epochs_trained: int
     resumed_from_epoch: int
     placement: dict
+    model: object = None
+    spec: F.TrainingSpec | None = None
 
 
 def load_model_card(model_dir: str | os.PathLike) -> dict:
@@ -398,10 +403,13 @@ def train(
     if state.stopped or state.epoch >= epochs:
         log.info("the checkpoint says training already finished (epoch %d); exporting", state.epoch)
     else:
-        model.fit(
-            train_data, validation_data=eval_data, epochs=epochs, initial_epoch=state.epoch,
-            callbacks=callbacks, verbose=verbose,
-        )
+        with warnings.catch_warnings():
+            # The streamed dataset has no known length: Keras ends each epoch when it runs out, as intended.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            model.fit(
+                train_data, validation_data=eval_data, epochs=epochs, initial_epoch=state.epoch,
+                callbacks=callbacks, verbose=verbose, shuffle=False,
+            )
     checkpointer.restore_best()
     checkpointer.cleanup()
 
@@ -452,5 +460,5 @@ def train(
         shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
         metrics=metrics, card=card, epochs_trained=state.epoch, resumed_from_epoch=resumed_from,
-        placement=placement.describe(),
+        placement=placement.describe(), model=model, spec=spec,
     )
