@@ -610,6 +610,40 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def pipeline_config(model_dir: str | os.PathLike, config_json: str = "", *, min_accuracy: float = 0.0,
+                    max_regression: float = 0.01) -> EvalConfig:
+    """The config the component uses: ``config_json`` when given, else the default thresholds for the task.
+
+    Args:
+        model_dir: the candidate Model artifact (its card gives the task).
+        config_json: an EvalConfig in JSON (see :mod:`.thresholds`); empty for the defaults.
+        min_accuracy: classification accuracy lower bound of the default config.
+        max_regression: allowed accuracy drop (absolute) / RMSE increase (relative) vs the baseline.
+    Returns:
+        EvalConfig.
+    """
+    if config_json and config_json.strip():
+        return EvalConfig.parse(config_json)
+    card_path = Path(local_path(str(model_dir))) / types.MODEL_CARD_FILE
+    if not card_path.exists():
+        raise EvaluationError(f"candidate model {model_dir}: no {types.MODEL_CARD_FILE}")
+    task = json.loads(card_path.read_text()).get("task")
+    return threshold_lib.default_config(task, min_accuracy=min_accuracy, max_regression=max_regression)
+
+
+def scalar_metrics(result: EvalResult) -> dict[str, float]:
+    """Finite overall metrics for the KFP Metrics artifact: the candidate's, and the baseline's as ``baseline_*``."""
+    out = {}
+    for prefix, values in (("", result.metrics), ("baseline_", result.baseline_metrics)):
+        for name, value in values.items():
+            if name in ("score_bins_dropped_bits", "residual_quantiles_exact"):
+                continue
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                out[prefix + name] = float(value)
+    out["blessed"] = float(result.blessed)
+    return out
+
+
 def load_result(output_dir: str | os.PathLike) -> dict[str, Any]:
     """Read ``blessing.json`` and ``evaluation.json`` of an evaluation (e.g. for the push step)."""
     folder = Path(local_path(str(output_dir)))

@@ -324,7 +324,8 @@ def value_verdict(threshold: Threshold, value: float, interval: list[float] | No
             passed = False
             reasons.append(f"{threshold.metric} {high:.6g} > upper bound {bound.upper_bound:.6g}")
     if passed:
-        reasons.append(f"{threshold.metric} {compared:.6g} within [{_fmt(bound.lower_bound)}, {_fmt(bound.upper_bound)}]")
+        reasons.append(f"{threshold.metric} {compared:.6g} within "
+                       f"[{_fmt(bound.lower_bound, '-inf')}, {_fmt(bound.upper_bound, '+inf')}]")
     return {"kind": "value", "lower_bound": bound.lower_bound, "upper_bound": bound.upper_bound,
             "interval": interval, "passed": passed, "reason": "; ".join(reasons) + note}
 
@@ -361,5 +362,5 @@ def change_verdict(threshold: Threshold, value: float, baseline: float | None,
     return {**out, "passed": True, "reason": head + f"change {compared:+.6g} allowed"}
 
 
-def _fmt(value: float | None) -> str:
-    return "-inf" if value is None else f"{value:.6g}"
+def _fmt(value: float | None, missing: str) -> str:
+    return missing if value is None else f"{value:.6g}"
