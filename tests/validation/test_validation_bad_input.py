@@ -134,3 +134,17 @@ def test_cli_writes_reports_and_flags_a_corrupted_serving_file(tmp_path, capsys,
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<svg" in html and "COMPARATOR_L_INFTY_HIGH" in html
     assert (tmp_path / "out" / "anomalies.pbtxt").exists()
+
+
+def test_parity_with_tfdv_when_the_peer_venv_exists():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    peer = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kfpc-peers" / "tfdv" / "bin" / "python"
+    if not peer.exists():
+        pytest.skip(f"TFDV peer venv not built ({peer} missing; run /work/shared/peers/tfdv/setup.sh)")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "parity_tfdv.py"
+    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
