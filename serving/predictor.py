@@ -9,13 +9,13 @@ the error for that case lists what the folder does hold.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
-import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from kfpc.components import types
 
@@ -76,43 +76,30 @@ def locate(model_dir: str | os.PathLike) -> ModelLocation:
 
 
 def load(location: ModelLocation) -> Any:
-    """Load the predictor of a located model.
+    """Load a located model with training's ``load_predictor`` (the one loader of THE MODEL CONTRACT).
 
-    Uses ``kfpc.components.train.signature.load_predictor`` when it is installed (the one loader of
-    THE MODEL CONTRACT); until then, a minimal loader of the ``serving_default`` signature.
+    ``load_predictor`` reads ``<dir>/1`` and ``<dir>/model_card.json``. For any other layout (a higher
+    version, or ``--model_dir`` at the version folder) it is pointed at a scratch folder of symlinks
+    that presents the chosen version as ``1/`` beside the card, so the same loader runs either way.
 
     Args:
         location: from :func:`locate`.
     Returns:
-        an object with ``.card`` (dict-like model card) and ``.predict(columns) -> dict[str, ndarray]``.
+        the Predictor: ``.card`` (dict) and ``.predict(columns) -> dict[str, ndarray]``.
+    Raises:
+        ModelLayoutError: no model card.
     """
-    try:
-        from kfpc.components.train.signature import load_predictor  # type: ignore[attr-defined]
-    except ImportError:
-        return _SignaturePredictor(location)
-    return load_predictor(str(location.version_dir.parent if location.card_path else location.version_dir))
+    from kfpc.components.train.signature import load_predictor
 
-
-class _SignaturePredictor:
-    """Stand-in for training's predictor: calls ``serving_default`` on columns of raw features."""
-
-    def __init__(self, location: ModelLocation):
-        import tensorflow as tf
-
-        if location.card_path is None:
-            raise ModelLayoutError(
-                f"--model_dir {location.root}: no {types.MODEL_CARD_FILE} beside or inside {location.version_dir}"
-            )
-        self.card = json.loads(location.card_path.read_text())
-        self._tf = tf
-        self._model = tf.saved_model.load(str(location.version_dir))
-        self._signature = self._model.signatures[types.SERVING_SIGNATURE]
-
-    def predict(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tf = self._tf
-        inputs = {}
-        for feature in self.card["features"]:
-            values = columns[feature["name"]]
-            dtype = tf.string if feature["dtype"] == "string" else tf.float64
-            inputs[feature["name"]] = tf.constant(values, dtype=dtype)
-        return {name: tensor.numpy() for name, tensor in self._signature(**inputs).items()}
+    if location.card_path is None:
+        raise ModelLayoutError(f"--model_dir {location.root}: no {types.MODEL_CARD_FILE} beside or inside "
+                               f"{location.version_dir}; a kfpc Model artifact has both")
+    canonical = location.card_path.parent
+    if (canonical / types.MODEL_VERSION).resolve() == location.version_dir.resolve():
+        return load_predictor(canonical)
+    staging = Path(tempfile.mkdtemp(prefix="kfpc-model-"))
+    # Kept for the life of the process: assets (vocabulary files) are the model's, read through these links.
+    atexit.register(shutil.rmtree, staging, ignore_errors=True)
+    (staging / types.MODEL_VERSION).symlink_to(location.version_dir.resolve(), target_is_directory=True)
+    (staging / types.MODEL_CARD_FILE).symlink_to(location.card_path.resolve())
+    return load_predictor(staging)

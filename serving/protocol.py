@@ -24,6 +24,7 @@ FLOAT64 = "float64"
 #: v2 datatypes accepted for numeric features (converted to float64)
 NUMERIC_V2_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
                     "BOOL"}
+INTEGER_V2_TYPES = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 _V2_OUTPUT_TYPES = {"probabilities": "FP32", "class_ids": "INT64", "classes": "BYTES", "predictions": "FP32"}
 
 
@@ -124,9 +125,11 @@ def _string_column(name: str, values: Sequence[Any], feature: Feature, where: An
                 raise RequestError(f"{where(i)}: feature {name!r} is not valid UTF-8: {_short(value)}") from None
         if value is None:
             value = ""
+        elif isinstance(value, float) and value.is_integer():
+            # Integer categories are written as integers ("3"), as training wrote the vocabulary; a JSON
+            # writer may send them as 3 or 3.0. Fractional numbers are not categories: rejected below.
+            value = str(int(value))
         elif isinstance(value, bool) or not isinstance(value, (str, int)):
-            # Integers are accepted for categorical ids (a JSON writer may not quote them); floats are not,
-            # because 1.0 and "1" would silently become different categories.
             raise RequestError(f"{where(i)}: feature {name!r} must be a string, got {_short(value)}")
         elif isinstance(value, int):
             value = str(value)
@@ -302,8 +305,9 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
     if rows > limits.max_rows:
         raise RequestError(f"input {name!r}: {rows} rows is more than the limit of {limits.max_rows} rows per request")
     if feature.dtype == STRING:
-        if datatype != "BYTES":
-            raise RequestError(f"input {name!r} is a string feature: datatype must be BYTES, got {datatype!r}")
+        if datatype != "BYTES" and datatype not in INTEGER_V2_TYPES:
+            raise RequestError(f"input {name!r} is a string feature: datatype must be BYTES (or an integer type "
+                               f"for integer categories), got {datatype!r}")
     elif datatype not in NUMERIC_V2_TYPES:
         raise RequestError(f"input {name!r} is a numeric feature: datatype must be one of FP32, FP64, INT64, BOOL "
                            f"(or another numeric type), got {datatype!r}")
@@ -335,7 +339,8 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
                            f"{datatype} ({err})") from None
     array = array.reshape(-1)
     if feature.dtype == STRING:
-        return _string_column(name, array.tolist(), feature, where, limits)
+        values = array.tolist() if datatype == "BYTES" else [int(v) for v in array.tolist()]
+        return _string_column(name, values, feature, where, limits)
     column = array.astype(np.float64)
     _check_numeric(name, column, feature, where)
     return column

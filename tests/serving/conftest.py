@@ -1,4 +1,4 @@
-"""Fixtures for the serving tests: small contract-honouring models and one shared live server."""
+"""Fixtures for the serving tests: a model from the real trainer, a toy regression model, one live server."""
 
 from __future__ import annotations
 
@@ -20,10 +20,19 @@ ROW = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipp
        "body_mass_g": 3750.0, "sex": "male", "year": 2007.0}
 
 
+PENGUINS_CSV = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
-    """A multiclass model over the penguins features: ``<dir>/1/saved_model.pb`` + ``model_card.json``."""
-    return toy_model.build(tmp_path_factory.mktemp("models") / "penguins")
+    """The real trainer's multiclass penguins model (3 epochs): ``<dir>/1/saved_model.pb`` + ``model_card.json``."""
+    from kfpc.components.ingest.core import ingest
+    from kfpc.components.train.core import train
+
+    root = tmp_path_factory.mktemp("penguins")
+    ingest(str(PENGUINS_CSV), root / "data")
+    train(root / "data", root / "model", label="species", epochs=3, seed=1, verbose=0)
+    return root / "model"
 
 
 @pytest.fixture(scope="session")

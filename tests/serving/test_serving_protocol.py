@@ -24,9 +24,12 @@ def test_v1_instances_become_contract_columns():
 
 
 def test_v1_columnar_inputs_and_integer_categories():
-    columns = protocol.decode_v1({"inputs": {"city": [7, "a"], "x": [1.5, 2], "strict": [1, 2]}}, FEATURES)
-    assert columns["city"].tolist() == ["7", "a"]
-    assert columns["x"].tolist() == [1.5, 2.0]
+    columns = protocol.decode_v1({"inputs": {"city": [7, "a", 3.0], "x": [1.5, 2, 3], "strict": [1, 2, 3]}},
+                                 FEATURES)
+    assert columns["city"].tolist() == ["7", "a", "3"]
+    assert columns["x"].tolist() == [1.5, 2.0, 3.0]
+    ints = protocol.decode_v2(_v2(city=InferInput("city", [2], "INT64", [2007, 2008])), FEATURES)
+    assert ints["city"].tolist() == ["2007", "2008"]
 
 
 @pytest.mark.parametrize("body, needle", [
