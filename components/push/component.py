@@ -108,3 +108,95 @@ def push_kserve(
     manifest.metadata.update(result.metadata())
     outputs = namedtuple("PushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])
     return outputs(result.endpoint_url, result.model_uri, result.previous_model_uri)
+
+
+@dsl.component(base_image=images.DEPLOY, install_kfp_package=False)
+def push_vertex(
+    model: Input[Model],
+    requests: Output[Artifact],
+    serving_root: str,
+    name: str,
+    project: str,
+    location: str,
+    blessing: Input[Artifact] = None,
+    blessed: bool = True,
+    force: bool = False,
+    mode: str = "dry_run",
+    container: str = "kfpc",
+    image: str = "",
+    tf_version: str = "2.15",
+    machine_type: str = "n1-standard-4",
+    accelerator_type: str = "",
+    accelerator_count: int = 0,
+    min_replica_count: int = 1,
+    max_replica_count: int = 1,
+    traffic_percent: int = 100,
+    endpoint: str = "",
+    parent_model: str = "",
+    service_account: str = "",
+    timeout_s: int = 1800,
+) -> NamedTuple("VertexPushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
+    """Copy a blessed model to a new ``gs://`` version, upload it to the Vertex AI Model Registry and deploy it.
+
+    Args:
+        model: the Model artifact.
+        requests: output: ``vertex_requests.json`` (the aiplatform_v1 requests) and ``push.json``.
+        serving_root: ``gs://`` root of the versioned copies.
+        name: folder under the root and Vertex display name.
+        project: Google Cloud project.
+        location: Vertex AI region.
+        blessing: evaluation's blessing artifact (metadata ``blessed``).
+        blessed: the verdict when no blessing artifact is passed.
+        force: push even if not blessed.
+        mode: ``dry_run`` (build the requests only) or ``cloud``.
+        container: ``kfpc`` (our serving image) or ``tensorflow`` (Vertex's prebuilt TF Serving).
+        image: serving image for ``kfpc``; empty = the kfpc serving image of this release.
+        tf_version: prebuilt TF container version.
+        machine_type: serving machine type.
+        accelerator_type: e.g. ``NVIDIA_TESLA_T4``; empty = none.
+        accelerator_count: accelerators per replica.
+        min_replica_count: least replicas.
+        max_replica_count: most replicas.
+        traffic_percent: the new model's share of the endpoint's traffic.
+        endpoint: existing endpoint (resource name or id); empty creates one.
+        parent_model: registry model to add a version to; empty registers a new model.
+        service_account: the deployed model's service account.
+        timeout_s: seconds per long-running operation.
+    Returns:
+        endpoint_url, model_uri (the new version), previous_model_uri.
+    """
+    from collections import namedtuple
+
+    from kfpc.components import images as image_refs
+    from kfpc.components.push import core
+
+    verdict = core.blessing_from_metadata(
+        None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
+    )
+    result = core.push_vertex(
+        model.path,
+        serving_root=serving_root,
+        name=name,
+        project=project,
+        location=location,
+        mode=mode,
+        blessed=verdict,
+        force=force,
+        container=container,
+        image=image or image_refs.SERVING,
+        tf_version=tf_version,
+        machine_type=machine_type,
+        accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count,
+        min_replica_count=min_replica_count,
+        max_replica_count=max_replica_count,
+        traffic_percent=traffic_percent,
+        endpoint=endpoint,
+        parent_model=parent_model,
+        service_account=service_account,
+        timeout_s=timeout_s,
+        output_dir=requests.path,
+    )
+    requests.metadata.update(result.metadata())
+    outputs = namedtuple("VertexPushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])
+    return outputs(result.endpoint_url, result.model_uri, result.previous_model_uri)

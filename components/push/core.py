@@ -433,3 +433,106 @@ def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
         (scratch / RESULT_FILE).write_text(json.dumps(result.metadata(), indent=2))
         if result.smoke:
             (scratch / SMOKE_FILE).write_text(json.dumps(result.smoke, indent=2))
+
+
+# ------------------------------------------------------------------ push_vertex
+
+VERTEX_MODES = ("dry_run", "cloud")
+VERTEX_REQUESTS_FILE = "vertex_requests.json"
+
+
+def push_vertex(
+    model_dir: str | os.PathLike,
+    *,
+    serving_root: str,
+    name: str,
+    project: str,
+    location: str,
+    mode: str = "dry_run",
+    blessed: Any = True,
+    force: bool = False,
+    container: str = "kfpc",
+    image: str = images.SERVING,
+    tf_version: str = "2.15",
+    machine_type: str = "n1-standard-4",
+    accelerator_type: str = "",
+    accelerator_count: int = 0,
+    min_replica_count: int = 1,
+    max_replica_count: int = 1,
+    traffic_percent: int = 100,
+    endpoint: str = "",
+    parent_model: str = "",
+    service_account: str = "",
+    current_traffic_split: dict[str, int] | None = None,
+    timeout_s: float = 1800.0,
+    output_dir: str | os.PathLike | None = None,
+    storage_client=None,
+    credentials=None,
+) -> PushResult:
+    """Copy the model to a new version under a ``gs://`` root, register it in Vertex AI and deploy it.
+
+    Args:
+        model_dir: the Model artifact folder.
+        serving_root: ``gs://`` root of the versioned copies (dry_run also accepts a local path).
+        name: the model's folder under the root and its Vertex display name.
+        project, location: Google Cloud project and Vertex AI region.
+        mode: ``dry_run`` (requests only; nothing copied or sent) or ``cloud``.
+        blessed, force: as for :func:`push_kserve`.
+        container: ``kfpc`` (our image) or ``tensorflow`` (Vertex's prebuilt TF Serving, ``tf_version``).
+        image: serving image for ``kfpc``.
+        tf_version: prebuilt TensorFlow container version.
+        machine_type, accelerator_type, accelerator_count: serving machine.
+        min_replica_count, max_replica_count: autoscaling bounds.
+        traffic_percent: the new model's share of the endpoint's traffic.
+        endpoint: existing endpoint (name or id); empty creates one.
+        parent_model: existing registry model to add a version to.
+        service_account: the deployed model's service account.
+        current_traffic_split: dry run against an existing endpoint: its current split.
+        timeout_s: seconds per long-running operation.
+        output_dir: where to write ``vertex_requests.json`` and ``push.json`` (atomically).
+        storage_client: a Cloud Storage client to use instead of the default.
+        credentials: Google credentials for the cloud mode (None = application default).
+    Returns:
+        A :class:`PushResult`; ``manifest`` holds the upload and deploy requests, ``requests`` all of them.
+    """
+    from kfpc.components.push import vertex
+
+    if mode not in VERTEX_MODES:
+        raise PushError(f"mode must be one of {VERTEX_MODES}, got {mode!r}")
+    check_blessing(blessed, force)
+    storage.check_model_dir(model_dir)
+    opts = vertex.VertexOptions(
+        project=project, location=location, display_name=name, container=container, image=image,
+        tf_version=tf_version, machine_type=machine_type, accelerator_type=accelerator_type,
+        accelerator_count=accelerator_count, min_replica_count=min_replica_count,
+        max_replica_count=max_replica_count, traffic_percent=traffic_percent, endpoint=endpoint,
+        parent_model=parent_model, service_account=service_account, labels={"managed-by": "kfpc"},
+    )
+    if mode == "cloud" and not serving_root.startswith("gs://"):
+        raise PushError(f"serving_root {serving_root!r}: Vertex AI reads models from Cloud Storage; use gs://")
+    if output_dir is not None and Path(output_dir).exists() and any(Path(output_dir).iterdir()):
+        raise PushError(f"output_dir {output_dir} is not empty")
+    if mode == "dry_run":
+        root = storage._normalize_root(serving_root)
+        base = storage._join(root, name)
+        versions = storage.backend_for(root, storage_client).versions(base)
+        model_uri = storage._join(base, f"v{max(versions, default=0) + 1}")
+        complete = [n for n, ok in versions.items() if ok]
+        previous = storage._join(base, f"v{max(complete)}") if complete else ""
+        outcome = vertex.push(opts, model_uri, dry_run=True, current_traffic_split=current_traffic_split)
+    else:
+        pushed = storage.push_model(model_dir, serving_root, name, client=storage_client)
+        model_uri, previous = pushed.uri, pushed.previous_uri
+        outcome = vertex.push(opts, model_uri, dry_run=False, credentials=credentials, timeout_s=timeout_s)
+    requests = [dict(r, api_endpoint=outcome.api_endpoint) for r in outcome.requests]
+    result = PushResult(
+        outcome.endpoint_url, model_uri, outcome.previous_model_uri or previous,
+        manifest={r["method"]: r["request"] for r in requests}, requests=requests,
+        action="dry-run" if mode == "dry_run" else "deployed", traffic_percent=traffic_percent,
+    )
+    if output_dir is not None:
+        with atomic_dir(output_dir) as scratch:
+            (scratch / VERTEX_REQUESTS_FILE).write_text(json.dumps(requests, indent=2))
+            (scratch / RESULT_FILE).write_text(json.dumps(dict(result.metadata(), model=outcome.model,
+                                                               endpoint=outcome.endpoint), indent=2))
+    return result

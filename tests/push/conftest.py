@@ -51,6 +51,15 @@ def fake_kube(isvc_schema, isvc_validator):
         yield server
 
 
+@pytest.fixture
+def gcs():
+    """A fake Cloud Storage JSON API on 127.0.0.1; ``gcs.client()`` is a real storage client for it."""
+    from fake_gcs import FakeGCS
+
+    with FakeGCS() as server:
+        yield server
+
+
 def _write_fake_model(path: Path, card: dict | None = None) -> Path:
     """A Model folder with the contract's layout; saved_model.pb is a placeholder (for copy/manifest tests)."""
     (path / "1" / "variables").mkdir(parents=True)

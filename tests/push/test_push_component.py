@@ -70,3 +70,20 @@ def test_the_plain_blessed_parameter_is_used_without_an_artifact(local_runner, t
                            blessed=False, force=True).outputs["model_uri"]
 
     assert no_evaluation().output.endswith("/penguins/v1")
+
+
+def test_push_vertex_component_dry_run(local_runner, tmp_path):
+    from kfpc.components.push.component import push_vertex
+
+    @dsl.pipeline
+    def vertex_pipeline() -> str:
+        trained = fake_training(blessed=True)
+        return push_vertex(model=trained.outputs["model"], blessing=trained.outputs["blessing"],
+                           serving_root=str(tmp_path / "s"), name="penguins", project="kfpc-test",
+                           location="europe-west4", traffic_percent=100).outputs["model_uri"]
+
+    assert vertex_pipeline().output == f"{tmp_path / 's'}/penguins/v1"
+    (found,) = [os.path.join(dp, f) for dp, _, files in os.walk(tmp_path / "root") for f in files
+                if f == "vertex_requests.json"]
+    methods = [r["method"] for r in json.load(open(found))]
+    assert methods == ["ModelService.UploadModel", "EndpointService.CreateEndpoint", "EndpointService.DeployModel"]

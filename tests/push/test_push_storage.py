@@ -11,14 +11,6 @@ import pytest
 from kfpc.components.push import storage
 
 
-@pytest.fixture
-def gcs():
-    from fake_gcs import FakeGCS
-
-    with FakeGCS() as server:
-        yield server
-
-
 def test_local_versions_count_up_and_keep_the_model_intact(fake_model, tmp_path):
     root = tmp_path / "serving"
     first = storage.push_model(fake_model, str(root), "penguins")
