@@ -55,22 +55,27 @@ class RunSummary:
         return json.dumps(dataclasses.asdict(self), indent=2, default=str)
 
 
-class _TaskTimer(logging.Handler):
-    """Collects task start/end times from kfp.local's log records."""
+class _TaskTimer(logging.Filter):
+    """Collects task start/end times from kfp.local's log records.
+
+    A filter on the root logger, not a handler: kfp.local replaces the root logger's handlers while a
+    pipeline runs, but leaves its filters alone.
+    """
 
     def __init__(self) -> None:
-        super().__init__(logging.INFO)
+        super().__init__()
         self.started: dict[str, float] = {}
         self.finished: dict[str, tuple[str, float]] = {}
         self.order: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         message = _ANSI.sub("", record.getMessage())
         if match := _START.search(message):
             self.started[match.group(1)] = record.created
             self.order.append(match.group(1))
         elif match := _END.search(message):
             self.finished[match.group(1)] = (match.group(2), record.created)
+        return True
 
 
 def parse_params(pairs: list[str], allowed: dict | None = None) -> dict:
@@ -159,12 +164,15 @@ def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | N
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(output_dir) if output_dir else Path("runs") / f"{name}-{stamp}"
     run_dir = run_dir.resolve()
+    for key, value in registry.local_defaults(name).items():
+        if key in allowed and key not in params:
+            params[key] = value.format(run_dir=run_dir) if isinstance(value, str) else value
     root = run_dir / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
 
     timer = _TaskTimer()
-    logging.getLogger().addHandler(timer)
+    logging.getLogger().addFilter(timer)
     start = time.time()
     status, error = "SUCCESS", ""
     try:
@@ -172,7 +180,7 @@ def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | N
     except Exception as exc:  # the summary records the failure; the caller decides the exit code
         status, error = "FAILURE", str(exc)
     finally:
-        logging.getLogger().removeHandler(timer)
+        logging.getLogger().removeFilter(timer)
     elapsed = time.time() - start
 
     run_roots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
@@ -201,24 +209,33 @@ def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | N
     return summary
 
 
-#: metadata keys shown in the summary, when a task's artifact has them
+#: per artifact metadata / output parameter, the keys the summary shows (first found wins)
 _HEADLINE_KEYS = (
-    "rows", "anomaly_count", "accuracy", "auc", "roc_auc", "rmse", "r2", "loss", "blessed",
-    "model_uri", "endpoint_url",
+    "rows", "anomaly_count", "eval_accuracy", "eval_rmse", "eval_r2", "accuracy", "roc_auc", "rmse", "r2",
+    "mae", "blessed", "failed_thresholds", "endpoint_url", "model_uri", "previous_model_uri",
 )
 
 
-def _headline(task: TaskSummary) -> str:
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "/".join(f"{k}:{_fmt(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + "; ".join(_fmt(v) for v in value) + "]" if value else "[]"
+    return str(value)
+
+
+def headline(task: TaskSummary) -> dict:
+    """The few outputs of a task worth a glance: metrics, verdicts, where the model went."""
     found = {}
-    for key, value in task.outputs.items():
-        if key in _HEADLINE_KEYS or key in ("blessed", "anomaly_count", "endpoint_url", "model_uri"):
-            found[key] = value
-    for artifact in task.artifacts.values():
-        for key, value in artifact["metadata"].items():
-            short = key.split("/")[-1]
-            if short in _HEADLINE_KEYS and short not in found and not isinstance(value, (dict, list)):
-                found[short] = round(value, 4) if isinstance(value, float) else value
-    return ", ".join(f"{k}={v}" for k, v in found.items())
+    sources = [task.outputs] + [artifact["metadata"] for artifact in task.artifacts.values()]
+    for key in _HEADLINE_KEYS:
+        for source in sources:
+            if key in source and source[key] not in ("", None):
+                found[key] = source[key]
+                break
+    return found
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -228,12 +245,13 @@ def format_summary(summary: RunSummary) -> str:
     lines.append(f"  {'task':<{width}}  {'status':<8} {'seconds':>8}  key outputs")
     for task in summary.tasks:
         secs = f"{task.seconds:8.1f}" if task.seconds is not None else f"{'-':>8}"
-        lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {_headline(task)}")
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in headline(task).items())
+        lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {shown}")
     lines.append("")
     lines.append(f"run folder: {summary.run_dir}")
     for task in summary.tasks:
         for out_name, artifact in task.artifacts.items():
-            if out_name in ("model", "report", "manifest", "statistics", "anomalies", "pushed_model"):
+            if out_name in ("data", "statistics", "schema", "anomalies", "html_report", "model", "report", "manifest"):
                 lines.append(f"  {task.name}.{out_name}: {artifact['path']}")
     if summary.error:
         lines += ["", f"error: {summary.error}"]

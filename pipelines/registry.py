@@ -41,6 +41,14 @@ def factory(name: str) -> Callable:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def local_defaults(name: str) -> dict:
+    """Parameters ``kfpc run`` uses on this machine unless given (the module's ``LOCAL_DEFAULTS``)."""
+    module_name = PIPELINES[name][0].split(":")[0] if name in PIPELINES else None
+    if module_name is None:
+        raise UnknownPipelineError(name)
+    return dict(getattr(importlib.import_module(module_name), "LOCAL_DEFAULTS", {}))
+
+
 def build(name: str, target: str = "kfp", **options):
     """Build pipeline ``name`` for ``target`` (``kfp`` or ``vertex``)."""
     if target not in TARGETS:

@@ -1,0 +1,129 @@
+"""``training_pipeline``: ingest → statistics → schema → validate → train (GPU node) → evaluate → push.
+
+Composition only: the work is in the components, GPU placement in :mod:`kfpc.pipelines.placement`.
+"""
+
+
+from kfp import dsl
+
+from kfpc.pipelines import placement
+
+DESCRIPTION = (
+    "Tabular training: ingest a CSV/Parquet table, compute statistics, infer a schema and validate the eval "
+    "split against it, train a TensorFlow model on a GPU node, evaluate it, and push it to KServe only if blessed."
+)
+
+
+def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+    """Build ``training_pipeline`` for ``target`` (``kfp`` or ``vertex``).
+
+    Args:
+        target: compile target; decides how the training step gets its GPU.
+        gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+    Returns:
+        The ``@dsl.pipeline`` function.
+    """
+    from kfpc.components.evaluate.component import evaluate
+    from kfpc.components.ingest.component import ingest
+    from kfpc.components.push.component import push_kserve
+    from kfpc.components.schema.component import infer_schema
+    from kfpc.components.statistics.component import statistics
+    from kfpc.components.validate.component import validate
+
+    options = gpu or placement.GpuOptions()
+    train_op = placement.training_op(target, options)
+
+    @dsl.pipeline(name="training-pipeline", description=DESCRIPTION)
+    def training_pipeline(
+        source_uri: str = "bundled:penguins.csv",
+        label: str = "species",
+        key_column: str = "",
+        eval_fraction: float = 0.2,
+        task: str = "auto",
+        hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
+        dropout: float = 0.1,
+        learning_rate: float = 0.01,
+        batch_size: int = 32,
+        epochs: int = 100,
+        patience: int = 10,
+        seed: int = 42,
+        fail_on_anomalies: bool = True,
+        min_accuracy: float = 0.9,
+        eval_config_json: str = "",
+        model_name: str = "penguins",
+        serving_root: str = "",
+        namespace: str = "kubeflow-user",
+        push_mode: str = "dry_run",
+        canary_traffic_percent: int = 0,
+        promote: bool = False,
+    ):
+        """Train on ``source_uri`` and push the model if it is blessed.
+
+        Args:
+            source_uri: CSV or Parquet table (``gs://`` via /gcs, a local path, or ``bundled:<file>``).
+            label: the column to predict.
+            key_column: column whose hash decides the train/eval split; empty hashes the row.
+            eval_fraction: share of rows held out for validation and evaluation.
+            task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
+            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
+            fail_on_anomalies: stop before training when the eval split breaks the schema.
+            min_accuracy: accuracy lower bound for classification (ignored for regression).
+            eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides min_accuracy).
+            model_name: InferenceService name and folder under ``serving_root``.
+            serving_root: where versioned model copies go (``gs://``, ``s3://``, a path).
+            namespace: Kubernetes namespace of the InferenceService.
+            push_mode: ``dry_run`` (manifest and requests only), ``local`` (smoke-test a local server) or
+                ``cluster`` (create/patch the InferenceService).
+            canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
+            promote: after a Ready canary, move it to 100%.
+        """
+        data = ingest(source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction)
+        stats = statistics(data=data.outputs["data"])
+        schema = infer_schema(statistics=stats.outputs["statistics"])
+        validation = validate(
+            statistics=stats.outputs["statistics"],
+            schema=schema.outputs["schema"],
+            fail_on_anomalies=fail_on_anomalies,
+        )
+        trained = train_op(
+            data=data.outputs["data"],
+            statistics=stats.outputs["statistics"],
+            schema=schema.outputs["schema"],
+            label=label,
+            task=task,
+            hidden_units=hidden_units,
+            dropout=dropout,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            patience=patience,
+            seed=seed,
+            **placement.checkpoint_arguments(target, options),
+        ).after(validation)
+        placement.apply_placement(trained, target, options)
+        evaluation = evaluate(
+            data=data.outputs["data"],
+            model=trained.outputs["model"],
+            statistics=stats.outputs["statistics"],
+            min_accuracy=min_accuracy,
+            config_json=eval_config_json,
+        )
+        with dsl.If(evaluation.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
+            push_kserve(
+                model=trained.outputs["model"],
+                blessing=evaluation.outputs["blessing"],
+                data=data.outputs["data"],
+                name=model_name,
+                serving_root=serving_root,
+                namespace=namespace,
+                mode=push_mode,
+                canary_traffic_percent=canary_traffic_percent,
+                promote=promote,
+            )
+
+    return training_pipeline
+
+
+#: parameters ``kfpc run`` sets when running locally, unless given: push to a folder in the run and
+#: smoke-test the pushed copy with the kfpc model server on localhost.
+LOCAL_DEFAULTS = {"push_mode": "local", "serving_root": "{run_dir}/serving"}
