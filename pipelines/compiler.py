@@ -28,6 +28,7 @@ COMPONENTS: dict[str, str] = {
     "statistics": "kfpc.components.statistics.component:statistics",
     "infer_schema": "kfpc.components.schema.component:infer_schema",
     "import_schema": "kfpc.components.schema.component:import_schema",
+    "resolve_schema": "kfpc.components.schema.component:resolve_schema",
     "validate": "kfpc.components.validate.component:validate",
     "train": "kfpc.components.train.component:train",
     "evaluate": "kfpc.components.evaluate.component:evaluate",

@@ -60,3 +60,37 @@ def import_schema(schema_uri: str, schema: Output[Artifact]):
 
     imported = core.import_schema(schema_uri, schema.path)
     schema.metadata.update({"kind": "schema", "features": core.schema_features(imported), "source_uri": schema_uri})
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def resolve_schema(
+    statistics: Input[Artifact],
+    schema: Output[Artifact],
+    schema_uri: str = "",
+    split: str = "train",
+    max_string_domain_size: int = 100,
+):
+    """The schema a run validates against: the curated one at ``schema_uri``, or one inferred when empty.
+
+    One task instead of ``dsl.If``/``dsl.Else`` around ``import_schema`` and ``infer_schema`` joined by
+    ``dsl.OneOf``: kfp.local cannot yet resolve an artifact ``OneOf``, and a pipeline must run the same here
+    as on a cluster. Use ``import_schema`` / ``infer_schema`` directly when the choice is made at build time.
+
+    Args:
+        statistics: a statistics artifact; its ``split`` is inferred from when ``schema_uri`` is empty.
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind``, ``features``, ``source_uri``.
+        schema_uri: path, ``file://``, ``gs://`` or ``bundled:`` URI of a curated schema; empty: infer.
+        split: the split to infer from.
+        max_string_domain_size: largest number of distinct strings that becomes a string domain.
+    """
+    from kfpc.components.schema import core
+    from kfpc.components.statistics.core import load_statistics
+
+    if schema_uri:
+        resolved = core.import_schema(schema_uri, schema.path)
+    else:
+        resolved = core.infer_schema(load_statistics(statistics.path, split), max_string_domain_size=max_string_domain_size)
+        core.write_schema(resolved, schema.path)
+    schema.metadata.update(
+        {"kind": "schema", "features": core.schema_features(resolved), "source_uri": schema_uri or "inferred"}
+    )
