@@ -44,7 +44,7 @@ NOT_BLESSED_MARKER = "NOT_BLESSED"
 SLICE_MAX_BINS = 1 << 12
 SLICE_MAX_SAMPLES = 1 << 12
 #: rows read per record batch (and sent to the model per call)
-DEFAULT_BATCH_SIZE = 16_384
+DEFAULT_BATCH_SIZE = 65_536
 #: points kept of each curve written to evaluation.json / the KFP UI
 CURVE_POINTS = 201
 
@@ -450,8 +450,9 @@ def evaluate(
     overall = overall_state.candidate.result()
     overall_baseline = overall_state.baseline.result() if has_baseline else {}
     point = {"candidate": overall, **({"baseline": overall_baseline} if has_baseline else {})}
-    intervals = bootstrap.intervals(task, reservoir.columns, list(headline), total_rows, point,
-                                    replicates=boot.replicates, confidence=boot.confidence, seed=boot.seed)
+    weights = bootstrap.poisson_weights(len(reservoir), boot.replicates, boot.seed)
+    intervals = bootstrap.intervals(task, reservoir.columns, list(headline), total_rows, point, weights,
+                                    confidence=boot.confidence)
     for s, spec in enumerate(config.slicing_specs):
         for slice_id, values in enumerate(slicer.values[s]):
             state = states[s].get(slice_id)
@@ -471,8 +472,7 @@ def evaluate(
                 sub = {k: v[rows] for k, v in reservoir.columns.items()}
                 point_slice = {"candidate": entry["candidate"], **({"baseline": entry["baseline"]} if has_baseline else {})}
                 entry["intervals"] = bootstrap.intervals(task, sub, [headline[0]], count, point_slice,
-                                                         replicates=boot.replicates, confidence=boot.confidence,
-                                                         seed=boot.seed + 1 + s)
+                                                         weights[:, rows], confidence=boot.confidence)
             else:
                 entry["intervals"] = {}
             slices.append(entry)

@@ -1,0 +1,73 @@
+"""Bootstrap intervals: right centre, right width, paired differences, and the sample-to-population scaling."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from kfpc.components.evaluate import bootstrap
+
+
+def _sample(rng, n, skill=1.5):
+    labels = rng.integers(0, 2, n)
+    score = 1 / (1 + np.exp(-(skill * (labels - 0.5) + rng.normal(size=n))))
+    probabilities = np.stack([1 - score, score], axis=1).astype(np.float32)
+    return {"label": labels, "candidate_probabilities": probabilities,
+            "candidate_class_ids": probabilities.argmax(axis=1)}
+
+
+def test_unit_weights_reproduce_the_exact_metrics():
+    rng = np.random.default_rng(0)
+    sample = _sample(rng, 2000)
+    replicate = bootstrap._Replicator("binary", sample, "candidate_")
+    ones = np.ones((1, 2000))
+    assert replicate("roc_auc", ones)[0] == pytest.approx(
+        roc_auc_score(sample["label"], sample["candidate_probabilities"][:, 1]), abs=1e-9)
+    assert replicate("accuracy", ones)[0] == pytest.approx(
+        np.mean(sample["candidate_class_ids"] == sample["label"]), abs=1e-12)
+
+
+def test_accuracy_interval_matches_the_binomial_standard_error():
+    rng = np.random.default_rng(1)
+    sample = _sample(rng, 4000)
+    accuracy = float(np.mean(sample["candidate_class_ids"] == sample["label"]))
+    weights = bootstrap.poisson_weights(4000, 400, seed=0)
+    got = bootstrap.intervals("binary", sample, ["accuracy"], 4000, {"candidate": {"accuracy": accuracy}}, weights)
+    low, high = got["accuracy"]["candidate"]
+    expected_half_width = 1.96 * np.sqrt(accuracy * (1 - accuracy) / 4000)
+    assert low < accuracy < high
+    assert (high - low) / 2 == pytest.approx(expected_half_width, rel=0.2)
+
+
+def test_a_sample_of_the_rows_gives_the_population_width():
+    """n sampled rows of N: the interval is scaled by sqrt(n / N) to the width of the full bootstrap."""
+    rng = np.random.default_rng(2)
+    full = _sample(rng, 40_000)
+    accuracy = float(np.mean(full["candidate_class_ids"] == full["label"]))
+    point = {"candidate": {"accuracy": accuracy}}
+    whole = bootstrap.intervals("binary", full, ["accuracy"], 40_000, point,
+                                bootstrap.poisson_weights(40_000, 300, seed=1))["accuracy"]["candidate"]
+    keep = rng.choice(40_000, 5000, replace=False)
+    part = {k: v[keep] for k, v in full.items()}
+    scaled = bootstrap.intervals("binary", part, ["accuracy"], 40_000, point,
+                                 bootstrap.poisson_weights(5000, 300, seed=2))["accuracy"]["candidate"]
+    assert scaled[1] - scaled[0] == pytest.approx(whole[1] - whole[0], rel=0.25)
+    assert scaled[0] < accuracy < scaled[1]
+
+
+def test_paired_difference_is_narrower_than_the_unpaired_spread():
+    rng = np.random.default_rng(3)
+    sample = _sample(rng, 3000)
+    # The baseline agrees with the candidate on 97% of rows: a paired interval sees only the disagreements.
+    flip = rng.random(3000) < 0.03
+    sample["baseline_probabilities"] = np.where(flip[:, None], sample["candidate_probabilities"][:, ::-1],
+                                                sample["candidate_probabilities"])
+    sample["baseline_class_ids"] = sample["baseline_probabilities"].argmax(axis=1)
+    point = {role: {"accuracy": float(np.mean(sample[f"{role}_class_ids"] == sample["label"]))}
+             for role in ("candidate", "baseline")}
+    got = bootstrap.intervals("binary", sample, ["accuracy"], 3000, point,
+                              bootstrap.poisson_weights(3000, 300, seed=4))["accuracy"]
+    paired = got["difference"][1] - got["difference"][0]
+    single = got["candidate"][1] - got["candidate"][0]
+    assert paired < single / 2
+    diff = point["candidate"]["accuracy"] - point["baseline"]["accuracy"]
+    assert got["difference"][0] <= diff <= got["difference"][1]
