@@ -100,6 +100,7 @@ def create_vertex(args, package: remote.PipelinePackage, params: dict, out=None)
     if not args.cron:
         raise SubmitError("give --cron (Vertex AI: 5 fields, e.g. 'TZ=Europe/Berlin 0 2 * * *')")
     spec = cron.validate_cron(args.cron, cron.VERTEX)
+    submit.check_vertex_package(package)
     start, end = remote.parse_time(args.start_time, "--start-time"), remote.parse_time(args.end_time, "--end-time")
     job = submit.vertex_job(args, package, params, args.name)
     request = remote.vertex_create_schedule_request(

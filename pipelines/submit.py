@@ -91,6 +91,17 @@ def anonymous_credentials_if(dry_run: bool):
     return AnonymousCredentials()
 
 
+def check_vertex_package(package: remote.PipelinePackage) -> None:
+    """Refuse a YAML compiled for KFP: its ``platforms: kubernetes`` document (GPU node selectors) is not
+    something Vertex AI reads, and aiplatform fails on it with a bare YAML error."""
+    if package.platform_spec:
+        raise SubmitError(
+            f"--package {package.path}: compiled for Kubeflow Pipelines (it has a platform document: "
+            f"{', '.join(sorted(package.platform_spec.get('platforms', package.platform_spec)))}); for Vertex AI use "
+            f"the Vertex compile: kfpc compile --target vertex, or --pipeline NAME"
+        )
+
+
 def vertex_job(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, display_name: str):
     """The ``aiplatform.PipelineJob`` the arguments describe (offline)."""
     if not args.pipeline_root:
@@ -218,6 +229,7 @@ def submit_kfp(args: argparse.Namespace, package: remote.PipelinePackage, params
 def submit_vertex(args: argparse.Namespace, package: remote.PipelinePackage, params: dict, out=None) -> int:
     """Create a Vertex AI pipeline job (or print its request). Returns the exit code."""
     out = out or sys.stdout
+    check_vertex_package(package)
     job = vertex_job(args, package, params, args.run_name or package.name)
     request = remote.vertex_create_job_request(job, args.service_account, args.network)
     if args.dry_run:

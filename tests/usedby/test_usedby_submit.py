@@ -276,3 +276,12 @@ def test_vertex_bad_options_fail_before_any_request(capsys, tiny_package, argv, 
     code, out, err = run_cli(capsys, "submit", "--package", str(tiny_package), *argv, "--dry-run")
     assert code == 2, out
     assert fragment in err
+
+
+def test_vertex_refuses_a_kfp_compiled_package(capsys, tmp_path):
+    from kfpc.pipelines import compiler
+
+    path = compiler.compile_pipeline("training_pipeline", "kfp", tmp_path / "kfp.yaml")
+    code, _, err = run_cli(capsys, "submit", "--package", str(path), *VERTEX, "--dry-run")
+    assert code == 2
+    assert "compiled for Kubeflow Pipelines" in err and "kfpc compile --target vertex" in err
