@@ -26,7 +26,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     from kfpc.components.evaluate.component import evaluate
     from kfpc.components.ingest.component import ingest
     from kfpc.components.push.component import push_kserve
-    from kfpc.components.schema.component import infer_schema
+    from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate
 
@@ -39,6 +39,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         label: str = "species",
         key_column: str = "",
         eval_fraction: float = 0.2,
+        schema_uri: str = "",
         task: str = "auto",
         hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
         dropout: float = 0.1,
@@ -64,6 +65,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             label: the column to predict.
             key_column: column whose hash decides the train/eval split; empty hashes the row.
             eval_fraction: share of rows held out for validation and evaluation.
+            schema_uri: a curated ``schema.pbtxt`` to validate against (production runs); empty infers
+                one from the train split.
             task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
             hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
             fail_on_anomalies: stop before training when the eval split breaks the schema.
@@ -79,7 +82,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         """
         data = ingest(source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction)
         stats = statistics(data=data.outputs["data"])
-        schema = infer_schema(statistics=stats.outputs["statistics"])
+        schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
         validation = validate(
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],

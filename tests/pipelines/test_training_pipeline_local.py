@@ -1,0 +1,76 @@
+"""The whole training pipeline through kfp.local on the bundled penguins data — what `make run` does —
+and a run on corrupted data that must stop at validation, before training, listing the anomalies."""
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kfpc.components.train.core import load_model_card
+from kfpc.pipelines import local_run
+
+
+@pytest.fixture(scope="module")
+def penguins_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    return local_run.run("training_pipeline", {}, out / "penguins")
+
+
+def test_every_task_succeeds_and_the_model_is_pushed(penguins_run):
+    summary = penguins_run
+    assert summary.status == "SUCCESS", summary.error
+    names = [t.name for t in summary.tasks]
+    for expected in ("ingest", "statistics", "validate", "train", "evaluate", "push-kserve"):
+        assert expected in names
+        assert summary.task(expected).status == "SUCCESS"
+        assert summary.task(expected).seconds is not None
+    assert summary.task("validate").outputs["anomaly_count"] == 0
+    evaluation = summary.task("evaluate").artifacts["metrics"]["metadata"]
+    assert evaluation["accuracy"] >= 0.95
+    push = summary.task("push-kserve").outputs
+    assert Path(push["model_uri"]).is_relative_to(Path(summary.run_dir) / "serving")
+    assert (Path(push["model_uri"]) / "1" / "saved_model.pb").exists()
+
+
+def test_model_artifact_has_kserve_layout_and_card(penguins_run):
+    model_dir = penguins_run.task("train").artifacts["model"]["path"]
+    assert (Path(model_dir) / "1" / "saved_model.pb").exists()
+    card = load_model_card(model_dir)
+    assert card["label"] == "species" and card["task"] == "multiclass"
+    assert sorted(card["classes"]) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert "species" not in [f["name"] for f in card["features"]]
+
+
+def test_summary_is_written_and_printed(penguins_run):
+    saved = json.loads((Path(penguins_run.run_dir) / "summary.json").read_text())
+    assert saved["status"] == "SUCCESS"
+    text = local_run.format_summary(penguins_run)
+    assert "accuracy=" in text and "train.model:" in text and "push-kserve" in text
+
+
+def test_corrupted_data_stops_before_training_and_lists_anomalies(tmp_path, penguins_csv, capfd):
+    frame = pd.read_csv(penguins_csv)
+    frame.loc[frame.index % 3 == 0, "island"] = "Atlantis"  # a category the curated schema does not know
+    frame = frame.drop(columns=["sex"])  # a column the schema requires
+    corrupted = tmp_path / "corrupted.csv"
+    frame.to_csv(corrupted, index=False)
+    summary = local_run.run(
+        "training_pipeline",
+        {"source_uri": str(corrupted), "schema_uri": "bundled:penguins_schema.pbtxt"},
+        tmp_path / "run",
+    )
+    assert summary.status == "FAILURE"
+    assert summary.task("validate").status == "FAILURE"
+    assert summary.task("train") is None or summary.task("train").status == "SKIPPED"
+    assert not any(p.name == "train" for p in Path(summary.run_dir).rglob("train") if p.is_dir())
+    log = capfd.readouterr().out
+    assert "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in log and "Atlantis" in log
+    assert "SCHEMA_MISSING_COLUMN" in log and "sex" in log
+
+
+def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="unknown parameter 'epoch'"):
+        local_run.run("training_pipeline", {"epoch": 3}, tmp_path / "run")
+    assert not os.path.exists(tmp_path / "run" / "summary.json")
