@@ -367,6 +367,12 @@ def push_kserve(
         result = _dry_run(model_dir, serving_root, opts, canary_traffic_percent, promote, existing_manifest,
                           storage_client)
     else:
+        client = None
+        if mode == "cluster":
+            from kfpc.components.push import kube
+
+            # Connect before copying: a task without cluster credentials must fail before it writes anything.
+            client = kube_client or kube.IsvcClient.from_environment()
         pushed = storage.push_model(model_dir, serving_root, name, client=storage_client)
         log.info("pushed %s to %s (previous version: %s)", model_dir, pushed.uri, pushed.previous_uri or "none")
         desired = manifest.render(opts, pushed.uri, model_version=pushed.version)
@@ -378,9 +384,8 @@ def push_kserve(
                 storage.remove_version(pushed.uri, storage_client)
                 raise
         else:
-            from kfpc.components.push import kube, rollout
+            from kfpc.components.push import rollout
 
-            client = kube_client or kube.IsvcClient.from_environment()
             outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary_traffic_percent,
                                       promote=promote, timeout_s=timeout_s, poll_s=poll_s)
             result = PushResult(outcome.endpoint_url, pushed.uri, outcome.previous_model_uri, desired,

@@ -133,3 +133,13 @@ def test_local_mode_removes_a_copy_that_does_not_load(trained_model, tmp_path):
                          server_startup_timeout=120, output_dir=tmp_path / "out")
     assert storage.latest_version(str(root), "penguins") == ""
     assert not (root / "penguins" / "v1").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_core_imports_neither_tensorflow_nor_kfp_nor_kubernetes():
+    import subprocess
+    import sys
+
+    code = ("import sys, kfpc.components.push.core, kfpc.components.push.storage, kfpc.components.push.manifest; "
+            "print(sorted(m for m in ('tensorflow', 'kfp', 'kubernetes', 'kserve') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
