@@ -72,12 +72,19 @@ class IsvcClient:
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            config.load_kube_config(
-                config_file=kubeconfig or None, context=context or None, client_configuration=configuration
-            )
+        try:
+            if not kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                config.load_incluster_config(client_configuration=configuration)
+            else:
+                config.load_kube_config(
+                    config_file=kubeconfig or None, context=context or None, client_configuration=configuration
+                )
+        except (config.ConfigException, OSError) as err:
+            where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+            raise KubeError(
+                f"no Kubernetes credentials: not running in a pod (KUBERNETES_SERVICE_HOST unset) and no usable "
+                f"kubeconfig at {where} ({err})"
+            ) from None
         return cls(client.ApiClient(configuration))
 
     @classmethod

@@ -143,3 +143,12 @@ def test_the_core_imports_neither_tensorflow_nor_kfp_nor_kubernetes():
             "print(sorted(m for m in ('tensorflow', 'kfp', 'kubernetes', 'kserve') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_cluster_mode_without_credentials_fails_before_copying(fake_model, gcs, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    with pytest.raises(kube.KubeError, match="no Kubernetes credentials"):
+        core.push_kserve(fake_model, serving_root="gs://models/serving", name="penguins", mode="cluster",
+                         storage_client=gcs.client())
+    assert gcs.uploads == []
