@@ -21,6 +21,12 @@ THREAD_LIMITS = {
 
 
 @pytest.fixture(scope="session")
+def thread_limits() -> dict[str, str]:
+    """Environment variables that keep a task subprocess on one thread."""
+    return dict(THREAD_LIMITS)
+
+
+@pytest.fixture(scope="session")
 def kfpc_wheel(tmp_path_factory) -> Path:
     """The kfpc wheel built from this checkout (what the Dockerfiles install)."""
     return build.build_wheel(tmp_path_factory.mktemp("wheel"))

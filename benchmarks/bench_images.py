@@ -1,0 +1,120 @@
+"""Size budget of the family images: installed size of each family environment, next to TFX's image.
+
+The environment of a family is its lock file installed with --no-deps into an empty virtual environment,
+exactly what the image's builder stage copies into the final stage, so its size on disk is the proxy for
+what each image adds on top of its Python base image (the issue's measure; no Docker engine here).
+
+    .venv/bin/python benchmarks/bench_images.py [--quick]
+
+--quick measures the families whose environments are cached or cheap (data, tf, deploy, serving); the
+full run also builds the tf-gpu environment (the CUDA wheels: several GB of downloads).
+Writes benchmarks/results/images.json and benchmarks/results/images.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from kfpc.components import images
+from kfpc.components.images import build
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: the TFX image users complain about (the issue's figure), for comparison
+TFX_IMAGE_GB = 12.3
+#: goals from the issue, in GB (decimal)
+GOALS_GB = {"data": 0.5, "deploy": 0.4, "tf": 2.5}
+
+
+def top_entries(venv: Path, count: int = 6) -> list[tuple[str, int]]:
+    """The largest top-level entries of the environment's site-packages, as (name, bytes)."""
+    site = next(venv.glob("lib/python3*/site-packages"))
+    sizes = [(entry.name, build.tree_size(entry) if entry.is_dir() else entry.stat().st_size)
+             for entry in site.iterdir() if not entry.name.endswith(".dist-info")]
+    return sorted(sizes, key=lambda item: -item[1])[:count]
+
+
+def measure(family: str) -> dict:
+    """Build (or reuse) the family environment and measure it."""
+    started = time.monotonic()
+    venv = build.family_venv(family)
+    seconds = time.monotonic() - started
+    size = build.installed_size(venv)
+    goal = GOALS_GB.get(family)
+    return {
+        "family": family,
+        "image": images.image(family),
+        "packages": len(build.read_lock(family)),
+        "installed_bytes": size,
+        "installed_gb": round(size / 1e9, 3),
+        "goal_gb": goal,
+        "within_goal": None if goal is None else size / 1e9 < goal,
+        "share_of_tfx_image": round(size / 1e9 / TFX_IMAGE_GB, 3),
+        "environment_seconds": round(seconds, 1),
+        "largest": [{"name": n, "mb": round(b / 1e6, 1)} for n, b in top_entries(venv)],
+    }
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Horizontal bars: each family's size, its goal, and the TFX image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"kfpc-{r['family']}" for r in rows] + ["TFX image"]
+    values = [r["installed_gb"] for r in rows] + [TFX_IMAGE_GB]
+    colors = ["tab:green" if r["within_goal"] in (True, None) else "tab:red" for r in rows] + ["tab:gray"]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(labels) + 1.2))
+    bars = ax.barh(labels, values, color=colors)
+    for bar, value in zip(bars, values, strict=True):
+        ax.text(bar.get_width() + 0.1, bar.get_y() + bar.get_height() / 2, f"{value:.2f} GB", va="center")
+    for i, row in enumerate(rows):
+        if row["goal_gb"]:
+            ax.plot([row["goal_gb"]] * 2, [i - 0.4, i + 0.4], color="black", linestyle="--")
+    ax.invert_yaxis()
+    ax.set_xlabel("GB installed on top of the Python base image (dashed: goal)")
+    ax.set_title("kfpc family images vs the TFX image")
+    ax.set_xlim(0, TFX_IMAGE_GB * 1.15)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print, write JSON and PNG; exit 1 if a family is over its goal."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip the tf-gpu environment")
+    args = parser.parse_args(argv)
+    families = [f for f in images.FAMILIES if not (args.quick and f == "tf-gpu")]
+    rows = []
+    for family in families:
+        row = measure(family)
+        rows.append(row)
+        print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'}  "
+              f"({row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB)", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": "images",
+        "measure": "installed size of each family environment (lock file, --no-deps) = what the image adds "
+                   "to its python slim base",
+        "base_image": build.base_image(),
+        "python_stdlib_bytes": build.stdlib_size(),
+        "tfx_image_gb": TFX_IMAGE_GB,
+        "quick": args.quick,
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
+        "families": rows,
+    }
+    (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")
+    plot(rows, RESULTS / "images.png")
+    print(f"wrote {RESULTS / 'images.json'} and {RESULTS / 'images.png'}")
+    return 0 if all(r["within_goal"] in (True, None) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
