@@ -34,7 +34,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"kfpc run: {err}", file=sys.stderr)
         return 2
-    summary = local_run.run(args.pipeline, params, args.output_dir)
+    print(f"running {args.pipeline} locally through kfp.local ...", flush=True)
+    summary = local_run.run(args.pipeline, params, args.output_dir, verbose=args.verbose, progress=sys.stdout)
     print()
     print(local_run.format_summary(summary))
     return 0 if summary.status == "SUCCESS" else 1
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("pipeline", nargs="?", default="training_pipeline", help="default: training_pipeline")
     run.add_argument("--param", action="append", metavar="KEY=VALUE", help="pipeline parameter (repeatable)")
     run.add_argument("--output-dir", help="folder for the run (default runs/<pipeline>-<time>)")
+    run.add_argument("--verbose", action="store_true", help="stream the tasks' logs (default: <run>/run.log)")
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="compile every pipeline to YAML")

@@ -7,6 +7,7 @@ do inside the family image on a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -15,6 +16,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import TextIO
 
 from kfpc.pipelines import registry
 
@@ -62,11 +64,12 @@ class _TaskTimer(logging.Filter):
     pipeline runs, but leaves its filters alone.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, progress: TextIO | None = None) -> None:
         super().__init__()
         self.started: dict[str, float] = {}
         self.finished: dict[str, tuple[str, float]] = {}
         self.order: list[str] = []
+        self.progress = progress
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = _ANSI.sub("", record.getMessage())
@@ -74,8 +77,30 @@ class _TaskTimer(logging.Filter):
             self.started[match.group(1)] = record.created
             self.order.append(match.group(1))
         elif match := _END.search(message):
-            self.finished[match.group(1)] = (match.group(2), record.created)
+            name, status = match.group(1), match.group(2)
+            self.finished[name] = (status, record.created)
+            if self.progress is not None:
+                seconds = record.created - self.started.get(name, record.created)
+                self.progress.write(f"  {name:<16} {status:<8} {seconds:6.1f} s\n")
+                self.progress.flush()
         return True
+
+
+def task_error(log_text: str, task_name: str) -> str:
+    """The exception a failed task raised, cut from the run log (the last traceback of that task)."""
+    text = _ANSI.sub("", log_text)
+    start = text.rfind(f"Executing task '{task_name}'")
+    end = text.find(f"Task '{task_name}' finished with status FAILURE", start)
+    section = text[start:end] if start >= 0 and end > start else ""
+    tb = section.rfind("Traceback (most recent call last):")
+    if tb < 0:
+        return ""
+    lines = [line.strip() for line in section[tb:].splitlines()]
+    # the exception starts at the first line after the traceback frames that is not a frame or code line
+    for i in range(1, len(lines)):
+        if lines[i] and not lines[i].startswith(("File ", "^", "~")) and not lines[i - 1].startswith("File "):
+            return "\n".join(line for line in lines[i:] if line)
+    return ""
 
 
 def parse_params(pairs: list[str], allowed: dict | None = None) -> dict:
@@ -145,13 +170,21 @@ def _read_task_outputs(task_dir: Path) -> tuple[dict, dict]:
     return params, artifacts
 
 
-def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | None = None) -> RunSummary:
+def run(
+    name: str,
+    params: dict | None = None,
+    output_dir: str | os.PathLike | None = None,
+    verbose: bool = False,
+    progress: TextIO | None = None,
+) -> RunSummary:
     """Run pipeline ``name`` locally and return its summary (also written to ``<run_dir>/summary.json``).
 
     Args:
         name: a key of ``registry.PIPELINES``.
         params: pipeline parameters; unknown names raise ``ValueError`` before anything runs.
         output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``runs/latest`` points at it.
+        verbose: stream kfp.local's full task logs; otherwise they go to ``<run_dir>/run.log``.
+        progress: where to write one line per finished task (e.g. ``sys.stdout``); ``None``: nowhere.
     """
     import warnings
 
@@ -176,16 +209,22 @@ def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | N
     root.mkdir(parents=True, exist_ok=True)
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
 
-    timer = _TaskTimer()
+    timer = _TaskTimer(progress)
     logging.getLogger().addFilter(timer)
+    log_path = run_dir / "run.log"
     start = time.time()
     status, error = "SUCCESS", ""
-    try:
-        pipeline(**params)
-    except Exception as exc:  # the summary records the failure; the caller decides the exit code
-        status, error = "FAILURE", str(exc)
-    finally:
-        logging.getLogger().removeFilter(timer)
+    with open(log_path, "w") as log, contextlib.ExitStack() as stack:
+        if not verbose:
+            # kfp.local logs through a handler on sys.stdout and prints the tasks' output there
+            stack.enter_context(contextlib.redirect_stdout(log))
+            stack.enter_context(contextlib.redirect_stderr(log))
+        try:
+            pipeline(**params)
+        except Exception as exc:  # the summary records the failure; the caller decides the exit code
+            status, error = "FAILURE", _ANSI.sub("", str(exc))
+        finally:
+            logging.getLogger().removeFilter(timer)
     elapsed = time.time() - start
 
     run_roots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
@@ -204,6 +243,11 @@ def run(name: str, params: dict | None = None, output_dir: str | os.PathLike | N
             if task_dir.is_dir():
                 task.outputs, task.artifacts = _read_task_outputs(task_dir)
             tasks.append(task)
+    if status == "FAILURE" and not verbose:
+        log_text = log_path.read_text(errors="replace")
+        for task in tasks:
+            if task.status == "FAILURE" and (cause := task_error(log_text, task.name)):
+                error = f"{error}\n{task.name}: {cause}"
     summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), params, tasks, error)
     (run_dir / "summary.json").write_text(summary.to_json())
     latest = run_dir.parent / "latest"
@@ -253,7 +297,7 @@ def format_summary(summary: RunSummary) -> str:
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in headline(task).items())
         lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {shown}")
     lines.append("")
-    lines.append(f"run folder: {summary.run_dir}")
+    lines.append(f"run folder: {summary.run_dir} (task logs: run.log)")
     for task in summary.tasks:
         for out_name, artifact in task.artifacts.items():
             if out_name in ("data", "statistics", "schema", "anomalies", "html_report", "model", "report", "manifest"):

@@ -50,7 +50,7 @@ def test_summary_is_written_and_printed(penguins_run):
     assert "accuracy=" in text and "train.model:" in text and "push-kserve" in text
 
 
-def test_corrupted_data_stops_before_training_and_lists_anomalies(tmp_path, penguins_csv, capfd):
+def test_corrupted_data_stops_before_training_and_lists_anomalies(tmp_path, penguins_csv):
     frame = pd.read_csv(penguins_csv)
     frame.loc[frame.index % 3 == 0, "island"] = "Atlantis"  # a category the curated schema does not know
     frame = frame.drop(columns=["sex"])  # a column the schema requires
@@ -65,9 +65,11 @@ def test_corrupted_data_stops_before_training_and_lists_anomalies(tmp_path, peng
     assert summary.task("validate").status == "FAILURE"
     assert summary.task("train") is None or summary.task("train").status == "SKIPPED"
     assert not any(p.name == "train" for p in Path(summary.run_dir).rglob("train") if p.is_dir())
-    log = capfd.readouterr().out
-    assert "ENUM_TYPE_UNEXPECTED_STRING_VALUES" in log and "Atlantis" in log
-    assert "SCHEMA_MISSING_COLUMN" in log and "sex" in log
+    # the task's error, as the summary shows it, lists every anomaly with its feature
+    assert "validate: " in summary.error and "AnomaliesFoundError" in summary.error
+    assert "island: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in summary.error and "Atlantis" in summary.error
+    assert "sex: SCHEMA_MISSING_COLUMN" in summary.error
+    assert "island: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in local_run.format_summary(summary)
 
 
 def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
