@@ -241,16 +241,12 @@ def _numeric_edges(config: EvalConfig, path: Path, numeric: set[str], statistics
 
 def _load_train_statistics(statistics_dir: str) -> dict[str, Any]:
     """FeatureNameStatistics by feature name from ``<dir>/Split-train/FeatureStats.pb``."""
-    from tensorflow_metadata.proto.v0 import statistics_pb2
+    from kfpc.components.statistics.core import load_statistics
 
-    path = Path(local_path(statistics_dir)) / types.SPLIT_DIR.format(split=types.TRAIN) / types.STATS_FILE
-    if not path.exists():
-        raise EvaluationError(f"{statistics_dir}: no training statistics (expected {path})")
-    stats_list = statistics_pb2.DatasetFeatureStatisticsList()
     try:
-        stats_list.ParseFromString(path.read_bytes())
-    except Exception as err:  # protobuf raises DecodeError, not a ValueError subclass
-        raise EvaluationError(f"{path}: not a DatasetFeatureStatisticsList ({err})") from err
+        stats_list = load_statistics(statistics_dir, types.TRAIN)
+    except ValueError as err:
+        raise EvaluationError(f"{statistics_dir}: cannot read the training statistics ({err})") from err
     out = {}
     for dataset in stats_list.datasets:
         for feature in dataset.features:

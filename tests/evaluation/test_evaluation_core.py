@@ -264,3 +264,83 @@ def test_slicing_on_a_missing_column_is_a_clear_error(models, binary_data, tmp_p
     _, dataset = binary_data
     with pytest.raises(core.EvaluationError, match="slicing feature 'country' is not a column"):
         core.evaluate(dataset, models["binary"], tmp_path / "out", config={"slicing_specs": [{"feature_keys": ["country"]}]})
+
+
+def test_bucket_edges_from_the_statistics_component(models, binary_data, tmp_path):
+    from kfpc.components.statistics.core import write_statistics
+
+    frame, _ = binary_data
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame, split="train")
+    oracle_models.write_dataset(tmp_path / "data", frame, split="eval")
+    write_statistics(dataset, tmp_path / "stats")
+    config = {"slicing_specs": [{"feature_keys": ["size"], "num_buckets": 4}]}
+    with_stats = core.evaluate(dataset, models["binary"], tmp_path / "a", statistics_dir=tmp_path / "stats",
+                               config=config)
+    evaluation = core.load_result(tmp_path / "a")["evaluation"]
+    assert evaluation["bucket_edge_source"] == {"size": "statistics"}
+    edges = evaluation["bucket_edges"]["size (4 buckets)"]
+    np.testing.assert_allclose(edges, np.quantile(frame["size"], [0.25, 0.5, 0.75]), rtol=0.05)
+    counts = [s["count"] for s in with_stats.slices if s["spec"] == "size"]
+    assert len(counts) == 4 and all(650 < c < 850 for c in counts)
+    with pytest.raises(core.EvaluationError, match="cannot read the training statistics"):
+        core.evaluate(dataset, models["binary"], tmp_path / "b", statistics_dir=tmp_path / "nowhere", config=config)
+
+
+def test_high_cardinality_slices_are_capped_into_other(models, tmp_path):
+    rng = np.random.default_rng(6)
+    frame = oracle_models.binary_frame(rng, 2000)
+    frame["user"] = [f"u{i}" for i in rng.integers(0, 500, 2000)]
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out",
+                           config={"slicing_specs": [{"feature_keys": ["user"]}], "max_slices_per_spec": 20})
+    users = [s for s in result.slices if s["spec"] == "user"]
+    assert len(users) == 21 and sum(s["count"] for s in users) == 2000
+    assert any(s["slice"] == "user=(other)" for s in users)
+    assert core.load_result(tmp_path / "out")["evaluation"]["slice_truncated"]["user"] is True
+
+
+def test_baseline_with_fewer_classes_is_aligned_by_name(models, tmp_path):
+    rng = np.random.default_rng(7)
+    n = 600
+    labels = rng.integers(0, 3, n)
+    frame = pd.DataFrame({f"logit_{i}": rng.normal(size=n) + 2.0 * (labels == i) for i in range(3)})
+    frame["group"] = "g"
+    frame["label"] = np.array(CLASSES3)[labels]
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    # The old model knew two classes, in another order; it reads logit_0 and logit_1 as Chinstrap and Adelie.
+    old = oracle_models.build(tmp_path / "old", "multiclass", ["Chinstrap", "Adelie"])
+    result = core.evaluate(dataset, models["multiclass"], tmp_path / "out", baseline_model_dir=old)
+    served = _served(old, frame)["probabilities"]
+    aligned = np.stack([served[:, 1], served[:, 0], np.zeros(n, dtype=np.float32)], axis=1)
+    assert result.baseline_metrics["accuracy"] == pytest.approx(np.mean(aligned.argmax(axis=1) == labels), abs=TOL)
+    assert result.baseline_metrics["recall/Gentoo"] == 0.0
+
+
+def test_pipeline_config_defaults_per_task(models, tmp_path):
+    classification = core.pipeline_config(models["binary"], "", min_accuracy=0.9, max_regression=0.02)
+    (accuracy,) = classification.thresholds
+    assert accuracy.metric == "accuracy" and accuracy.value_threshold.lower_bound == 0.9
+    assert accuracy.change_threshold.absolute == -0.02
+    regression = core.pipeline_config(models["regression"], "", max_regression=0.05)
+    (rmse,) = regression.thresholds
+    assert rmse.metric == "rmse" and rmse.change_threshold.direction == "lower_is_better"
+    assert rmse.change_threshold.relative == 0.05 and rmse.value_threshold is None
+    custom = core.pipeline_config(models["binary"], '{"thresholds": [{"metric": "roc_auc", '
+                                                    '"value_threshold": {"lower_bound": 0.8}}]}')
+    assert [t.metric for t in custom.thresholds] == ["roc_auc"]
+
+
+def test_regression_candidate_with_higher_rmse_fails_the_relative_change(models, tmp_path):
+    rng = np.random.default_rng(8)
+    target = rng.normal(0, 5, 1500)
+    frame = pd.DataFrame({"guess": target + rng.normal(0, 2.0, 1500), "guess_old": target + rng.normal(0, 1.0, 1500),
+                          "group": "g", "target": target})
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    old = oracle_models.build(tmp_path / "old", "regression", label="target", suffix="_old")
+    config = core.pipeline_config(models["regression"], "", max_regression=0.05)
+    result = core.evaluate(dataset, models["regression"], tmp_path / "out", baseline_model_dir=old, config=config)
+    assert not result.blessed
+    (verdict,) = result.verdicts
+    assert verdict["relative_difference"] > 0.5 and "relative change" in verdict["reason"]
+    scalars = core.scalar_metrics(result)
+    assert scalars["blessed"] == 0.0 and scalars["baseline_rmse"] == pytest.approx(result.baseline_metrics["rmse"])
