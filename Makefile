@@ -42,8 +42,9 @@ compile: $(STAMP) ## compile every pipeline (kfp and vertex) and every component
 lint: $(STAMP) ## ruff over the code
 	$(BIN)/ruff check components pipelines serving tests benchmarks
 
-bench: $(STAMP) ## benchmarks: numbers and plots in benchmarks/results/
-	$(BIN)/python benchmarks/run_all.py
+BENCH ?=
+bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1 for a smoke run): JSON + plots in benchmarks/results/
+	$(BIN)/python benchmarks/run_all.py $(if $(QUICK),--quick) $(BENCH)
 
 serve: $(STAMP) ## serve the model of the last `make run` with the kfpc KServe server on PORT
 	$(BIN)/kfpc serve --model-dir "$$($(BIN)/python -c 'import json; s=json.load(open("runs/latest/summary.json")); print(next(a["path"] for t in s["tasks"] for n, a in t["artifacts"].items() if n == "model"))')" --port $(PORT)
