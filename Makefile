@@ -13,8 +13,22 @@ PARAMS ?=
 IMAGE_REGISTRY ?=
 PORT ?= 8080
 PYTEST_ARGS ?=
+# submit / schedule: KFP_HOST (+ NAMESPACE, EXPERIMENT) for Kubeflow Pipelines, or PROJECT + REGION +
+# PIPELINE_ROOT for Vertex AI; DRY_RUN=1 prints the exact request instead of sending it; WAIT=1 follows the run.
+KFP_HOST ?=
+NAMESPACE ?=
+EXPERIMENT ?=
+PROJECT ?=
+REGION ?= us-central1
+PIPELINE_ROOT ?=
+SCHEDULE_PIPELINE ?= retraining_pipeline
+SCHEDULE_NAME ?= $(SCHEDULE_PIPELINE)-schedule
+CRON ?= $(if $(PROJECT),0 2 * * *,0 0 2 * * *)
+WAIT ?=
+DRY_RUN ?=
+TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)))
 
-.PHONY: help install run test compile lint bench serve clean
+.PHONY: help install run test compile lint bench serve submit schedule clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +62,12 @@ bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1
 
 serve: $(STAMP) ## serve the model of the last `make run` with the kfpc KServe server on PORT
 	$(BIN)/kfpc serve --model-dir "$$($(BIN)/python -c 'import json; s=json.load(open("runs/latest/summary.json")); print(next(a["path"] for t in s["tasks"] for n, a in t["artifacts"].items() if n == "model"))')" --port $(PORT)
+
+submit: $(STAMP) ## submit PIPELINE to KFP (KFP_HOST=...) or Vertex AI (PROJECT=... PIPELINE_ROOT=gs://...); DRY_RUN=1 prints the request
+	$(BIN)/kfpc submit $(TARGET_ARGS) $(if $(and $(EXPERIMENT),$(if $(PROJECT),,1)),--experiment $(EXPERIMENT)) --pipeline $(PIPELINE) $(foreach p,$(PARAMS),--param $(p)) $(if $(WAIT),--wait) $(if $(DRY_RUN),--dry-run)
+
+schedule: $(STAMP) ## schedule SCHEDULE_PIPELINE (default retraining_pipeline) with CRON on KFP or Vertex AI; DRY_RUN=1 prints the request
+	$(BIN)/kfpc schedule create $(TARGET_ARGS) --name $(SCHEDULE_NAME) --pipeline $(SCHEDULE_PIPELINE) --cron "$(CRON)" $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## remove runs and caches (keeps .venv)
 	rm -rf runs .pytest_cache .ruff_cache build dist *.egg-info
