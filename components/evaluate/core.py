@@ -450,7 +450,9 @@ def evaluate(
     intervals = bootstrap.intervals(task, reservoir.columns, list(headline), total_rows, point, weights,
                                     confidence=boot.confidence)
     for s, spec in enumerate(config.slicing_specs):
-        for slice_id, values in enumerate(slicer.values[s]):
+        ordered = sorted(range(len(slicer.values[s])), key=lambda i, s=s: slicer.sort_key(s, slicer.values[s][i]))
+        for slice_id in ordered:
+            values = slicer.values[s][slice_id]
             state = states[s].get(slice_id)
             if state is None:
                 continue

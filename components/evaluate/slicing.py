@@ -124,6 +124,21 @@ class Slicer:
             out.append(mapping[inverse])
         return out
 
+    def sort_key(self, s: int, values: tuple[tuple[str, str], ...]) -> tuple:
+        """Order of a slice within its spec: numeric buckets low to high, values alphabetically, then
+        ``(missing)`` and ``(other)``."""
+        spec = self.specs[s]
+        key = []
+        for feature, value in values:
+            if value in (MISSING, OTHER):
+                key.append((1, 0, value))
+            elif feature in self.numeric_features:
+                labels = bucket_labels(self.numeric_edges[(feature, spec.num_buckets)])
+                key.append((0, labels.index(value) if value in labels else len(labels), ""))
+            else:
+                key.append((0, 0, value))
+        return tuple(key)
+
     def _id(self, s: int, spec: SlicingSpec, key: str) -> int:
         ids = self.ids[s]
         if key in ids:
