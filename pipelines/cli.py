@@ -16,6 +16,7 @@ from kfpc.components import __version__
 #: modules that add their own subcommands
 _PLUGINS = (
     "kfpc.components.validate.cli",
+    "kfpc.components.push.cli",
     "kfpc.serving.cli",
     "kfpc.pipelines.submit",
     "kfpc.pipelines.schedule",
