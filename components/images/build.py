@@ -46,6 +46,17 @@ GPU_ONLY_PREFIX = "nvidia-"
 #: what the kfpc wheel is built from (the Dockerfiles copy the same paths)
 WHEEL_SOURCES = ("pyproject.toml", "setup.cfg", "README.md", "components", "pipelines", "serving")
 
+#: what the image drops from its environment after installing it, as the Dockerfiles' shell command:
+#: C/C++ headers (tensorflow/include alone is ~430 MB; they only serve compiling extensions, and the image
+#: has no compiler) and packages' own test suites. family_venv runs the same command, so the contract
+#: test proves nothing a task imports was removed.
+PRUNE_COMMAND = (
+    "find {site} -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {{}} + "
+    "&& find {site} -type d -name tests -prune -exec rm -rf {{}} +"
+)
+#: the environment's site-packages inside the images
+IMAGE_SITE_PACKAGES = "/opt/kfpc/lib/python3.11/site-packages"
+
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*$")
 
 
@@ -196,7 +207,7 @@ def family_venv(family: str, cache_root: str | os.PathLike | None = None) -> Pat
         The environment's folder (``bin/python`` inside).
     """
     lock_file = requirements_lock(family)
-    digest = hashlib.sha256(lock_file.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(lock_file.read_bytes() + sys.version.encode() + PRUNE_COMMAND.encode()).hexdigest()[:12]
     root = Path(cache_root) if cache_root else _cache_root()
     venv = root / f"{family}-{digest}"
     marker = venv / ".kfpc-complete"
@@ -213,6 +224,8 @@ def family_venv(family: str, cache_root: str | os.PathLike | None = None) -> Pat
              "--disable-pip-version-check", "--no-deps", "-r", str(lock_file)],
             check=True,
         )
+        site = next(venv.glob("lib/python3*/site-packages"))
+        subprocess.run(["sh", "-c", PRUNE_COMMAND.format(site=site)], check=True)
         marker.write_text(json.dumps({"family": family, "lock": str(lock_file), "python": sys.version}))
     return venv
 

@@ -27,6 +27,9 @@ COPY serving ./serving
 RUN pip wheel --no-deps --wheel-dir /tmp/wheel . \
  && pip --python /opt/kfpc/bin/python install --no-deps /tmp/wheel/kfpc-*.whl \
  && pip --python /opt/kfpc/bin/python check
+# Headers and test suites are dead weight without a compiler or pytest (see PRUNE_COMMAND in build.py).
+RUN find /opt/kfpc/lib/python3.11/site-packages -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {} + \
+ && find /opt/kfpc/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}
 ARG KFPC_VERSION=unknown

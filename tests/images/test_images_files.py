@@ -129,6 +129,10 @@ def test_dockerfile_contract(family):
     for compiler in ("build-essential", "gcc", "g++", "clang"):
         assert not re.search(rf"\b{re.escape(compiler)}\b", joined), f"{family}: installs {compiler}"
     assert "PIP_NO_CACHE_DIR=1" in joined
+    # The same pruning as the family environments the contract test runs in.
+    prune = build.PRUNE_COMMAND.format(site=build.IMAGE_SITE_PACKAGES)
+    assert " ".join(prune.split()) in " ".join(stages[0].split()), f"{family}: not pruned like build.family_venv"
+    assert f"/python{build.base_image().split(':')[1][:4]}/" in build.IMAGE_SITE_PACKAGES
 
 
 @pytest.mark.parametrize("family", FAMILIES)
