@@ -58,11 +58,16 @@ def _train():
     return train
 
 
-def test_shuffled_label_candidate_is_never_blessed_and_push_does_not_run(local_runner, tmp_path):
+def test_shuffled_label_candidate_is_never_blessed_and_a_good_first_model_is(local_runner, tmp_path):
+    """One pipeline, two gates (one run keeps the test cheap: every kfp.local task is a fresh process).
+
+    Gate 1: candidate trained on shuffled labels vs the real baseline -> not blessed, its push must not run.
+    Gate 2: the real model on a first run (no baseline), accuracy >= 0.9 -> blessed, its push must run.
+    """
     train = _train()
 
     @dsl.pipeline
-    def gate(source_uri: str, marker_path: str) -> Artifact:
+    def gates(source_uri: str, rejected_marker: str, first_marker: str) -> Artifact:
         data = ingest(source_uri=source_uri, key_column="")
         baseline = train(data=data.outputs["data"], **TRAIN_ARGS)
         shuffled = shuffle_labels(data=data.outputs["data"], label="species", seed=3)
@@ -70,12 +75,16 @@ def test_shuffled_label_candidate_is_never_blessed_and_push_does_not_run(local_r
         judged = evaluate(data=data.outputs["data"], model=candidate.outputs["model"],
                           baseline_model=baseline.outputs["model"], min_accuracy=0.0, max_regression=0.02)
         with dsl.If(judged.outputs["Output"] == True):  # noqa: E712 (a KFP condition, not a Python test)
-            push_marker(marker_path=marker_path, blessing=judged.outputs["blessing"])
+            push_marker(marker_path=rejected_marker, blessing=judged.outputs["blessing"])
+        first = evaluate(data=data.outputs["data"], model=baseline.outputs["model"], min_accuracy=0.9)
+        with dsl.If(first.outputs["Output"] == True):  # noqa: E712
+            push_marker(marker_path=first_marker, blessing=first.outputs["blessing"])
         return judged.outputs["blessing"]
 
-    marker = tmp_path / "pushed"
-    run = gate(source_uri=str(PENGUINS), marker_path=str(marker))
-    assert not marker.exists(), "the push step ran for an unblessed candidate"
+    rejected, first = tmp_path / "pushed-rejected", tmp_path / "pushed-first"
+    run = gates(source_uri=str(PENGUINS), rejected_marker=str(rejected), first_marker=str(first))
+    assert not rejected.exists(), "the push step ran for an unblessed candidate"
+    assert first.exists(), "a blessed first model was not pushed"
     blessing = run.output
     assert blessing.metadata["blessed"] is False
     assert blessing.metadata["has_baseline"] is True
@@ -87,24 +96,6 @@ def test_shuffled_label_candidate_is_never_blessed_and_push_does_not_run(local_r
     folder = Path(blessing.path)
     assert (folder / "NOT_BLESSED").exists() and not (folder / "BLESSED").exists()
     assert json.loads((folder / "blessing.json").read_text())["blessed"] is False
-
-
-def test_first_run_without_baseline_is_judged_on_value_thresholds(local_runner, tmp_path):
-    train = _train()
-
-    @dsl.pipeline
-    def first(source_uri: str, marker_path: str) -> bool:
-        data = ingest(source_uri=source_uri, key_column="")
-        model = train(data=data.outputs["data"], **TRAIN_ARGS)
-        judged = evaluate(data=data.outputs["data"], model=model.outputs["model"], min_accuracy=0.9)
-        with dsl.If(judged.outputs["Output"] == True):  # noqa: E712
-            push_marker(marker_path=marker_path, blessing=judged.outputs["blessing"])
-        return judged.outputs["Output"]
-
-    marker = tmp_path / "pushed"
-    run = first(source_uri=str(PENGUINS), marker_path=str(marker))
-    assert run.output is True
-    assert marker.exists(), "a blessed first model was not pushed"
 
 
 def test_component_compiles_with_optional_inputs(tmp_path):
