@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 STRING = "string"
 FLOAT64 = "float64"
@@ -355,6 +355,61 @@ def _flatten(data: list) -> list:
             raise RequestError(f"nested data must hold one value per row, got {_short(data[:3])}")
         return [v[0] for v in data]
     return data
+
+
+def check_v2_header(header: Any) -> None:
+    """Check the JSON part of a v2 request has the shape of an inference request, before kserve reads it.
+
+    Args:
+        header: the parsed JSON object.
+    Raises:
+        RequestError: naming the field at fault (``inputs[2].datatype``...).
+    """
+    if not isinstance(header, Mapping):
+        raise RequestError(f"request body must be a JSON object with 'inputs', got {_short(header)}")
+    inputs = header.get("inputs")
+    if not isinstance(inputs, list):
+        raise RequestError(f"field 'inputs' must be a list of input tensors, got {_short(inputs)}")
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, Mapping):
+            raise RequestError(f"field 'inputs[{i}]' must be an object with name, shape, datatype, data; got "
+                               f"{_short(tensor)}")
+        for field, kind in (("name", str), ("datatype", str), ("shape", list)):
+            if field not in tensor:
+                raise RequestError(f"field 'inputs[{i}].{field}' is required")
+            if not isinstance(tensor[field], kind):
+                raise RequestError(f"field 'inputs[{i}].{field}' must be a {kind.__name__}, got {_short(tensor[field])}")
+        parameters = tensor.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise RequestError(f"field 'inputs[{i}].parameters' must be an object, got {_short(parameters)}")
+        if "data" in tensor and not isinstance(tensor["data"], list):
+            raise RequestError(f"field 'inputs[{i}].data' must be a list, got {_short(tensor['data'])}")
+        if "data" not in tensor and not (parameters and "binary_data_size" in parameters):
+            raise RequestError(f"field 'inputs[{i}].data' is required (or parameters.binary_data_size for binary data)")
+        if parameters and "binary_data_size" in parameters:
+            size = parameters["binary_data_size"]
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise RequestError(f"field 'inputs[{i}].parameters.binary_data_size' must be a non-negative integer, "
+                                   f"got {_short(size)}")
+    outputs = header.get("outputs")
+    if outputs is not None:
+        if not isinstance(outputs, list) or not all(isinstance(o, Mapping) and isinstance(o.get("name"), str)
+                                                    for o in outputs):
+            raise RequestError(f"field 'outputs' must be a list of objects with a name, got {_short(outputs)}")
+    parameters = header.get("parameters")
+    if parameters is not None and not isinstance(parameters, Mapping):
+        raise RequestError(f"field 'parameters' must be an object, got {_short(parameters)}")
+    if "id" in header and not isinstance(header["id"], str):
+        raise RequestError(f"field 'id' must be a string, got {_short(header['id'])}")
+
+
+def request_from_json(header: Mapping, model_name: str) -> InferRequest:
+    """An InferRequest from an all-JSON v2 body already checked by :func:`check_v2_header`."""
+    inputs = [InferInput(name=t["name"], shape=t["shape"], datatype=t["datatype"], data=t["data"],
+                         parameters=t.get("parameters")) for t in header["inputs"]]
+    outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in header.get("outputs") or []]
+    return InferRequest(model_name=model_name, infer_inputs=inputs, request_id=header.get("id"),
+                        parameters=header.get("parameters"), request_outputs=outputs or None)
 
 
 def encode_v2(outputs: Mapping[str, np.ndarray], request: InferRequest, model_name: str) -> InferResponse:

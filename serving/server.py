@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from kserve.errors import InferenceError, InvalidInput
 from kserve.protocol.dataplane import DataPlane
 
+from kfpc.serving import protocol
 from kfpc.serving.model import KfpcModel
 from kfpc.serving.observability import Observer
 from kfpc.serving.protocol import RequestError
@@ -32,6 +36,9 @@ from kfpc.serving.protocol import RequestError
 logger = logging.getLogger("kfpc.serving")
 
 INFERENCE_HEADER = b"inference-header-content-length"
+JSON_CONTENT_TYPES = ("application/json", "application/ld+json", "application/octet-stream")
+_V1_PREDICT = re.compile(r"^/v1/models/([^/:]+):predict$")
+_V2_INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
 DEFAULT_MAX_REQUEST_BYTES = 16 << 20
 
 
@@ -53,10 +60,12 @@ class ServingMiddleware:
         max_request_bytes: largest accepted request body.
     """
 
-    def __init__(self, app: Any, observer: Observer | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES):
+    def __init__(self, app: Any, observer: Observer | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+                 dataplane: DataPlane | None = None):
         self.app = app
         self.observer = observer
         self.max_request_bytes = max_request_bytes
+        self.dataplane = dataplane
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -88,6 +97,17 @@ class ServingMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if self.dataplane is not None and protocol != "other":
+            handled = await self._predict(scope, body, send, path, protocol)
+            if handled is not None:
+                code, error = handled
+                seconds = time.perf_counter() - started
+                if self.observer is not None:
+                    self.observer.record_request(protocol, code, seconds)
+                if code >= 400:
+                    logger.warning("request rejected", extra={"path": path, "status": code, "protocol": protocol,
+                                                              "error": error, "latency_ms": round(seconds * 1000, 3)})
+                return
         if protocol == "v2" and path.endswith("/infer") and _header(scope, INFERENCE_HEADER) is None:
             # Without the binary header the whole body is JSON (Open Inference Protocol); tell FastAPI so.
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
@@ -121,6 +141,64 @@ class ServingMiddleware:
                 logger.warning("request rejected", extra={
                     "path": path, "status": status["code"], "protocol": protocol,
                     "error": _error_text(b"".join(error_body)), "latency_ms": round(seconds * 1000, 3)})
+
+    async def _predict(self, scope: dict, body: bytes, send: Any, path: str,
+                       protocol: str) -> tuple[int, str] | None:
+        """Serve ``:predict`` / ``/infer`` of a kfpc model directly on KServe's data plane.
+
+        The same decode -> model -> encode calls as KServe's v1/v2 endpoints, without FastAPI's routing and
+        pydantic models in between (about half of the server's own time per request, measured in
+        benchmarks/bench_serving.py). Anything else (other models, versions, not ready) returns None and
+        goes through KServe's routes.
+
+        Returns:
+            (status code, error text) when the request was answered here, else None.
+        """
+        match = (_V1_PREDICT if protocol == "v1" else _V2_INFER).match(path)
+        if match is None:
+            return None
+        name = match.group(1)
+        model = self.dataplane.model_registry.get_model(name)
+        if not isinstance(model, KfpcModel) or not model.ready:
+            return None
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        response_headers: dict[str, str] = {}
+        error = ""
+        try:
+            if protocol == "v1":
+                plain_json = not any(key.startswith("ce-") for key in headers) and headers.get(
+                    "content-type", "application/json") in JSON_CONTENT_TYPES
+                # Parsed here so that NaN literals are read the same way as in v2 requests.
+                request, attributes = self.dataplane.decode(loads_json(body) if plain_json else body, headers)
+            else:
+                request, attributes = self.dataplane.decode(body, headers, protocol_version="v2", model_name=name)
+            response, response_headers = await self.dataplane.infer(name, request, headers)
+            response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
+            response_headers.update(encode_headers)
+        except InvalidInput as err:
+            status, error = 400, str(err)
+        except InferenceError as err:
+            status, error = 500, str(err)
+        except Exception as err:  # the same answer KServe's generic handler gives, logged with its traceback
+            logger.exception("unexpected error serving %s", path)
+            status, error = 500, f"{type(err).__name__} : {err}"
+        else:
+            status = 200
+        if status != 200:
+            content, content_type = orjson.dumps({"error": error}), "application/json"
+            response_headers = {}
+        elif isinstance(response, bytes | str):
+            content = response if isinstance(response, bytes) else response.encode()
+            content_type = "application/octet-stream" if protocol == "v2" else "application/json"
+        else:
+            content, content_type = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
+        content_type = response_headers.pop("content-type", content_type)
+        raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(content)).encode())]
+        raw_headers += [(key.encode("latin-1"), str(value).encode("latin-1")) for key, value in response_headers.items()
+                        if key.lower() != "content-length"]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": content})
+        return status, error
 
     async def _reject(self, send: Any, protocol: str, started: float, path: str, message: str) -> None:
         body = json.dumps({"error": message}).encode()
@@ -169,31 +247,59 @@ async def request_error_handler(request: Request, exc: RequestError) -> JSONResp
 
 
 class KfpcDataPlane(DataPlane):
-    """KServe's data plane, with malformed binary v2 bodies answered 400 instead of 500.
+    """KServe's data plane, with malformed v2 bodies answered 400 (naming the field) instead of 500.
 
-    KServe decodes the binary tensors of a v2 request before any model code runs; a tensor shorter
-    than its ``binary_data_size`` or a header without ``inputs`` raises plain ValueError/KeyError there.
+    KServe decodes the JSON header and binary tensors of a v2 request before any model code runs; a
+    header without ``inputs`` or a tensor shorter than its ``binary_data_size`` raises plain
+    KeyError/ValueError there, which KServe answers 500.
     """
 
     def decode_inference_request(self, body: Any, headers: dict, model_name: str) -> Any:
+        if not isinstance(body, bytes):
+            return super().decode_inference_request(body, headers, model_name)
+        length = headers.get(INFERENCE_HEADER.decode())
+        if length is None:  # Open Inference Protocol: without the header the whole body is JSON
+            header = loads_json(body)
+            protocol.check_v2_header(header)
+            return protocol.request_from_json(header, model_name)
+        if not length.isdigit() or int(length) > len(body):
+            raise RequestError(f"header Inference-Header-Content-Length is {length!r} but the body has "
+                               f"{len(body)} bytes")
+        protocol.check_v2_header(loads_json(body[:int(length)]))
         try:
             return super().decode_inference_request(body, headers, model_name)
+        except RequestError:
+            raise
         except (KeyError, ValueError, TypeError, IndexError) as err:
-            if isinstance(err, RequestError):
-                raise
             problem = f"missing field {err}" if isinstance(err, KeyError) else str(err)
-            raise RequestError(f"malformed binary inference request for model {model_name!r}: {problem}") from None
+            raise RequestError(f"malformed inference request for model {model_name!r}: {problem}") from None
 
 
-def install(app: FastAPI, observer: Observer | None, max_request_bytes: int) -> None:
+def loads_json(data: bytes) -> Any:
+    """Parse a JSON body; ``NaN``/``Infinity`` literals (which tritonclient and Python's json write) are read too.
+
+    Raises:
+        RequestError: not JSON.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise RequestError(f"request body is not valid JSON: {err}") from None
+
+
+def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dataplane: DataPlane | None = None) -> None:
     """Add kfpc's middleware and error handlers to KServe's FastAPI app (before the server starts).
 
     Args:
         app: ``kserve.model_server.app``.
         observer: the model's observer.
         max_request_bytes: body size limit.
+        dataplane: the server's data plane; given, predictions of kfpc models skip FastAPI's routing.
     """
-    app.add_middleware(ServingMiddleware, observer=observer, max_request_bytes=max_request_bytes)
+    app.add_middleware(ServingMiddleware, observer=observer, max_request_bytes=max_request_bytes, dataplane=dataplane)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     # kserve's InvalidInput handler logs a traceback per bad request; ours (for the subclass) does not.
     app.add_exception_handler(RequestError, request_error_handler)
@@ -217,9 +323,9 @@ def serve(model: KfpcModel, *, http_port: int, grpc_port: int, enable_grpc: bool
     from kserve import model_server
 
     model.load()
-    install(model_server.app, model.observer, max_request_bytes)
     server = kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, enable_grpc=enable_grpc, workers=1)
     server.dataplane = KfpcDataPlane(model_registry=server.registered_models)
+    install(model_server.app, model.observer, max_request_bytes, server.dataplane)
     try:
         server.start([model])
     finally:

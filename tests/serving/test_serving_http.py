@@ -81,6 +81,18 @@ def test_v2_without_content_type_is_read_as_json(server):
     assert status == 200, body
 
 
+def test_nan_literal_is_a_missing_value_in_v1_and_v2(server):
+    body = json.dumps({"instances": [dict(ROW, bill_length_mm=float("nan"))]}).encode()  # Python writes NaN
+    assert b"NaN" in body
+    status, v1 = post(f"{server.url}/v1/models/penguins:predict", body, raw=True)
+    status_null, v1_null = post(f"{server.url}/v1/models/penguins:predict",
+                                {"instances": [dict(ROW, bill_length_mm=None)]})
+    assert status == status_null == 200 and v1 == v1_null
+    status, v2 = post(f"{server.url}/v2/models/penguins/infer",
+                      json.dumps(v2_body([dict(ROW, bill_length_mm=float("nan"))])).encode(), raw=True)
+    assert status == 200, v2
+
+
 def _triton_inputs(module, binary: bool):
     kwargs = {"binary_data": binary}
     inputs = []
@@ -147,8 +159,9 @@ def test_tritonclient_grpc(server):
 
 
 BAD_V1 = [
-    ("not json", b"{instances: [", "Unrecognized request format"),
-    ("NaN literal", b'{"instances": [{"x": NaN}]}', "Unrecognized request format"),
+    ("not json", b"{instances: [", "request body is not valid JSON"),
+    ("Infinity literal", json.dumps({"instances": [dict(ROW, year=float("inf"))]}).encode(),
+     "instances[0]: feature 'year' must be finite, got inf"),
     ("body is a list", [ROW], "JSON object"),
     ("no instances", {"rows": [ROW]}, "exactly one of 'instances' or 'inputs'"),
     ("instances not a list", {"instances": ROW}, "'instances' must be a list"),
@@ -161,7 +174,9 @@ BAD_V1 = [
     ("number for string", {"instances": [dict(ROW, island=4.5)]}, "feature 'island' must be a string, got 4.5"),
     ("bool for number", {"instances": [dict(ROW, year=True)]}, "feature 'year' must be a number, got True"),
     ("list for number", {"instances": [dict(ROW, year=[2007])]}, "feature 'year' must be a number, got [2007]"),
-    ("overflow to inf", b'{"instances": [{"year": 1e999}]}', "Unrecognized request format"),
+    ("overflow to inf", json.dumps({"instances": [ROW]}).replace("2007.0", "1e999").encode(),
+     "feature 'year' must be finite, got inf"),
+    ("truncated JSON", b'{"instances": [{"year": 2007', "not valid JSON"),
     ("too many rows", {"instances": [ROW] * 1001}, "1001 rows is more than the limit of 1000"),
     ("second row bad", {"instances": [ROW, dict(ROW, bill_depth_mm={})]},
      "instances[1]: feature 'bill_depth_mm' must be a number"),

@@ -1,0 +1,217 @@
+"""Benchmark of the kfpc model server: latency and throughput over real HTTP on 127.0.0.1.
+
+Measures p50/p99 latency and throughput at concurrency 1, 16 and 64 for 1-row and 32-row v1 requests,
+with dynamic batching on and off, against the floor: the bare in-process model call
+(``Predictor.predict``) on the same rows. Goals (issue 7): p50 overhead under 2 ms at concurrency 1;
+at concurrency 64, at least 5x the throughput of batching off.
+
+    .venv/bin/python benchmarks/bench_serving.py [--quick] [--model-dir DIR]
+
+Writes ``benchmarks/results/serving.json`` and ``benchmarks/results/serving.png``. The load generator
+is a bounded loop of asyncio keep-alive connections in this process (the server runs in its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+ROW = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
+       "body_mass_g": 3750.0, "sex": "male", "year": 2007.0}
+CONCURRENCY = (1, 16, 64)
+ROWS = (1, 32)
+
+
+def make_model(workdir: Path) -> Path:
+    """Train the penguins model with the real trainer (1 epoch: speed does not depend on accuracy)."""
+    from kfpc.components.ingest.core import ingest
+    from kfpc.components.train.core import train
+
+    ingest(str(ROOT / "pipelines" / "data" / "penguins.csv"), workdir / "data")
+    train(workdir / "data", workdir / "model", label="species", epochs=1, seed=1, verbose=0)
+    return workdir / "model"
+
+
+def rows_for(count: int) -> list[dict]:
+    return [dict(ROW, body_mass_g=3000.0 + 10 * i, island=("Biscoe", "Dream", "Torgersen")[i % 3])
+            for i in range(count)]
+
+
+def percentiles(latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+    if not ordered:
+        return {"p50_ms": None, "p99_ms": None}
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"p50_ms": round(at(0.50), 3), "p99_ms": round(at(0.99), 3)}
+
+
+def bench_floor(model_dir: Path, seconds: float) -> dict:
+    """The bare in-process model call, one caller: what no server can beat."""
+    from kfpc.serving import predictor
+
+    loaded = predictor.load(predictor.locate(model_dir))
+    result = {}
+    for rows in ROWS:
+        columns = {name: [row[name] for row in rows_for(rows)] for name in ROW}
+        for _ in range(20):
+            loaded.predict(columns)
+        latencies, deadline = [], time.perf_counter() + seconds
+        start = time.perf_counter()
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            loaded.predict(columns)
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - start
+        result[str(rows)] = dict(percentiles(latencies), requests_per_s=round(len(latencies) / elapsed, 1),
+                                 rows_per_s=round(rows * len(latencies) / elapsed, 1), requests=len(latencies))
+    return result
+
+
+async def _client(port: int, request: bytes, warm_until: float, deadline: float, latencies: list,
+                  errors: list) -> None:
+    # One keep-alive connection; requests before ``warm_until`` warm it up and are not recorded.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= deadline:
+                break
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            start = head.lower().find(b"content-length:") + len(b"content-length:")
+            await reader.readexactly(int(head[start:head.find(b"\r\n", start)]))
+            if t0 < warm_until:
+                continue
+            if not head.startswith(b"HTTP/1.1 200 "):
+                errors.append(head[:head.find(b"\r\n")].decode())
+            else:
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, request: bytes, concurrency: int, seconds: float,
+                warmup: float = 0.5) -> tuple[list, list, float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    warm_until = time.perf_counter() + warmup
+    deadline = warm_until + seconds
+    await asyncio.gather(*(_client(port, request, warm_until, deadline, latencies, errors)
+                           for _ in range(concurrency)))
+    # Requests started before the deadline finish after it: count the time they took.
+    return latencies, errors, max(time.perf_counter(), deadline) - warm_until
+
+
+def http_request(path: str, body: dict) -> bytes:
+    payload = json.dumps(body).encode()
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n").encode()
+    return head + payload
+
+
+def bench_server(model_dir: Path, batching: bool, seconds: float) -> dict:
+    from kfpc.serving.local import LocalServer
+
+    env = {"TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = {}
+    with LocalServer(model_dir, model_name="penguins", batching=batching, env=env, log_level="WARNING") as server:
+        for rows in ROWS:
+            request = http_request("/v1/models/penguins:predict", {"instances": rows_for(rows)})
+            for concurrency in CONCURRENCY:
+                latencies, errors, elapsed = asyncio.run(_load(server.port, request, concurrency, seconds))
+                entry = dict(percentiles(latencies), requests_per_s=round(len(latencies) / elapsed, 1),
+                             rows_per_s=round(rows * len(latencies) / elapsed, 1), requests=len(latencies),
+                             errors=len(errors))
+                result[f"{rows}x{concurrency}"] = entry
+                print(f"  batching={'on ' if batching else 'off'} rows={rows:>2} concurrency={concurrency:>2}: "
+                      f"p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, {entry['requests_per_s']} req/s, "
+                      f"{len(errors)} errors", flush=True)
+        v2 = {"inputs": [{"name": name, "shape": [1], "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                          "data": [value]} for name, value in ROW.items()]}
+        latencies, errors, elapsed = asyncio.run(_load(server.port, http_request("/v2/models/penguins/infer", v2),
+                                                       1, seconds))
+        result["v2_1x1"] = dict(percentiles(latencies), requests_per_s=round(len(latencies) / elapsed, 1),
+                                errors=len(errors))
+    return result
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for rows, axis in zip(ROWS, axes, strict=True):
+        for mode, style in (("batching_on", "o-"), ("batching_off", "s--")):
+            values = [results[mode][f"{rows}x{c}"]["rows_per_s"] for c in CONCURRENCY]
+            axis.plot(CONCURRENCY, values, style, label=f"server, {mode.replace('_', ' ')}")
+        axis.axhline(results["floor"][str(rows)]["rows_per_s"], color="grey", linestyle=":",
+                     label="bare model call (1 caller)")
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(CONCURRENCY, [str(c) for c in CONCURRENCY])
+        axis.set_xlabel("concurrent clients")
+        axis.set_ylabel("rows / s")
+        axis.set_title(f"{rows}-row requests")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle("kfpc model server throughput on 127.0.0.1 (v1 JSON)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 s per point instead of 4 s")
+    parser.add_argument("--model-dir", help="a Model artifact to serve (default: train the penguins model)")
+    parser.add_argument("--out", default=str(RESULTS / "serving.json"))
+    args = parser.parse_args(argv)
+    seconds = 1.0 if args.quick else 4.0
+    with tempfile.TemporaryDirectory(prefix="kfpc-bench-serving-") as workdir:
+        model_dir = Path(args.model_dir) if args.model_dir else make_model(Path(workdir))
+        print("floor: in-process Predictor.predict", flush=True)
+        results = {"floor": bench_floor(model_dir, seconds)}
+        print(f"  {results['floor']}", flush=True)
+        results["batching_on"] = bench_server(model_dir, True, seconds)
+        results["batching_off"] = bench_server(model_dir, False, seconds)
+    floor_p50 = results["floor"]["1"]["p50_ms"]
+    on_c1 = results["batching_on"]["1x1"]["p50_ms"]
+    ratio = {str(rows): round(results["batching_on"][f"{rows}x64"]["requests_per_s"]
+                              / results["batching_off"][f"{rows}x64"]["requests_per_s"], 2) for rows in ROWS}
+    results["summary"] = {
+        "p50_overhead_ms_concurrency_1": round(on_c1 - floor_p50, 3),
+        "goal_p50_overhead_ms": 2.0,
+        "throughput_ratio_batching_on_vs_off_concurrency_64": ratio,
+        "goal_throughput_ratio": 5.0,
+        "seconds_per_point": seconds,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
+        "note": "client and server share the machine's cores; the client is one asyncio process",
+    }
+    results["summary"]["p50_overhead_ms_concurrency_1_v2"] = round(results["batching_on"]["v2_1x1"]["p50_ms"]
+                                                                   - floor_p50, 3)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, out.with_suffix(".png"))
+    print(json.dumps(results["summary"], indent=2))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
