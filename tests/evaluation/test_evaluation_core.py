@@ -344,3 +344,14 @@ def test_regression_candidate_with_higher_rmse_fails_the_relative_change(models,
     assert verdict["relative_difference"] > 0.5 and "relative change" in verdict["reason"]
     scalars = core.scalar_metrics(result)
     assert scalars["blessed"] == 0.0 and scalars["baseline_rmse"] == pytest.approx(result.baseline_metrics["rmse"])
+
+
+def test_unusable_models_are_clear_errors(models, binary_data, tmp_path):
+    _, dataset = binary_data
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    with pytest.raises(core.EvaluationError, match="candidate model .*not_a_model: cannot be loaded"):
+        core.evaluate(dataset, empty, tmp_path / "out")
+    with pytest.raises(core.EvaluationError, match="cannot be compared"):
+        core.evaluate(dataset, models["binary"], tmp_path / "out", baseline_model_dir=models["regression"])
+    assert not (tmp_path / "out").exists()
