@@ -373,6 +373,9 @@ def train(
         model(model_lib.sample_inputs(spec))
         model.optimizer.build(model.trainable_variables)
 
+    if placement.name == "MultiWorkerMirroredStrategy":
+        model.expand_step_logs = True  # see TabularModel.train_step
+
     resumed_from = 0
     if checkpoint_dir is not None:
         latest = tf.train.latest_checkpoint(os.fspath(checkpoint_dir))
@@ -384,7 +387,9 @@ def train(
 
     train_path = F.split_file(dataset_dir, types.TRAIN)
     eval_path = F.split_file(dataset_dir, types.EVAL)
-    if placement.name == "default":
+    if placement.name != "MultiWorkerMirroredStrategy":
+        # One worker: Keras splits each global batch over the local replicas (experimental_distribute_dataset).
+        # Several workers: every worker reads its own shard of the rows (below).
         train_data = data_input.make_dataset(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
         eval_data = data_input.make_dataset(eval_path, spec, batch_size)
     else:

@@ -100,6 +100,30 @@ class TabularModel(keras.Model):
         # The head stays float32 under mixed precision: softmax / MSE in float16 lose precision.
         self.head = keras.layers.Dense(outputs, dtype="float32", name="head")
 
+    #: set under MultiWorkerMirroredStrategy, see train_step
+    expand_step_logs = False
+
+    def train_step(self, data):
+        logs = super().train_step(data)
+        # Keras 3.15 reduces each replica's step logs with strategy.reduce("MEAN", v, axis=0) under
+        # MultiWorkerMirroredStrategy, which fails on scalars. Metric variables are all-reduced on every
+        # update, so each replica holds the global value; a [1]-shaped copy reduces to that same value.
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()} if self.expand_step_logs else logs
+
+    def test_step(self, data):
+        logs = super().test_step(data)
+        return {k: tf.reshape(v, [1]) for k, v in logs.items()} if self.expand_step_logs else logs
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (3.15, TF backend) builds metrics under a distribution strategy by reducing the first
+        # distributed batch with MEAN, which fails on string features (AddN of strings). The model needs only
+        # shapes and dtypes to build its metric and loss state: give it a local two-row batch instead.
+        if self._distribute_strategy is None:
+            return
+        target = tf.zeros([2], tf.float32 if self.spec.label.task == F.REGRESSION else tf.int64)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=(sample_inputs(self.spec), target))
+
     def call(self, inputs, training=False):
         parts = []
         for key, start, stop in self._chains:

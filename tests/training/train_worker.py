@@ -32,7 +32,7 @@ def main() -> int:
         return 0
     import logging
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     from kfpc.components.train import core
 
     result = core.train(args["dataset"], args["model_dir"], label=args["label"], verbose=0, **args.get("kwargs", {}))
