@@ -102,7 +102,7 @@ class KfpcModel(kserve.Model):
         self.features = protocol.features_from_card(self.card)
         self.task = str(protocol._get(self.card, "task", ""))
         started = time.perf_counter()
-        outputs = self._call_model(self._warmup_columns())
+        outputs = self._predict_raw(self._warmup_columns())
         self._check_outputs(outputs, rows=2)
         logger.info("model %s version %s loaded from %s, warm-up prediction took %.1f ms", self.name,
                     self.location.version, self.location.version_dir, (time.perf_counter() - started) * 1000)
@@ -142,8 +142,16 @@ class KfpcModel(kserve.Model):
                 raise RuntimeError(f"warm-up prediction of {self.model_dir}: output {name!r} has shape "
                                    f"{np.asarray(value).shape}, expected {rows} rows first")
 
-    def _call_model(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _predict_raw(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {name: np.asarray(value) for name, value in self.predictor.predict(columns).items()}
+
+    def _call_model(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # Runs in a worker thread, once per model call: feature and output metrics are recorded per batch,
+        # off the event loop and at a cost that does not grow with the number of requests in the batch.
+        outputs = self._predict_raw(columns)
+        if self.observer is not None:
+            self.observer.record_model_call(columns, outputs)
+        return outputs
 
     def _on_batch(self, rows: int, requests: int) -> None:
         if self.observer is not None:

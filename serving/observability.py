@@ -20,6 +20,7 @@ to an HTTP sink, from a background thread with a bounded queue: a slow sink drop
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import logging
@@ -187,6 +188,7 @@ class Observer:
         self._classes: list[str] = []
         self._binary = False
         self._seen: dict[str, set] = {}
+        self._lock = threading.Lock()
         self._children: dict = {}
 
     def bind(self, model: Any) -> None:
@@ -217,13 +219,16 @@ class Observer:
         REQUEST_LATENCY.labels(self.model_name, protocol).observe(seconds)
         REQUESTS.labels(self.model_name, protocol, str(code)).inc()
 
-    def record_prediction(self, protocol: str, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
-                          seconds: float, headers: dict[str, str]) -> None:
-        """One successful prediction: output and feature metrics, then the payload log."""
-        if protocol == "grpc-v2":  # REST requests are timed by the HTTP middleware, with HTTP included
-            self.record_request(protocol, 200, seconds)
+    def record_model_call(self, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """One model call (a batch of one or more requests): feature and output metrics. Thread-safe."""
         self._record_outputs(outputs)
         self._record_features(columns)
+
+    def record_prediction(self, protocol: str, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
+                          seconds: float, headers: dict[str, str]) -> None:
+        """One successful request: its latency (gRPC; REST is timed by the HTTP middleware) and payload log."""
+        if protocol == "grpc-v2":
+            self.record_request(protocol, 200, seconds)
         if self.payload is not None:
             self.payload.log({
                 "id": headers.get("x-request-id") or headers.get("ce-id") or str(uuid.uuid4()),
@@ -248,9 +253,9 @@ class Observer:
             for value in scores.tolist():
                 score.observe(value)
         if "classes" in outputs:
-            names, counts = np.unique(np.asarray(outputs["classes"]).astype(str), return_counts=True)
-            for name, count in zip(names.tolist(), counts.tolist(), strict=True):
-                PREDICTIONS.labels(self.model_name, name).inc(count)
+            for name, count in collections.Counter(np.asarray(outputs["classes"]).tolist()).items():
+                label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+                PREDICTIONS.labels(self.model_name, label).inc(count)
         if "predictions" in outputs:
             summary = self._children["value"]
             for value in np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1).tolist():
@@ -260,18 +265,18 @@ class Observer:
         for feature in self._features:
             column = columns[feature.name]
             if feature.dtype == "string":
-                values, counts = np.unique(column.astype(str), return_counts=True)
-                missing = 0
+                counts = collections.Counter(column.tolist())
+                missing = counts.pop("", 0) + counts.pop(b"", 0)
                 seen = self._seen[feature.name]
-                for value, count in zip(values.tolist(), counts.tolist(), strict=True):
-                    if value == "":
-                        missing = count
-                        continue
+                for value, count in counts.items():
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", "replace")
                     if value not in seen:
-                        if len(seen) >= self.max_categories:
-                            value = OTHER
-                        else:
-                            seen.add(value)
+                        with self._lock:  # model calls run in worker threads; keep the cap exact
+                            if value not in seen and len(seen) >= self.max_categories:
+                                value = OTHER
+                            else:
+                                seen.add(value)
                     FEATURE_CATEGORY.labels(self.model_name, feature.name, value).inc(count)
             else:
                 present = column[~np.isnan(column)]

@@ -78,7 +78,7 @@ def test_observer_metrics_and_category_cap():
     observer.bind(_Model())
     columns = {"city": np.array(["a", "b", "c", "", "a"], dtype=object), "x": np.array([1.0, 2.0, np.nan, 3.0, 4.0])}
     outputs = {"probabilities": np.array([[0.9, 0.1]] * 5, dtype=np.float32), "classes": np.array([b"no"] * 5)}
-    observer.record_prediction("v1", columns, outputs, 0.001, {})
+    observer.record_model_call(columns, outputs)
 
     def sample(name, **labels):
         return REGISTRY.get_sample_value(name, dict(model_name="obs-test", **labels))
