@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +48,10 @@ NUM_QUANTILES_BUCKETS = 10
 NUM_VALUES_HISTOGRAM_BUCKETS = 10
 #: bytes of decoded columns per record batch when reading Parquet (bounds memory for wide tables)
 _TARGET_BATCH_BYTES = 64 << 20
-_MAX_BATCH_ROWS = 262_144
+_MAX_BATCH_ROWS = 1 << 20
+#: a string column whose batches are more than this fraction distinct values (and past top_k distinct
+#: values) is read from Parquet as plain strings rather than as a dictionary
+_NEAR_UNIQUE = 0.3
 
 # custom_stats names we add (TFDV ignores unknown custom stats)
 CUSTOM_NUM_POS_INF = "num_pos_inf"
@@ -102,6 +107,7 @@ class _FeatureAccumulator:
             value_type = pa.string() if kind == FeatureType.STRING else pa.binary()
             self.frequencies = FrequencySketch(top_k, value_type)
             self.total_length = 0
+            self.near_unique = False
 
     # ---- numeric ----
     def _add_numeric(self, array: pa.Array) -> None:
@@ -115,7 +121,7 @@ class _FeatureAccumulator:
             array = array.cast(pa.int64() if pa.types.is_boolean(array.type) else pa.float64())
         elif pa.types.is_temporal(array.type):
             array = array.view(pa.int64()) if array.type.bit_width == 64 else array.cast(pa.int32()).cast(pa.int64())
-        values = array.to_numpy(zero_copy_only=False)
+        values = _numpy(array)
         if values.dtype.kind == "f":
             nan = np.isnan(values)
             num_nan = int(nan.sum())
@@ -161,26 +167,44 @@ class _FeatureAccumulator:
             if present == 0:
                 return
             dictionary = array.dictionary
-            counts = np.bincount(indices.to_numpy(zero_copy_only=False), minlength=len(dictionary))
+            counts = np.bincount(_numpy(indices), minlength=len(dictionary))
             used = np.flatnonzero(counts)
-            keys = dictionary.take(pa.array(used))
+            # (the dictionary of a batch read from Parquet holds its row group's values so far: keep the used)
+            keys = dictionary if used.size == len(dictionary) else dictionary.take(pa.array(used))
             counts = counts[used]
+            if keys.null_count:
+                valid = keys.is_valid()
+                mask = _numpy(valid.cast(pa.int8())).astype(bool)
+                present -= int(counts[~mask].sum())
+                keys, counts = keys.filter(valid), counts[mask]
+        elif pa.types.is_null(array.type):
+            return
+        elif not self.frequencies.exact:
+            # past top_k distinct values: hash-based counting of the plain values (FrequencySketch.add_values)
+            values = pc.drop_null(array) if array.null_count else array
+            if len(values) == 0:
+                return
+            self.num_non_missing += len(values)
+            self.total_length += int(pc.sum(pc.binary_length(values)).as_py() or 0)
+            self.frequencies.add_values(values)
+            return
         else:
             present = len(array) - array.null_count
             if present == 0:
                 return
-            if pa.types.is_null(array.type):
-                return
             counted = pc.value_counts(array)
             keys = counted.field("values")
-            counts = counted.field("counts").to_numpy(zero_copy_only=False)
+            counts = _numpy(counted.field("counts"))
             if keys.null_count:
                 valid = keys.is_valid()
-                keys, counts = keys.filter(valid), counts[valid.to_numpy(zero_copy_only=False)]
+                keys, counts = keys.filter(valid), counts[_numpy(valid.cast(pa.int8())).astype(bool)]
         self.num_non_missing += present
-        lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False)
+        lengths = _numpy(pc.binary_length(keys))
         self.total_length += int(np.dot(lengths.astype(np.int64), counts))
         self.frequencies.add_counts(keys, counts)
+        if not self.frequencies.exact and len(keys) > _NEAR_UNIQUE * present:
+            # mostly distinct values: reading them as a dictionary would only hash them twice
+            self.near_unique = True
 
     def add(self, array: pa.Array) -> None:
         """Add one column chunk of a record batch."""
@@ -316,10 +340,13 @@ class StatisticsAccumulator:
             raise StatisticsError(f"top_k must be positive, got {top_k}")
         self.top_k = top_k
         self.quantile_k = quantile_k
-        self.threads = threads or min(4, os.cpu_count() or 1)
+        self.threads = threads or _default_threads()
         self.num_examples = 0
         self.features: dict[str, _FeatureAccumulator] = {}
         self._pool: ThreadPoolExecutor | None = None
+        #: string columns with mostly distinct values (a hint for the Parquet reader; rebound, never mutated,
+        #: because the reader thread reads it)
+        self.plain_columns: frozenset[str] = frozenset()
 
     def _feature(self, name: str, arrow_type: pa.DataType, source: str) -> _FeatureAccumulator:
         feature = self.features.get(name)
@@ -367,6 +394,9 @@ class StatisticsAccumulator:
             list(self._pool.map(_add_chunks, by_feature.values()))
         else:
             _add_chunks(work)
+        near_unique = {f.name for f in self.features.values() if getattr(f, "near_unique", False)}
+        if not near_unique <= self.plain_columns:
+            self.plain_columns = self.plain_columns | near_unique
 
     def merge(self, other: StatisticsAccumulator) -> None:
         """Fold the partial statistics of other rows of the same table into this one."""
@@ -399,34 +429,69 @@ class StatisticsAccumulator:
         return result
 
 
+def _numpy(array: pa.Array) -> np.ndarray:
+    """NumPy view of a null-free fixed-width numeric Arrow array (``Array.to_numpy`` would import pandas)."""
+    kind = array.type
+    if pa.types.is_integer(kind):
+        dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
+    elif pa.types.is_floating(kind):
+        dtype = np.dtype(f"f{kind.bit_width // 8}")
+    else:
+        return _numpy(array.cast(pa.int64()))
+    if array.null_count:
+        raise ValueError("nulls in a column expected to have none")
+    buffer = array.buffers()[1]
+    if buffer is None or len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(buffer, dtype=dtype)[array.offset: array.offset + len(array)]
+
+
 def _add_chunks(items) -> None:
     for feature, chunk in items:
         feature.add(chunk)
 
 
-def _parquet_batches(path: str) -> Iterator[pa.RecordBatch]:
+def _parquet_batches(path: str, use_threads: bool = True, hints=None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file; ``hints.plain_columns`` (read between row groups): strings to read plain."""
     try:
-        parquet = pq.ParquetFile(path, read_dictionary=None)
+        parquet = pq.ParquetFile(path)
         metadata = parquet.metadata
         schema = parquet.schema_arrow
-        # Strings stored dictionary-encoded are read as Arrow dictionaries: counting their values is then
-        # a bincount over integer codes instead of hashing every string.
-        dictionary_columns = []
-        if metadata.num_row_groups:
-            group = metadata.row_group(0)
-            for i in range(group.num_columns):
-                column = group.column(i)
-                name = column.path_in_schema
-                if name in schema.names and _feature_kind_or_none(schema.field(name).type) in (
-                        FeatureType.STRING, FeatureType.BYTES) and column.has_dictionary_page and (
-                        "PLAIN" not in column.encodings):
-                    dictionary_columns.append(name)
-        if dictionary_columns:
-            parquet = pq.ParquetFile(path, read_dictionary=dictionary_columns)
-        row_bytes = max(1, sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-                        // max(1, metadata.num_rows)) if metadata.num_rows else 1
-        batch_rows = int(min(_MAX_BATCH_ROWS, max(1024, _TARGET_BATCH_BYTES // (row_bytes * 4))))
-        yield from parquet.iter_batches(batch_size=batch_rows)
+        # String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
+        # reader hands over the codes as they are stored, so counting values is a bincount over integer codes
+        # instead of hashing every string. Columns found to be mostly distinct values (whose pages writers
+        # store plain once their dictionary overflows) are then read plain and counted by hash.
+        strings = [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_binary(
+            field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)]
+        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        row_bytes = max(1, sum(g.total_byte_size for g in groups) // max(1, metadata.num_rows))
+        # One batch per row group when it fits the byte budget (fewer, larger batches: less per-batch
+        # overhead, and a batch never straddles two row groups' dictionaries); else a budget-sized slice.
+        largest_group = max((g.num_rows for g in groups), default=1)
+        batch_rows = int(max(1024, min(largest_group, _MAX_BATCH_ROWS, _TARGET_BATCH_BYTES // row_bytes)))
+        readers: dict[frozenset, pq.ParquetFile] = {}
+
+        def reader(plain: frozenset) -> pq.ParquetFile:
+            if plain not in readers:
+                dictionary = [name for name in strings if name not in plain]
+                readers[plain] = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else parquet
+            return readers[plain]
+
+        if not groups:
+            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, use_threads=use_threads)
+            return
+        # consecutive row groups read together up to about one batch of rows, so tiny row groups still
+        # make large batches
+        start = 0
+        while start < len(groups):
+            stop, rows = start, 0
+            while stop < len(groups) and (stop == start or rows + groups[stop].num_rows <= batch_rows):
+                rows += groups[stop].num_rows
+                stop += 1
+            plain = frozenset(getattr(hints, "plain_columns", ())) & frozenset(strings)
+            yield from reader(plain).iter_batches(batch_size=batch_rows, row_groups=list(range(start, stop)),
+                                                  use_threads=use_threads)
+            start = stop
     except (pa.ArrowInvalid, OSError) as err:
         raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
 
@@ -438,12 +503,15 @@ def _feature_kind_or_none(arrow_type: pa.DataType) -> int | None:
         return None
 
 
-def _batches(source) -> tuple[str, Iterable]:
+def _batches(source, threads: int = 1, hints=None) -> tuple[str, Iterable]:
     if isinstance(source, (str, os.PathLike)):
         path = str(source)
         if not os.path.exists(path):
             raise StatisticsError(f"{path}: no such file")
-        return path, _parquet_batches(path)
+        if threads > 1:
+            # decode the next record batch while the current one is summarized (both release the GIL)
+            return path, _prefetched(_parquet_batches(path, hints=hints))
+        return path, _parquet_batches(path, use_threads=False, hints=hints)
     if isinstance(source, (pa.Table, pa.RecordBatch)):
         return "table", [source]
     try:
@@ -463,6 +531,60 @@ def _batches(source) -> tuple[str, Iterable]:
     return "record batches", source
 
 
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _prefetched(iterable: Iterable, depth: int = 1) -> Iterator:
+    """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (errors re-raised here)."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.05)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            items.put(_Failure(err))
+
+    worker = threading.Thread(target=produce, name="kfpc-stats-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = items.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                items.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+def _default_threads() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
 def accumulate(source, *, top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_QUANTILE_K,
                threads: int | None = None) -> StatisticsAccumulator:
     """Partial statistics of ``source`` (mergeable with other partial statistics).
@@ -478,8 +600,8 @@ def accumulate(source, *, top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_
     Raises:
         StatisticsError: unreadable file, duplicate or nested columns, a column changing type.
     """
-    label, batches = _batches(source)
     accumulator = StatisticsAccumulator(top_k=top_k, quantile_k=quantile_k, threads=threads)
+    label, batches = _batches(source, accumulator.threads, hints=accumulator)
     try:
         for batch in batches:
             accumulator.add_batch(batch, label)
