@@ -87,7 +87,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure, print, write JSON and PNG; exit 1 if a family is over its goal."""
+    """Measure, print, write JSON and PNG. Goals are reported (JSON ``within_goal``), not enforced."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip the tf-gpu environment")
     args = parser.parse_args(argv)
@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     for family in families:
         row = measure(family)
         rows.append(row)
-        print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'}  "
-              f"({row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB)", flush=True)
+        verdict = {True: "within goal", False: "OVER GOAL", None: "no goal"}[row["within_goal"]]
+        print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'} ({verdict}), "
+              f"{row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "images",
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, RESULTS / "images.png")
     print(f"wrote {RESULTS / 'images.json'} and {RESULTS / 'images.png'}")
-    return 0 if all(r["within_goal"] in (True, None) for r in rows) else 1
+    return 0
 
 
 if __name__ == "__main__":
