@@ -166,30 +166,28 @@ BLESS_ANYWAY = {"min_accuracy": 0.0, "max_regression": 1.0}
 CONTRACT_OVERRIDES = {"push_mode": "dry_run"}
 
 
-def contract_arguments(name: str, root_parameters: dict, run_dir: Path) -> dict:
+def contract_arguments(name: str, root_parameters, run_dir: Path, given: dict | None = None) -> dict:
     """Arguments for a contract run: the pipeline's ``LOCAL_DEFAULTS`` (as ``kfpc run`` uses them), fast
-    settings, and the dry-run push; only for parameters the pipeline has."""
-    import importlib
-
+    settings, the dry-run push and ``given``; only for parameters the pipeline has."""
     from kfpc.pipelines import registry
 
-    module = importlib.import_module(registry.PIPELINES[name][0].split(":")[0])
     arguments = {k: (v.format(run_dir=run_dir) if isinstance(v, str) else v)
-                 for k, v in getattr(module, "LOCAL_DEFAULTS", {}).items()}
+                 for k, v in registry.local_defaults(name).items()}
     arguments.update(FAST_ARGUMENTS)
     arguments.update(BLESS_ANYWAY)
     arguments.update(CONTRACT_OVERRIDES)
+    arguments.update(given or {})
     return {k: v for k, v in arguments.items() if k in root_parameters}
 
 
-def _compiled_yaml(name: str, tmp_path: Path) -> Path:
+def _compiled_yaml(name: str, out_dir: Path) -> Path:
     from kfpc.pipelines import compiler as kfpc_compiler
 
     committed = kfpc_compiler.COMPILED_DIR / "kfp" / f"{name}.yaml"
     if committed.exists():
         return committed
     try:
-        return kfpc_compiler.compile_pipeline(name, "kfp", tmp_path / f"{name}.yaml")
+        return kfpc_compiler.compile_pipeline(name, "kfp", out_dir / f"{name}.yaml")
     except ModuleNotFoundError as err:
         if not (err.name or "").startswith("kfpc."):
             raise
@@ -197,34 +195,69 @@ def _compiled_yaml(name: str, tmp_path: Path) -> Path:
         pytest.skip(f"pipeline {name} cannot be compiled yet: {err}")
 
 
-def _pipeline_names() -> list[str]:
-    from kfpc.pipelines import registry
-
-    return list(registry.PIPELINES)
-
-
-@pytest.mark.parametrize("name", _pipeline_names())
-def test_every_task_of_the_compiled_pipeline_runs_in_its_family_environment(name, tmp_path, runner_for):
-    yaml_path = _compiled_yaml(name, tmp_path)
-    runner = runner_for(yaml_path, timeout=900)
+def run_shipped_pipeline(name: str, work_dir: Path, family_env, thread_limits, given: dict | None = None):
+    """Run every task of pipeline ``name`` from its compiled YAML; check the contract; return the runner."""
+    yaml_path = _compiled_yaml(name, work_dir)
+    runner = contract.ContractRunner(yaml_path, work_dir / "runs", family_env, timeout=900,
+                                     extra_env=thread_limits)
     root_parameters = runner.spec.root.input_definitions.parameters
-    arguments = contract_arguments(name, dict(root_parameters), tmp_path / "run")
-    missing = [k for k, p in root_parameters.items()
-               if k not in arguments and not p.is_optional and not p.HasField("default_value")]
-    if missing:
-        pytest.skip(f"{name} needs inputs {missing} that its module's LOCAL_DEFAULTS do not give")
+    arguments = contract_arguments(name, dict(root_parameters), work_dir / "run", given)
     try:
         runs = runner.run(arguments)
     finally:
         summary = [(r.name, r.status, r.family, round(r.seconds, 1), r.reason) for r in runner.runs]
-        (tmp_path / "summary.json").write_text(json.dumps(summary, indent=1))
+        (work_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     containers = [r for r in runs if r.kind == "container"]
     assert containers, f"{name}: no container task in {yaml_path}"
     assert all(r.status in ("SUCCEEDED", "SKIPPED") for r in containers), summary
     ran = [r for r in containers if r.status == "SUCCEEDED"]
-    assert ran, summary
     for run in ran:
         assert run.image == images.image(run.family), f"{run.name}: image {run.image} is not the release tag"
     # Every family the YAML names ran at least one task: each image's environment was exercised.
     named = {contract.image_family(e["container"]["image"]) for e in runner.executors.values() if "container" in e}
     assert named == {r.family for r in ran}, summary
+    return runner
+
+
+def _output(runner, output_name: str):
+    return next(r.outputs[output_name] for r in runner.runs if output_name in r.outputs)
+
+
+@pytest.fixture(scope="module")
+def training_contract(tmp_path_factory, family_env, thread_limits):
+    """The training pipeline, every task from its compiled YAML in its family environment."""
+    return run_shipped_pipeline("training_pipeline", tmp_path_factory.mktemp("training"), family_env, thread_limits)
+
+
+def test_every_shipped_pipeline_has_a_contract_test():
+    from kfpc.pipelines import registry
+
+    assert set(registry.PIPELINES) == {"training_pipeline", "retraining_pipeline"}, "add a contract test"
+
+
+def test_training_pipeline_runs_task_by_task_in_the_family_images(training_contract):
+    ran = {r.name.rsplit("/", 1)[-1]: r for r in training_contract.runs if r.status == "SUCCEEDED"}
+    assert {"ingest", "statistics", "validate", "train", "evaluate", "push-kserve"} <= set(ran)
+    assert ran["train"].family == "tf-gpu" and ran["evaluate"].family == "tf" and ran["push-kserve"].family == "deploy"
+    model = _output(training_contract, "model")
+    assert (Path(model.path) / "1" / "saved_model.pb").exists()
+
+
+def test_retraining_pipeline_runs_on_new_spans_against_the_trained_model(training_contract, tmp_path, family_env,
+                                                                         thread_limits, penguins_csv):
+    for span in (1, 2):  # two spans of the same data: no drift, both the data and drift checks run
+        folder = tmp_path / "spans" / f"span-{span}"
+        folder.mkdir(parents=True)
+        (folder / "data.csv").write_bytes(Path(penguins_csv).read_bytes())
+    schema = _output(training_contract, "schema")
+    model = _output(training_contract, "model")
+    given = {
+        "source_pattern": str(tmp_path / "spans" / "span-{SPAN}" / "data.csv"),
+        "schema_uri": schema.path,
+        "label": "species",
+        "serving_root": str(tmp_path / "serving"),
+        "model_name": "penguins",
+        "baseline_model_uri": model.path,
+    }
+    runner = run_shipped_pipeline("retraining_pipeline", tmp_path, family_env, thread_limits, given)
+    assert any(r.name.endswith("evaluate") and r.status == "SUCCEEDED" for r in runner.runs)
