@@ -3,10 +3,14 @@
 Run: ``.venv/bin/python benchmarks/bench_validation.py [--quick]``. Writes
 ``benchmarks/results/validation.json`` and ``benchmarks/results/validation.png``.
 
-Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only): our statistics time
-from the Parquet file (read included), TFDV's ``generate_statistics_from_dataframe`` time on an
-in-memory DataFrame (read and import excluded) in its own venv, and the time of ``pyarrow.parquet.read_table``
-(the floor). Peak RSS of a fresh process computing our statistics at 1M and 10M rows (``--quick``: 100k).
+Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only), each the median of
+three runs (``--repeat``): our statistics time from the Parquet file (read included) with the default
+threads (read-ahead + a worker per core, at most 4) and with ``threads=1`` (everything on one core, Arrow's
+reader threads off); TFDV's ``generate_statistics_from_dataframe`` on an in-memory DataFrame (read and
+import excluded) in its own venv; and ``pyarrow.parquet.read_table`` (the floor, using all cores). Peak RSS
+(``VmHWM`` of a fresh process, i.e. its own high-water mark, plus its RSS after imports) computing our
+statistics at 1M and 10M rows (``--quick``: 100k). The machine's load average is recorded with each run,
+because the benchmark shares its cores.
 Goals: >= 10x faster than TFDV at 1M rows, within 3x of the bare read, 10M rows under 1.5 GiB.
 """
 
@@ -14,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,27 +31,37 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 
 RESULTS = HERE / "results"
+# ru_maxrss would be wrong here: Linux carries the parent's high-water mark across fork+exec, so a child of a
+# big benchmark process reports the parent's RSS. VmHWM belongs to the child's own address space.
 _RSS_SCRIPT = """
-import resource, sys, time
+import sys, time
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+
 from kfpc.components.statistics import core
+imported = status("VmRSS")
 start = time.perf_counter()
 stats = core.generate_statistics(sys.argv[1])
-print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(time.perf_counter() - start, status("VmHWM"), imported)
 """
 
 
-def best_of(fn, repeat: int) -> float:
+def median_of(fn, repeat: int) -> tuple[float, list[float]]:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return statistics.median(times), times
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="kfpc validation benchmark")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is reported)")
     options = parser.parse_args(argv)
     import pyarrow.parquet as pq
 
@@ -54,21 +70,38 @@ def main(argv=None) -> int:
     sizes = [100_000] if options.quick else [100_000, 1_000_000, 5_000_000]
     rss_sizes = [100_000] if options.quick else [1_000_000, 10_000_000]
     work = Path(tempfile.mkdtemp(prefix="kfpc-bench-"))
-    sys.path.insert(0, str(HERE))
     from parity_tfdv import run_peer, tfdv_python
 
     python, reason = tfdv_python()
+    repeat = max(1, options.repeat)
     rows_out = []
+    core.generate_statistics(synthetic.make_table(1000))  # warm-up: lazy imports inside pyarrow/numpy
     for rows in sizes:
         path = synthetic.write_parquet(work / f"data_{rows}.parquet", rows, seed=0)
-        repeat = 3 if rows <= 1_000_000 else 1
-        read = best_of(lambda p=path: pq.read_table(p), repeat)
-        ours = best_of(lambda p=path: core.generate_statistics(p), repeat)
-        entry = {"rows": rows, "kfpc_seconds": ours, "bare_read_seconds": read, "ratio_to_read": ours / read}
+        load_before = os.getloadavg()[0]
+        read, read_runs = median_of(lambda p=path: pq.read_table(p), repeat)
+        ours, ours_runs = median_of(lambda p=path: core.generate_statistics(p), repeat)
+        single, single_runs = median_of(lambda p=path: core.generate_statistics(p, threads=1), repeat)
+        entry = {"rows": rows, "kfpc_seconds": ours, "kfpc_threads": core._default_threads(),
+                 "kfpc_single_thread_seconds": single, "bare_read_seconds": read, "ratio_to_read": ours / read,
+                 "single_thread_ratio_to_read": single / read, "runs": {
+                     "kfpc": ours_runs, "kfpc_single_thread": single_runs, "bare_read": read_runs}}
         if python is not None:
-            peer = run_peer(python, {"statistics": [{"parquet": path, "output": str(work / "tfdv.pb")}]})
-            entry["tfdv_seconds"] = peer["seconds"][path]
+            # the same file under several names: one TFDV process, `repeat` timed runs (the first includes
+            # TFDV's own warm-up, which the median discounts)
+            tfdv_repeat = repeat if rows <= 1_000_000 else 1
+            copies = []
+            for i in range(tfdv_repeat):
+                copy = work / f"tfdv_{rows}_{i}.parquet"
+                os.link(path, copy)
+                copies.append(str(copy))
+            peer = run_peer(python, {"statistics": [{"parquet": c, "output": str(work / "tfdv.pb")} for c in copies]})
+            tfdv_runs = [peer["seconds"][c] for c in copies]
+            entry["tfdv_seconds"] = statistics.median(tfdv_runs)
+            entry["runs"]["tfdv"] = tfdv_runs
             entry["speedup_vs_tfdv"] = entry["tfdv_seconds"] / ours
+            entry["single_thread_speedup_vs_tfdv"] = entry["tfdv_seconds"] / single
+        entry["load_average"] = [load_before, os.getloadavg()[0]]
         rows_out.append(entry)
         print(json.dumps(entry))
     rss = []
@@ -78,12 +111,14 @@ def main(argv=None) -> int:
             synthetic.write_parquet(path, rows, seed=0)
         done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(path)], capture_output=True, text=True,
                               check=True)
-        seconds, peak = done.stdout.split()
+        seconds, peak, imported = done.stdout.split()
         rss.append({"rows": rows, "seconds": float(seconds), "peak_rss_bytes": int(peak),
-                    "peak_rss_gib": int(peak) / 2**30})
+                    "peak_rss_gib": int(peak) / 2**30, "rss_after_import_bytes": int(imported),
+                    "load_average": os.getloadavg()[0]})
         print(json.dumps(rss[-1]))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"quick": options.quick, "tfdv": reason or "TFDV 1.16.1 generate_statistics_from_dataframe",
+    result = {"quick": options.quick, "repeat": repeat, "cpus": os.cpu_count(),
+              "tfdv": reason or "TFDV 1.16.1 generate_statistics_from_dataframe",
               "timings": rows_out, "memory": rss}
     (RESULTS / "validation.json").write_text(json.dumps(result, indent=2))
     plot(result, RESULTS / "validation.png")
@@ -100,21 +135,26 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    rows = [t["rows"] for t in result["timings"]]
-    left.plot(rows, [t["kfpc_seconds"] for t in result["timings"]], "o-", label="kfpc statistics (from Parquet)")
-    left.plot(rows, [t["bare_read_seconds"] for t in result["timings"]], "s--", label="bare pyarrow read")
-    if all("tfdv_seconds" in t for t in result["timings"]):
-        left.plot(rows, [t["tfdv_seconds"] for t in result["timings"]], "^-", label="TFDV 1.16.1 (DataFrame)")
+    timings = result["timings"]
+    rows = [t["rows"] for t in timings]
+    left.plot(rows, [t["kfpc_seconds"] for t in timings], "o-", label="kfpc statistics (from Parquet)")
+    left.plot(rows, [t["kfpc_single_thread_seconds"] for t in timings], "o:", label="kfpc, threads=1")
+    left.plot(rows, [t["bare_read_seconds"] for t in timings], "s--", label="bare pyarrow read")
+    if all("tfdv_seconds" in t for t in timings):
+        left.plot(rows, [t["tfdv_seconds"] for t in timings], "^-", label="TFDV 1.16.1 (DataFrame)")
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("rows (12 columns)")
-    left.set_ylabel("seconds")
+    left.set_ylabel("seconds (median of runs)")
     left.legend()
     left.set_title("statistics time")
-    right.bar([f"{m['rows']:,}" for m in result["memory"]], [m["peak_rss_gib"] for m in result["memory"]])
+    right.bar([f"{m['rows']:,}" for m in result["memory"]], [m["peak_rss_gib"] for m in result["memory"]],
+              label="peak RSS")
+    right.bar([f"{m['rows']:,}" for m in result["memory"]],
+              [m["rss_after_import_bytes"] / 2**30 for m in result["memory"]], label="after imports")
     right.axhline(1.5, color="red", linestyle="--", label="goal 1.5 GiB")
-    right.set_ylabel("peak RSS (GiB)")
-    right.set_title("kfpc statistics peak RSS")
+    right.set_ylabel("GiB")
+    right.set_title("kfpc statistics memory (fresh process)")
     right.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -34,7 +34,8 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from kfpc.components import types
 from kfpc.components._fs import atomic_dir
-from kfpc.components.statistics.sketches import FrequencySketch, QuantileSketch
+from kfpc.components.statistics.sketches import FrequencySketch, QuantileSketch, from_numpy
+from kfpc.components.statistics.sketches import to_numpy as _numpy
 
 FeatureType = statistics_pb2.FeatureNameStatistics
 
@@ -48,7 +49,7 @@ NUM_QUANTILES_BUCKETS = 10
 NUM_VALUES_HISTOGRAM_BUCKETS = 10
 #: bytes of decoded columns per record batch when reading Parquet (bounds memory for wide tables)
 _TARGET_BATCH_BYTES = 64 << 20
-_MAX_BATCH_ROWS = 1 << 20
+_MAX_BATCH_ROWS = 1 << 18
 #: a string column whose batches are more than this fraction distinct values (and past top_k distinct
 #: values) is read from Parquet as plain strings rather than as a dictionary
 _NEAR_UNIQUE = 0.3
@@ -170,7 +171,7 @@ class _FeatureAccumulator:
             counts = np.bincount(_numpy(indices), minlength=len(dictionary))
             used = np.flatnonzero(counts)
             # (the dictionary of a batch read from Parquet holds its row group's values so far: keep the used)
-            keys = dictionary if used.size == len(dictionary) else dictionary.take(pa.array(used))
+            keys = dictionary if used.size == len(dictionary) else dictionary.take(from_numpy(used))
             counts = counts[used]
             if keys.null_count:
                 valid = keys.is_valid()
@@ -429,23 +430,6 @@ class StatisticsAccumulator:
         return result
 
 
-def _numpy(array: pa.Array) -> np.ndarray:
-    """NumPy view of a null-free fixed-width numeric Arrow array (``Array.to_numpy`` would import pandas)."""
-    kind = array.type
-    if pa.types.is_integer(kind):
-        dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
-    elif pa.types.is_floating(kind):
-        dtype = np.dtype(f"f{kind.bit_width // 8}")
-    else:
-        return _numpy(array.cast(pa.int64()))
-    if array.null_count:
-        raise ValueError("nulls in a column expected to have none")
-    buffer = array.buffers()[1]
-    if buffer is None or len(array) == 0:
-        return np.empty(0, dtype=dtype)
-    return np.frombuffer(buffer, dtype=dtype)[array.offset: array.offset + len(array)]
-
-
 def _add_chunks(items) -> None:
     for feature, chunk in items:
         feature.add(chunk)
@@ -465,10 +449,9 @@ def _parquet_batches(path: str, use_threads: bool = True, hints=None) -> Iterato
             field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)]
         groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
         row_bytes = max(1, sum(g.total_byte_size for g in groups) // max(1, metadata.num_rows))
-        # One batch per row group when it fits the byte budget (fewer, larger batches: less per-batch
-        # overhead, and a batch never straddles two row groups' dictionaries); else a budget-sized slice.
-        largest_group = max((g.num_rows for g in groups), default=1)
-        batch_rows = int(max(1024, min(largest_group, _MAX_BATCH_ROWS, _TARGET_BATCH_BYTES // row_bytes)))
+        # Batches of about 64 MiB of decoded data (fewer, larger batches: less per-batch overhead): a large
+        # row group is read in slices, small consecutive ones are read together.
+        batch_rows = int(max(1024, min(_MAX_BATCH_ROWS, _TARGET_BATCH_BYTES // row_bytes)))
         readers: dict[frozenset, pq.ParquetFile] = {}
 
         def reader(plain: frozenset) -> pq.ParquetFile:
@@ -489,8 +472,13 @@ def _parquet_batches(path: str, use_threads: bool = True, hints=None) -> Iterato
                 rows += groups[stop].num_rows
                 stop += 1
             plain = frozenset(getattr(hints, "plain_columns", ())) & frozenset(strings)
-            yield from reader(plain).iter_batches(batch_size=batch_rows, row_groups=list(range(start, stop)),
-                                                  use_threads=use_threads)
+            if stop - start == 1:
+                yield from reader(plain).iter_batches(batch_size=batch_rows, row_groups=[start],
+                                                      use_threads=use_threads)
+            else:
+                # (iter_batches would cut a batch at every row group, where the dictionaries change)
+                table = reader(plain).read_row_groups(list(range(start, stop)), use_threads=use_threads)
+                yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
             start = stop
     except (pa.ArrowInvalid, OSError) as err:
         raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
