@@ -7,8 +7,10 @@ at concurrency 64, at least 5x the throughput of batching off.
 
     .venv/bin/python benchmarks/bench_serving.py [--quick] [--model-dir DIR]
 
-Writes ``benchmarks/results/serving.json`` and ``benchmarks/results/serving.png``. The load generator
-is a bounded loop of asyncio keep-alive connections in this process (the server runs in its own).
+The full run adds a heavier model (a 6.3M-parameter MLP, milliseconds per call) where batching has
+more to save. Writes ``benchmarks/results/serving.json`` and ``benchmarks/results/serving.png``. The
+load generator is a bounded loop of asyncio keep-alive connections in this process (each server runs
+in its own); every point is the median of 3 runs (1 with --quick), batching on and off alternating.
 """
 
 from __future__ import annotations
@@ -124,30 +126,66 @@ def http_request(path: str, body: dict) -> bytes:
     return head + payload
 
 
-def bench_server(model_dir: Path, batching: bool, seconds: float) -> dict:
+def bench_servers(model_dir: Path, seconds: float, repeats: int, concurrency_levels=CONCURRENCY,
+                  row_counts=ROWS) -> dict:
+    """Batching on and off, both servers up, measured alternately; the median of ``repeats`` runs per point.
+
+    Alternating the two servers point by point keeps a change in the machine's load (other processes share
+    its cores) from landing on one configuration only.
+    """
     from kfpc.serving.local import LocalServer
 
-    env = {"TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = {}
-    with LocalServer(model_dir, model_name="penguins", batching=batching, env=env, log_level="WARNING") as server:
-        for rows in ROWS:
+    env = {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result: dict = {"batching_on": {}, "batching_off": {}}
+    with LocalServer(model_dir, model_name="penguins", batching=True, env=env, log_level="WARNING") as on, \
+            LocalServer(model_dir, model_name="penguins", batching=False, env=env, log_level="WARNING") as off:
+        servers = {"batching_on": on, "batching_off": off}
+        for rows in row_counts:
             request = http_request("/v1/models/penguins:predict", {"instances": rows_for(rows)})
-            for concurrency in CONCURRENCY:
-                latencies, errors, elapsed = asyncio.run(_load(server.port, request, concurrency, seconds))
-                entry = dict(percentiles(latencies), requests_per_s=round(len(latencies) / elapsed, 1),
-                             rows_per_s=round(rows * len(latencies) / elapsed, 1), requests=len(latencies),
-                             errors=len(errors))
-                result[f"{rows}x{concurrency}"] = entry
-                print(f"  batching={'on ' if batching else 'off'} rows={rows:>2} concurrency={concurrency:>2}: "
-                      f"p50 {entry['p50_ms']} ms, p99 {entry['p99_ms']} ms, {entry['requests_per_s']} req/s, "
-                      f"{len(errors)} errors", flush=True)
+            for concurrency in concurrency_levels:
+                runs: dict = {mode: [] for mode in servers}
+                for _ in range(repeats):
+                    for mode, server in servers.items():
+                        latencies, errors, elapsed = asyncio.run(_load(server.port, request, concurrency, seconds))
+                        runs[mode].append(dict(percentiles(latencies), requests_per_s=len(latencies) / elapsed,
+                                               requests=len(latencies), errors=len(errors)))
+                for mode in servers:
+                    entry = _median(runs[mode], rows)
+                    result[mode][f"{rows}x{concurrency}"] = entry
+                    print(f"  {mode:<12} rows={rows:>2} concurrency={concurrency:>2}: p50 {entry['p50_ms']} ms, "
+                          f"p99 {entry['p99_ms']} ms, {entry['requests_per_s']} req/s, {entry['errors']} errors",
+                          flush=True)
         v2 = {"inputs": [{"name": name, "shape": [1], "datatype": "BYTES" if isinstance(value, str) else "FP64",
                           "data": [value]} for name, value in ROW.items()]}
-        latencies, errors, elapsed = asyncio.run(_load(server.port, http_request("/v2/models/penguins/infer", v2),
-                                                       1, seconds))
-        result["v2_1x1"] = dict(percentiles(latencies), requests_per_s=round(len(latencies) / elapsed, 1),
-                                errors=len(errors))
+        runs = []
+        for _ in range(repeats):
+            latencies, errors, elapsed = asyncio.run(_load(on.port, http_request("/v2/models/penguins/infer", v2),
+                                                           1, seconds))
+            runs.append(dict(percentiles(latencies), requests_per_s=len(latencies) / elapsed,
+                             requests=len(latencies), errors=len(errors)))
+        result["batching_on"]["v2_1x1"] = _median(runs, 1)
     return result
+
+
+def _median(runs: list[dict], rows: int) -> dict:
+    throughput = statistics.median(run["requests_per_s"] for run in runs)
+    return {
+        "p50_ms": round(statistics.median(run["p50_ms"] for run in runs if run["p50_ms"] is not None), 3),
+        "p99_ms": round(statistics.median(run["p99_ms"] for run in runs if run["p99_ms"] is not None), 3),
+        "requests_per_s": round(throughput, 1),
+        "rows_per_s": round(throughput * rows, 1),
+        "requests": sum(run["requests"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "runs": len(runs),
+    }
+
+
+def make_heavy_model(workdir: Path) -> Path:
+    """A 6.3M-parameter MLP over the same features (tests/serving/toy_model.py): a model call of milliseconds."""
+    sys.path.insert(0, str(ROOT / "tests" / "serving"))
+    import toy_model
+
+    return toy_model.build(workdir / "heavy", hidden=1024, depth=6)
 
 
 def plot(results: dict, path: Path) -> None:
@@ -156,18 +194,21 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for rows, axis in zip(ROWS, axes, strict=True):
+    panels = [(results, rows, f"penguins model, {rows}-row requests") for rows in ROWS]
+    if "heavy" in results:
+        panels.append((results["heavy"], 1, "6.3M-parameter MLP, 1-row requests"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2))
+    for (data, rows, title), axis in zip(panels, axes, strict=True):
         for mode, style in (("batching_on", "o-"), ("batching_off", "s--")):
-            values = [results[mode][f"{rows}x{c}"]["rows_per_s"] for c in CONCURRENCY]
+            values = [data[mode][f"{rows}x{c}"]["rows_per_s"] for c in CONCURRENCY]
             axis.plot(CONCURRENCY, values, style, label=f"server, {mode.replace('_', ' ')}")
-        axis.axhline(results["floor"][str(rows)]["rows_per_s"], color="grey", linestyle=":",
+        axis.axhline(data["floor"][str(rows)]["rows_per_s"], color="grey", linestyle=":",
                      label="bare model call (1 caller)")
         axis.set_xscale("log", base=2)
         axis.set_xticks(CONCURRENCY, [str(c) for c in CONCURRENCY])
         axis.set_xlabel("concurrent clients")
         axis.set_ylabel("rows / s")
-        axis.set_title(f"{rows}-row requests")
+        axis.set_title(title)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle("kfpc model server throughput on 127.0.0.1 (v1 JSON)")
@@ -177,33 +218,42 @@ def plot(results: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 s per point instead of 4 s")
+    parser.add_argument("--quick", action="store_true", help="1 s per point, one run, no heavy model")
     parser.add_argument("--model-dir", help="a Model artifact to serve (default: train the penguins model)")
     parser.add_argument("--out", default=str(RESULTS / "serving.json"))
     args = parser.parse_args(argv)
-    seconds = 1.0 if args.quick else 4.0
+    seconds, repeats = (1.0, 1) if args.quick else (3.0, 3)
     with tempfile.TemporaryDirectory(prefix="kfpc-bench-serving-") as workdir:
         model_dir = Path(args.model_dir) if args.model_dir else make_model(Path(workdir))
-        print("floor: in-process Predictor.predict", flush=True)
+        print(f"floor: in-process Predictor.predict of {model_dir}", flush=True)
         results = {"floor": bench_floor(model_dir, seconds)}
         print(f"  {results['floor']}", flush=True)
-        results["batching_on"] = bench_server(model_dir, True, seconds)
-        results["batching_off"] = bench_server(model_dir, False, seconds)
+        results.update(bench_servers(model_dir, seconds, repeats))
+        if not args.quick:
+            heavy = make_heavy_model(Path(workdir))
+            print("heavy model (6.3M-parameter MLP), 1-row requests", flush=True)
+            results["heavy"] = {"floor": bench_floor(heavy, seconds)}
+            results["heavy"].update(bench_servers(heavy, seconds, repeats, row_counts=(1,)))
     floor_p50 = results["floor"]["1"]["p50_ms"]
-    on_c1 = results["batching_on"]["1x1"]["p50_ms"]
     ratio = {str(rows): round(results["batching_on"][f"{rows}x64"]["requests_per_s"]
                               / results["batching_off"][f"{rows}x64"]["requests_per_s"], 2) for rows in ROWS}
     results["summary"] = {
-        "p50_overhead_ms_concurrency_1": round(on_c1 - floor_p50, 3),
+        "p50_overhead_ms_concurrency_1": round(results["batching_on"]["1x1"]["p50_ms"] - floor_p50, 3),
+        "p50_overhead_ms_concurrency_1_batching_off": round(results["batching_off"]["1x1"]["p50_ms"] - floor_p50, 3),
+        "p50_overhead_ms_concurrency_1_v2": round(results["batching_on"]["v2_1x1"]["p50_ms"] - floor_p50, 3),
         "goal_p50_overhead_ms": 2.0,
         "throughput_ratio_batching_on_vs_off_concurrency_64": ratio,
         "goal_throughput_ratio": 5.0,
         "seconds_per_point": seconds,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform()},
-        "note": "client and server share the machine's cores; the client is one asyncio process",
+        "runs_per_point": repeats,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
+                    "load_average_at_end": os.getloadavg()},
+        "note": "client and server share the machine's cores with other processes; one asyncio client process",
     }
-    results["summary"]["p50_overhead_ms_concurrency_1_v2"] = round(results["batching_on"]["v2_1x1"]["p50_ms"]
-                                                                   - floor_p50, 3)
+    if "heavy" in results:
+        heavy = results["heavy"]
+        results["summary"]["heavy_throughput_ratio_concurrency_64"] = round(
+            heavy["batching_on"]["1x64"]["requests_per_s"] / heavy["batching_off"]["1x64"]["requests_per_s"], 2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

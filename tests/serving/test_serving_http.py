@@ -279,3 +279,15 @@ def test_no_5xx_after_all_bad_requests_and_metrics(server, payload_log):
     record = records[-1]
     assert record["model_name"] == "penguins" and set(record["inputs"]) == set(ROW)
     assert "probabilities" in record["outputs"]
+
+
+def test_cloudevent_request_gets_a_cloudevent_answer(server):
+    # KServe's CloudEvents support still works through kfpc's direct prediction path.
+    headers = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "evt-1",
+               "ce-source": "tests", "ce-type": "org.kubeflow.serving.inference.request"}
+    request = urllib.request.Request(f"{server.url}/v1/models/penguins:predict", method="POST", headers=headers,
+                                     data=json.dumps({"instances": [ROW]}).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        assert response.headers["ce-specversion"] == "1.0" and response.headers["ce-id"]
+        assert len(json.loads(response.read())["predictions"]) == 1

@@ -26,8 +26,12 @@ PENGUIN_CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
 
 
 def build(model_dir: str | Path, features: list[dict] | None = None, task: str = "multiclass",
-          classes: list[str] | None = None, hidden: int = 64, version: str = "1") -> Path:
-    """Write ``<model_dir>/<version>/saved_model.pb`` and ``<model_dir>/model_card.json``; returns model_dir."""
+          classes: list[str] | None = None, hidden: int = 64, version: str = "1", depth: int = 0) -> Path:
+    """Write ``<model_dir>/<version>/saved_model.pb`` and ``<model_dir>/model_card.json``; returns model_dir.
+
+    ``depth`` adds hidden ``[hidden, hidden]`` layers: a model whose call costs milliseconds, like bigger
+    real models, for the benchmark.
+    """
     features = features or PENGUIN_FEATURES
     classes = (classes or PENGUIN_CLASSES) if task != "regression" else []
     width = len(features)
@@ -39,6 +43,8 @@ def build(model_dir: str | Path, features: list[dict] | None = None, task: str =
             super().__init__()
             self.w1 = tf.Variable(generator.normal([width, hidden], dtype=tf.float32) * 0.1)
             self.w2 = tf.Variable(generator.normal([hidden, outputs], dtype=tf.float32) * 0.1)
+            self.deep = [tf.Variable(generator.normal([hidden, hidden], dtype=tf.float32) * (1.0 / hidden) ** 0.5)
+                         for _ in range(depth)]
             self.class_names = tf.constant(classes or ["_"])
 
         @tf.function(input_signature=[{
@@ -56,7 +62,10 @@ def build(model_dir: str | Path, features: list[dict] | None = None, task: str =
                     value = tf.cast(tf.math.log1p(tf.abs(value)), tf.float32)
                 columns.append(value)
             x = tf.stack(columns, axis=1)
-            logits = tf.matmul(tf.nn.relu(tf.matmul(x, self.w1)), self.w2)
+            hidden_state = tf.nn.relu(tf.matmul(x, self.w1))
+            for weights in self.deep:
+                hidden_state = tf.nn.relu(tf.matmul(hidden_state, weights))
+            logits = tf.matmul(hidden_state, self.w2)
             if task == "regression":
                 return {"predictions": tf.reshape(logits, [-1])}
             probabilities = tf.nn.softmax(logits)
