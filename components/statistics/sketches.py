@@ -66,8 +66,9 @@ def hash_binary(values: pa.Array) -> np.ndarray:
     """64-bit hashes of the non-null values of a string or binary Arrow array, vectorized.
 
     Each value is read as little-endian 64-bit words (the last one zero-padded); the hash chains the words
-    through SplitMix64 starting from a mix of the length, so it depends only on the bytes of the value
-    (not on the array's layout or chunking). Cost: a few NumPy passes per 8 bytes of the longest values.
+    with a multiply-xorshift step starting from the length and ends with the SplitMix64 finalizer, so it
+    depends only on the bytes of the value (not on the array's layout or chunking). Cost: a few in-place
+    NumPy passes per 8 bytes of value.
 
     Args:
         values: a string/binary array (nulls are dropped).
@@ -91,22 +92,36 @@ def hash_binary(values: pa.Array) -> np.ndarray:
         padded.view(np.uint8)[: end - start] = np.frombuffer(data_buffer, dtype=np.uint8)[start:end]
     lengths = np.diff(offsets)
     positions = offsets[:-1] - start
+    multiplier = np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
-        hashes = _splitmix64(lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93))
+        hashes = lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
         words = (lengths + 7) // 8
-        active = np.flatnonzero(words)
+        active = None if words.all() else np.flatnonzero(words)  # None: every value
         j = 0
-        while active.size:
-            position = positions[active] + 8 * j
+        while active is None or active.size:
+            position = positions + 8 * j if active is None else positions[active] + 8 * j
+            length = lengths if active is None else lengths[active]
             word_index = position >> 3
-            shift = ((position & 7) * 8).astype(np.uint64)
+            shift = ((position & 7) << 3).astype(np.uint64)
             # unaligned load from two aligned words (a shift by 64 is split in two so it yields 0)
-            word = (padded[word_index] >> shift) | ((padded[word_index + 1] << (np.uint64(56) - shift)) << np.uint64(8))
-            remaining = np.minimum(lengths[active] - 8 * j, 8).astype(np.uint64)
-            word &= ((np.uint64(1) << (remaining * np.uint64(8) - np.uint64(1))) << np.uint64(1)) - np.uint64(1)
-            hashes[active] = _splitmix64(hashes[active] ^ word)
+            high = padded[word_index + 1]
+            np.left_shift(high, np.uint64(56) - shift, out=high)
+            np.left_shift(high, np.uint64(8), out=high)
+            word = padded[word_index]
+            np.right_shift(word, shift, out=word)
+            np.bitwise_or(word, high, out=word)
+            tail = length - 8 * j < 8  # the last, partial word of a value: keep only its own bytes
+            if tail.any():
+                keep = ((length[tail] - 8 * j) << 3).astype(np.uint64)
+                word[tail] &= (np.uint64(1) << keep) - np.uint64(1)
+            mixed = hashes if active is None else hashes[active]
+            np.bitwise_xor(mixed, word, out=mixed)
+            np.multiply(mixed, multiplier, out=mixed)
+            np.bitwise_xor(mixed, mixed >> np.uint64(29), out=mixed)
+            if active is not None:
+                hashes[active] = mixed
             j += 1
-            active = active[words[active] > j]
+            active = np.flatnonzero(words > j) if active is None else active[words[active] > j]
         return _splitmix64(hashes)
 
 
