@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long an idle model waits to fill a batch; 0 runs at once and batches only "
                              "requests that arrive while the model is busy")
     parser.add_argument("--max_rows", type=int, default=10_000, help="most rows in one request")
+    parser.add_argument("--max_string_length", type=int, default=4_096, help="longest string feature value")
     parser.add_argument("--max_request_bytes", type=int, default=16 << 20, help="largest request body")
     parser.add_argument("--payload_log", default="",
                         help="log every request and response: a .jsonl file path or a CloudEvents http(s) URL")
@@ -55,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from kfpc.serving.server import serve
 
     configure_logging(args.log_format, args.log_level)
-    for name in ("max_batch_size", "max_rows", "max_request_bytes"):
+    for name in ("max_batch_size", "max_rows", "max_request_bytes", "max_string_length"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be at least 1, got {getattr(args, name)}")
     options = ModelOptions(batching=args.batching, max_batch_size=args.max_batch_size,
-                           max_batch_wait_ms=args.max_batch_wait_ms, max_rows=args.max_rows)
+                           max_batch_wait_ms=args.max_batch_wait_ms, max_rows=args.max_rows,
+                           max_string_length=args.max_string_length)
     observer = Observer(args.model_name, payload_log=args.payload_log or None)
     model = KfpcModel(args.model_name, args.model_dir, options, observer)
     serve(model, http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.enable_grpc,

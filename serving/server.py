@@ -286,7 +286,7 @@ def loads_json(data: bytes) -> Any:
     except orjson.JSONDecodeError as err:
         try:
             return json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             raise RequestError(f"request body is not valid JSON: {err}") from None
 
 
@@ -299,7 +299,16 @@ def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dat
         max_request_bytes: body size limit.
         dataplane: the server's data plane; given, predictions of kfpc models skip FastAPI's routing.
     """
-    app.add_middleware(ServingMiddleware, observer=observer, max_request_bytes=max_request_bytes, dataplane=dataplane)
+    # Outermost, in front of the middleware KServe adds when it starts (request timing that matches the
+    # route and formats a trace line per request, whatever the log level): a prediction answered here
+    # skips that work too. Starlette builds the stack on the first request, through this method.
+    build_inner_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        return ServingMiddleware(build_inner_stack(), observer=observer, max_request_bytes=max_request_bytes,
+                                 dataplane=dataplane)
+
+    app.build_middleware_stack = build_middleware_stack
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     # kserve's InvalidInput handler logs a traceback per bad request; ours (for the subclass) does not.
     app.add_exception_handler(RequestError, request_error_handler)

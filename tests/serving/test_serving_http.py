@@ -177,6 +177,8 @@ BAD_V1 = [
     ("overflow to inf", json.dumps({"instances": [ROW]}).replace("2007.0", "1e999").encode(),
      "feature 'year' must be finite, got inf"),
     ("truncated JSON", b'{"instances": [{"year": 2007', "not valid JSON"),
+    ("deeply nested JSON", b"[" * 50_000 + b"]" * 50_000, "not valid JSON"),
+    ("not UTF-8", b'{"instances": [{"island": "\xff\xfe"}]}', "not valid JSON"),
     ("too many rows", {"instances": [ROW] * 1001}, "1001 rows is more than the limit of 1000"),
     ("second row bad", {"instances": [ROW, dict(ROW, bill_depth_mm={})]},
      "instances[1]: feature 'bill_depth_mm' must be a number"),
@@ -215,6 +217,8 @@ BAD_V2 = [
     ("string in FP64 data", _v2_with(year={"data": ["x"]}), "feature 'year' must be a number, got 'x'"),
     ("unknown output", dict(_v2_with(), outputs=[{"name": "scores"}]), "unknown output 'scores'"),
     ("no rows", {"inputs": [dict(i, shape=[0], data=[]) for i in _v2_with()["inputs"]]}, "no rows"),
+    ("data not a list", _v2_with(year={"data": 2007}), "field 'inputs[6].data' must be a list"),
+    ("shape of booleans", _v2_with(year={"shape": [True]}), "shape must be"),
 ]
 
 
