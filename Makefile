@@ -28,7 +28,7 @@ WAIT ?=
 DRY_RUN ?=
 TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)))
 
-.PHONY: help install run test compile lint bench serve submit schedule clean
+.PHONY: help install run test compile lint images push-images bench serve submit schedule clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,8 +53,19 @@ test: $(STAMP) ## run the whole test suite
 compile: $(STAMP) ## compile every pipeline (kfp and vertex) and every component to YAML
 	$(BIN)/kfpc compile --target all --components $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))
 
-lint: $(STAMP) ## ruff over the code
+lint: $(STAMP) ## ruff over the code, hadolint over the Dockerfiles, actionlint over the workflows
 	$(BIN)/ruff check components pipelines serving tests benchmarks
+	$(BIN)/hadolint components/images/*.Dockerfile
+	$(BIN)/actionlint
+
+REGISTRY ?= $(IMAGE_REGISTRY)
+images: $(STAMP) ## docker build every family image, tagged with the package version (needs a Docker engine)
+	$(BIN)/python components/images/build.py build $(if $(REGISTRY),--registry $(REGISTRY))
+
+push-images: $(STAMP) ## build and push every family image: make push-images REGISTRY=<registry>
+	@test -n "$(REGISTRY)" || { echo "usage: make push-images REGISTRY=<registry>" >&2; exit 2; }
+	$(BIN)/python components/images/build.py build --registry $(REGISTRY)
+	$(BIN)/python components/images/build.py push --registry $(REGISTRY)
 
 BENCH ?=
 bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1 for a smoke run): JSON + plots in benchmarks/results/
