@@ -148,8 +148,10 @@ class _FeatureAccumulator:
         if finite.size == 0:
             return
         batch_mean = float(finite.mean())
+        # (not np.dot: it goes to a multithreaded BLAS whose spinning threads cost more than they save)
         deviations = finite - batch_mean
-        batch_m2 = float(np.dot(deviations, deviations))
+        np.square(deviations, out=deviations)
+        batch_m2 = float(deviations.sum())
         self._combine_moments(finite.size, batch_mean, batch_m2)
         self.sketch.add_sorted(finite)
 
