@@ -14,6 +14,8 @@ so training and serving share one preprocessing graph inside the model.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from kfpc.components.train import features as F
 
 log = logging.getLogger(__name__)
 
-READ_CHUNK_ROWS = 16_384
+READ_CHUNK_ROWS = 65_536
 
 
 def feature_arrays(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Path | str = "") -> dict[str, np.ndarray]:
@@ -60,23 +62,180 @@ def label_array(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Pa
         keep = ~np.isnan(values)
         return ((np.nan_to_num(values) - label.mean) / label.std).astype(np.float32), keep
     if label.numeric_classes:
-        text = F.integer_strings(F._numeric_values(column, label.name, Path(path)))
-        text = pa.array(text, type=pa.string())
+        # Classes are the label's integer values written as text: compare numbers, not strings (no per-row str).
+        values = np.round(F._numeric_values(column, label.name, Path(path)))
+        ids = pc.index_in(
+            pa.array(values, from_pandas=True), value_set=pa.array([float(c) for c in label.classes], pa.float64())
+        )
     else:
         text = pc.fill_null(F._string_values(column), "")
-    ids = pc.index_in(text, value_set=pa.array(label.classes, type=pa.string()))
+        ids = pc.index_in(text, value_set=pa.array(label.classes, type=pa.string()))
     keep = ids.is_valid().to_numpy(zero_copy_only=False)
     return pc.fill_null(ids, 0).to_numpy(zero_copy_only=False).astype(np.int64), keep
 
 
-def _take(arrays: dict[str, np.ndarray], index: np.ndarray | slice) -> dict[str, np.ndarray]:
-    return {key: value[index] for key, value in arrays.items()}
+TARGET = "__kfpc_target__"  # the target's column in a chunk table (input keys are identifiers without it)
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    if len(parts) == 1:
-        return parts[0]
-    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+def _chunk_table(batch: pa.RecordBatch, spec: F.TrainingSpec, path: Path | str, with_label: bool) -> pa.Table:
+    """A record batch as a table of model inputs by input key (+ the target), nulls already filled.
+
+    Numeric inputs are float64 arrays without a validity bitmap (NaN missing), strings are Arrow strings with
+    ``""`` for missing: shuffling and slicing then stay in Arrow's C++ kernels, never one Python object a row.
+    """
+    names, arrays = [], []
+    for feature in spec.features:
+        column = batch.column(feature.name)
+        if feature.dtype == F.STRING:
+            arrays.append(pc.fill_null(F._string_values(column), ""))
+        else:
+            arrays.append(pa.array(F._numeric_values(column, feature.name, Path(path)), type=pa.float64()))
+        names.append(feature.input)
+    table = pa.Table.from_arrays(arrays, names=names)
+    if with_label:
+        target, keep = label_array(batch, spec, path)
+        table = table.append_column(TARGET, pa.array(target))
+        if not keep.all():
+            table = table.filter(pa.array(keep))
+    return table
+
+
+def _read_ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """``items`` produced by a background thread, at most ``depth`` ahead of the consumer.
+
+    Parquet decoding and Arrow conversions release the GIL, so reading the next record batches overlaps
+    with shuffling and with TensorFlow consuming the previous ones. The thread stops when the consumer
+    goes away (the generator is closed or collected); an error in it is raised in the consumer.
+    """
+    done = object()
+    results: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        results.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            results.put((done, None))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            results.put((done, err))
+
+    thread = threading.Thread(target=produce, name="kfpc-parquet-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = results.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def _shuffled_buffers(
+    path: str | Path,
+    spec: F.TrainingSpec,
+    batch_size: int,
+    *,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    with_label: bool = True,
+    drop_remainder: bool = False,
+) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+    """Yield ``(rows, order)``: the rows of a chunk are ``rows.take(order)`` (``order`` None: all rows, in order).
+
+    Taking is left to the consumer, so that TensorFlow can gather in its own threads. Every chunk but the
+    last holds a multiple of ``batch_size`` rows.
+    """
+    rng = np.random.default_rng(seed)
+    columns = [f.name for f in spec.features] + ([spec.label.name] if with_label else [])
+    parquet = pq.ParquetFile(path)
+    buffer: list[pa.Table] = []
+    buffered = 0
+    capacity = max(shuffle_buffer, batch_size)
+
+    def tables() -> Iterator[pa.Table]:
+        position = 0  # global row position of the next record batch, for sharding
+        for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns):
+            n = batch.num_rows
+            if num_shards > 1:
+                start = (shard_index - position) % num_shards
+                batch = batch.take(pa.array(np.arange(start, n, num_shards)))
+            position += n
+            if batch.num_rows:
+                table = _chunk_table(batch, spec, path, with_label)
+                if table.num_rows:
+                    yield table
+
+    def drain(final: bool) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
+        nonlocal buffer, buffered
+        if not buffer:
+            return
+        rows = pa.concat_tables(buffer).combine_chunks() if len(buffer) > 1 else buffer[0]
+        order = rng.permutation(buffered) if shuffle_buffer else None
+        full = (buffered // batch_size) * batch_size
+        rest = buffered - full
+        if full:
+            yield (rows, order[:full]) if order is not None else (rows.slice(0, full), None)
+        if final:
+            if rest and not drop_remainder:
+                yield (rows, order[full:]) if order is not None else (rows.slice(full), None)
+            buffer, buffered = [], 0
+        else:
+            carried = rows.take(pa.array(order[full:])) if order is not None else rows.slice(full)
+            buffer, buffered = ([carried] if rest else []), rest
+
+    for table in _read_ahead(tables()):
+        buffer.append(table)
+        buffered += table.num_rows
+        if buffered >= capacity:
+            yield from drain(final=False)
+    yield from drain(final=True)
+
+
+def iterate_chunks(
+    path: str | Path,
+    spec: F.TrainingSpec,
+    batch_size: int,
+    *,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    with_label: bool = True,
+    drop_remainder: bool = False,
+) -> Iterator[pa.Table]:
+    """Yield shuffled chunks of whole batches as Arrow tables (columns: input keys, + :data:`TARGET`).
+
+    Every chunk but the last holds a multiple of ``batch_size`` rows; the last one holds the remainder
+    (dropped with ``drop_remainder``). Shuffling draws one permutation of the buffered rows and applies it
+    with ``Table.take`` (C++), so it costs the same for strings as for numbers.
+
+    Args: as in :func:`iterate_batches`.
+    """
+    for rows, order in _shuffled_buffers(
+        path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
+        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder,
+    ):
+        yield rows if order is None else rows.take(pa.array(order))
+
+
+def _numpy_batch(table: pa.Table, spec: F.TrainingSpec) -> dict[str, np.ndarray]:
+    out = {}
+    for feature in spec.features:
+        column = table.column(feature.input)
+        out[feature.input] = column.to_numpy() if feature.dtype == F.STRING else column.to_numpy().astype(np.float64)
+    return out
 
 
 def iterate_batches(
@@ -91,7 +250,7 @@ def iterate_batches(
     with_label: bool = True,
     drop_remainder: bool = False,
 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray] | dict[str, np.ndarray]]:
-    """Yield batches of raw features (and targets) from a Parquet split.
+    """Yield batches of raw features (and targets) from a Parquet split, as numpy arrays.
 
     Args:
         path: the split's Parquet file.
@@ -104,64 +263,58 @@ def iterate_batches(
         with_label: yield ``(features, target)`` pairs; else features only (rows without a label are kept).
         drop_remainder: drop the last partial batch.
     Yields:
-        ``(features, target)`` or ``features``; features map input key -> array of ``batch_size`` rows.
+        ``(features, target)`` or ``features``; features map input key -> float64 (NaN missing) or object
+        ``str`` (``""`` missing) arrays of ``batch_size`` rows.
     """
-    rng = np.random.default_rng(seed)
-    columns = [f.name for f in spec.features] + ([spec.label.name] if with_label else [])
-    parquet = pq.ParquetFile(path)
-    buffer: list[dict[str, np.ndarray]] = []
-    buffered = 0
-    position = 0  # global row position of the next record batch, for sharding
-    capacity = max(shuffle_buffer, batch_size)
+    for chunk in iterate_chunks(
+        path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
+        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder,
+    ):
+        for start in range(0, chunk.num_rows, batch_size):
+            rows = chunk.slice(start, batch_size)
+            features = _numpy_batch(rows, spec)
+            if with_label:
+                yield features, rows.column(TARGET).to_numpy()
+            else:
+                yield features
 
-    def drain(final: bool) -> Iterator:
-        nonlocal buffer, buffered
-        if not buffer:
-            return
-        rows = _concat(buffer)
-        if shuffle_buffer:
-            rows = _take(rows, rng.permutation(buffered))
-        full = (buffered // batch_size) * batch_size
-        for start in range(0, full, batch_size):
-            yield _take(rows, slice(start, start + batch_size))
-        rest = buffered - full
-        if final:
-            if rest and not drop_remainder:
-                yield _take(rows, slice(full, buffered))
-            buffer, buffered = [], 0
+
+def _string_parts(column: pa.ChunkedArray) -> tuple[bytes, np.ndarray]:
+    """An Arrow string column as (the bytes of its values, end to end; int64 offsets, one per row + 1)."""
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_string(array.type):
+        width = np.int32
+    else:
+        array = array.cast(pa.large_string()) if not pa.types.is_large_string(array.type) else array
+        width = np.int64
+    _, offsets_buffer, data = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=width, count=len(array) + 1, offset=array.offset * width().itemsize)
+    first, last = int(offsets[0]), int(offsets[-1])
+    blob = bytes(memoryview(data)[first:last]) if data is not None else b""
+    return blob, (offsets - first).astype(np.int64)
+
+
+def _chunk_element(
+    chunk: pa.Table, order: np.ndarray | None, spec: F.TrainingSpec, batch_size: int, with_label: bool
+) -> dict:
+    """A chunk as what ``from_generator`` carries: numpy arrays and, per string input, (bytes, offsets).
+
+    ``order``: the rows to take, in this order (None: all, as they are).
+    """
+    rows = chunk.num_rows if order is None else len(order)
+    element: dict = {
+        "rows_per_batch": np.int64(min(batch_size, rows)),
+        "order": np.arange(rows, dtype=np.int64) if order is None else order.astype(np.int64, copy=False),
+    }
+    for feature in spec.features:
+        column = chunk.column(feature.input)
+        if feature.dtype == F.STRING:
+            element[feature.input] = _string_parts(column)
         else:
-            buffer, buffered = ([_take(rows, slice(full, buffered))] if rest else []), rest
-
-    def emit(rows: dict[str, np.ndarray]):
-        if with_label:
-            target = rows.pop("__target__")
-            return rows, target
-        return rows
-
-    for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns):
-        n = batch.num_rows
-        if num_shards > 1:
-            start = (shard_index - position) % num_shards
-            batch = batch.take(pa.array(np.arange(start, n, num_shards)))
-        position += n
-        if batch.num_rows == 0:
-            continue
-        rows = feature_arrays(batch, spec, path)
-        if with_label:
-            target, keep = label_array(batch, spec, path)
-            rows["__target__"] = target
-            if not keep.all():
-                rows = _take(rows, keep)
-        count = len(next(iter(rows.values())))
-        if count == 0:
-            continue
-        buffer.append(rows)
-        buffered += count
-        if buffered >= capacity:
-            for out in drain(final=False):
-                yield emit(out)
-    for out in drain(final=True):
-        yield emit(out)
+            element[feature.input] = column.to_numpy()
+    if with_label:
+        element[TARGET] = chunk.column(TARGET).to_numpy()
+    return element
 
 
 def output_signature(spec: F.TrainingSpec, with_label: bool = True):
@@ -206,15 +359,45 @@ def make_dataset(
 
     epoch = [0]
 
-    def generator() -> Iterator:
+    def generator() -> Iterator[dict]:
         epoch_seed = seed + 1_000_003 * epoch[0] if epoch_seeds else seed
         epoch[0] += 1
-        yield from iterate_batches(
+        for rows, order in _shuffled_buffers(
             path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=epoch_seed,
             shard_index=shard_index, num_shards=num_shards, with_label=with_label,
-        )
+        ):
+            yield _chunk_element(rows, order, spec, batch_size, with_label)
 
-    dataset = tf.data.Dataset.from_generator(generator, output_signature=output_signature(spec, with_label))
+    def split(element):
+        # One chunk -> [batches, rows_per_batch] tensors; strings are cut out of the chunk's bytes by offsets
+        # (C++, in tf.data's threads), so no Python object is created per value.
+        # The shuffle is a gather by the chunk's permutation, done here too.
+        per, order = element["rows_per_batch"], element["order"]
+        features = {}
+        for feature in spec.features:
+            value = element[feature.input]
+            if feature.dtype == F.STRING:
+                blob, offsets = value
+                starts = tf.gather(offsets, order)
+                value = tf.strings.substr(blob, starts, tf.gather(offsets, order + 1) - starts, unit="BYTE")
+            else:
+                value = tf.gather(value, order)
+            features[feature.input] = tf.reshape(value, [-1, per])
+        if not with_label:
+            return features
+        return features, tf.reshape(tf.gather(element[TARGET], order), [-1, per])
+
+    chunk_signature: dict = {"rows_per_batch": tf.TensorSpec([], tf.int64), "order": tf.TensorSpec([None], tf.int64)}
+    for feature in spec.features:
+        chunk_signature[feature.input] = (
+            (tf.TensorSpec([], tf.string), tf.TensorSpec([None], tf.int64))
+            if feature.dtype == F.STRING else tf.TensorSpec([None], tf.float64)
+        )
+    if with_label:
+        chunk_signature[TARGET] = tf.TensorSpec([None], tf.float32 if spec.label.task == F.REGRESSION else tf.int64)
+
+    dataset = tf.data.Dataset.from_generator(generator, output_signature=chunk_signature)
+    dataset = dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     options = tf.data.Options()
     # Sharding is done by the generator (row position); tf.data must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
