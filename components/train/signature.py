@@ -1,6 +1,6 @@
 """Feeding the model contract's SavedModel: shared by evaluation, the KServe server and tests.
 
-:func:`to_model_inputs` is pure numpy (no TensorFlow import): it turns columns of raw values, as they come
+:func:`to_model_inputs` is numpy and Arrow (no TensorFlow import), column-wise: it turns columns of raw values, as they come
 from a Parquet table, a pandas frame or a JSON request, into the arrays the ``serving_default`` signature
 takes. :func:`load_predictor` loads the SavedModel with ``tf.saved_model.load`` (no Keras needed to serve)
 and predicts from such columns.
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kfpc.components import types
 
@@ -30,14 +32,62 @@ def _features(card: Mapping) -> list[dict]:
     return features
 
 
-def _as_float64(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values)
+def _one_per_row(name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 1:
         array = array.reshape(-1) if array.ndim > 1 and array.shape[-1] == 1 else array
     if array.ndim != 1:
         raise ModelInputError(f"feature {name!r}: expected one value per row, got shape {array.shape}")
-    if array.dtype.kind in "fiub":
-        return array.astype(np.float64)
+    return array
+
+
+def _arrow(values: Any) -> pa.Array | None:
+    """``values`` as one Arrow array when Arrow can type them (None/NaN -> null), else None (mixed types)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError):
+        return None
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) or (
+        pa.types.is_large_binary(kind)
+    )
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or (
+        pa.types.is_null(kind) or pa.types.is_decimal(kind)
+    )
+
+
+def _as_float64(name: str, values: Any) -> np.ndarray:
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        values = _one_per_row(name, np.asarray(values))
+        if values.dtype.kind in "fiub":
+            return values.astype(np.float64)
+    arrow = _arrow(values)
+    if arrow is not None and _is_text(arrow.type):
+        # Text holding numbers (CSV, JSON strings): blank is missing; anything Arrow cannot parse is left to
+        # the row-by-row reader below, which accepts what Python's float() does or names the bad value.
+        try:
+            text = pc.utf8_trim_whitespace(arrow.cast(pa.large_string()))
+            arrow = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.float64()), text.cast(pa.float64()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            arrow = None
+    if arrow is not None and _is_number(arrow.type):
+        return arrow.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        values = values.to_pylist()
+    return _as_float64_rows(name, values)
+
+
+def _as_float64_rows(name: str, values: Any) -> np.ndarray:
+    """Row by row: mixed Python objects, and the exact row and value when something is not a number."""
+    array = _one_per_row(name, np.asarray(values, dtype=object))
     out = np.empty(len(array), dtype=np.float64)
     for i, value in enumerate(array.tolist()):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -59,11 +109,31 @@ def _as_float64(name: str, values: Any) -> np.ndarray:
 
 
 def _as_bytes(name: str, values: Any) -> np.ndarray:
-    array = np.asarray(values, dtype=object)
-    if array.ndim != 1:
-        array = array.reshape(-1) if array.ndim > 1 and array.shape[-1] == 1 else array
-    if array.ndim != 1:
-        raise ModelInputError(f"feature {name!r}: expected one value per row, got shape {array.shape}")
+    arrow = None
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        arrow = _arrow(values)
+    else:
+        array = _one_per_row(name, np.asarray(values, dtype=object if isinstance(values, list | tuple) else None))
+        if array.dtype.kind in "iub":
+            # Integers as their decimal text ("3" matches the category "3"); booleans as "true" / "false".
+            arrow = pa.array(array).cast(pa.string())
+        elif array.dtype.kind in "USO":
+            arrow = _arrow(array)
+    if arrow is not None and (pa.types.is_integer(arrow.type) or pa.types.is_boolean(arrow.type)):
+        arrow = arrow.cast(pa.string())
+    if arrow is not None and pa.types.is_null(arrow.type):
+        return np.full(len(arrow), b"", dtype=object)
+    if arrow is None or not _is_text(arrow.type):
+        # Floats (3.0 from a JSON number is the category "3"), mixed objects, other Arrow types.
+        return _as_bytes_rows(name, arrow.to_pylist() if arrow is not None else values)
+    binary = pa.large_binary() if pa.types.is_large_string(arrow.type) or pa.types.is_large_binary(arrow.type) else (
+        pa.binary()
+    )
+    return np.asarray(pc.fill_null(arrow.cast(binary), b"").to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _as_bytes_rows(name: str, values: Any) -> np.ndarray:
+    array = _one_per_row(name, np.asarray(values, dtype=object))
     out = np.empty(len(array), dtype=object)
     for i, value in enumerate(array.tolist()):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -118,8 +188,8 @@ def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.n
             values = columns[key]
         else:
             raise ModelInputError(f"feature {feature['name']!r} is missing; the model takes {[f['name'] for f in features]}")
-        if hasattr(values, "to_numpy"):
-            values = values.to_numpy(zero_copy_only=False) if "pyarrow" in type(values).__module__ else values.to_numpy()
+        if hasattr(values, "to_numpy") and not isinstance(values, pa.Array | pa.ChunkedArray):
+            values = values.to_numpy()  # pandas
         result[key] = _as_bytes(feature["name"], values) if feature["dtype"] == "string" else _as_float64(
             feature["name"], values
         )
