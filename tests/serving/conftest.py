@@ -16,10 +16,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import toy_model  # noqa: E402
 
-ROW = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
-       "body_mass_g": 3750.0, "sex": "male", "year": 2007.0}
-
-
 PENGUINS_CSV = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
 
 

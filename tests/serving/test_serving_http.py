@@ -10,7 +10,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ROW
+from toy_model import ROW
 
 FEATURE_TYPES = {"island": "BYTES", "sex": "BYTES"}
 

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 import toy_model
-from conftest import ROW
 from kserve.protocol.infer_type import InferInput, InferRequest
+from toy_model import ROW
 
 from kfpc.serving import predictor
 from kfpc.serving.batching import DynamicBatcher

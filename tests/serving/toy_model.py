@@ -23,6 +23,9 @@ PENGUIN_FEATURES = [
     {"name": "year", "dtype": "float64", "kind": "numeric"},
 ]
 PENGUIN_CLASSES = ["Adelie", "Chinstrap", "Gentoo"]
+#: one penguins row as a client sends it
+ROW = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
+       "body_mass_g": 3750.0, "sex": "male", "year": 2007.0}
 
 
 def build(model_dir: str | Path, features: list[dict] | None = None, task: str = "multiclass",
