@@ -39,7 +39,7 @@ $(STAMP): $(LOCK) setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"kfpc needs Python 3.11, found {sys.version.split()[0]}"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c $(LOCK) pip setuptools wheel
-	$(BIN)/python -m pip install -q -c $(LOCK) --no-build-isolation -e ".[all,dev]"
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q -c $(LOCK) --no-build-isolation -e ".[all,dev]"
 	@touch $@
 
 install: $(STAMP) ## create .venv and install kfpc with the exact versions of constraints-py311.txt

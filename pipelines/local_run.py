@@ -278,7 +278,9 @@ def _fmt(value) -> str:
 def headline(task: TaskSummary) -> dict:
     """The few outputs of a task worth a glance: metrics, verdicts, where the model went."""
     found = {}
-    sources = [task.outputs] + [artifact["metadata"] for artifact in task.artifacts.values()]
+    # verdicts (a blessing) before scalar Metrics, where a bool is stored as a number
+    artifacts = sorted(task.artifacts.items(), key=lambda item: item[0] in ("metrics", "classification_metrics"))
+    sources = [task.outputs] + [artifact["metadata"] for _, artifact in artifacts]
     for key in _HEADLINE_KEYS:
         for source in sources:
             if key in source and source[key] not in ("", None):
