@@ -12,6 +12,8 @@ separate files or workers.
 * :class:`FrequencySketch`: exact value counts while at most ``capacity`` distinct values were seen,
   then a Misra-Gries summary (every value more frequent than ``n / (capacity + 1)`` is kept, counts are
   under-estimated by at most ``error``), with a HyperLogLog distinct-count (relative error ~0.8%).
+  Past ``capacity``, :meth:`FrequencySketch.add_values` identifies values by their 64-bit hash (collision
+  probability ~``d**2 / 2**65`` for ``d`` distinct values), which leaves the Misra-Gries bounds unchanged.
 """
 
 from __future__ import annotations
