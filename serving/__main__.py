@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     from kfpc.serving.server import serve
 
     configure_logging(args.log_format, args.log_level)
+    if args.workers != 1:
+        # The batcher and the metrics live in one process; KServe's multi-process mode would bypass both.
+        raise SystemExit(f"--workers {args.workers}: the kfpc server runs one worker per pod; scale with replicas")
     for name in ("max_batch_size", "max_rows", "max_request_bytes", "max_string_length"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be at least 1, got {getattr(args, name)}")

@@ -52,3 +52,17 @@ def test_server_serves_the_version_folder_directly(model_dir):
         with urllib.request.urlopen(f"{server.url}/v2/models/direct") as response:
             assert len(json.loads(response.read())["inputs"]) == 7
     assert server.process.poll() is not None  # stopped on exit
+
+
+def test_kfpc_serve_returns_the_server_exit_code(tmp_path):
+    parser = argparse.ArgumentParser(prog="kfpc")
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--model-dir", str(tmp_path / "absent"), "--port", "0", "--grpc-port", "0"])
+    assert args.func(args) != 0  # the server could not load the model, and kfpc serve says so
+
+
+def test_more_than_one_worker_is_refused():
+    from kfpc.serving.__main__ import main
+
+    with pytest.raises(SystemExit, match="one worker per pod"):
+        main(["--model_dir", "/nowhere", "--workers", "2"])
