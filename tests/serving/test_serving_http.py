@@ -138,8 +138,13 @@ for name, value in row.items():
     tensor.set_data_from_numpy(np.array([value, value], dtype=object if isinstance(value, str) else np.float64))
     inputs.append(tensor)
 result = client.infer("penguins", inputs)
+try:
+    client.infer("penguins", inputs[1:])
+    bad = None
+except triton_grpc.InferenceServerException as err:
+    bad = [err.status(), err.message()]
 print(json.dumps({"probabilities": result.as_numpy("probabilities").tolist(),
-                  "class_ids_dtype": str(result.as_numpy("class_ids").dtype)}))
+                  "class_ids_dtype": str(result.as_numpy("class_ids").dtype), "bad": bad}))
 """
 
 
@@ -154,6 +159,8 @@ def test_tritonclient_grpc(server):
     assert done.returncode == 0, done.stderr[-2000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     assert answer["class_ids_dtype"] == "int64"
+    status, message = answer["bad"]
+    assert status == "StatusCode.INVALID_ARGUMENT" and "missing feature 'island'" in message
     status, v1 = post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW]})
     assert answer["probabilities"][0] == pytest.approx(v1["predictions"][0]["probabilities"], abs=1e-6)
 
