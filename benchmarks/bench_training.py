@@ -5,9 +5,12 @@ and ``benchmarks/results/training.png``.
 
 On the seeded synthetic table (``benchmarks/synthetic.py``; label ``is_member``, ``user_id`` excluded; 1M
 rows, ``--quick``: 100k): rows/s of one full pass of the streamed ``tf.data`` input (Parquet -> shuffled
-raw-feature batches) and rows/s of the model's training step on batches already in memory, at batch 256 and
-1024. Peak RSS of a fresh process that builds the spec (statistics pass) and streams one epoch, at 1M and
-10M rows (``--quick``: 100k and 300k). Goals: input >= 5x the step rate; RSS flat in the number of rows.
+raw-feature batches, shuffle buffer 100k rows, iterated from Python) and the steady-state rows/s of the
+model's training step on batches already in memory (``fit`` on cached batches, timed between batch callbacks
+after a warm-up), at batch 256 and 1024; each the median of 3 runs (``--quick``: 1). Peak RSS of a fresh
+process that imports TensorFlow, builds the spec (statistics pass) and streams one epoch through the same
+``tf.data`` pipeline, at 1M and 10M rows (``--quick``: 100k and 300k). The machine's load average is recorded
+beside the numbers (the benchmark machine is shared). Goals: input >= 5x the step rate; RSS flat in rows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,14 +35,16 @@ EXCLUDE = ["user_id"]
 _RSS_SCRIPT = """
 import os, resource, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
 from kfpc.components.train import features, input as data_input
 start = time.perf_counter()
 spec = features.build_spec(sys.argv[1], "is_member", exclude=["user_id"])
+spec_seconds = time.perf_counter() - start
 rows = 0
-for features_batch, target in data_input.iterate_batches(
+for features_batch, target in data_input.make_dataset(
         features.split_file(sys.argv[1], "train"), spec, 1024, shuffle_buffer=100_000):
-    rows += len(target)
-print(rows, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    rows += int(target.shape[0])
+print(rows, spec_seconds, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
@@ -51,22 +57,27 @@ def make_dataset(root: Path, rows: int) -> Path:
     return root
 
 
-def input_rate(dataset: Path, spec, batch_size: int) -> tuple[float, int]:
-    """Rows/s of one full pass of the tf.data input (what fit consumes)."""
+def input_rate(dataset: Path, spec, batch_size: int) -> dict:
+    """Rows/s (wall and per CPU-second of this process) of one full pass of the tf.data input (what fit consumes)."""
     from kfpc.components.train import features
     from kfpc.components.train import input as data_input
 
     data = data_input.make_dataset(features.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=100_000)
     rows = 0
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _, target in data:
         rows += int(target.shape[0])
-    return rows / (time.perf_counter() - start), rows
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "rows_per_cpu_s": rows / cpu_seconds}
 
 
 def step_rate(dataset: Path, spec, batch_size: int, steps: int) -> float:
-    """Rows/s of the model's training step on batches already in memory (input excluded)."""
-    import tensorflow as tf
+    """Steady-state rows/s of the model's training step on batches already in memory (input excluded).
+
+    ``fit`` runs 3 passes over ``steps`` cached batches; the clock runs from the end of the first pass's last
+    batch (tracing and warm-up done) to the end of the last batch, so per-fit overheads do not count.
+    """
+    import keras
 
     from kfpc.components.train import features
     from kfpc.components.train import input as data_input
@@ -76,19 +87,25 @@ def step_rate(dataset: Path, spec, batch_size: int, steps: int) -> float:
     model(model_lib.sample_inputs(spec))
     source = data_input.make_dataset(features.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=0)
     cached = source.take(steps).cache()
-    model.fit(cached, epochs=1, verbose=0)  # traces the step and fills the cache
-    start = time.perf_counter()
-    model.fit(cached, epochs=1, verbose=0)
-    elapsed = time.perf_counter() - start
-    del tf
-    return steps * batch_size / elapsed
+    for _ in cached:  # fill the cache before timing
+        pass
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter())
+
+    model.fit(cached.repeat(3), epochs=1, verbose=0, callbacks=[Clock()])
+    timed = len(times) - steps
+    return timed * batch_size / (times[-1] - times[steps - 1])
 
 
 def peak_rss(dataset: Path) -> dict:
     done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(dataset)], capture_output=True, text=True,
                           check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    rows, seconds, rss = done.stdout.strip().splitlines()[-1].split()
-    return {"rows": int(rows), "seconds": float(seconds), "peak_rss_bytes": int(rss)}
+    rows, spec_seconds, seconds, rss = done.stdout.strip().splitlines()[-1].split()
+    return {"rows": int(rows), "spec_seconds": float(spec_seconds), "seconds": float(seconds),
+            "peak_rss_bytes": int(rss)}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -102,9 +119,12 @@ def plot(results: dict, path: Path) -> None:
     x = range(len(batches))
     left.bar([i - 0.2 for i in x], [r["input_rows_per_s"] for r in results["throughput"]], 0.4, label="input (tf.data)")
     left.bar([i + 0.2 for i in x], [r["step_rows_per_s"] for r in results["throughput"]], 0.4, label="training step")
+    for i, r in zip(x, results["throughput"], strict=True):
+        left.annotate(f"{r['input_over_step']:.1f}x", (i - 0.2, r["input_rows_per_s"]), ha="center", va="bottom")
     left.set_xticks(list(x), [f"batch {b}" for b in batches])
-    left.set_ylabel("rows / s")
-    left.set_title(f"{results['rows']:,} rows: input vs step")
+    left.set_ylabel("rows / s (median of runs)")
+    load = results.get("machine", {}).get("load_average_at_start", [float("nan")])[0]
+    left.set_title(f"{results['rows']:,} rows: input vs step ({results.get('machine', {}).get('cpus')} CPUs, load {load:.1f})")
     left.legend()
     rss = results["peak_rss"]
     right.plot([r["rows"] for r in rss], [r["peak_rss_bytes"] / 2**20 for r in rss], marker="o")
@@ -127,19 +147,29 @@ def main(argv=None) -> int:
     from kfpc.components.train import features
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    results = {"rows": rows, "quick": options.quick, "throughput": [], "peak_rss": []}
+    results = {
+        "rows": rows, "quick": options.quick, "throughput": [], "peak_rss": [],
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+    }
     with tempfile.TemporaryDirectory(prefix="kfpc-bench-training-") as tmp:
         dataset = make_dataset(Path(tmp) / "data", rows)
         start = time.perf_counter()
         spec = features.build_spec(dataset, LABEL, exclude=EXCLUDE)
         results["spec_seconds"] = time.perf_counter() - start
+        repeats = 1 if options.quick else 3
         for batch_size in (256, 1024):
-            input_rows_per_s, seen = input_rate(dataset, spec, batch_size)
+            load_before = os.getloadavg()
+            inputs = [input_rate(dataset, spec, batch_size) for _ in range(repeats)]
             steps = 200 if batch_size == 256 else 60
-            step_rows_per_s = step_rate(dataset, spec, batch_size, steps)
+            steps_rates = [step_rate(dataset, spec, batch_size, steps) for _ in range(repeats)]
+            input_rows_per_s = statistics.median(r["rows_per_s"] for r in inputs)
+            step_rows_per_s = statistics.median(steps_rates)
             entry = {
                 "batch_size": batch_size, "input_rows_per_s": input_rows_per_s, "step_rows_per_s": step_rows_per_s,
-                "input_over_step": input_rows_per_s / step_rows_per_s, "rows_seen": seen,
+                "input_over_step": input_rows_per_s / step_rows_per_s, "rows_seen": inputs[0]["rows"],
+                "input_rows_per_cpu_s": statistics.median(r["rows_per_cpu_s"] for r in inputs),
+                "input_runs_rows_per_s": [r["rows_per_s"] for r in inputs], "step_runs_rows_per_s": steps_rates,
+                "load_average_1m_before_after": [load_before[0], os.getloadavg()[0]],
             }
             results["throughput"].append(entry)
             print(json.dumps(entry))
@@ -147,11 +177,13 @@ def main(argv=None) -> int:
             root = Path(tmp) / f"rss-{size}"
             make_dataset(root, size)
             entry = peak_rss(root)
+            entry["load_average_1m"] = os.getloadavg()[0]
             results["peak_rss"].append(entry)
             print(json.dumps(entry))
             import shutil
 
             shutil.rmtree(root)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     results["goals"] = {
         "input_at_least_5x_step": all(r["input_over_step"] >= 5 for r in results["throughput"]),
         "rss_ratio_largest_to_smallest": results["peak_rss"][-1]["peak_rss_bytes"] / results["peak_rss"][0]["peak_rss_bytes"],
