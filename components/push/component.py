@@ -35,6 +35,8 @@ def push_kserve(
     max_replicas: int = 3,
     service_account: str = "",
     runtime_version: str = "",
+    batcher_max_batch_size: int = 0,
+    batcher_max_latency_ms: int = 0,
     timeout_s: int = 600,
 ) -> NamedTuple("PushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
     """Copy a blessed model to a new version under ``serving_root`` and roll it out as a KServe InferenceService.
@@ -66,6 +68,8 @@ def push_kserve(
         max_replicas: most replicas.
         service_account: predictor pods' service account (must read ``serving_root``).
         runtime_version: TF Serving image tag for ``tensorflow``.
+        batcher_max_batch_size: > 0 adds KServe's own request batcher in front of the predictor; 0 = none.
+        batcher_max_latency_ms: the batcher's longest wait for a batch to fill, ms (0 = KServe's default).
         timeout_s: seconds to wait for Ready per step.
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
@@ -101,6 +105,8 @@ def push_kserve(
         max_replicas=max_replicas,
         service_account=service_account,
         runtime_version=runtime_version,
+        batcher_max_batch_size=batcher_max_batch_size,
+        batcher_max_latency_ms=batcher_max_latency_ms,
         timeout_s=timeout_s,
         output_dir=manifest.path,
         data_dir=None if data is None else data.path,

@@ -287,6 +287,8 @@ def push_kserve(
     service_account: str = "",
     runtime_version: str = "",
     node_selector: dict[str, str] | None = None,
+    batcher_max_batch_size: int = 0,
+    batcher_max_latency_ms: int = 0,
     timeout_s: float = 600.0,
     poll_s: float = 2.0,
     output_dir: str | os.PathLike | None = None,
@@ -318,6 +320,8 @@ def push_kserve(
         service_account: predictor pod's service account (it must be able to read ``serving_root``).
         runtime_version: TF Serving tag for ``tensorflow`` (e.g. ``2.6.2-gpu`` with a GPU).
         node_selector: node labels for the predictor pods.
+        batcher_max_batch_size: > 0 adds KServe's request batcher sidecar with this batch size; 0 = none.
+        batcher_max_latency_ms: the batcher's longest wait for a batch, ms (0 = KServe's default).
         timeout_s: seconds to wait for Ready, per step (rollout; then promotion).
         poll_s: seconds between status reads.
         output_dir: where to write the manifest, the requests and a summary (atomically); None = nowhere.
@@ -349,6 +353,7 @@ def push_kserve(
         cpu_limit=cpu_limit, memory_limit=memory_limit, gpu=gpu, min_replicas=min_replicas,
         max_replicas=max_replicas, service_account=service_account, runtime_version=runtime_version,
         node_selector=dict(node_selector or {}),
+        batcher_max_batch_size=batcher_max_batch_size, batcher_max_latency_ms=batcher_max_latency_ms,
     )
     if canary_traffic_percent is not None:
         manifest._check_percent(canary_traffic_percent)

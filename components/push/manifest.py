@@ -79,6 +79,11 @@ class ServingOptions:
         service_account: service account of the predictor pod (the one allowed to read the storage URI).
         runtime_version: TensorFlow Serving image tag for ``tensorflow`` (e.g. ``2.6.2-gpu``); empty = default.
         node_selector: node labels the predictor must run on (e.g. a GPU node pool).
+        batcher_max_batch_size: > 0 adds KServe's own request batcher (the agent sidecar) in front of the
+            predictor, with this maximum batch size; 0 = none. The kfpc server batches by itself too
+            (``--max_batch_size``); the sidecar is for the ``tensorflow`` runtime or mixed fleets.
+        batcher_max_latency_ms: the batcher's longest wait for a batch to fill, in milliseconds (0 = KServe's default).
+        batcher_timeout_s: the batcher's request timeout in seconds (0 = KServe's default).
     """
 
     name: str
@@ -98,6 +103,9 @@ class ServingOptions:
     service_account: str = ""
     runtime_version: str = ""
     node_selector: dict[str, str] = dataclasses.field(default_factory=dict)
+    batcher_max_batch_size: int = 0
+    batcher_max_latency_ms: int = 0
+    batcher_timeout_s: int = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.name, str) and _DNS1035.match(self.name) and len(self.name) <= 63):
@@ -123,7 +131,8 @@ class ServingOptions:
             value = getattr(self, field)
             if value and not _QUANTITY.match(str(value)):
                 raise ManifestError(f"{field} {value!r} is not a Kubernetes quantity (e.g. '500m', '2', '4Gi')")
-        for field in ("gpu", "min_replicas", "max_replicas"):
+        for field in ("gpu", "min_replicas", "max_replicas", "batcher_max_batch_size", "batcher_max_latency_ms",
+                      "batcher_timeout_s"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ManifestError(f"{field} must be a non-negative integer, got {value!r}")
@@ -189,6 +198,12 @@ def _predictor_object(opts: ServingOptions, storage_uri: str):
         service_account_name=opts.service_account or None,
         node_selector=dict(opts.node_selector) or None,
     )
+    if opts.batcher_max_batch_size:
+        common["batcher"] = kserve.V1beta1Batcher(
+            max_batch_size=opts.batcher_max_batch_size,
+            max_latency=opts.batcher_max_latency_ms or None,
+            timeout=opts.batcher_timeout_s or None,
+        )
     if opts.predictor == "tensorflow":
         model = kserve.V1beta1ModelSpec(
             model_format=kserve.V1beta1ModelFormat(name="tensorflow", version="2"),

@@ -124,3 +124,23 @@ def test_storage_uri_is_found_in_every_predictor_shape():
     assert m.storage_uri_of({"tensorflow": {"storageUri": "gs://a"}}) == "gs://a"
     assert m.storage_uri_of({"containers": [{"name": "c", "env": [{"name": "STORAGE_URI", "value": "s3://b"}]}]}) == "s3://b"
     assert m.storage_uri_of({}) == ""
+
+
+@pytest.mark.parametrize("predictor", ["kfpc", "tensorflow"])
+@pytest.mark.parametrize("latency_ms", [0, 50])
+def test_kserve_batcher_is_rendered_and_validates(predictor, latency_ms, assert_valid_isvc):
+    opts = m.ServingOptions(
+        name="penguins", predictor=predictor, protocol="v1" if predictor == "tensorflow" else "v2",
+        batcher_max_batch_size=32, batcher_max_latency_ms=latency_ms,
+    )
+    desired = m.render(opts, URI)
+    assert_valid_isvc(desired)
+    batcher = desired["spec"]["predictor"]["batcher"]
+    assert batcher["maxBatchSize"] == 32
+    assert batcher.get("maxLatency") == (latency_ms or None)
+    assert "batcher" not in m.render(m.ServingOptions(name="penguins"), URI)["spec"]["predictor"]
+
+
+def test_negative_batch_size_is_refused():
+    with pytest.raises(m.ManifestError, match="batcher_max_batch_size must be a non-negative integer, got -1"):
+        m.ServingOptions(name="penguins", batcher_max_batch_size=-1)
