@@ -36,7 +36,6 @@ from kfpc.serving.protocol import RequestError
 logger = logging.getLogger("kfpc.serving")
 
 INFERENCE_HEADER = b"inference-header-content-length"
-JSON_CONTENT_TYPES = ("application/json", "application/ld+json", "application/octet-stream")
 _V1_PREDICT = re.compile(r"^/v1/models/([^/:]+):predict$")
 _V2_INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
 DEFAULT_MAX_REQUEST_BYTES = 16 << 20
@@ -166,8 +165,10 @@ class ServingMiddleware:
         error = ""
         try:
             if protocol == "v1":
-                plain_json = not any(key.startswith("ce-") for key in headers) and headers.get(
-                    "content-type", "application/json") in JSON_CONTENT_TYPES
+                # Any body that is not a CloudEvent is JSON, whatever its Content-Type: `curl -d` sends
+                # application/x-www-form-urlencoded, and KServe's own v1 endpoint accepts that too.
+                plain_json = not any(key.startswith("ce-") for key in headers) and not headers.get(
+                    "content-type", "").startswith("application/cloudevents")
                 # Parsed here so that NaN literals are read the same way as in v2 requests.
                 request, attributes = self.dataplane.decode(loads_json(body) if plain_json else body, headers)
             else:

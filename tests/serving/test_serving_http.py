@@ -81,6 +81,15 @@ def test_v2_without_content_type_is_read_as_json(server):
     assert status == 200, body
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_v1_body_is_json_whatever_the_content_type(server, content_type):
+    # `curl -d '{...}'` sends application/x-www-form-urlencoded; KServe's own v1 endpoint reads it as JSON.
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    status, body = post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW]}, headers=headers)
+    assert status == 200, body
+    assert body["predictions"][0]["classes"] in ("Adelie", "Chinstrap", "Gentoo")
+
+
 def test_nan_literal_is_a_missing_value_in_v1_and_v2(server):
     body = json.dumps({"instances": [dict(ROW, bill_length_mm=float("nan"))]}).encode()  # Python writes NaN
     assert b"NaN" in body
