@@ -12,6 +12,7 @@ Run from a repository checkout::
     python components/images/build.py venv FAMILY            # build (or reuse) a family environment
     python components/images/build.py sizes                  # installed size per family
     python components/images/build.py base                   # the pinned base image of every Dockerfile
+    python -m kfpc.components.images.build finish LOCK ENV   # #prune directives + pip check (Dockerfiles)
     python components/images/build.py build [--registry R]   # docker build every family image
     python components/images/build.py push --registry R      # docker push every family image
 """
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 IMAGES_DIR = Path(__file__).resolve().parent
@@ -58,6 +59,10 @@ PRUNE_COMMAND = (
 IMAGE_SITE_PACKAGES = "/opt/kfpc/lib/python3.11/site-packages"
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*$")
+#: ``#omit NAME: why`` / ``#prune FOLDER: why`` lines of a ``.in`` file, copied into the lock's header
+_DIRECTIVE = re.compile(r"^#\s*(omit|prune)\s+([A-Za-z0-9][A-Za-z0-9._-]*)\s*:\s*(\S.*)$")
+#: a ``pip check`` line that reports a missing distribution (version conflicts look different)
+_NOT_INSTALLED = re.compile(r"^(\S+) (\S+) requires ([A-Za-z0-9][A-Za-z0-9._-]*), which is not installed\.$")
 
 
 class LockError(ValueError):
@@ -119,6 +124,92 @@ def read_lock(family_or_path: str | os.PathLike) -> dict[str, str]:
     return pins
 
 
+def read_directives(path: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """The ``#omit`` and ``#prune`` directives of a ``.in`` or lock file.
+
+    ``#omit NAME: why`` leaves a distribution out of the lock although a locked package (or the kfpc wheel)
+    declares it: only for packages that no task or command of the family imports, which the family's tests
+    prove. ``#prune FOLDER: why`` deletes a top-level folder of ``site-packages`` after the install: a
+    package shipped inside a needed wheel that nothing imports (``vertexai`` inside google-cloud-aiplatform).
+
+    Returns:
+        ``{"omit": {canonical name: why}, "prune": {folder: why}}``.
+    Raises:
+        LockError: a prune folder that is not a plain name.
+    """
+    found: dict[str, dict[str, str]] = {"omit": {}, "prune": {}}
+    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+        match = _DIRECTIVE.match(raw.strip())
+        if not match:
+            continue
+        kind, name, why = match.groups()
+        if kind == "prune" and (name in (".", "..") or name.endswith(".dist-info")):
+            raise LockError(f"{path}:{number}: cannot prune {name!r}")
+        found[kind][canonical(name) if kind == "omit" else name] = why.strip()
+    return found
+
+
+def unexplained_pip_check(output: str, omitted: Iterable[str]) -> list[str]:
+    """Lines of ``pip check`` output that the family's ``#omit`` directives do not explain.
+
+    Only "X requires Y, which is not installed" for an omitted ``Y`` is explained; a version conflict
+    never is.
+
+    Args:
+        output: what ``pip check`` printed.
+        omitted: canonical names of the omitted distributions.
+    Returns:
+        The remaining problem lines (empty when the environment is consistent with its lock).
+    """
+    omitted = {canonical(name) for name in omitted}
+    problems = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line or line == "No broken requirements found.":
+            continue
+        match = _NOT_INSTALLED.match(line)
+        if match and canonical(match.group(3)) in omitted:
+            continue
+        problems.append(line)
+    return problems
+
+
+def finish_environment(
+    env: str | os.PathLike, lock_file: str | os.PathLike, pip: list[str] | None = None
+) -> list[str]:
+    """Apply the lock's ``#prune`` directives to an installed environment, then run ``pip check`` on it.
+
+    The Dockerfiles (``python -m kfpc.components.images.build finish``) and :func:`family_venv` both call
+    this, so the contract test runs in an environment finished like the image.
+
+    Args:
+        env: the environment (``/opt/kfpc`` in the images).
+        lock_file: the family's lock (its header holds the directives).
+        pip: the pip command that can inspect ``env`` (``--python`` is added); default: this interpreter's.
+    Returns:
+        The folders removed.
+    Raises:
+        LockError: a prune folder does not exist (the wheel's layout changed: re-check the directive), or
+            ``pip check`` reports a problem that no ``#omit`` directive explains.
+    """
+    directives = read_directives(lock_file)
+    site = next(Path(env).glob("lib/python3*/site-packages"))
+    removed = []
+    for folder in directives["prune"]:
+        target = site / folder
+        if not target.is_dir():
+            raise LockError(f"{lock_file}: '#prune {folder}' but {target} is not a folder; re-check the directive")
+        shutil.rmtree(target)
+        removed.append(folder)
+    command = list(pip or [sys.executable, "-m", "pip"]) + [
+        "--python", str(venv_python(env)), "--disable-pip-version-check", "check"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    problems = unexplained_pip_check(result.stdout + result.stderr, directives["omit"])
+    if problems:
+        raise LockError(f"pip check of {env} against {lock_file}:\n" + "\n".join(problems))
+    return removed
+
+
 def read_constraints(path: str | os.PathLike = CONSTRAINTS) -> dict[str, str]:
     """The dev lock (``pip freeze`` format) as ``{canonical name: version}``."""
     return read_lock(Path(path))
@@ -145,13 +236,19 @@ def lock(family: str, constraints: str | os.PathLike = CONSTRAINTS) -> Path:
             cwd=IMAGES_DIR, check=True,
         )
         installs = json.loads(report.read_text())["install"]
-    pins = sorted((canonical(i["metadata"]["name"]), i["metadata"]["version"]) for i in installs)
+    directives = read_directives(source)
+    pins = sorted((canonical(i["metadata"]["name"]), i["metadata"]["version"]) for i in installs
+                  if canonical(i["metadata"]["name"]) not in directives["omit"])
     header = (
         f"# Lock of {source.name}: every package of the {family} image, exact versions.\n"
         f"# Generated by `python components/images/build.py lock {family}` against constraints-py311.txt;\n"
         "# do not edit by hand. The Dockerfile and the container contract test both install this file\n"
         "# with --no-deps, then the kfpc wheel.\n"
     )
+    if directives["omit"] or directives["prune"]:
+        header += "# Directives of the .in file (build.py finish applies them and runs pip check):\n"
+        header += "".join(f"#{kind} {name}: {why}\n" for kind in ("omit", "prune")
+                          for name, why in directives[kind].items())
     target = requirements_lock(family)
     target.write_text(header + "".join(f"{name}=={version}\n" for name, version in pins))
     return target
@@ -230,6 +327,7 @@ def family_venv(family: str, cache_root: str | os.PathLike | None = None) -> Pat
         )
         site = next(venv.glob("lib/python3*/site-packages"))
         subprocess.run(["sh", "-c", PRUNE_COMMAND.format(site=site)], check=True)
+        finish_environment(venv, lock_file)
         marker.write_text(json.dumps({"family": family, "lock": str(lock_file), "python": sys.version}))
     return venv
 
@@ -387,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
     p_venv = sub.add_parser("venv", help="build or reuse a family environment; prints its path")
     p_venv.add_argument("family")
     sub.add_parser("base", help="print the base image every Dockerfile names (for digest resolution)")
+    p_finish = sub.add_parser("finish", help="apply a lock's #prune directives to an environment, then pip check")
+    p_finish.add_argument("lock_file")
+    p_finish.add_argument("env")
+    p_finish.add_argument("--pip", default=None, help="pip command able to inspect ENV (default: this python's)")
     sub.add_parser("sizes", help="installed size of every family environment (builds them if needed)")
     for name in ("build", "push"):
         p = sub.add_parser(name, help=f"docker {name} every family image (or the ones named)")
@@ -407,6 +509,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "base":
         print(base_image())
+        return 0
+    if args.command == "finish":
+        try:
+            removed = finish_environment(args.env, args.lock_file, args.pip.split() if args.pip else None)
+        except LockError as err:
+            print(err, file=sys.stderr)
+            return 1
+        print(f"pruned {removed or 'nothing'}; pip check: consistent with {args.lock_file}")
         return 0
     if args.command == "sizes":
         for family in families():
