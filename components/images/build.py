@@ -61,6 +61,7 @@ IMAGE_SITE_PACKAGES = "/opt/kfpc/lib/python3.11/site-packages"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)\s*$")
 #: ``#omit NAME: why`` / ``#prune FOLDER: why`` lines of a ``.in`` file, copied into the lock's header
 _DIRECTIVE = re.compile(r"^#\s*(omit|prune)\s+([A-Za-z0-9][A-Za-z0-9._-]*)\s*:\s*(\S.*)$")
+_DIRECTIVE_START = re.compile(r"^#\s*(omit|prune)\b")
 #: a ``pip check`` line that reports a missing distribution (version conflicts look different)
 _NOT_INSTALLED = re.compile(r"^(\S+) (\S+) requires ([A-Za-z0-9][A-Za-z0-9._-]*), which is not installed\.$")
 
@@ -135,16 +136,17 @@ def read_directives(path: str | os.PathLike) -> dict[str, dict[str, str]]:
     Returns:
         ``{"omit": {canonical name: why}, "prune": {folder: why}}``.
     Raises:
-        LockError: a prune folder that is not a plain name.
+        LockError: a directive without a reason, or whose name is not a plain package or folder name.
     """
     found: dict[str, dict[str, str]] = {"omit": {}, "prune": {}}
     for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
-        match = _DIRECTIVE.match(raw.strip())
-        if not match:
+        if not _DIRECTIVE_START.match(raw.strip()):
             continue
+        match = _DIRECTIVE.match(raw.strip())
+        if not match or match.group(2).endswith(".dist-info") or ".." in match.group(2):
+            raise LockError(f"{path}:{number}: expected '#omit NAME: why' or '#prune FOLDER: why' (a top-level "
+                            f"folder of site-packages), got {raw.strip()!r}")
         kind, name, why = match.groups()
-        if kind == "prune" and (name in (".", "..") or name.endswith(".dist-info")):
-            raise LockError(f"{path}:{number}: cannot prune {name!r}")
         found[kind][canonical(name) if kind == "omit" else name] = why.strip()
     return found
 

@@ -206,3 +206,98 @@ def test_build_dry_run_prints_every_family(capsys):
     printed = capsys.readouterr().out
     for family in FAMILIES:
         assert f"reg.example:5000/kfpc/kfpc-{family}:{images.__version__}" in printed
+
+
+# ---- #omit / #prune directives (the deploy lock's size budget) ------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_lock_carries_the_directives_of_its_in_file(family):
+    source = build.read_directives(build.requirements_in(family))
+    assert build.read_directives(build.requirements_lock(family)) == source, "run build.py lock"
+    pins = build.read_lock(family)
+    assert not set(source["omit"]) & set(pins), f"{family}: an #omit package is pinned"
+    text = _joined(build.dockerfile(family).read_text())
+    finish = "-m kfpc.components.images.build finish /tmp/requirements.txt /opt/kfpc --pip pip"
+    if source["omit"] or source["prune"]:
+        assert finish in text, f"{family}: its lock has directives but the Dockerfile does not run build finish"
+    else:
+        assert finish in text or "pip --python /opt/kfpc/bin/python check" in text, f"{family}: no pip check"
+
+
+def _declared_requirements(roots) -> set[str]:
+    """Every distribution that ``roots`` declare, transitively, with the extras they ask for (dev metadata)."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+
+    wanted: dict[str, set[str]] = {build.canonical(root): set() for root in roots}
+    todo = list(wanted)
+    seen: set[tuple[str, str]] = set()
+    while todo:
+        package = todo.pop()
+        for extra in [""] + sorted(wanted[package]):
+            if (package, extra) in seen:
+                continue
+            seen.add((package, extra))
+            try:
+                requirements = importlib.metadata.requires(package) or []
+            except importlib.metadata.PackageNotFoundError:
+                continue  # the CUDA wheels: not in the dev environment, and never omitted
+            for text in requirements:
+                requirement = Requirement(text)
+                if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+                    continue
+                name = build.canonical(requirement.name)
+                if name not in wanted or not requirement.extras <= wanted[name]:
+                    wanted.setdefault(name, set()).update(requirement.extras)
+                    todo.append(name)
+    return set(wanted)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_omission_is_of_a_declared_requirement_and_every_prune_of_a_locked_wheel(family):
+    import importlib.metadata
+
+    directives = build.read_directives(build.requirements_lock(family))
+    declared = _declared_requirements([*build.read_lock(family), "kfpc"])
+    stale = sorted(set(directives["omit"]) - declared)
+    assert not stale, f"{family}: #omit of packages nothing declares (drop the directive): {stale}"
+    for folder in directives["prune"]:
+        owners = [name for name in build.read_lock(family)
+                  if any(str(f).split("/", 1)[0] == folder for f in importlib.metadata.files(name) or [])]
+        assert owners, f"{family}: #prune {folder}: no locked distribution installs that folder"
+
+
+def test_pip_check_lines_only_missing_omitted_packages_are_explained():
+    output = (
+        "google-cloud-aiplatform 1.165.1 requires google-genai, which is not installed.\n"
+        "kserve 0.21.0 requires Pillow, which is not installed.\n"
+        "kserve 0.21.0 requires grpcio-tools, which is not installed.\n"
+        "kfp 2.17.0 has requirement protobuf<7,>=6.31, but you have protobuf 5.29.0.\n"
+    )
+    problems = build.unexplained_pip_check(output, ["google-genai", "pillow"])
+    assert problems == [
+        "kserve 0.21.0 requires grpcio-tools, which is not installed.",
+        "kfp 2.17.0 has requirement protobuf<7,>=6.31, but you have protobuf 5.29.0.",
+    ]
+    assert build.unexplained_pip_check("No broken requirements found.\n", []) == []
+
+
+def test_finish_prunes_the_folders_and_refuses_a_stale_directive(tmp_path):
+    env = tmp_path / "env"
+    subprocess.run([build._base_python(), "-m", "venv", "--without-pip", str(env)], check=True)
+    site = next(env.glob("lib/python3*/site-packages"))
+    (site / "unused_sdk" / "sub").mkdir(parents=True)
+    (site / "kept").mkdir()
+    lock = tmp_path / "requirements-x.txt"
+    lock.write_text("#prune unused_sdk: nothing imports it\n#omit pillow: not imported\nsix==1.17.0\n")
+    assert build.finish_environment(env, lock) == ["unused_sdk"]
+    assert not (site / "unused_sdk").exists() and (site / "kept").is_dir()
+    with pytest.raises(build.LockError, match=r"'#prune unused_sdk' but .* is not a folder"):
+        build.finish_environment(env, lock)
+    bad = tmp_path / "requirements-y.txt"
+    for line in ("#prune ../etc: no", "#prune six-1.17.0.dist-info: no", "#omit pillow", "#prune a/b: no"):
+        bad.write_text(line + "\n")
+        with pytest.raises(build.LockError, match=r"requirements-y.txt:1: "):
+            build.read_directives(bad)
