@@ -73,12 +73,15 @@ def input_rate(dataset: Path, spec, batch_size: int) -> dict:
     from kfpc.components.train import input as data_input
 
     data = data_input.make_dataset(features.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=100_000)
-    rows = 0
+    rows, first = 0, None
     start, cpu = time.perf_counter(), time.process_time()
     for _, target in data:
         rows += int(target.shape[0])
+        if first is None:
+            first = time.perf_counter() - start  # the first shuffle buffer is filled before any batch leaves
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "rows_per_cpu_s": rows / cpu_seconds}
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "rows_per_cpu_s": rows / cpu_seconds,
+            "first_batch_seconds": first}
 
 
 def step_rate(dataset: Path, spec, batch_size: int, steps: int) -> float:
@@ -190,6 +193,7 @@ def main(argv=None) -> int:
                 "batch_size": batch_size, "input_rows_per_s": input_rows_per_s, "step_rows_per_s": step_rows_per_s,
                 "input_over_step": input_rows_per_s / step_rows_per_s, "rows_seen": inputs[0]["rows"],
                 "input_rows_per_cpu_s": statistics.median(r["rows_per_cpu_s"] for r in inputs),
+                "input_first_batch_seconds": statistics.median(r["first_batch_seconds"] for r in inputs),
                 "input_runs_rows_per_s": [r["rows_per_s"] for r in inputs], "step_runs_rows_per_s": steps_rates,
                 "load_average_1m_before_after": [load_before[0], os.getloadavg()[0]],
             }
