@@ -39,6 +39,57 @@ def top_entries(venv: Path, count: int = 6) -> list[tuple[str, int]]:
     return sorted(sizes, key=lambda item: -item[1])[:count]
 
 
+def pyc_bytes(venv: Path) -> int:
+    """Bytes of compiled bytecode in the environment (kept: without it every task start recompiles)."""
+    return sum(path.stat().st_size for path in venv.rglob("*.pyc"))
+
+
+#: what a deploy task or command imports first; timed with and without the environment's bytecode
+BYTECODE_PROBES = {
+    "kfp executor": "import kfp.dsl.executor_main",
+    "push_kserve (kserve SDK)": "import kserve",
+    "push_vertex / submit --vertex (aiplatform)": "from google.cloud import aiplatform",
+}
+
+
+def kfpc_wheel_bytes() -> int:
+    """Bytes the kfpc wheel adds once installed (with its bytecode), as every image installs it."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = build.build_wheel(Path(tmp) / "wheel")
+        site = build.install_wheel(build.family_venv("data"), wheel, Path(tmp) / "site")
+        return build.tree_size(site)
+
+
+def bytecode_tradeoff(family: str, repeats: int) -> dict:
+    """Import seconds of the family's entry points with its .pyc files, and as if they had been stripped.
+
+    "Stripped" runs with ``-X pycache_prefix`` pointing at an empty folder and ``PYTHONDONTWRITEBYTECODE=1``:
+    the interpreter then finds no bytecode and compiles every module at each start, as in an image without
+    .pyc files (its user cannot write them either). Median of ``repeats`` runs each.
+    """
+    import statistics
+    import subprocess
+    import tempfile
+
+    python = str(build.venv_python(build.family_venv(family)))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+    rows = []
+    with tempfile.TemporaryDirectory() as empty:
+        for label, code in BYTECODE_PROBES.items():
+            seconds = {}
+            for mode, extra in (("with_pyc", []), ("without_pyc", ["-X", f"pycache_prefix={empty}"])):
+                runs = []
+                for _ in range(repeats):
+                    started = time.monotonic()
+                    subprocess.run([python, *extra, "-c", code], env=env, check=True)
+                    runs.append(time.monotonic() - started)
+                seconds[mode] = round(statistics.median(runs), 2)
+            rows.append({"entry": label, "code": code, **seconds})
+    return {"family": family, "repeats": repeats, "imports": rows}
+
+
 def measure(family: str) -> dict:
     """Build (or reuse) the family environment and measure it."""
     started = time.monotonic()
@@ -46,6 +97,7 @@ def measure(family: str) -> dict:
     seconds = time.monotonic() - started
     size = build.installed_size(venv)
     goal = GOALS_GB.get(family)
+    directives = build.read_directives(build.requirements_lock(family))
     return {
         "family": family,
         "image": images.image(family),
@@ -57,6 +109,10 @@ def measure(family: str) -> dict:
         "share_of_tfx_image": round(size / 1e9 / TFX_IMAGE_GB, 3),
         "environment_seconds": round(seconds, 1),
         "largest": [{"name": n, "mb": round(b / 1e6, 1)} for n, b in top_entries(venv)],
+        # what the lock leaves out / the environment deletes to meet the goal (see requirements-<family>.in)
+        "omitted": sorted(directives["omit"]),
+        "pruned": sorted(directives["prune"]),
+        "pyc_mb": round(pyc_bytes(venv) / 1e6, 1),
     }
 
 
@@ -99,6 +155,18 @@ def main(argv: list[str] | None = None) -> int:
         verdict = {True: "within goal", False: "OVER GOAL", None: "no goal"}[row["within_goal"]]
         print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'} ({verdict}), "
               f"{row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB", flush=True)
+    wheel = kfpc_wheel_bytes()
+    for row in rows:
+        # The image also holds the kfpc wheel (pure Python, the same in every family): the figure to hold
+        # against the goal once the code is in.
+        row["with_kfpc_gb"] = round((row["installed_bytes"] + wheel) / 1e9, 3)
+        row["with_kfpc_within_goal"] = None if row["goal_gb"] is None else row["with_kfpc_gb"] < row["goal_gb"]
+    print(f"kfpc wheel installed: {wheel / 1e6:.1f} MB; deploy with it: "
+          f"{next(r['with_kfpc_gb'] for r in rows if r['family'] == 'deploy'):.3f} GB", flush=True)
+    tradeoff = bytecode_tradeoff("deploy", repeats=1 if args.quick else 3)
+    for row in tradeoff["imports"]:
+        print(f"deploy: {row['entry']}: {row['with_pyc']:.2f} s with .pyc, {row['without_pyc']:.2f} s without",
+              flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "images",
@@ -109,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         "tfx_image_gb": TFX_IMAGE_GB,
         "quick": args.quick,
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
+        "kfpc_wheel_bytes": wheel,
         "families": rows,
+        "bytecode": tradeoff,
     }
     (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, RESULTS / "images.png")
