@@ -227,7 +227,7 @@ def _numeric_edges(config: EvalConfig, path: Path, numeric: set[str], statistics
     missing = sorted({f for f, b in wanted if (f, b) not in edges})
     if missing:
         reservoirs = {f: metric_lib.Reservoir(100_000, seed=1) for f in missing}
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=missing):
+        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size, columns=missing):
             for feature in missing:
                 values = pc.cast(batch.column(feature), pa.float64()).to_numpy(zero_copy_only=False)
                 reservoirs[feature].add({"v": values[np.isfinite(values)]})
@@ -364,7 +364,8 @@ def evaluate(
                 f"predicts {label!r} ({task}): they cannot be compared")
     threshold_lib.check_metric_names(config, metric_names(task, classes))
 
-    parquet = pq.ParquetFile(path)
+    # pre_buffer keeps every range read until the reader closes: memory would grow with the rows
+    parquet = pq.ParquetFile(path, pre_buffer=False)
     schema = parquet.schema_arrow
     if label not in schema.names:
         raise EvaluationError(f"{path}: label column {label!r} is missing; columns: {schema.names}")

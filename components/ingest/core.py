@@ -88,7 +88,7 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
     fmt = _detect_format(path, file_format)
     if fmt == "parquet":
         try:
-            dataset = pq.ParquetFile(path) if os.path.isfile(path) else None
+            dataset = pq.ParquetFile(path, pre_buffer=False) if os.path.isfile(path) else None
             if dataset is None:
                 table = pq.read_table(path)
                 schema, batches = table.schema, iter(table.to_batches(max_chunksize=65_536))

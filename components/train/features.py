@@ -372,7 +372,8 @@ def compute_stats(
     missing = collections.Counter()
     rows = 0
     columns = list(dict.fromkeys(numeric + categorical + integer_categorical))
-    parquet = pq.ParquetFile(path)
+    # pre_buffer keeps every range read until the reader closes: memory would grow with the rows
+    parquet = pq.ParquetFile(path, pre_buffer=False)
     for batch in parquet.iter_batches(batch_size=_READ_CHUNK_ROWS, columns=columns):
         rows += batch.num_rows
         for name in columns:
