@@ -28,12 +28,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kfpc.components import types
-from kfpc.components._fs import atomic_dir, local_path
-from kfpc.components.evaluate import bootstrap, slicing
-from kfpc.components.evaluate import metrics as metric_lib
-from kfpc.components.evaluate import thresholds as threshold_lib
-from kfpc.components.evaluate.thresholds import EvalConfig, EvalConfigError, SlicingSpec, Threshold  # noqa: F401
+from .. import types
+from .._fs import atomic_dir, local_path
+from . import bootstrap, slicing
+from . import metrics as metric_lib
+from . import thresholds as threshold_lib
+from .thresholds import EvalConfig, EvalConfigError, SlicingSpec, Threshold  # noqa: F401
 
 EVALUATION_FILE = "evaluation.json"
 BLESSING_FILE = "blessing.json"
@@ -107,9 +107,9 @@ class EvalResult:
 def _load_predictor(model_dir: str):
     """The predictor of THE MODEL CONTRACT, from training's loader (the one SavedModel loader)."""
     try:
-        from kfpc.components.train.signature import load_predictor
+        from ..train.signature import load_predictor
     except ImportError:  # training's loader not installed in this build: serving resolves the same contract
-        from kfpc.serving import predictor as serving_predictor
+        from ...serving import predictor as serving_predictor
 
         return serving_predictor.load(serving_predictor.locate(model_dir))
     return load_predictor(model_dir)
@@ -241,7 +241,7 @@ def _numeric_edges(config: EvalConfig, path: Path, numeric: set[str], statistics
 
 def _load_train_statistics(statistics_dir: str) -> dict[str, Any]:
     """FeatureNameStatistics by feature name from ``<dir>/Split-train/FeatureStats.pb``."""
-    from kfpc.components.statistics.core import load_statistics
+    from ..statistics.core import load_statistics
 
     try:
         stats_list = load_statistics(statistics_dir, types.TRAIN)
@@ -517,7 +517,7 @@ def evaluate(
         (scratch / EVALUATION_FILE).write_text(json.dumps(_json_safe(evaluation), indent=1))
         (scratch / BLESSING_FILE).write_text(json.dumps(_json_safe(blessing), indent=1))
         (scratch / (BLESSED_MARKER if blessed else NOT_BLESSED_MARKER)).write_text("")
-        from kfpc.components.evaluate import report
+        from . import report
 
         (scratch / REPORT_FILE).write_text(report.render(_json_safe(evaluation), _json_safe(blessing)))
     return result

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from kfpc.components import types
-from kfpc.components._fs import atomic_dir, local_path
+from .. import types
+from .._fs import atomic_dir, local_path
 
 #: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]

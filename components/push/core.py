@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from kfpc.components import images, types
-from kfpc.components._fs import atomic_dir
-from kfpc.components.push import manifest, storage
+from .. import images, types
+from .._fs import atomic_dir
+from . import manifest, storage
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def push_kserve(
     else:
         client = None
         if mode == "cluster":
-            from kfpc.components.push import kube
+            from . import kube
 
             # Connect before copying: a task without cluster credentials must fail before it writes anything.
             client = kube_client or kube.IsvcClient.from_environment()
@@ -389,7 +389,7 @@ def push_kserve(
                 storage.remove_version(pushed.uri, storage_client)
                 raise
         else:
-            from kfpc.components.push import rollout
+            from . import rollout
 
             outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary_traffic_percent,
                                       promote=promote, timeout_s=timeout_s, poll_s=poll_s)
@@ -401,7 +401,7 @@ def push_kserve(
 
 
 def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_client) -> PushResult:
-    from kfpc.components.push import kube, rollout
+    from . import kube, rollout
 
     base = storage._join(storage._normalize_root(serving_root), opts.name)
     versions = storage.backend_for(storage._normalize_root(serving_root), storage_client).versions(base)
@@ -419,8 +419,8 @@ def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_c
 
 
 def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult:
-    from kfpc.components._fs import local_path
-    from kfpc.serving.local import LocalServer
+    from ...serving.local import LocalServer
+    from .._fs import local_path
 
     path = local_path(pushed.uri)  # gs:// is read through the /gcs FUSE mount
     rows = smoke_rows(card, data_dir)
@@ -505,7 +505,7 @@ def push_vertex(
     Returns:
         A :class:`PushResult`; ``manifest`` holds the upload and deploy requests, ``requests`` all of them.
     """
-    from kfpc.components.push import vertex
+    from . import vertex
 
     if mode not in VERTEX_MODES:
         raise PushError(f"mode must be one of {VERTEX_MODES}, got {mode!r}")

@@ -25,8 +25,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from kfpc.components import types
-from kfpc.components._fs import atomic_dir, local_path
+from .. import types
+from .._fs import atomic_dir, local_path
 
 FeatureType = statistics_pb2.FeatureNameStatistics
 

@@ -32,10 +32,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from kfpc.components import types
-from kfpc.components._fs import atomic_dir
-from kfpc.components.statistics.sketches import FrequencySketch, QuantileSketch, from_numpy
-from kfpc.components.statistics.sketches import to_numpy as _numpy
+from .. import types
+from .._fs import atomic_dir
+from .sketches import FrequencySketch, QuantileSketch, from_numpy
+from .sketches import to_numpy as _numpy
 
 FeatureType = statistics_pb2.FeatureNameStatistics
 

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kfpc.components import __version__, types
-from kfpc.components._fs import atomic_dir
-from kfpc.components.train import features as F
-from kfpc.components.train.features import TrainInputError  # noqa: F401  (re-exported for callers)
+from .. import __version__, types
+from .._fs import atomic_dir
+from . import features as F
+from .features import TrainInputError  # noqa: F401  (re-exported for callers)
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
     import keras
     import tensorflow as tf
 
-    from kfpc.components.train import input as data_input
-    from kfpc.components.train import model as model_lib
+    from . import input as data_input
+    from . import model as model_lib
 
     predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec), reduce_retracing=True)
     rows = 0
@@ -356,15 +356,15 @@ def train(
             placement={k: card["training"].get(k) for k in ("strategy", "devices", "num_workers", "task")},
         )
 
-    from kfpc.components.train import distribution
+    from . import distribution
 
     placement = distribution.select_strategy(strategy, mixed_precision, list(devices) if devices else None)
 
     import keras
     import tensorflow as tf
 
-    from kfpc.components.train import input as data_input
-    from kfpc.components.train import model as model_lib
+    from . import input as data_input
+    from . import model as model_lib
 
     keras.utils.set_random_seed(seed)
     distribution_strategy = placement.strategy

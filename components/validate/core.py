@@ -32,9 +32,9 @@ import numpy as np
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from kfpc.components import types
-from kfpc.components._fs import atomic_dir
-from kfpc.components.schema.core import _FALSE_VALUES, _TRUE_VALUES, feature_name, schema_type, string_values
+from .. import types
+from .._fs import atomic_dir
+from ..schema.core import _FALSE_VALUES, _TRUE_VALUES, feature_name, schema_type, string_values
 
 Reason = anomalies_pb2.AnomalyInfo
 FeatureType = statistics_pb2.FeatureNameStatistics
@@ -690,9 +690,9 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
     Returns:
         :class:`ValidationResult`.
     """
-    from kfpc.components.schema.core import load_schema
-    from kfpc.components.statistics.core import load_statistics
-    from kfpc.components.validate import report
+    from ..schema.core import load_schema
+    from ..statistics.core import load_statistics
+    from . import report
 
     current = load_statistics(statistics_dir, split)
     schema = load_schema(schema_path)
