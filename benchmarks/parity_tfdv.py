@@ -157,12 +157,14 @@ def injected_frames(rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="kfpc vs TFDV parity")
     parser.add_argument("--quick", action="store_true", help="20k rows instead of 200k")
+    parser.add_argument("--results", default=str(RESULTS), help="folder for parity_tfdv.json (tests use a temp one)")
     options = parser.parse_args(argv)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(options.results)
+    results.mkdir(parents=True, exist_ok=True)
     python, reason = tfdv_python()
     if python is None:
         print(f"SKIPPED: TFDV peer unavailable ({reason})")
-        (RESULTS / "parity_tfdv.json").write_text(json.dumps({"skipped": reason}, indent=2))
+        (results / "parity_tfdv.json").write_text(json.dumps({"skipped": reason}, indent=2))
         return 0
     rows = 20_000 if options.quick else 200_000
     work = Path(tempfile.mkdtemp(prefix="kfpc-parity-"))
@@ -212,7 +214,7 @@ def main(argv=None) -> int:
         "anomalies_match": anomaly_match,
         "passed": not comparison["mismatches"] and anomaly_match and bool(peer["loaded"]),
     }
-    (RESULTS / "parity_tfdv.json").write_text(json.dumps(result, indent=2))
+    (results / "parity_tfdv.json").write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("rows", "statistics_mismatches", "anomalies_match", "passed")},
                      indent=2))
     if not anomaly_match:

@@ -136,7 +136,7 @@ def test_cli_writes_reports_and_flags_a_corrupted_serving_file(tmp_path, capsys,
     assert (tmp_path / "out" / "anomalies.pbtxt").exists()
 
 
-def test_parity_with_tfdv_when_the_peer_venv_exists():
+def test_parity_with_tfdv_when_the_peer_venv_exists(tmp_path):
     import os
     import subprocess
     import sys
@@ -146,5 +146,6 @@ def test_parity_with_tfdv_when_the_peer_venv_exists():
     if not peer.exists():
         pytest.skip(f"TFDV peer venv not built ({peer} missing; run /work/shared/peers/tfdv/setup.sh)")
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "parity_tfdv.py"
-    done = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(script), "--quick", "--results", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
