@@ -26,7 +26,8 @@ SCHEDULE_NAME ?= $(SCHEDULE_PIPELINE)-schedule
 CRON ?= $(if $(PROJECT),0 2 * * *,0 0 2 * * *)
 WAIT ?=
 DRY_RUN ?=
-TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)))
+TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)))
+CHECK_TARGET = @test -n "$(if $(PROJECT),$(PIPELINE_ROOT),$(KFP_HOST))" || { echo "set KFP_HOST=<url> (Kubeflow Pipelines) or PROJECT=<id> PIPELINE_ROOT=gs://<bucket>/<path> (Vertex AI)" >&2; exit 2; }
 
 .PHONY: help install run test compile lint images push-images bench serve submit schedule clean
 
@@ -72,12 +73,16 @@ bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1
 	$(BIN)/python benchmarks/run_all.py $(if $(QUICK),--quick) $(BENCH)
 
 serve: $(STAMP) ## serve the model of the last `make run` with the kfpc KServe server on PORT
-	$(BIN)/kfpc serve --model-dir "$$($(BIN)/python -c 'import json; s=json.load(open("runs/latest/summary.json")); print(next(a["path"] for t in s["tasks"] for n, a in t["artifacts"].items() if n == "model"))')" --port $(PORT)
+	@model=$$($(BIN)/python -c 'import json, sys; s = json.load(open("runs/latest/summary.json")); print(next(a["path"] for t in s["tasks"] for n, a in t["artifacts"].items() if n == "model"))' 2>/dev/null) \
+	  || { echo "no model from a previous run: run \`make run\` first" >&2; exit 2; }; \
+	$(BIN)/kfpc serve --model-dir "$$model" --port $(PORT)
 
 submit: $(STAMP) ## submit PIPELINE to KFP (KFP_HOST=...) or Vertex AI (PROJECT=... PIPELINE_ROOT=gs://...); DRY_RUN=1 prints the request
-	$(BIN)/kfpc submit $(TARGET_ARGS) $(if $(and $(EXPERIMENT),$(if $(PROJECT),,1)),--experiment $(EXPERIMENT)) --pipeline $(PIPELINE) $(foreach p,$(PARAMS),--param $(p)) $(if $(WAIT),--wait) $(if $(DRY_RUN),--dry-run)
+	$(CHECK_TARGET)
+	$(BIN)/kfpc submit $(TARGET_ARGS) --pipeline $(PIPELINE) $(foreach p,$(PARAMS),--param $(p)) $(if $(WAIT),--wait) $(if $(DRY_RUN),--dry-run)
 
 schedule: $(STAMP) ## schedule SCHEDULE_PIPELINE (default retraining_pipeline) with CRON on KFP or Vertex AI; DRY_RUN=1 prints the request
+	$(CHECK_TARGET)
 	$(BIN)/kfpc schedule create $(TARGET_ARGS) --name $(SCHEDULE_NAME) --pipeline $(SCHEDULE_PIPELINE) --cron "$(CRON)" $(foreach p,$(PARAMS),--param $(p)) $(if $(DRY_RUN),--dry-run)
 
 clean: ## remove runs and caches (keeps .venv)

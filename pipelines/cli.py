@@ -53,7 +53,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         for path in compiler.compile_all(target, out, image_registry=args.image_registry):
             print(path)
     if args.components:
-        for path in compiler.compile_components(image_registry=args.image_registry):
+        root = f"{args.output_dir}/components" if args.output_dir else None
+        for path in compiler.compile_components(root, image_registry=args.image_registry):
             print(path)
     return 0
 
@@ -89,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--target", choices=("kfp", "vertex", "all"), default="all")
     comp.add_argument("--output-dir", help="default pipelines/compiled/<target>/")
     comp.add_argument("--image-registry", help="registry for every image reference (private/air-gapped)")
-    comp.add_argument("--components", action="store_true", help="also write components/<name>/component.yaml")
+    comp.add_argument("--components", action="store_true",
+                      help="also write components/<name>/component.yaml (under --output-dir/components when given)")
     comp.set_defaults(func=_cmd_compile)
 
     lst = sub.add_parser("components", help="list the components, one line each")

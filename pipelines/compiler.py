@@ -9,6 +9,7 @@ those inside Vertex custom-job worker pool specs — comes out right, not a text
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -84,6 +85,8 @@ def compile_pipeline(
     """
     output = Path(output_path) if output_path else COMPILED_DIR / target / f"{name}.yaml"
     if _needs_subprocess(image_registry):
+        # GpuOptions crosses the process boundary as a dict and is rebuilt in _main
+        options = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in options.items()}
         call = {"kind": "pipeline", "name": name, "target": target, "output": str(output), "options": options}
         return Path(_in_subprocess(call, image_registry)[0])
     from kfp import compiler
@@ -133,7 +136,14 @@ def compile_components(
 def _main(argv: list[str]) -> None:
     call = json.loads(argv[0])
     if call["kind"] == "pipeline":
-        paths = [compile_pipeline(call["name"], call["target"], call["output"], **call["options"])]
+        options = dict(call["options"])
+        if isinstance(options.get("gpu"), dict):
+            from kfpc.pipelines.placement import GpuOptions
+
+            gpu = options["gpu"]
+            options["gpu"] = GpuOptions(**{k: tuple(map(tuple, v)) if k.startswith("kfp_") and k != "kfp_accelerator_type"
+                                           else v for k, v in gpu.items()})
+        paths = [compile_pipeline(call["name"], call["target"], call["output"], **options)]
     elif call["kind"] == "all":
         paths = compile_all(call["target"], call["output"])
     else:

@@ -193,6 +193,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 mode=push_mode,
                 canary_traffic_percent=canary_traffic_percent,
                 promote=promote,
+                # chosen at build time so that `kfpc compile --image-registry` moves it with the others
+                image=images.SERVING,
             )
 
     return retraining_pipeline

@@ -6,6 +6,7 @@ Composition only: the work is in the components, GPU placement in :mod:`kfpc.pip
 
 from kfp import dsl
 
+from kfpc.components import images
 from kfpc.pipelines import placement
 
 DESCRIPTION = (
@@ -35,6 +36,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
 
     @dsl.pipeline(name="training-pipeline", description=DESCRIPTION)
     def training_pipeline(
+        serving_root: str,
         source_uri: str = "bundled:penguins.csv",
         label: str = "species",
         key_column: str = "",
@@ -52,7 +54,6 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         min_accuracy: float = 0.9,
         eval_config_json: str = "",
         model_name: str = "penguins",
-        serving_root: str = "",
         namespace: str = "kubeflow-user",
         push_mode: str = "dry_run",
         canary_traffic_percent: int = 0,
@@ -73,7 +74,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             min_accuracy: accuracy lower bound for classification (ignored for regression).
             eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides min_accuracy).
             model_name: InferenceService name and folder under ``serving_root``.
-            serving_root: where versioned model copies go (``gs://``, ``s3://``, a path).
+            serving_root: where versioned model copies go (``gs://``, ``s3://``, a path); required, so a
+                run cannot reach the push step without one (``kfpc run`` uses ``<run>/serving``).
             namespace: Kubernetes namespace of the InferenceService.
             push_mode: ``dry_run`` (manifest and requests only), ``local`` (smoke-test a local server) or
                 ``cluster`` (create/patch the InferenceService).
@@ -122,6 +124,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
                 mode=push_mode,
                 canary_traffic_percent=canary_traffic_percent,
                 promote=promote,
+                # chosen at build time so that `kfpc compile --image-registry` moves it with the others
+                image=images.SERVING,
             )
 
     return training_pipeline

@@ -56,6 +56,13 @@ def test_compile_writes_every_pipeline_for_a_target(tmp_path):
     assert spec["pipelineInfo"]["name"] == "training-pipeline"
 
 
+def test_compile_components_go_under_the_output_dir(tmp_path):
+    result = kfpc("compile", "--target", "kfp", "--output-dir", str(tmp_path), "--components")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "components" / "ingest" / "component.yaml").exists()
+    assert (tmp_path / "components" / "push" / "push_kserve.yaml").exists()
+
+
 def test_help_lists_every_command():
     result = kfpc("--help")
     for command in ("run", "compile", "components", "validate", "serve", "push", "submit", "schedule"):

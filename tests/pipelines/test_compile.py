@@ -79,3 +79,24 @@ def test_image_registry_rewrites_every_reference(tmp_path):
         text = Path(path).read_text()
         assert "ghcr.io/kfpc" not in text
         assert "registry.example.com/ml/kfpc-" in text
+        # the image the InferenceService will pull is chosen at build time too, so it moves with the rest
+        assert "registry.example.com/ml/kfpc-serving:" in text
+
+
+def test_gpu_options_and_image_registry_combine(tmp_path):
+    from kfpc.pipelines.placement import GpuOptions
+
+    gpu = GpuOptions(gpu_count=2, kfp_node_selector=(("cloud.google.com/gke-accelerator", "nvidia-l4"),))
+    path = compiler.compile_pipeline("training_pipeline", "kfp", tmp_path / "t.yaml",
+                                     image_registry="registry.example.com/ml", gpu=gpu)
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    train = next(e for n, e in spec["deploymentSpec"]["executors"].items() if n.startswith("exec-train"))
+    assert int(train["container"]["resources"]["accelerator"]["resourceCount"]) == 2
+    assert train["container"]["image"].startswith("registry.example.com/ml/kfpc-tf-gpu:")
+    assert "nvidia-l4" in yaml.safe_dump(platform)
+
+
+def test_serving_root_is_required_outside_local_runs():
+    pipeline = registry.build("training_pipeline")
+    parameter = pipeline.pipeline_spec.root.input_definitions.parameters["serving_root"]
+    assert not parameter.is_optional

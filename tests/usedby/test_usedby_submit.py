@@ -282,6 +282,7 @@ def test_vertex_refuses_a_kfp_compiled_package(capsys, tmp_path):
     from kfpc.pipelines import compiler
 
     path = compiler.compile_pipeline("training_pipeline", "kfp", tmp_path / "kfp.yaml")
-    code, _, err = run_cli(capsys, "submit", "--package", str(path), *VERTEX, "--dry-run")
+    code, _, err = run_cli(capsys, "submit", "--package", str(path), *VERTEX, "--param",
+                           "serving_root=gs://bucket/models", "--dry-run")
     assert code == 2
     assert "compiled for Kubeflow Pipelines" in err and "kfpc compile --target vertex" in err
