@@ -104,12 +104,16 @@ def task_error(log_text: str, task_name: str) -> str:
 
 
 def parse_params(pairs: list[str], allowed: dict | None = None) -> dict:
-    """Parse ``key=value`` strings; values are JSON when they parse (numbers, booleans, lists), else text.
+    """Parse ``key=value`` strings into typed pipeline parameters, exactly as ``kfpc submit`` does.
 
     Args:
         pairs: e.g. ``["label=price", "epochs=20"]``.
-        allowed: the pipeline's parameters (name -> type name); unknown names raise ``ValueError``.
+        allowed: the pipeline's parameters (name -> ``STRING``, ``NUMBER_INTEGER``, ``LIST`` ...); unknown
+            names and values of the wrong type raise ``ValueError``. Without it, values are JSON when they
+            parse (numbers, booleans, lists), else text.
     """
+    from kfpc.pipelines.remote import _coerce
+
     params = {}
     for pair in pairs:
         if "=" not in pair:
@@ -118,26 +122,8 @@ def parse_params(pairs: list[str], allowed: dict | None = None) -> dict:
         key = key.strip()
         if allowed is not None and key not in allowed:
             raise ValueError(f"unknown parameter {key!r}; this pipeline takes: {', '.join(sorted(allowed))}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        if allowed is not None:
-            value = _coerce(key, value, allowed[key])
-        params[key] = value
+        params[key] = _coerce(key, raw, allowed.get(key) if allowed else None, "--param")
     return params
-
-
-def _coerce(key: str, value, type_name: str):
-    kinds = {"STRING": str, "NUMBER_INTEGER": int, "NUMBER_DOUBLE": float, "BOOLEAN": bool}
-    want = kinds.get(type_name)
-    if want is str and not isinstance(value, str):
-        return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is not None and not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise ValueError(f"parameter {key!r} expects {want.__name__}, got {value!r}")
-    return value
 
 
 def pipeline_parameters(pipeline) -> dict[str, str]:

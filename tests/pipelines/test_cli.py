@@ -24,7 +24,9 @@ def test_unknown_or_mistyped_parameter_is_a_clear_error():
     assert result.returncode == 2
     assert "unknown parameter 'epoch'" in result.stderr and "epochs" in result.stderr
     result = kfpc("run", "--param", "epochs=many")
-    assert result.returncode == 2 and "parameter 'epochs' expects int, got 'many'" in result.stderr
+    assert result.returncode == 2 and "parameter 'epochs' expects an integer, got 'many'" in result.stderr
+    result = kfpc("run", "--param", "hidden_units=128")
+    assert result.returncode == 2 and "parameter 'hidden_units' expects a JSON list, got '128'" in result.stderr
     result = kfpc("run", "--param", "epochs")
     assert result.returncode == 2 and "--param expects key=value" in result.stderr
 
@@ -36,8 +38,9 @@ def test_parameters_are_parsed_to_the_pipeline_types():
         ["epochs=5", "dropout=1", "label=123", "promote=true", "hidden_units=[8, 4]"], allowed
     )
     assert params == {"epochs": 5, "dropout": 1.0, "label": "123", "promote": True, "hidden_units": [8, 4]}
-    with pytest.raises(ValueError, match="expects bool"):
-        local_run.parse_params(["promote=yes"], allowed)
+    assert local_run.parse_params(["promote=yes"], allowed) == {"promote": True}  # as kfpc submit reads it
+    with pytest.raises(ValueError, match="expects true or false"):
+        local_run.parse_params(["promote=maybe"], allowed)
 
 
 def test_components_lists_every_component_on_one_line(capsys):
