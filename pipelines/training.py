@@ -46,7 +46,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
         dropout: float = 0.1,
         learning_rate: float = 0.01,
-        batch_size: int = 32,
+        batch_size: int = 0,
         epochs: int = 100,
         patience: int = 10,
         seed: int = 42,
@@ -69,7 +69,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             schema_uri: a curated ``schema.pbtxt`` to validate against (production runs); empty infers
                 one from the train split.
             task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
-            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
+            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training
+                (``batch_size=0`` chooses it from the training rows: 32 for hundreds, 1024 from ~100k).
             fail_on_anomalies: stop before training when the eval split breaks the schema.
             min_accuracy: accuracy lower bound for classification (ignored for regression).
             eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides min_accuracy).

@@ -19,7 +19,7 @@ def train(
     hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
     dropout: float = 0.1,
     learning_rate: float = 0.001,
-    batch_size: int = 256,
+    batch_size: int = 0,
     epochs: int = 30,
     patience: int = 5,
     seed: int = 42,
@@ -46,7 +46,7 @@ def train(
         hidden_units: hidden layer sizes.
         dropout: dropout after each hidden layer.
         learning_rate: Adam learning rate.
-        batch_size: global batch size.
+        batch_size: global batch size; 0 chooses it from the training rows (32 to 1024, see core.auto_batch_size).
         epochs: maximum epochs.
         patience: early-stopping patience on the eval loss (0: off).
         seed: random seed.

@@ -44,7 +44,7 @@ DEFAULTS = {
     "hidden_units": (64, 32),
     "dropout": 0.1,
     "learning_rate": 1e-3,
-    "batch_size": 256,
+    "batch_size": 0,  # auto: see auto_batch_size
     "epochs": 30,
     "patience": 5,
     "seed": 42,
@@ -95,6 +95,14 @@ def load_model_card(model_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def auto_batch_size(rows: int) -> int:
+    """The batch size used when none is given: about a hundredth of the training rows as a power of two,
+    between 32 (small tables still get ~100 updates per epoch) and 1024 (large tables keep a GPU busy)."""
+    if rows <= 0:
+        return 32
+    return int(min(1024, max(32, 2 ** round(math.log2(rows / 100))))) if rows >= 100 else 32
+
+
 def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer) -> None:
     if not hidden_units or any(int(u) <= 0 for u in hidden_units):
         raise TrainError(f"hidden_units must be a non-empty list of positive sizes, got {list(hidden_units)}")
@@ -102,8 +110,8 @@ def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, 
         raise TrainError(f"dropout must be in [0, 1), got {dropout}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise TrainError(f"learning_rate must be positive, got {learning_rate}")
-    if batch_size <= 0:
-        raise TrainError(f"batch_size must be positive, got {batch_size}")
+    if batch_size < 0:
+        raise TrainError(f"batch_size must be positive, or 0 for a size chosen from the rows, got {batch_size}")
     if epochs <= 0:
         raise TrainError(f"epochs must be positive, got {epochs}")
     if patience < 0:
@@ -307,7 +315,8 @@ def train(
         hidden_units: sizes of the hidden Dense layers.
         dropout: dropout rate after each hidden layer.
         learning_rate: Adam's learning rate.
-        batch_size: global batch size (split over replicas and workers).
+        batch_size: global batch size (split over replicas and workers); 0 picks ``auto_batch_size`` of the
+            training rows (32 for hundreds of rows, 1024 from ~100k rows).
         epochs: maximum number of epochs.
         patience: epochs without improvement of the eval loss before stopping; 0 never stops early.
         seed: seeds weights, dropout and shuffling.
@@ -387,6 +396,11 @@ def train(
 
     train_path = F.split_file(dataset_dir, types.TRAIN)
     eval_path = F.split_file(dataset_dir, types.EVAL)
+    if batch_size == 0:
+        import pyarrow.parquet as pq
+
+        batch_size = auto_batch_size(pq.ParquetFile(train_path).metadata.num_rows)
+        log.info("batch size %d, chosen from the number of training rows", batch_size)
     if placement.name != "MultiWorkerMirroredStrategy":
         # One worker: Keras splits each global batch over the local replicas (experimental_distribute_dataset).
         # Several workers: every worker reads its own shard of the rows (below).
