@@ -213,6 +213,24 @@ def apply_vertex_placement(task, options: GpuOptions | None = None):
     return task
 
 
+def placed_training(train_op: Callable, target: str, options: GpuOptions | None = None, **arguments):
+    """Call ``train_op`` (from :func:`training_op`) inside a pipeline and place the task for ``target``.
+
+    The one way pipelines create their training task, so none can forget the checkpoint folder or the
+    placement.
+
+    Args:
+        train_op: ``training_op(target, options)``.
+        target: ``kfp`` or ``vertex``.
+        options: placement; default ``GpuOptions()``.
+        **arguments: the train component's inputs.
+    Returns:
+        The placed PipelineTask.
+    """
+    task = train_op(**arguments, **checkpoint_arguments(target, options))
+    return apply_placement(task, target, options)
+
+
 def apply_placement(task, target: str, options: GpuOptions | None = None):
     """``apply_kfp_placement`` or ``apply_vertex_placement`` by target."""
     _check_target(target)

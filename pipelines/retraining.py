@@ -152,7 +152,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             fail_on_anomalies=fail_on_anomalies,
         )
 
-        trained = train_op(
+        trained = placement.placed_training(
+            train_op,
+            target,
+            options,
             data=data.outputs["data"],
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],
@@ -165,9 +168,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             epochs=epochs,
             patience=patience,
             seed=seed,
-            **placement.checkpoint_arguments(target, options),
         ).after(validation)
-        placement.apply_placement(trained, target, options)
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True

@@ -91,7 +91,10 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             schema=schema.outputs["schema"],
             fail_on_anomalies=fail_on_anomalies,
         )
-        trained = train_op(
+        trained = placement.placed_training(
+            train_op,
+            target,
+            options,
             data=data.outputs["data"],
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],
@@ -104,9 +107,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             epochs=epochs,
             patience=patience,
             seed=seed,
-            **placement.checkpoint_arguments(target, options),
         ).after(validation)
-        placement.apply_placement(trained, target, options)
         evaluation = evaluate(
             data=data.outputs["data"],
             model=trained.outputs["model"],
