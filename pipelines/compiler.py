@@ -140,9 +140,9 @@ def _main(argv: list[str]) -> None:
         if isinstance(options.get("gpu"), dict):
             from kfpc.pipelines.placement import GpuOptions
 
-            gpu = options["gpu"]
-            options["gpu"] = GpuOptions(**{k: tuple(map(tuple, v)) if k.startswith("kfp_") and k != "kfp_accelerator_type"
-                                           else v for k, v in gpu.items()})
+            # JSON turned GpuOptions' tuples of tuples (node selector, tolerations) into lists of lists
+            options["gpu"] = GpuOptions(**{k: tuple(map(tuple, v)) if isinstance(v, list) else v
+                                           for k, v in options["gpu"].items()})
         paths = [compile_pipeline(call["name"], call["target"], call["output"], **options)]
     elif call["kind"] == "all":
         paths = compile_all(call["target"], call["output"])
