@@ -134,11 +134,8 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
 def split_buckets(batch: pa.RecordBatch, key_column: str | None, salt: str = "") -> np.ndarray:
     """Stable bucket in ``[0, 10000)`` for every row: a hash of the key column, or of the whole row."""
     frame = batch.to_pandas(types_mapper=pd.ArrowDtype) if key_column is None else batch.column(key_column).to_pandas()
-    if key_column is None:
-        # Hash values as text so that a row hashes the same whether read from CSV or Parquet.
-        frame = frame.astype("string")
-    else:
-        frame = frame.astype("string")
+    # Hash values as text so that a row hashes the same whether read from CSV or Parquet.
+    frame = frame.astype("string")
     hashed = pd.util.hash_pandas_object(frame, index=False, hash_key=(salt + "kfpc-split-key")[:16].ljust(16, "0"))
     return (hashed.to_numpy(dtype=np.uint64) % np.uint64(_BUCKETS)).astype(np.int64)
 
