@@ -18,10 +18,10 @@ partitions combine into the statistics of their union.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
-import queue
-import threading
+import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +53,13 @@ _MAX_BATCH_ROWS = 1 << 18
 #: a string column whose batches are more than this fraction distinct values (and past top_k distinct
 #: values) is read from Parquet as plain strings rather than as a dictionary
 _NEAR_UNIQUE = 0.3
+#: rows of the first row group looked at to choose how each string column is read (:func:`_mostly_distinct`)
+_PROBE_ROWS = 8192
+_PROBE_DISTINCT = 0.5
+_PROBE_DICTIONARY_ROWS_PER_BYTE = 4
+#: glibc malloc thresholds set by :func:`_tune_malloc`
+_MALLOC_MMAP_THRESHOLD = 64 << 20
+_MALLOC_TRIM_THRESHOLD = 256 << 20
 
 # custom_stats names we add (TFDV ignores unknown custom stats)
 CUSTOM_NUM_POS_INF = "num_pos_inf"
@@ -184,14 +191,14 @@ class _FeatureAccumulator:
                 keys, counts = keys.filter(valid), counts[mask]
         elif pa.types.is_null(array.type):
             return
-        elif not self.frequencies.exact:
-            # past top_k distinct values: hash-based counting of the plain values (FrequencySketch.add_values)
+        elif not self.frequencies.exact or self.near_unique:
+            # past top_k distinct values (or about to be): hash-based counting of the plain values
             values = pc.drop_null(array) if array.null_count else array
             if len(values) == 0:
                 return
             self.num_non_missing += len(values)
             self.total_length += int(pc.sum(pc.binary_length(values)).as_py() or 0)
-            self.frequencies.add_values(values)
+            self.frequencies.add_values(values, mostly_distinct=self.near_unique)
             return
         else:
             present = len(array) - array.null_count
@@ -322,10 +329,12 @@ class _FeatureAccumulator:
         if self.num_non_missing:
             stats.avg_length = self.total_length / self.num_non_missing
         values, counts = sketch.top(top_k)
-        for rank, (value, count) in enumerate(zip(values, counts, strict=True)):
-            label = value if isinstance(value, str) else value.decode("utf-8", errors="backslashreplace")
-            stats.top_values.add(value=label, frequency=float(count))
-            stats.rank_histogram.buckets.add(low_rank=rank, high_rank=rank, label=label, sample_count=float(count))
+        if values and not isinstance(values[0], str):
+            values = [value.decode("utf-8", errors="backslashreplace") for value in values]
+        add_top, add_rank = stats.top_values.add, stats.rank_histogram.buckets.add
+        for rank, (label, count) in enumerate(zip(values, counts.astype(np.float64).tolist(), strict=True)):
+            add_top(value=label, frequency=count)
+            add_rank(low_rank=rank, high_rank=rank, label=label, sample_count=count)
         custom.add(name=CUSTOM_TOP_K_EXACT, num=1.0 if sketch.exact else 0.0)
         if not sketch.exact:
             custom.add(name=CUSTOM_TOP_K_ERROR, num=float(sketch.error))
@@ -349,9 +358,6 @@ class StatisticsAccumulator:
         self.num_examples = 0
         self.features: dict[str, _FeatureAccumulator] = {}
         self._pool: ThreadPoolExecutor | None = None
-        #: string columns with mostly distinct values (a hint for the Parquet reader; rebound, never mutated,
-        #: because the reader thread reads it)
-        self.plain_columns: frozenset[str] = frozenset()
 
     def _feature(self, name: str, arrow_type: pa.DataType, source: str) -> _FeatureAccumulator:
         feature = self.features.get(name)
@@ -399,9 +405,54 @@ class StatisticsAccumulator:
             list(self._pool.map(_add_chunks, by_feature.values()))
         else:
             _add_chunks(work)
-        near_unique = {f.name for f in self.features.values() if getattr(f, "near_unique", False)}
-        if not near_unique <= self.plain_columns:
-            self.plain_columns = self.plain_columns | near_unique
+
+    def add_parquet(self, path: str | os.PathLike) -> None:
+        """Add every row of a Parquet file, column by column on the worker threads.
+
+        Each worker reads and summarizes whole columns (:func:`_parquet_tasks`) with Arrow's own reader
+        threads off, so the file is decoded and summarized on all cores at once with no batch shared
+        between threads; memory holds one batch of one column per worker. Per column the batches and
+        their order are the same whatever the number of threads, so the statistics are too.
+        """
+        path = str(path)
+        if not os.path.exists(path):
+            raise StatisticsError(f"{path}: no such file")
+        try:
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as err:
+            raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
+        schema = parquet.schema_arrow
+        names = schema.names
+        if len(set(names)) != len(names):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            raise StatisticsError(f"{path}: duplicate column names {duplicates}")
+        features = {field.name: self._feature(field.name, field.type, path) for field in schema}
+        tasks = _parquet_tasks(parquet, self.threads)
+        # the workers' batches together stay near one _TARGET_BATCH_BYTES
+        batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
+
+        def summarize(columns: list[str]) -> None:
+            near_unique = _mostly_distinct(path, columns)
+            for name in near_unique:
+                features[name].near_unique = True
+
+            def plain() -> frozenset:
+                # a string column is read plain once its values turn out mostly distinct
+                near_unique.update(c for c in columns if getattr(features[c], "near_unique", False))
+                return frozenset(near_unique)
+
+            for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes):
+                for i, name in enumerate(columns):
+                    features[name].add(batch.column(i))
+
+        if self.threads > 1 and len(tasks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
+            list(self._pool.map(summarize, tasks))
+        else:
+            for columns in tasks:
+                summarize(columns)
+        self.num_examples += parquet.metadata.num_rows
 
     def merge(self, other: StatisticsAccumulator) -> None:
         """Fold the partial statistics of other rows of the same table into this one."""
@@ -452,49 +503,124 @@ def _add_chunks(items) -> None:
         feature.add(chunk)
 
 
-def _parquet_batches(path: str, use_threads: bool = True, hints=None) -> Iterator[pa.RecordBatch]:
-    """Record batches of a Parquet file; ``hints.plain_columns`` (read between row groups): strings to read plain."""
+def _string_columns(schema: pa.Schema) -> set[str]:
+    return {field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_binary(
+        field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)}
+
+
+def _parquet_tasks(parquet: pq.ParquetFile, threads: int) -> list[list[str]]:
+    """Columns of a (flat) Parquet file split into work for ``threads`` workers, the largest first.
+
+    Columns are independent, so each worker reads and summarizes whole columns on its own: no batch is
+    shared between threads and no worker waits for another. Every column is a task of its own unless the
+    table is wide, then neighbouring columns are grouped into about ``8 * threads`` tasks of similar size
+    (fewer, larger reads). Largest first keeps the workers busy to the end (LPT scheduling).
+    """
+    metadata = parquet.metadata
+    names = parquet.schema_arrow.names
+    sizes = [0] * len(names)
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for j in range(min(group.num_columns, len(names))):
+            sizes[j] += group.column(j).total_uncompressed_size
+    limit = max(64, 8 * threads)
+    if len(names) <= limit:
+        tasks = [([name], size) for name, size in zip(names, sizes, strict=True)]
+    else:
+        share = max(1, sum(sizes) // limit)
+        tasks, current, current_size = [], [], 0
+        for name, size in zip(names, sizes, strict=True):
+            current.append(name)
+            current_size += size
+            if current_size >= share:
+                tasks.append((current, current_size))
+                current, current_size = [], 0
+        if current:
+            tasks.append((current, current_size))
+    tasks.sort(key=lambda task: -task[1])
+    return [columns for columns, _ in tasks]
+
+
+def _mostly_distinct(path: str, columns: list[str]) -> set[str]:
+    """String columns of ``columns`` whose first :data:`_PROBE_ROWS` values are mostly distinct.
+
+    Those are read plain from the start: writers store such columns' pages plain once the dictionary page
+    overflows, and reading plain pages as a dictionary would hash every value only to count it again.
+    """
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    if parquet.metadata.num_row_groups == 0:
+        return set()
+    first = parquet.metadata.row_group(0)
+
+    def small_dictionary(name: str) -> bool:
+        # a dictionary page of less than a quarter byte per row (compressed) holds few distinct values
+        chunk = first.column(schema.get_field_index(name))
+        size = chunk.data_page_offset - chunk.dictionary_page_offset
+        return chunk.has_dictionary_page and 0 < size and size * _PROBE_DICTIONARY_ROWS_PER_BYTE < first.num_rows
+
+    strings = _string_columns(schema)
+    candidates = [name for name in columns if name in strings and not small_dictionary(name)]
+    if not candidates:
+        return set()
+    batch = next(parquet.iter_batches(batch_size=_PROBE_ROWS, row_groups=[0], columns=candidates,
+                                      use_threads=False), None)
+    found = set()
+    for name, column in zip(candidates, batch.columns if batch is not None else [], strict=False):
+        present = len(column) - column.null_count
+        if present >= 1024 and pc.count_distinct(column).as_py() > _PROBE_DISTINCT * present:
+            found.add(name)
+    return found
+
+
+def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: bool = False,
+                     plain=lambda: frozenset(), batch_bytes: int = _TARGET_BATCH_BYTES) -> Iterator[pa.RecordBatch]:
+    """Record batches of ``columns`` (default: all) of a Parquet file, about ``batch_bytes`` of decoded data each.
+
+    String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
+    reader hands over the codes as they are stored, so counting values is a bincount over integer codes
+    instead of hashing every string. ``plain()`` (asked before each read) names the columns found to be
+    mostly distinct values, whose pages writers store plain once their dictionary overflows: those are
+    read as plain strings and counted by hash.
+    """
     try:
         parquet = pq.ParquetFile(path)
         metadata = parquet.metadata
         schema = parquet.schema_arrow
-        # String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
-        # reader hands over the codes as they are stored, so counting values is a bincount over integer codes
-        # instead of hashing every string. Columns found to be mostly distinct values (whose pages writers
-        # store plain once their dictionary overflows) are then read plain and counted by hash.
-        strings = [field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_binary(
-            field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)]
+        columns = list(schema.names) if columns is None else columns
+        strings = _string_columns(schema) & set(columns)
         groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
-        row_bytes = max(1, sum(g.total_byte_size for g in groups) // max(1, metadata.num_rows))
-        # Batches of about 64 MiB of decoded data (fewer, larger batches: less per-batch overhead): a large
-        # row group is read in slices, small consecutive ones are read together.
-        batch_rows = int(max(1024, min(_MAX_BATCH_ROWS, _TARGET_BATCH_BYTES // row_bytes)))
+        index = [schema.get_field_index(name) for name in columns]
+        column_bytes = sum(g.column(j).total_uncompressed_size for g in groups for j in index if j < g.num_columns)
+        row_bytes = max(1, column_bytes // max(1, metadata.num_rows))
+        # Fewer, larger batches (less per-batch overhead): a large row group is read in slices, small
+        # consecutive ones are read together.
+        batch_rows = int(max(1024, min(_MAX_BATCH_ROWS, batch_bytes // row_bytes)))
         readers: dict[frozenset, pq.ParquetFile] = {}
 
-        def reader(plain: frozenset) -> pq.ParquetFile:
-            if plain not in readers:
-                dictionary = [name for name in strings if name not in plain]
-                readers[plain] = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else parquet
-            return readers[plain]
+        def reader(plain_now: frozenset) -> pq.ParquetFile:
+            if plain_now not in readers:
+                dictionary = sorted(strings - plain_now)
+                readers[plain_now] = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else parquet
+            return readers[plain_now]
 
         if not groups:
-            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, use_threads=use_threads)
+            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, columns=columns,
+                                                        use_threads=use_threads)
             return
-        # consecutive row groups read together up to about one batch of rows, so tiny row groups still
-        # make large batches
         start = 0
         while start < len(groups):
             stop, rows = start, 0
             while stop < len(groups) and (stop == start or rows + groups[stop].num_rows <= batch_rows):
                 rows += groups[stop].num_rows
                 stop += 1
-            plain = frozenset(getattr(hints, "plain_columns", ())) & frozenset(strings)
+            chosen = reader(frozenset(plain()) & strings)
             if stop - start == 1:
-                yield from reader(plain).iter_batches(batch_size=batch_rows, row_groups=[start],
-                                                      use_threads=use_threads)
+                yield from chosen.iter_batches(batch_size=batch_rows, row_groups=[start], columns=columns,
+                                               use_threads=use_threads)
             else:
                 # (iter_batches would cut a batch at every row group, where the dictionaries change)
-                table = reader(plain).read_row_groups(list(range(start, stop)), use_threads=use_threads)
+                table = chosen.read_row_groups(list(range(start, stop)), columns=columns, use_threads=use_threads)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
             start = stop
     except (pa.ArrowInvalid, OSError) as err:
@@ -508,15 +634,7 @@ def _feature_kind_or_none(arrow_type: pa.DataType) -> int | None:
         return None
 
 
-def _batches(source, threads: int = 1, hints=None) -> tuple[str, Iterable]:
-    if isinstance(source, (str, os.PathLike)):
-        path = str(source)
-        if not os.path.exists(path):
-            raise StatisticsError(f"{path}: no such file")
-        if threads > 1:
-            # decode the next record batch while the current one is summarized (both release the GIL)
-            return path, _prefetched(_parquet_batches(path, hints=hints))
-        return path, _parquet_batches(path, use_threads=False, hints=hints)
+def _batches(source) -> tuple[str, Iterable]:
     if isinstance(source, (pa.Table, pa.RecordBatch)):
         return "table", [source]
     try:
@@ -536,50 +654,32 @@ def _batches(source, threads: int = 1, hints=None) -> tuple[str, Iterable]:
     return "record batches", source
 
 
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
+_malloc_tuned = False
 
 
-def _prefetched(iterable: Iterable, depth: int = 1) -> Iterator:
-    """Iterate ``iterable`` in a background thread, at most ``depth`` items ahead (errors re-raised here)."""
-    items: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
+def _tune_malloc() -> None:
+    """Keep freed batch-sized buffers in the process heap instead of handing them back to the kernel.
 
-    def produce() -> None:
-        try:
-            for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.05)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which re-raises it
-            items.put(_Failure(err))
-
-    worker = threading.Thread(target=produce, name="kfpc-stats-read", daemon=True)
-    worker.start()
+    Every record batch makes NumPy temporaries of a few MiB (sorted copies, hashes, deviations). glibc
+    serves those with fresh ``mmap`` pages or trims them off the heap when freed, so each batch pays a
+    page fault per 4 KiB again: measured here, half the time of a numeric column. Raising glibc's mmap and
+    trim thresholds (``mallopt``) lets the next batch reuse the same memory; peak memory is unchanged
+    (the buffers are freed and reused, not kept), only memory above the peak is not returned early.
+    Done once per process, on Linux with glibc; ``KFPC_MALLOC_TUNING=0`` leaves malloc alone.
+    """
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    if os.environ.get("KFPC_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return
     try:
-        while True:
-            item = items.get()
-            if item is done:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                items.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        worker.join()
+        mallopt = ctypes.CDLL(None).mallopt  # glibc; absent on musl
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, _MALLOC_MMAP_THRESHOLD)
+    mallopt(m_trim_threshold, _MALLOC_TRIM_THRESHOLD)
 
 
 def _default_threads() -> int:
@@ -605,8 +705,15 @@ def accumulate(source, *, top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_
     Raises:
         StatisticsError: unreadable file, duplicate or nested columns, a column changing type.
     """
+    _tune_malloc()
     accumulator = StatisticsAccumulator(top_k=top_k, quantile_k=quantile_k, threads=threads)
-    label, batches = _batches(source, accumulator.threads, hints=accumulator)
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            accumulator.add_parquet(source)
+        finally:
+            accumulator.close()
+        return accumulator
+    label, batches = _batches(source)
     try:
         for batch in batches:
             accumulator.add_batch(batch, label)

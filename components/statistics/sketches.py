@@ -300,7 +300,7 @@ class FrequencySketch:
             self.distinct.add_hashes(hash_binary(keys))
         self._fold(keys, counts)
 
-    def add_values(self, values: pa.Array) -> None:
+    def add_values(self, values: pa.Array, mostly_distinct: bool = False) -> None:
         """Add the (null-free, not necessarily distinct) ``values`` of a batch.
 
         While the sketch is exact this counts them with Arrow and calls :meth:`add_counts`. Once it is a
@@ -308,23 +308,22 @@ class FrequencySketch:
         vectorized hash pass feeds both the distinct counter and a sort-based count, and only values that
         stay in the summary are copied. Two different values colliding on 64 bits (probability about
         ``d**2 / 2**65`` for ``d`` distinct values, ~3e-6 at 10 million) would be counted as one.
+
+        ``mostly_distinct`` (a hint): hash first even while exact, so that a batch that ends exactness does
+        not count its values twice; if the sketch would stay exact the values are counted exactly.
         """
         if len(values) == 0:
             return
-        if self.distinct is None:
+        values = values.cast(self.value_type)
+        if self.distinct is None and not (mostly_distinct and len(self.keys) + len(values) > self.capacity):
             counted = pc.value_counts(values)
             self.add_counts(counted.field("values"), to_numpy(counted.field("counts")))
             return
-        values = values.cast(self.value_type)
         hashes = hash_binary(values)
-        self.total += hashes.size
-        self.distinct.add_hashes(hashes)
         order = np.argsort(hashes)
         ordered = hashes[order]
         starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
         unique_hashes = ordered[starts]
-        counts = np.diff(np.append(starts, ordered.size))
-        representative = order[starts]  # one row of each distinct value
         summary = self._summary_hashes()
         where = np.full(unique_hashes.size, -1, dtype=np.int64)
         if summary.size:
@@ -333,6 +332,17 @@ class FrequencySketch:
             position = np.minimum(np.searchsorted(summary_sorted, unique_hashes), summary.size - 1)
             hit = summary_sorted[position] == unique_hashes
             where[hit] = summary_order[position[hit]]
+        if self.distinct is None:
+            if len(self.keys) + int(np.count_nonzero(where < 0)) <= self.capacity:
+                self.add_values(values)  # stays exact: count the values themselves
+                return
+            # exactness ends with this batch: every distinct value seen so far seeds the distinct counter
+            self.distinct = HyperLogLog()
+            self.distinct.add_hashes(summary)
+        self.total += hashes.size
+        self.distinct.add_hashes(hashes)
+        counts = np.diff(np.append(starts, ordered.size))
+        representative = order[starts]  # one row of each distinct value
         self._merge(where, counts, lambda new: values.take(from_numpy(representative[new])),
                     lambda new: unique_hashes[new])
 

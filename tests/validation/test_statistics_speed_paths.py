@@ -1,8 +1,8 @@
 """The statistics' fast paths give the same answers as the straightforward ones.
 
-Dictionary reads of Parquet strings, the switch of near-unique columns to plain reads with hash-based
-Misra-Gries counting, the read-ahead thread and the word-wise string hash are all optimizations: each test
-here compares them with the plain computation on real files.
+Dictionary reads of Parquet strings, plain reads (from the start or from a later row group) of near-unique
+columns with hash-based Misra-Gries counting, the column-parallel workers and the word-wise string hash are
+all optimizations: each test here compares them with the plain computation on real files.
 """
 
 import subprocess
@@ -81,16 +81,19 @@ def _near_unique_file(path, rows=60_000, row_group=8_000):
     return table
 
 
-def test_near_unique_column_switches_to_plain_reads_and_keeps_its_statistics(tmp_path, monkeypatch):
+def test_near_unique_column_is_read_plain_from_the_start_and_keeps_its_statistics(tmp_path, monkeypatch):
     monkeypatch.setattr(stats_core, "_MAX_BATCH_ROWS", 8_000)  # one batch per row group
     path = tmp_path / "near_unique.parquet"
     table = _near_unique_file(path)
-    accumulator = stats_core.accumulate(str(path), top_k=500, threads=1)
-    assert accumulator.plain_columns == {"comment"}
-    types = [b.schema.field("comment").type for b in stats_core._parquet_batches(str(path), hints=accumulator)]
-    assert len(types) == 8 and all(t == pa.string() for t in types)
-    first = next(stats_core._parquet_batches(str(path)))
+    # the probe of the first rows finds the mostly distinct column (and only it)
+    assert stats_core._mostly_distinct(str(path), ["comment", "color", "x"]) == {"comment"}
+    plain = [b.schema.field("comment").type for b in stats_core._parquet_batches(
+        str(path), ["comment"], plain=lambda: frozenset({"comment"}))]
+    assert len(plain) == 8 and all(t == pa.string() for t in plain)
+    first = next(stats_core._parquet_batches(str(path), ["comment", "color"]))
     assert pa.types.is_dictionary(first.schema.field("comment").type)
+    accumulator = stats_core.accumulate(str(path), top_k=500, threads=1)
+    assert accumulator.features["comment"].near_unique and not accumulator.features["color"].near_unique
     stats = by_name(accumulator.to_proto())
     comment = table.column("comment").drop_null()
     string_stats = stats["comment"].string_stats
@@ -109,11 +112,67 @@ def test_near_unique_column_switches_to_plain_reads_and_keeps_its_statistics(tmp
         row["values"]: row["counts"] for row in pc.value_counts(table.column("color")).to_pylist()}
 
 
-def test_threads_and_read_ahead_change_nothing(tmp_path):
+def test_column_that_becomes_mostly_distinct_later_switches_to_plain_reads(tmp_path, monkeypatch):
+    monkeypatch.setattr(stats_core, "_MAX_BATCH_ROWS", 8_000)
+    rows = 64_000
+    rng = np.random.default_rng(8)
+    # the first row group (8,000 rows) holds 3 values; the rest is mostly distinct
+    values = np.where(np.arange(rows) < 8_000, np.array(["a", "b", "c"])[rng.integers(0, 3, rows)],
+                      np.char.add("id-", rng.integers(0, 10**9, rows).astype(str)))
+    path = tmp_path / "later.parquet"
+    pq.write_table(pa.table({"s": values}), path, row_group_size=8_000)
+    assert stats_core._mostly_distinct(str(path), ["s"]) == set()
+    seen = []
+    original = stats_core._parquet_batches
+
+    def recording(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            seen.append(batch.schema.field("s").type)
+            yield batch
+
+    monkeypatch.setattr(stats_core, "_parquet_batches", recording)
+    stats = by_name(stats_core.generate_statistics(str(path), top_k=1_000, threads=1))
+    assert pa.types.is_dictionary(seen[0]) and seen[-1] == pa.string()
+    string_stats = stats["s"].string_stats
+    assert string_stats.common_stats.num_non_missing == rows
+    assert abs(string_stats.unique - len(set(values.tolist()))) / len(set(values.tolist())) < 0.03
+    assert {v.value for v in string_stats.top_values[:3]} == {"a", "b", "c"}
+
+
+def test_hash_first_counting_stays_exact_when_the_values_are_few():
+    sketch = FrequencySketch(capacity=100)
+    sketch.add_values(pa.array(["x", "y"] * 100), mostly_distinct=True)  # 200 values, 2 distinct
+    assert sketch.exact and sorted(sketch.top(5)[0]) == ["x", "y"] and list(sketch.top(5)[1]) == [100, 100]
+    sketch.add_values(pa.array([f"v{i}" for i in range(500)]), mostly_distinct=True)
+    assert not sketch.exact and sketch.total == 700 and sketch.top(2)[0] == ["y", "x"]
+
+
+def test_threads_change_nothing(tmp_path):
     path = synthetic.write_parquet(tmp_path / "data.parquet", 40_000, seed=3, row_group_rows=6_000)
     single = stats_core.generate_statistics(path, "x", top_k=2_000, threads=1)
     parallel = stats_core.generate_statistics(path, "x", top_k=2_000, threads=3)
     assert single == parallel
+
+
+def test_wide_table_is_split_into_column_groups_and_threads_change_nothing(tmp_path):
+    rng = np.random.default_rng(6)
+    rows = 5_000
+    columns = {f"f{i:03d}": pa.array(rng.normal(i, 1.0, rows)) for i in range(150)}
+    columns.update({f"s{i:02d}": pa.array(np.array(["u", "v", "w"])[rng.integers(0, 3, rows)]) for i in range(30)})
+    table = pa.table(columns)
+    path = tmp_path / "wide.parquet"
+    pq.write_table(table, path, row_group_size=2_000)
+    tasks = stats_core._parquet_tasks(pq.ParquetFile(path), 2)
+    assert 1 < len(tasks) < 180 and sorted(c for task in tasks for c in task) == sorted(table.column_names)
+    single = stats_core.generate_statistics(str(path), threads=1)
+    assert single == stats_core.generate_statistics(str(path), threads=2)
+    assert single.num_examples == rows and [f.path.step[0] for f in single.features] == table.column_names
+    in_memory = by_name(stats_core.generate_statistics(table))
+    for feature in single.features:
+        other = in_memory[feature.path.step[0]]
+        stats = feature.num_stats if feature.HasField("num_stats") else feature.string_stats
+        theirs = other.num_stats if other.HasField("num_stats") else other.string_stats
+        assert stats.common_stats == theirs.common_stats
 
 
 def test_parquet_file_and_in_memory_table_agree_where_both_are_exact(tmp_path):
@@ -141,7 +200,7 @@ def test_tiny_row_groups_are_read_in_large_batches(tmp_path):
     assert sum(b.num_rows for b in batches) == 20_000 and len(batches) <= 2
 
 
-def test_read_ahead_thread_reports_a_truncated_file(tmp_path):
+def test_worker_threads_report_a_truncated_file(tmp_path):
     path = synthetic.write_parquet(tmp_path / "data.parquet", 20_000, seed=1, row_group_rows=2_000)
     data = open(path, "rb").read()
     broken = tmp_path / "broken.parquet"
