@@ -47,5 +47,29 @@ def main():
     print(json.dumps(out))
 
 
+def serve():
+    """One request per stdin line, {"parquet": path, "repeat": n}: time n back-to-back TFDV runs on that
+    file's DataFrame (built once and warmed up with one untimed run), answer one line of timings.
+
+    Kept running, so the benchmark can alternate blocks of kfpc and TFDV runs on the same data.
+    """
+    import tensorflow_data_validation as tfdv
+    frames = {}
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        path = request["parquet"]
+        if path not in frames:
+            frames.clear()
+            frames[path] = frame(path)
+            tfdv.generate_statistics_from_dataframe(frames[path])  # warm-up, not timed
+        seconds = []
+        for _ in range(request.get("repeat", 1)):
+            start = time.perf_counter()
+            tfdv.generate_statistics_from_dataframe(frames[path])
+            seconds.append(time.perf_counter() - start)
+        print(json.dumps({"seconds": seconds}), flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    serve() if sys.argv[1:] == ["--serve"] else main()

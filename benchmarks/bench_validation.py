@@ -3,14 +3,18 @@
 Run: ``.venv/bin/python benchmarks/bench_validation.py [--quick]``. Writes
 ``benchmarks/results/validation.json`` and ``benchmarks/results/validation.png``.
 
-Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only), each the median of
-three runs (``--repeat``): our statistics time from the Parquet file (read included) with the default
-threads (read-ahead + a worker per core, at most 4) and with ``threads=1`` (everything on one core, Arrow's
-reader threads off); TFDV's ``generate_statistics_from_dataframe`` on an in-memory DataFrame (read and
-import excluded) in its own venv; and ``pyarrow.parquet.read_table`` (the floor, using all cores). Peak RSS
-(``VmHWM`` of a fresh process, i.e. its own high-water mark, plus its RSS after imports) computing our
-statistics at 1M and 10M rows (``--quick``: 100k). The machine's load average is recorded with each run,
-because the benchmark shares its cores.
+Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only), in blocks of
+back-to-back runs (``--repeat``, default 3), each block after one untimed warm-up run: our statistics
+from the Parquet file (read included) with the default threads (a worker per core, at most 4) and with
+``threads=1``; ``pyarrow.parquet.read_table`` (the floor, using all cores); and TFDV's
+``generate_statistics_from_dataframe`` on an in-memory DataFrame (read and conversion to pandas excluded)
+in a TFDV process kept running beside this one. The blocks of both tools alternate twice (once at 5M rows,
+with one TFDV run: ~8 s each), so that a change in the machine's speed (it shares its cores) lands on
+both; reported are the medians over all runs and the speed-up per pair of blocks. (Alternating single
+runs instead was unfair to whichever ran right after the other tool: this VM runs the first work after
+a switch or a pause up to 4x slower.) Peak RSS (``VmHWM`` of a fresh process, i.e. its
+own high-water mark, plus its RSS after imports) computing our statistics at 1M and 10M rows
+(``--quick``: 100k). The machine's load average is recorded with each size.
 Goals: >= 10x faster than TFDV at 1M rows, within 3x of the bare read, 10M rows under 1.5 GiB.
 """
 
@@ -31,6 +35,7 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 
 RESULTS = HERE / "results"
+ROUNDS = 2
 # ru_maxrss would be wrong here: Linux carries the parent's high-water mark across fork+exec, so a child of a
 # big benchmark process reports the parent's RSS. VmHWM belongs to the child's own address space.
 _RSS_SCRIPT = """
@@ -49,19 +54,40 @@ print(time.perf_counter() - start, status("VmHWM"), imported)
 """
 
 
-def median_of(fn, repeat: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class TfdvPeer:
+    """TFDV in its own venv, kept running: ``seconds(path)`` times one statistics run on that file."""
+
+    def __init__(self, python: str):
+        self.process = subprocess.Popen([python, str(HERE / "_tfdv_peer.py"), "--serve"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        self._answer()
+
+    def _answer(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"TFDV peer exited with {self.process.wait()}")
+        return json.loads(line)
+
+    def seconds(self, path: Path, repeat: int = 1) -> list[float]:
+        self.process.stdin.write(json.dumps({"parquet": str(path), "repeat": repeat}) + "\n")
+        self.process.stdin.flush()
+        return self._answer()["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="kfpc validation benchmark")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="back-to-back runs per block (medians are reported)")
     options = parser.parse_args(argv)
     import pyarrow.parquet as pq
 
@@ -70,40 +96,46 @@ def main(argv=None) -> int:
     sizes = [100_000] if options.quick else [100_000, 1_000_000, 5_000_000]
     rss_sizes = [100_000] if options.quick else [1_000_000, 10_000_000]
     work = Path(tempfile.mkdtemp(prefix="kfpc-bench-"))
-    from parity_tfdv import run_peer, tfdv_python
+    from parity_tfdv import tfdv_python
 
     python, reason = tfdv_python()
+    peer = TfdvPeer(python) if python is not None else None
     repeat = max(1, options.repeat)
     rows_out = []
     core.generate_statistics(synthetic.make_table(1000))  # warm-up: lazy imports inside pyarrow/numpy
     for rows in sizes:
         path = synthetic.write_parquet(work / f"data_{rows}.parquet", rows, seed=0)
         load_before = os.getloadavg()[0]
-        read, read_runs = median_of(lambda p=path: pq.read_table(p), repeat)
-        ours, ours_runs = median_of(lambda p=path: core.generate_statistics(p), repeat)
-        single, single_runs = median_of(lambda p=path: core.generate_statistics(p, threads=1), repeat)
+        runs: dict[str, list[float]] = {"kfpc": [], "kfpc_single_thread": [], "bare_read": []}
+        if peer is not None:
+            runs["tfdv"] = []
+        blocks = ROUNDS if rows <= 1_000_000 else 1
+        for _ in range(blocks):
+            # a block of back-to-back runs per tool, after an untimed warm-up run; blocks alternate
+            for name, run in (("bare_read", lambda p=path: pq.read_table(p)),
+                              ("kfpc", lambda p=path: core.generate_statistics(p)),
+                              ("kfpc_single_thread", lambda p=path: core.generate_statistics(p, threads=1))):
+                run()
+                runs[name].extend(timed(run) for _ in range(repeat))
+            if peer is not None:
+                runs["tfdv"].extend(peer.seconds(path, repeat if rows <= 1_000_000 else 1))
+        ours, single, read = (statistics.median(runs[k]) for k in ("kfpc", "kfpc_single_thread", "bare_read"))
         entry = {"rows": rows, "kfpc_seconds": ours, "kfpc_threads": core._default_threads(),
                  "kfpc_single_thread_seconds": single, "bare_read_seconds": read, "ratio_to_read": ours / read,
-                 "single_thread_ratio_to_read": single / read, "runs": {
-                     "kfpc": ours_runs, "kfpc_single_thread": single_runs, "bare_read": read_runs}}
-        if python is not None:
-            # the same file under several names: one TFDV process, `repeat` timed runs (the first includes
-            # TFDV's own warm-up, which the median discounts)
-            tfdv_repeat = repeat if rows <= 1_000_000 else 1
-            copies = []
-            for i in range(tfdv_repeat):
-                copy = work / f"tfdv_{rows}_{i}.parquet"
-                os.link(path, copy)
-                copies.append(str(copy))
-            peer = run_peer(python, {"statistics": [{"parquet": c, "output": str(work / "tfdv.pb")} for c in copies]})
-            tfdv_runs = [peer["seconds"][c] for c in copies]
-            entry["tfdv_seconds"] = statistics.median(tfdv_runs)
-            entry["runs"]["tfdv"] = tfdv_runs
+                 "single_thread_ratio_to_read": single / read, "runs": runs}
+        if peer is not None:
+            entry["tfdv_seconds"] = statistics.median(runs["tfdv"])
             entry["speedup_vs_tfdv"] = entry["tfdv_seconds"] / ours
             entry["single_thread_speedup_vs_tfdv"] = entry["tfdv_seconds"] / single
+            tfdv_block, kfpc_block = len(runs["tfdv"]) // blocks, len(runs["kfpc"]) // blocks
+            entry["speedup_vs_tfdv_by_block"] = [
+                statistics.median(runs["tfdv"][i * tfdv_block:(i + 1) * tfdv_block])
+                / statistics.median(runs["kfpc"][i * kfpc_block:(i + 1) * kfpc_block]) for i in range(blocks)]
         entry["load_average"] = [load_before, os.getloadavg()[0]]
         rows_out.append(entry)
         print(json.dumps(entry))
+    if peer is not None:
+        peer.close()
     rss = []
     for rows in rss_sizes:
         path = work / f"rss_{rows}.parquet"
@@ -145,7 +177,7 @@ def plot(result: dict, path: Path) -> None:
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("rows (12 columns)")
-    left.set_ylabel("seconds (median of runs)")
+    left.set_ylabel("seconds (median of alternating runs)")
     left.legend()
     left.set_title("statistics time")
     right.bar([f"{m['rows']:,}" for m in result["memory"]], [m["peak_rss_gib"] for m in result["memory"]],

@@ -101,6 +101,7 @@ class _FeatureAccumulator:
         self.arrow_type = arrow_type
         self.num_non_missing = 0
         self.num_nan = 0
+        self._proto: tuple | None = None  # ((num_examples, top_k), FeatureNameStatistics) of the last to_proto
         if kind in (FeatureType.INT, FeatureType.FLOAT):
             self.sketch = QuantileSketch(quantile_k)
             self.count_finite = 0
@@ -121,9 +122,14 @@ class _FeatureAccumulator:
     def _add_numeric(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
-        if array.null_count:
-            array = pc.drop_null(array)
-        if len(array) == 0:
+        nulls = array.null_count
+        if nulls and pa.types.is_floating(array.type):
+            # a null becomes a NaN that sorts last with the real ones, then is cut off with them (cheaper than
+            # dropping nulls: the sort copies anyway)
+            array = pc.fill_null(array, from_numpy(np.array([math.nan], dtype=f"f{array.type.bit_width // 8}"))[0])
+        elif nulls:
+            array, nulls = pc.drop_null(array), 0
+        if len(array) == nulls:
             return
         if pa.types.is_boolean(array.type) or pa.types.is_decimal(array.type):
             array = array.cast(pa.int64() if pa.types.is_boolean(array.type) else pa.float64())
@@ -133,7 +139,8 @@ class _FeatureAccumulator:
         ordered = _sorted(values)
         if values.dtype.kind == "f":
             # NaN sorts last (and searchsorted agrees): cut them off the end instead of masking a copy
-            num_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left"))
+            num_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left")) - nulls
+            ordered = ordered[: ordered.size - nulls]
             if num_nan:
                 self.num_nan += num_nan
                 ordered = ordered[: ordered.size - num_nan]
@@ -193,12 +200,12 @@ class _FeatureAccumulator:
             return
         elif not self.frequencies.exact or self.near_unique:
             # past top_k distinct values (or about to be): hash-based counting of the plain values
-            values = pc.drop_null(array) if array.null_count else array
-            if len(values) == 0:
+            present = len(array) - array.null_count
+            if present == 0:
                 return
-            self.num_non_missing += len(values)
-            self.total_length += int(pc.sum(pc.binary_length(values)).as_py() or 0)
-            self.frequencies.add_values(values, mostly_distinct=self.near_unique)
+            self.num_non_missing += present
+            self.total_length += int(pc.sum(pc.binary_length(array)).as_py() or 0)
+            self.frequencies.add_values(array, mostly_distinct=self.near_unique)
             return
         else:
             present = len(array) - array.null_count
@@ -220,6 +227,7 @@ class _FeatureAccumulator:
 
     def add(self, array: pa.Array) -> None:
         """Add one column chunk of a record batch."""
+        self._proto = None
         if self.kind in (FeatureType.INT, FeatureType.FLOAT):
             self._add_numeric(array)
         else:
@@ -231,6 +239,7 @@ class _FeatureAccumulator:
             raise StatisticsError(
                 f"column {self.name!r}: cannot merge statistics of type {FeatureType.Type.Name(self.kind)} "
                 f"and {FeatureType.Type.Name(other.kind)}")
+        self._proto = None
         self.num_non_missing += other.num_non_missing
         self.num_nan += other.num_nan
         if self.kind in (FeatureType.INT, FeatureType.FLOAT):
@@ -248,7 +257,15 @@ class _FeatureAccumulator:
 
     # ---- proto ----
     def to_proto(self, num_examples: int, top_k: int) -> statistics_pb2.FeatureNameStatistics:
-        """The feature's ``FeatureNameStatistics``."""
+        """The feature's ``FeatureNameStatistics`` (kept until the feature changes: the Parquet workers build
+        it as soon as their column is done, in parallel with the other columns)."""
+        if self._proto is not None and self._proto[0] == (num_examples, top_k):
+            return self._proto[1]
+        feature = self._build_proto(num_examples, top_k)
+        self._proto = ((num_examples, top_k), feature)
+        return feature
+
+    def _build_proto(self, num_examples: int, top_k: int) -> statistics_pb2.FeatureNameStatistics:
         feature = statistics_pb2.FeatureNameStatistics()
         feature.path.step.append(self.name)
         feature.type = self.kind
@@ -428,11 +445,12 @@ class StatisticsAccumulator:
             raise StatisticsError(f"{path}: duplicate column names {duplicates}")
         features = {field.name: self._feature(field.name, field.type, path) for field in schema}
         tasks = _parquet_tasks(parquet, self.threads)
+        num_examples = self.num_examples + parquet.metadata.num_rows
         # the workers' batches together stay near one _TARGET_BATCH_BYTES
         batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
 
         def summarize(columns: list[str]) -> None:
-            near_unique = _mostly_distinct(path, columns)
+            near_unique = _mostly_distinct(path, columns, parquet.metadata)
             for name in near_unique:
                 features[name].near_unique = True
 
@@ -441,9 +459,12 @@ class StatisticsAccumulator:
                 near_unique.update(c for c in columns if getattr(features[c], "near_unique", False))
                 return frozenset(near_unique)
 
-            for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes):
+            for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes,
+                                          metadata=parquet.metadata):
                 for i, name in enumerate(columns):
                     features[name].add(batch.column(i))
+            for name in columns:  # while the other workers still count
+                features[name].to_proto(num_examples, self.top_k)
 
         if self.threads > 1 and len(tasks) > 1:
             if self._pool is None:
@@ -480,8 +501,7 @@ class StatisticsAccumulator:
     def to_proto(self, name: str = "") -> statistics_pb2.DatasetFeatureStatistics:
         """The ``DatasetFeatureStatistics`` of everything added and merged so far."""
         result = statistics_pb2.DatasetFeatureStatistics(name=name, num_examples=self.num_examples)
-        for feature in self.features.values():
-            result.features.append(feature.to_proto(self.num_examples, self.top_k))
+        result.features.extend(feature.to_proto(self.num_examples, self.top_k) for feature in self.features.values())
         return result
 
 
@@ -541,13 +561,13 @@ def _parquet_tasks(parquet: pq.ParquetFile, threads: int) -> list[list[str]]:
     return [columns for columns, _ in tasks]
 
 
-def _mostly_distinct(path: str, columns: list[str]) -> set[str]:
+def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | None = None) -> set[str]:
     """String columns of ``columns`` whose first :data:`_PROBE_ROWS` values are mostly distinct.
 
     Those are read plain from the start: writers store such columns' pages plain once the dictionary page
     overflows, and reading plain pages as a dictionary would hash every value only to count it again.
     """
-    parquet = pq.ParquetFile(path)
+    parquet = pq.ParquetFile(path, metadata=metadata)
     schema = parquet.schema_arrow
     if parquet.metadata.num_row_groups == 0:
         return set()
@@ -574,7 +594,8 @@ def _mostly_distinct(path: str, columns: list[str]) -> set[str]:
 
 
 def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: bool = False,
-                     plain=lambda: frozenset(), batch_bytes: int = _TARGET_BATCH_BYTES) -> Iterator[pa.RecordBatch]:
+                     plain=lambda: frozenset(), batch_bytes: int = _TARGET_BATCH_BYTES,
+                     metadata: pq.FileMetaData | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of ``columns`` (default: all) of a Parquet file, about ``batch_bytes`` of decoded data each.
 
     String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
@@ -584,7 +605,7 @@ def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: b
     read as plain strings and counted by hash.
     """
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, metadata=metadata)
         metadata = parquet.metadata
         schema = parquet.schema_arrow
         columns = list(schema.names) if columns is None else columns
@@ -601,7 +622,8 @@ def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: b
         def reader(plain_now: frozenset) -> pq.ParquetFile:
             if plain_now not in readers:
                 dictionary = sorted(strings - plain_now)
-                readers[plain_now] = pq.ParquetFile(path, read_dictionary=dictionary) if dictionary else parquet
+                readers[plain_now] = pq.ParquetFile(path, read_dictionary=dictionary,
+                                                    metadata=metadata) if dictionary else parquet
             return readers[plain_now]
 
         if not groups:

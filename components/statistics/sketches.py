@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: _WORD_MASKS[r]: the low r bytes of a 64-bit word (r = 0..8)
+_WORD_MASKS = np.array([(1 << (8 * r)) - 1 for r in range(9)], dtype=np.uint64)
 
 
 # Conversions between NumPy and Arrow written against the buffers: pyarrow's own (pa.array(ndarray),
@@ -64,7 +65,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def hash_binary(values: pa.Array) -> np.ndarray:
+def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
     """64-bit hashes of the non-null values of a string or binary Arrow array, vectorized.
 
     Each value is read as little-endian 64-bit words (the last one zero-padded); the hash chains the words
@@ -73,25 +74,32 @@ def hash_binary(values: pa.Array) -> np.ndarray:
     NumPy passes per 8 bytes of value.
 
     Args:
-        values: a string/binary array (nulls are dropped).
+        values: a string/binary array.
+        drop_nulls: drop the hashes of null slots (default); False: one hash per slot, a null slot hashed as
+            the bytes it spans (usually none), for callers that select the valid slots themselves.
     Returns:
-        uint64 array, one hash per non-null value.
+        uint64 array, one hash per non-null value (per slot with ``drop_nulls=False``).
     """
-    if values.null_count:
+    if values.null_count and drop_nulls:
         values = pc.drop_null(values)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    values = values.cast(pa.large_binary())
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + n + 1]
+    if pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type):
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + n + 1]
+    elif pa.types.is_string(values.type) or pa.types.is_binary(values.type):
+        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + n + 1].astype(
+            np.int64)
+    else:
+        return hash_binary(values.cast(pa.large_binary()), drop_nulls=drop_nulls)
     start, end = int(offsets[0]), int(offsets[-1])
-    data_buffer = values.buffers()[2]
-    # zero-padded copy, one spare word, so that every (unaligned) 8-byte read stays inside the buffer
-    padded = np.zeros((end - start) // 8 + 2, dtype="<u8")
+    # zero-padded copy of the bytes, viewed as a little-endian 64-bit word at every byte offset
+    padded = np.zeros(end - start + 8, dtype=np.uint8)
     if end > start:
-        padded.view(np.uint8)[: end - start] = np.frombuffer(data_buffer, dtype=np.uint8)[start:end]
+        padded[: end - start] = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:end]
+    words_at = np.ndarray(shape=(end - start + 1,), dtype="<u8", buffer=padded, strides=(1,))
     lengths = np.diff(offsets)
     positions = offsets[:-1] - start
     multiplier = np.uint64(0x9E3779B97F4A7C15)
@@ -103,19 +111,11 @@ def hash_binary(values: pa.Array) -> np.ndarray:
         while active is None or active.size:
             position = positions + 8 * j if active is None else positions[active] + 8 * j
             length = lengths if active is None else lengths[active]
-            word_index = position >> 3
-            shift = ((position & 7) << 3).astype(np.uint64)
-            # unaligned load from two aligned words (a shift by 64 is split in two so it yields 0)
-            high = padded[word_index + 1]
-            np.left_shift(high, np.uint64(56) - shift, out=high)
-            np.left_shift(high, np.uint64(8), out=high)
-            word = padded[word_index]
-            np.right_shift(word, shift, out=word)
-            np.bitwise_or(word, high, out=word)
-            tail = length - 8 * j < 8  # the last, partial word of a value: keep only its own bytes
-            if tail.any():
-                keep = ((length[tail] - 8 * j) << 3).astype(np.uint64)
-                word[tail] &= (np.uint64(1) << keep) - np.uint64(1)
+            word = words_at[position]
+            # the last, partial word of a value keeps only the value's own bytes
+            remaining = length - 8 * j
+            np.minimum(remaining, 8, out=remaining)
+            word &= _WORD_MASKS[remaining]
             mixed = hashes if active is None else hashes[active]
             np.bitwise_xor(mixed, word, out=mixed)
             np.multiply(mixed, multiplier, out=mixed)
@@ -125,6 +125,15 @@ def hash_binary(values: pa.Array) -> np.ndarray:
             j += 1
             active = np.flatnonzero(words > j) if active is None else active[words[active] > j]
         return _splitmix64(hashes)
+
+
+def _validity(values: pa.Array) -> np.ndarray:
+    """Boolean NumPy mask of the valid slots of an Arrow array."""
+    bitmap = values.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(values), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=values.offset + len(values), bitorder="little")
+    return bits[values.offset:].view(bool)
 
 
 class HyperLogLog:
@@ -301,7 +310,7 @@ class FrequencySketch:
         self._fold(keys, counts)
 
     def add_values(self, values: pa.Array, mostly_distinct: bool = False) -> None:
-        """Add the (null-free, not necessarily distinct) ``values`` of a batch.
+        """Add the (not necessarily distinct) values of a batch; null slots are skipped.
 
         While the sketch is exact this counts them with Arrow and calls :meth:`add_counts`. Once it is a
         Misra-Gries summary, values are identified by their 64-bit :func:`hash_binary` instead: one
@@ -312,14 +321,19 @@ class FrequencySketch:
         ``mostly_distinct`` (a hint): hash first even while exact, so that a batch that ends exactness does
         not count its values twice; if the sketch would stay exact the values are counted exactly.
         """
-        if len(values) == 0:
+        present = len(values) - values.null_count
+        if present == 0:
             return
         values = values.cast(self.value_type)
-        if self.distinct is None and not (mostly_distinct and len(self.keys) + len(values) > self.capacity):
-            counted = pc.value_counts(values)
+        if self.distinct is None and not (mostly_distinct and len(self.keys) + present > self.capacity):
+            counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
             self.add_counts(counted.field("values"), to_numpy(counted.field("counts")))
             return
-        hashes = hash_binary(values)
+        hashes = hash_binary(values, drop_nulls=False)
+        rows = None  # the row of each hash (None: every row)
+        if values.null_count:
+            rows = np.flatnonzero(_validity(values))
+            hashes = hashes[rows]
         order = np.argsort(hashes)
         ordered = hashes[order]
         starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
@@ -343,6 +357,8 @@ class FrequencySketch:
         self.distinct.add_hashes(hashes)
         counts = np.diff(np.append(starts, ordered.size))
         representative = order[starts]  # one row of each distinct value
+        if rows is not None:
+            representative = rows[representative]
         self._merge(where, counts, lambda new: values.take(from_numpy(representative[new])),
                     lambda new: unique_hashes[new])
 
@@ -390,7 +406,10 @@ class FrequencySketch:
                 if new_counts.size:
                     self.distinct.add_hashes(hash_binary(new_keys(new)))
             combined = np.concatenate([old_counts, new_counts])
-            threshold = int(np.partition(combined, size - self.capacity - 1)[size - self.capacity - 1])
+            if np.count_nonzero(combined > 1) <= self.capacity:
+                threshold = 1  # the (capacity+1)-th largest count is a 1 (typical of near-unique values)
+            else:
+                threshold = int(np.partition(combined, size - self.capacity - 1)[size - self.capacity - 1])
             keep_old, keep_new = old_counts > threshold, new_counts > threshold
             old_keys = self.keys if keep_old.all() else self.keys.filter(from_numpy(keep_old))
             if old_hashes is not None:
