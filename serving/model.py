@@ -11,6 +11,7 @@ kserve's ``InvalidInput``, so a bad request is a 400 and never a 500.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import time
@@ -83,6 +84,7 @@ class KfpcModel(kserve.Model):
         self.features: list[protocol.Feature] = []
         self.task = ""
         self.batcher: DynamicBatcher | None = None
+        self._model_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -109,6 +111,11 @@ class KfpcModel(kserve.Model):
         if self.options.batching:
             self.batcher = DynamicBatcher(self._call_model, self.options.max_batch_size,
                                           self.options.max_batch_wait_ms, on_batch=self._on_batch)
+        else:
+            # One model call at a time, on one thread, as with batching: concurrent TensorFlow calls from
+            # several Python threads only contend for the GIL (measured at concurrency 64 on 2 cores:
+            # 956 requests/s with one model thread, 656 with asyncio's default pool of 6).
+            self._model_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kfpc-model")
         if self.observer is not None:
             self.observer.bind(self)
         self.ready = True
@@ -118,6 +125,8 @@ class KfpcModel(kserve.Model):
         """Release the batcher's worker thread."""
         if self.batcher is not None:
             self.batcher.close()
+        if self._model_thread is not None:
+            self._model_thread.shutdown(wait=False)
         super().stop()
 
     def _warmup_columns(self) -> dict[str, np.ndarray]:
@@ -143,7 +152,8 @@ class KfpcModel(kserve.Model):
                                    f"{np.asarray(value).shape}, expected {rows} rows first")
 
     def _predict_raw(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {name: np.asarray(value) for name, value in self.predictor.predict(columns).items()}
+        # the columns come from protocol.decode_v1/decode_v2 (checked and typed): no second conversion
+        return {name: np.asarray(value) for name, value in self.predictor.predict_checked(columns).items()}
 
     def _call_model(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         # Runs in a worker thread, once per model call: feature and output metrics are recorded per batch,
@@ -202,7 +212,7 @@ class KfpcModel(kserve.Model):
                 payload.outputs = await self.batcher.predict(payload.columns, payload.rows)
             else:
                 loop = asyncio.get_running_loop()
-                payload.outputs = await loop.run_in_executor(None, self._call_model, payload.columns)
+                payload.outputs = await loop.run_in_executor(self._model_thread, self._call_model, payload.columns)
                 self._on_batch(payload.rows, 1)
         except Exception as err:
             # A model failure on validated input is a server fault (500), but say which model and why.

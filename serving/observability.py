@@ -190,6 +190,7 @@ class Observer:
         self._seen: dict[str, set] = {}
         self._lock = threading.Lock()
         self._children: dict = {}
+        self._request_children: dict[tuple[str, int], tuple] = {}
 
     def bind(self, model: Any) -> None:
         """Take the feature spec and classes from a loaded model."""
@@ -216,8 +217,13 @@ class Observer:
 
     def record_request(self, protocol: str, code: int, seconds: float) -> None:
         """One finished request (any status)."""
-        REQUEST_LATENCY.labels(self.model_name, protocol).observe(seconds)
-        REQUESTS.labels(self.model_name, protocol, str(code)).inc()
+        children = self._request_children.get((protocol, code))
+        if children is None:  # (labels() takes a lock and checks its arguments: once per protocol and code)
+            children = (REQUEST_LATENCY.labels(self.model_name, protocol),
+                        REQUESTS.labels(self.model_name, protocol, str(code)))
+            self._request_children[(protocol, code)] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def record_model_call(self, columns: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
         """One model call (a batch of one or more requests): feature and output metrics. Thread-safe."""

@@ -87,7 +87,22 @@ def _short(value: Any) -> str:
 # ---------------------------------------------------------------- column builders
 
 
+_NUMBER_TYPES = frozenset({int, float})
+_NUMBER_OR_NONE_TYPES = frozenset({int, float, type(None)})
+
+
 def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: str) -> np.ndarray:
+    kinds = set(map(type, values))
+    if kinds <= _NUMBER_TYPES or (kinds <= _NUMBER_OR_NONE_TYPES and feature.allow_missing):
+        # the common case, checked by type in one pass (bool is not int's type here): NumPy converts at once
+        try:
+            out = np.array(values, dtype=np.float64) if type(None) not in kinds else np.array(
+                [math.nan if value is None else value for value in values], dtype=np.float64)
+        except OverflowError:  # an int too large for a float: the loop below names it
+            pass
+        else:
+            _check_numeric(name, out, feature, where)
+            return out
     out = np.empty(len(values), dtype=np.float64)
     for i, value in enumerate(values):
         if value is None:
@@ -97,7 +112,10 @@ def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: s
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RequestError(f"{where(i)}: feature {name!r} must be a number, got {_short(value)}")
-        out[i] = value
+        try:
+            out[i] = value
+        except OverflowError:
+            raise RequestError(f"{where(i)}: feature {name!r} is out of the float64 range, got {_short(value)}") from None
     _check_numeric(name, out, feature, where)
     return out
 
@@ -116,6 +134,11 @@ def _check_numeric(name: str, column: np.ndarray, feature: Feature, where: Any) 
 
 
 def _string_column(name: str, values: Sequence[Any], feature: Feature, where: Any, limits: Limits) -> np.ndarray:
+    if values and set(map(type, values)) == {str} and max(map(len, values)) <= limits.max_string_length and (
+            feature.allow_missing or "" not in values):
+        out = np.empty(len(values), dtype=object)  # (np.array would make a fixed-width unicode array)
+        out[:] = values
+        return out
     out = np.empty(len(values), dtype=object)
     for i, value in enumerate(values):
         if isinstance(value, bytes):
@@ -191,10 +214,11 @@ def decode_v1(body: Any, features: list[Feature], limits: Limits = Limits()) -> 
     if not isinstance(payload, list):
         raise RequestError(f"'{key}' must be a list of objects (feature name -> value), got {_short(payload)}")
     _check_rows(len(payload), limits, f"'{key}'")
+    names = {f.name for f in features}
     for i, row in enumerate(payload):
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             raise RequestError(f"{key}[{i}] must be an object (feature name -> value), got {_short(row)}")
-        if len(row) != len(features) or any(f.name not in row for f in features):
+        if row.keys() != names:
             _check_names(list(row), features, f"{key}[{i}]")
 
     def where(i: int) -> str:

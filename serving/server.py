@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve.errors import InferenceError, InvalidInput
+from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from kserve.protocol.dataplane import DataPlane
 
 from kfpc.serving import protocol
@@ -65,6 +66,7 @@ class ServingMiddleware:
         self.observer = observer
         self.max_request_bytes = max_request_bytes
         self.dataplane = dataplane
+        self._kserve_timers: dict[str, tuple] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -169,13 +171,19 @@ class ServingMiddleware:
                 # application/x-www-form-urlencoded, and KServe's own v1 endpoint accepts that too.
                 plain_json = not any(key.startswith("ce-") for key in headers) and not headers.get(
                     "content-type", "").startswith("application/cloudevents")
-                # Parsed here so that NaN literals are read the same way as in v2 requests.
-                request, attributes = self.dataplane.decode(loads_json(body) if plain_json else body, headers)
+                if plain_json:
+                    # Parsed here so that NaN literals are read the same way as in v2 requests.
+                    response = await self._infer_v1(model, loads_json(body), headers)
+                else:
+                    request, attributes = self.dataplane.decode(body, headers)
+                    response, response_headers = await self.dataplane.infer(name, request, headers)
+                    response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
+                    response_headers.update(encode_headers)
             else:
                 request, attributes = self.dataplane.decode(body, headers, protocol_version="v2", model_name=name)
-            response, response_headers = await self.dataplane.infer(name, request, headers)
-            response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
-            response_headers.update(encode_headers)
+                response, response_headers = await self.dataplane.infer(name, request, headers)
+                response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
+                response_headers.update(encode_headers)
         except InvalidInput as err:
             status, error = 400, str(err)
         except InferenceError as err:
@@ -200,6 +208,26 @@ class ServingMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": content})
         return status, error
+
+    async def _infer_v1(self, model: KfpcModel, payload: Any, headers: dict[str, str]) -> Any:
+        """A v1 JSON request through the model's preprocess -> predict -> postprocess, timed into KServe's
+        ``request_preprocess_seconds`` / ``request_predict_seconds`` / ``request_postprocess_seconds`` as
+        KServe's own ``Model.__call__`` does, with the metric children looked up once per model."""
+        timers = self._kserve_timers.get(model.name)
+        if timers is None:
+            labels = get_labels(model.name)
+            timers = tuple(metric.labels(**labels) for metric in (PRE_HIST_TIME, PREDICT_HIST_TIME, POST_HIST_TIME))
+            self._kserve_timers[model.name] = timers
+        started = time.perf_counter()
+        prepared = await model.preprocess(payload, headers)
+        predicting = time.perf_counter()
+        timers[0].observe(predicting - started)
+        prepared = await model.predict(prepared, headers)
+        postprocessing = time.perf_counter()
+        timers[1].observe(postprocessing - predicting)
+        response = await model.postprocess(prepared, headers)
+        timers[2].observe(time.perf_counter() - postprocessing)
+        return response
 
     async def _reject(self, send: Any, protocol: str, started: float, path: str, message: str) -> None:
         body = json.dumps({"error": message}).encode()

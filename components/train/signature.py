@@ -217,6 +217,7 @@ class Predictor:
         self._loaded = tf.saved_model.load(os.fspath(self.model_dir / types.MODEL_VERSION))
         self._signature = self._loaded.signatures[types.SERVING_SIGNATURE]
         self._tf = tf
+        self._input_keys = {f["name"]: f.get("input", f["name"]) for f in _features(self.card)}
 
     def predict(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Predict from raw columns (see :func:`to_model_inputs`).
@@ -225,7 +226,19 @@ class Predictor:
             classification: ``probabilities`` float32 [n, K], ``class_ids`` int64 [n], ``classes`` str [n];
             regression: ``predictions`` float32 [n].
         """
-        inputs = to_model_inputs(columns, self.card)
+        return self._run(to_model_inputs(columns, self.card))
+
+    def predict_checked(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Predict from columns already checked and typed by the caller, skipping :func:`to_model_inputs`.
+
+        For callers that validate inputs themselves (the model server's request decoder): one column per
+        feature, keyed by feature name; ``float64`` arrays (NaN missing) for numeric features and ``object``
+        arrays of ``str`` or ``bytes`` (``""`` missing) for string features. Same outputs as :meth:`predict`.
+        """
+        keys = self._input_keys
+        return self._run({keys[name]: values for name, values in columns.items()})
+
+    def _run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = self._tf
         tensors = {
             key: tf.constant(value, dtype=tf.string if value.dtype == object else tf.float64)

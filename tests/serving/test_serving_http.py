@@ -198,6 +198,10 @@ BAD_V1 = [
     ("too many rows", {"instances": [ROW] * 1001}, "1001 rows is more than the limit of 1000"),
     ("second row bad", {"instances": [ROW, dict(ROW, bill_depth_mm={})]},
      "instances[1]: feature 'bill_depth_mm' must be a number"),
+    ("integer beyond float64", json.dumps({"instances": [ROW]}).replace("2007.0", "1" + "0" * 400).encode(),
+     "feature 'year' is out of the float64 range"),
+    ("string too long", {"instances": [ROW, dict(ROW, island="x" * 5000)]},
+     "instances[1]: feature 'island' is 5000 characters long, more than the limit of 4096"),
 ]
 
 
@@ -207,6 +211,16 @@ def test_bad_v1_requests_are_400_naming_the_problem(server, name, body, needle):
     status, answer = post(f"{server.url}/v1/models/penguins:predict", body, raw=raw)
     assert status == 400, answer
     assert needle in answer["error"]
+
+
+def test_nulls_after_the_first_row_are_missing_values(server):
+    # (the request decoder's fast path takes columns of one type; a null later in a column takes the other)
+    rows = [ROW, dict(ROW, sex=None, body_mass_g=None), dict(ROW, island=None)]
+    status, answer = post(f"{server.url}/v1/models/penguins:predict", {"instances": rows})
+    assert status == 200 and len(answer["predictions"]) == 3, answer
+    status, single = post(f"{server.url}/v1/models/penguins:predict", {"instances": rows[1:2]})
+    assert single["predictions"][0]["classes"] == answer["predictions"][1]["classes"]
+    assert single["predictions"][0]["probabilities"] == pytest.approx(answer["predictions"][1]["probabilities"], abs=1e-6)
 
 
 def _v2_with(**changes) -> dict:
@@ -311,3 +325,20 @@ def test_cloudevent_request_gets_a_cloudevent_answer(server):
         assert response.status == 200
         assert response.headers["ce-specversion"] == "1.0" and response.headers["ce-id"]
         assert len(json.loads(response.read())["predictions"]) == 1
+
+
+def _metric(server, name: str) -> float:
+    for line in get(f"{server.url}/metrics")[1].splitlines():
+        if line.startswith(name + "{") and 'model_name="penguins"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_v1_requests_are_timed_in_kserves_own_histograms(server):
+    # (v1 JSON takes kfpc's direct path past KServe's data plane; KServe's metrics must still count it)
+    names = ("request_preprocess_seconds_count", "request_predict_seconds_count", "request_postprocess_seconds_count")
+    before = [_metric(server, name) for name in names]
+    for _ in range(3):
+        assert post(f"{server.url}/v1/models/penguins:predict", {"instances": [ROW]})[0] == 200
+    after = [_metric(server, name) for name in names]
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3.0, 3.0, 3.0]
