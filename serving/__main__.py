@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Model artifact folder (<dir>/1/saved_model.pb; highest version wins) or a version "
                              "folder; in KServe the storage initializer puts it at /mnt/models")
     parser.add_argument("--batching", type=_bool, default=True, help="dynamic batching of concurrent requests")
-    parser.add_argument("--max_batch_size", type=int, default=256, help="most rows in one batched model call")
+    parser.add_argument("--max_batch_size", type=int, default=1024, help="most rows in one batched model call")
     parser.add_argument("--max_batch_wait_ms", type=float, default=0.0,
                         help="how long an idle model waits to fill a batch; 0 runs at once and batches only "
                              "requests that arrive while the model is busy")

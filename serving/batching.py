@@ -42,7 +42,7 @@ class DynamicBatcher:
     def __init__(
         self,
         predict: Callable[[Columns], Outputs],
-        max_batch_size: int = 256,
+        max_batch_size: int = 1024,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int, int], None] | None = None,
     ):

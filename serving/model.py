@@ -45,7 +45,7 @@ class ModelOptions:
     """
 
     batching: bool = True
-    max_batch_size: int = 256
+    max_batch_size: int = 1024
     max_batch_wait_ms: float = 0.0
     max_rows: int = 10_000
     max_string_length: int = 4_096

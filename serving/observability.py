@@ -36,7 +36,7 @@ from prometheus_client import Counter, Histogram, Summary
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 OTHER = "__other__"
 CLOUDEVENT_TYPE = "dev.kfpc.serving.prediction"
 
