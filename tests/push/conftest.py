@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import urllib.request
 from pathlib import Path
 
 import jsonschema
@@ -100,3 +102,27 @@ def trained_model(tmp_path_factory) -> tuple[Path, Path]:
     ingest(str(source), root / "data")
     train(root / "data", root / "model", label="species", epochs=2, hidden_units=(8,), verbose=0)
     return root / "model", root / "data"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """moto's S3 server on 127.0.0.1 with a ``models`` bucket; yields a real boto3 client for it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    # moto keeps its state per process, not per server: start every test from an empty S3
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"))
+    try:
+        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+        client.create_bucket(Bucket="models")
+        yield client
+    finally:
+        server.stop()

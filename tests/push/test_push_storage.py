@@ -1,8 +1,10 @@
-"""Versioned model copies: local folders and Cloud Storage (the real client against a fake JSON API)."""
+"""Versioned model copies: local folders, Cloud Storage (the real client against a fake JSON API) and S3 (boto3
+against moto's S3 server on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from pathlib import Path
 
@@ -78,14 +80,51 @@ def test_a_model_without_a_numeric_version_folder_is_refused(tmp_path, layout, m
     assert not (tmp_path / "serving").exists()
 
 
-def test_unsupported_scheme_and_missing_boto3_are_clear(fake_model):
+def test_unsupported_scheme_and_missing_boto3_are_clear(fake_model, monkeypatch):
     with pytest.raises(storage.StorageError, match="unsupported scheme"):
         storage.push_model(fake_model, "hdfs://x/y", "penguins")
-    try:
-        import boto3  # noqa: F401
-    except ImportError:
-        with pytest.raises(storage.StorageError, match="boto3"):
-            storage.push_model(fake_model, "s3://bucket/models", "penguins")
+    monkeypatch.setitem(sys.modules, "boto3", None)  # an image without boto3
+    with pytest.raises(storage.StorageError, match="boto3"):
+        storage.push_model(fake_model, "s3://bucket/models", "penguins")
+
+
+def _s3_objects(client, bucket: str = "models") -> dict[str, bytes]:
+    keys = [item["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])]
+    return {key: client.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+def test_s3_push_through_the_real_client(fake_model, s3):
+    first = storage.push_model(fake_model, "s3://models/serving", "penguins", client=s3)
+    second = storage.push_model(fake_model, "s3://models/serving/", "penguins", client=s3)
+    assert first.uri == "s3://models/serving/penguins/v1"
+    assert second.uri == "s3://models/serving/penguins/v2" and second.previous_uri == first.uri
+    objects = _s3_objects(s3)
+    files = {p.relative_to(fake_model).as_posix(): p.read_bytes() for p in fake_model.rglob("*") if p.is_file()}
+    for version in ("v1", "v2"):
+        copied = {key[len(f"serving/penguins/{version}/"):]: body for key, body in objects.items()
+                  if key.startswith(f"serving/penguins/{version}/")}
+        assert {k: v for k, v in copied.items() if k != "_kfpc_push.json"} == files
+        assert json.loads(copied["_kfpc_push.json"])["sha256"] == storage.model_digest(fake_model)
+    assert storage.latest_version("s3://models/serving", "penguins", client=s3) == second.uri
+
+
+def test_s3_refuses_to_overwrite(fake_model, s3):
+    # Another writer claimed v1 between our listing and our claim: S3's conditional write (412) moves us on.
+    s3.put_object(Bucket="models", Key="serving/penguins/v1/_kfpc_push.json", Body=b"{}")
+    pushed = storage.push_model(fake_model, "s3://models/serving", "penguins", client=s3)
+    assert pushed.version == "v2"
+    assert _s3_objects(s3)["serving/penguins/v1/_kfpc_push.json"] == b"{}"
+    with pytest.raises(storage.StorageError, match="already exists; refusing to overwrite"):
+        storage._S3Backend(s3).upload(fake_model, "s3://models/serving/penguins/v2")
+
+
+def test_s3_remove_version_deletes_only_that_version(fake_model, s3):
+    v1 = storage.push_model(fake_model, "s3://models/serving", "penguins", client=s3)
+    v2 = storage.push_model(fake_model, "s3://models/serving", "penguins", client=s3)
+    storage.remove_version(v2.uri, client=s3)
+    assert not [key for key in _s3_objects(s3) if key.startswith("serving/penguins/v2/")]
+    assert storage.latest_version("s3://models/serving", "penguins", client=s3) == v1.uri
 
 
 def test_gcs_push_through_the_real_client(fake_model, gcs):
