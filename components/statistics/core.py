@@ -466,13 +466,16 @@ class StatisticsAccumulator:
             for name in columns:  # while the other workers still count
                 features[name].to_proto(num_examples, self.top_k)
 
-        if self.threads > 1 and len(tasks) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
-            list(self._pool.map(summarize, tasks))
-        else:
-            for columns in tasks:
-                summarize(columns)
+        try:
+            if self.threads > 1 and len(tasks) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
+                list(self._pool.map(summarize, tasks))
+            else:
+                for columns in tasks:
+                    summarize(columns)
+        except (pa.ArrowInvalid, OSError) as err:  # e.g. a damaged page behind an intact footer
+            raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
         self.num_examples += parquet.metadata.num_rows
 
     def merge(self, other: StatisticsAccumulator) -> None:

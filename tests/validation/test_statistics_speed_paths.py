@@ -215,3 +215,20 @@ def test_statistics_from_parquet_do_not_import_pandas(tmp_path):
             f"core.generate_statistics({str(path)!r}, top_k=100); print('pandas' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_damaged_page_behind_an_intact_footer_names_the_file(tmp_path):
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(synthetic.make_table(20_000, seed=4), path, row_group_size=5_000, compression="snappy")
+    data = bytearray(path.read_bytes())
+    footer = pq.ParquetFile(path).metadata
+    # the first pages of the near-unique 'comment' column (the probe reads them) and of 'city', mid-file
+    for group, column in ((0, 11), (1, 9)):
+        chunk = footer.row_group(group).column(column)
+        start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+        data[start + 20: start + 420] = bytes(400)
+    damaged = tmp_path / "damaged2.parquet"
+    damaged.write_bytes(bytes(data))
+    for threads in (1, 2):
+        with pytest.raises(stats_core.StatisticsError, match="damaged2.parquet"):
+            stats_core.generate_statistics(str(damaged), threads=threads)
