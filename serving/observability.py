@@ -255,17 +255,16 @@ class Observer:
                 scores = probabilities.max(axis=1)
             else:
                 scores = probabilities.reshape(-1)
-            score = self._children["score"]
-            for value in scores.tolist():
-                score.observe(value)
+            _observe_all(self._children["score"], scores)
         if "classes" in outputs:
             for name, count in collections.Counter(np.asarray(outputs["classes"]).tolist()).items():
                 label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
                 PREDICTIONS.labels(self.model_name, label).inc(count)
         if "predictions" in outputs:
-            summary = self._children["value"]
-            for value in np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1).tolist():
-                summary.observe(value)
+            predictions = np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1)
+            summary = self._children["value"]  # (Summary keeps count and sum: one update each per batch)
+            summary._count.inc(predictions.size)
+            summary._sum.inc(float(predictions.sum()))
 
     def _record_features(self, columns: dict[str, np.ndarray]) -> None:
         for feature in self._features:
@@ -300,6 +299,30 @@ class Observer:
         """Flush and stop the payload log."""
         if self.payload is not None:
             self.payload.close()
+
+
+def _observe_all(histogram: Any, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value of a batch, one lock per bucket touched instead of per value.
+
+    The same counts as prometheus_client's ``Histogram.observe`` (a value goes to the first bucket whose
+    upper bound it does not exceed); observing row by row took a millisecond per 1,000-row model call.
+    Falls back to ``observe`` if the client's internals are not the expected ones.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values.tolist():
+            histogram.observe(value)
+        return
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        return
+    counts = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), values, side="left"),
+                         minlength=len(bounds) + 1)
+    total.inc(float(values.sum()))
+    for i in np.flatnonzero(counts[: len(bounds)]):
+        buckets[i].inc(int(counts[i]))
 
 
 def _card_get(card: Any, key: str) -> Any:

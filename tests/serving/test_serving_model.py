@@ -136,3 +136,25 @@ def test_toy_model_builder_honours_the_contract(tmp_path):
                                                                      dtype=object if f["dtype"] == "string" else None)
                                                 for f in toy_model.PENGUIN_FEATURES})
     assert outputs["probabilities"].shape == (1, 2) and outputs["classes"].dtype == object
+
+
+def test_batch_histogram_updates_equal_row_by_row_observe():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from kfpc.serving.observability import SCORE_BUCKETS, _observe_all
+
+    registry = CollectorRegistry()
+    one = Histogram("one", "row by row", ["m"], buckets=SCORE_BUCKETS, registry=registry).labels("x")
+    many = Histogram("many", "batched", ["m"], buckets=SCORE_BUCKETS, registry=registry).labels("x")
+    values = np.concatenate([np.random.default_rng(3).random(997), [0.0, 0.05, 0.1, 1.0, 1.5, -0.2]])
+    for value in values.tolist():
+        one.observe(value)
+    _observe_all(many, values)
+    samples = {metric.name: {(s.name.rsplit("_", 1)[-1], s.labels.get("le")): s.value for s in metric.samples}
+               for metric in registry.collect()}
+    one_samples = {k[0] + str(k[1]): v for k, v in samples["one"].items()}
+    many_samples = {k[0] + str(k[1]): v for k, v in samples["many"].items()}
+    assert {k: v for k, v in many_samples.items() if k.startswith(("bucket", "count"))} == {
+        k: v for k, v in one_samples.items() if k.startswith(("bucket", "count"))}
+    assert many_samples["sumNone"] == pytest.approx(one_samples["sumNone"], rel=1e-12)
+    assert one_samples["countNone"] == values.size  # every value, -0.2 included (first bucket)
