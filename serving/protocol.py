@@ -267,9 +267,8 @@ def encode_v1(outputs: Mapping[str, np.ndarray]) -> dict:
         a JSON-ready dict.
     """
     names = list(outputs)
-    lists = {name: _to_list(outputs[name]) for name in names}
-    rows = len(next(iter(lists.values()))) if lists else 0
-    return {"predictions": [{name: lists[name][i] for name in names} for i in range(rows)]}
+    columns = [_to_list(outputs[name]) for name in names]
+    return {"predictions": [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]}
 
 
 def _to_list(array: np.ndarray) -> list:
