@@ -61,7 +61,7 @@ def timed(fn) -> float:
 
 
 class TfdvPeer:
-    """TFDV in its own venv, kept running: ``seconds(path)`` times one statistics run on that file."""
+    """TFDV in its own venv, kept running: ``seconds(path, n)`` times n back-to-back statistics runs on a file."""
 
     def __init__(self, python: str):
         self.process = subprocess.Popen([python, str(HERE / "_tfdv_peer.py"), "--serve"], stdin=subprocess.PIPE,
