@@ -400,10 +400,7 @@ class StatisticsAccumulator:
 
     def add_batch(self, batch: pa.RecordBatch | pa.Table, source: str = "data") -> None:
         """Add a record batch (or table) to the statistics."""
-        names = batch.schema.names
-        if len(set(names)) != len(names):
-            duplicates = sorted({n for n in names if names.count(n) > 1})
-            raise StatisticsError(f"{source}: duplicate column names {duplicates}")
+        _check_unique_names(batch.schema, source)
         work = []
         for i, field in enumerate(batch.schema):
             feature = self._feature(field.name, field.type, source)
@@ -439,10 +436,7 @@ class StatisticsAccumulator:
         except (pa.ArrowInvalid, OSError) as err:
             raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
         schema = parquet.schema_arrow
-        names = schema.names
-        if len(set(names)) != len(names):
-            duplicates = sorted({n for n in names if names.count(n) > 1})
-            raise StatisticsError(f"{path}: duplicate column names {duplicates}")
+        _check_unique_names(schema, path)
         features = {field.name: self._feature(field.name, field.type, path) for field in schema}
         tasks = _parquet_tasks(parquet, self.threads)
         num_examples = self.num_examples + parquet.metadata.num_rows
@@ -526,6 +520,13 @@ def _add_chunks(items) -> None:
         feature.add(chunk)
 
 
+def _check_unique_names(schema: pa.Schema, source: str) -> None:
+    names = schema.names
+    if len(set(names)) != len(names):
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        raise StatisticsError(f"{source}: duplicate column names {duplicates}")
+
+
 def _string_columns(schema: pa.Schema) -> set[str]:
     return {field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_binary(
         field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)}
@@ -596,8 +597,8 @@ def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | 
     return found
 
 
-def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: bool = False,
-                     plain=lambda: frozenset(), batch_bytes: int = _TARGET_BATCH_BYTES,
+def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: frozenset(),
+                     batch_bytes: int = _TARGET_BATCH_BYTES,
                      metadata: pq.FileMetaData | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of ``columns`` (default: all) of a Parquet file, about ``batch_bytes`` of decoded data each.
 
@@ -605,7 +606,8 @@ def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: b
     reader hands over the codes as they are stored, so counting values is a bincount over integer codes
     instead of hashing every string. ``plain()`` (asked before each read) names the columns found to be
     mostly distinct values, whose pages writers store plain once their dictionary overflows: those are
-    read as plain strings and counted by hash.
+    read as plain strings and counted by hash. Decoding runs on the calling thread (Arrow's own threads
+    off): the callers are the statistics' worker threads, one per core.
     """
     try:
         parquet = pq.ParquetFile(path, metadata=metadata)
@@ -630,8 +632,7 @@ def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: b
             return readers[plain_now]
 
         if not groups:
-            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, columns=columns,
-                                                        use_threads=use_threads)
+            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
             return
         start = 0
         while start < len(groups):
@@ -642,10 +643,10 @@ def _parquet_batches(path: str, columns: list[str] | None = None, use_threads: b
             chosen = reader(frozenset(plain()) & strings)
             if stop - start == 1:
                 yield from chosen.iter_batches(batch_size=batch_rows, row_groups=[start], columns=columns,
-                                               use_threads=use_threads)
+                                               use_threads=False)
             else:
                 # (iter_batches would cut a batch at every row group, where the dictionaries change)
-                table = chosen.read_row_groups(list(range(start, stop)), columns=columns, use_threads=use_threads)
+                table = chosen.read_row_groups(list(range(start, stop)), columns=columns, use_threads=False)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
             start = stop
     except (pa.ArrowInvalid, OSError) as err:

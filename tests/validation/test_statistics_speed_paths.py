@@ -196,7 +196,7 @@ def test_parquet_file_and_in_memory_table_agree_where_both_are_exact(tmp_path):
 def test_tiny_row_groups_are_read_in_large_batches(tmp_path):
     path = tmp_path / "tiny.parquet"
     pq.write_table(synthetic.make_table(20_000, seed=1), path, row_group_size=500)
-    batches = list(stats_core._parquet_batches(str(path), use_threads=False))
+    batches = list(stats_core._parquet_batches(str(path)))
     assert sum(b.num_rows for b in batches) == 20_000 and len(batches) <= 2
 
 
