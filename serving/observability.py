@@ -261,10 +261,8 @@ class Observer:
                 label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
                 PREDICTIONS.labels(self.model_name, label).inc(count)
         if "predictions" in outputs:
-            predictions = np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1)
-            summary = self._children["value"]  # (Summary keeps count and sum: one update each per batch)
-            summary._count.inc(predictions.size)
-            summary._sum.inc(float(predictions.sum()))
+            _observe_summary_all(self._children["value"],
+                                 np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1))
 
     def _record_features(self, columns: dict[str, np.ndarray]) -> None:
         for feature in self._features:
@@ -287,10 +285,7 @@ class Observer:
                 present = column[~np.isnan(column)]
                 missing = column.size - present.size
                 if present.size:
-                    # Summary.observe per value would cost a lock per row; count and sum are what it keeps.
-                    child = self._children[("value", feature.name)]
-                    child._count.inc(present.size)
-                    child._sum.inc(float(present.sum()))
+                    _observe_summary_all(self._children[("value", feature.name)], present)
                     self._children[("squares", feature.name)].inc(float(np.square(present).sum()))
             if missing:
                 self._children[("missing", feature.name)].inc(missing)
@@ -299,6 +294,13 @@ class Observer:
         """Flush and stop the payload log."""
         if self.payload is not None:
             self.payload.close()
+
+
+def _observe_summary_all(summary: Any, values: np.ndarray) -> None:
+    """``summary.observe(v)`` for every value: a Summary keeps only count and sum, so one update of each
+    instead of a lock per value."""
+    summary._count.inc(values.size)
+    summary._sum.inc(float(values.sum()))
 
 
 def _observe_all(histogram: Any, values: np.ndarray) -> None:

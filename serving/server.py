@@ -168,21 +168,19 @@ class ServingMiddleware:
         response_headers: dict[str, str] = {}
         error = ""
         try:
-            if protocol == "v1":
-                # Any body that is not a CloudEvent is JSON, whatever its Content-Type: `curl -d` sends
-                # application/x-www-form-urlencoded, and KServe's own v1 endpoint accepts that too.
-                plain_json = not any(key.startswith("ce-") for key in headers) and not headers.get(
-                    "content-type", "").startswith("application/cloudevents")
-                if plain_json:
-                    # Parsed here so that NaN literals are read the same way as in v2 requests.
-                    response = await self._infer_v1(model, loads_json(body), headers)
-                else:
-                    request, attributes = self.dataplane.decode(body, headers)
-                    response, response_headers = await self.dataplane.infer(name, request, headers)
-                    response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
-                    response_headers.update(encode_headers)
+            # Any v1 body that is not a CloudEvent is JSON, whatever its Content-Type: `curl -d` sends
+            # application/x-www-form-urlencoded, and KServe's own v1 endpoint accepts that too.
+            plain_json = protocol == "v1" and not any(key.startswith("ce-") for key in headers) and not headers.get(
+                "content-type", "").startswith("application/cloudevents")
+            if plain_json:
+                # Parsed here so that NaN literals are read the same way as in v2 requests.
+                response = await self._infer_v1(model, loads_json(body), headers)
             else:
-                request, attributes = self.dataplane.decode(body, headers, protocol_version="v2", model_name=name)
+                if protocol == "v1":
+                    request, attributes = self.dataplane.decode(body, headers)
+                else:
+                    request, attributes = self.dataplane.decode(body, headers, protocol_version="v2",
+                                                                model_name=name)
                 response, response_headers = await self.dataplane.infer(name, request, headers)
                 response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
                 response_headers.update(encode_headers)
