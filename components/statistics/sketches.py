@@ -375,9 +375,7 @@ class FrequencySketch:
             found = pc.index_in(keys, value_set=self.keys)
             where = np.frombuffer(found.buffers()[1], dtype=np.int32)[found.offset: found.offset + len(found)]
             if found.null_count:  # not in the summary: -1 (read through the validity bitmap)
-                valid = np.unpackbits(np.frombuffer(found.buffers()[0], dtype=np.uint8), count=found.offset + len(
-                    found), bitorder="little")[found.offset:].astype(bool)
-                where = np.where(valid, where, -1)
+                where = np.where(_validity(found), where, -1)
         else:
             where = np.full(len(keys), -1, dtype=np.int32)
         self._merge(where, counts, lambda new: keys.filter(from_numpy(new)), None)
