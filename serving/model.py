@@ -58,6 +58,7 @@ class _Prepared:
     columns: dict[str, np.ndarray]
     rows: int
     started: float
+    json_bytes: bool = False  # the request came as JSON bytes: answer JSON bytes
     outputs: dict[str, np.ndarray] | None = None
 
 
@@ -84,6 +85,7 @@ class KfpcModel(kserve.Model):
         self.features: list[protocol.Feature] = []
         self.task = ""
         self.batcher: DynamicBatcher | None = None
+        self.v1_codec: protocol.V1JsonCodec | None = None
         self._model_thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -103,6 +105,7 @@ class KfpcModel(kserve.Model):
         self.card = self.predictor.card
         self.features = protocol.features_from_card(self.card)
         self.task = str(protocol._get(self.card, "task", ""))
+        self.v1_codec = protocol.V1JsonCodec(self.features, self.limits)
         started = time.perf_counter()
         outputs = self._predict_raw(self._warmup_columns())
         self._check_outputs(outputs, rows=2)
@@ -199,11 +202,14 @@ class KfpcModel(kserve.Model):
         if isinstance(payload, InferRequest):
             columns = protocol.decode_v2(payload, self.features, self.limits)
             kind = "grpc-v2" if payload.from_grpc else "v2"
+        elif isinstance(payload, bytes):  # a v1 JSON body, from kfpc's HTTP middleware
+            columns = self.v1_codec.decode(payload)
+            kind = "v1"
         else:
             columns = protocol.decode_v1(payload, self.features, self.limits)
             kind = "v1"
         rows = len(next(iter(columns.values())))
-        return _Prepared(kind, payload, columns, rows, started)
+        return _Prepared(kind, payload, columns, rows, started, json_bytes=isinstance(payload, bytes))
 
     async def predict(self, payload: _Prepared, headers: dict[str, str] | None = None) -> _Prepared:
         """Run the model on the request's columns (batched with others when batching is on)."""
@@ -223,8 +229,10 @@ class KfpcModel(kserve.Model):
     async def postprocess(self, result: _Prepared, headers: dict[str, str] | None = None,
                           response_headers: dict[str, str] | None = None) -> dict | InferResponse:
         """Encode the outputs as a v1 dict or a v2 InferResponse and record them."""
-        if result.protocol == "v1":
-            response: dict | InferResponse = protocol.encode_v1(result.outputs)
+        if result.json_bytes:
+            response: bytes | dict | InferResponse = self.v1_codec.encode(result.outputs)
+        elif result.protocol == "v1":
+            response = protocol.encode_v1(result.outputs)
         else:
             response = protocol.encode_v2(result.outputs, result.request, self.name)
         if self.observer is not None:

@@ -34,7 +34,7 @@ from kserve.protocol.dataplane import DataPlane
 from kfpc.serving import protocol
 from kfpc.serving.model import KfpcModel
 from kfpc.serving.observability import Observer
-from kfpc.serving.protocol import RequestError
+from kfpc.serving.protocol import RequestError, loads_json
 
 logger = logging.getLogger("kfpc.serving")
 
@@ -173,8 +173,8 @@ class ServingMiddleware:
             plain_json = protocol == "v1" and not any(key.startswith("ce-") for key in headers) and not headers.get(
                 "content-type", "").startswith("application/cloudevents")
             if plain_json:
-                # Parsed here so that NaN literals are read the same way as in v2 requests.
-                response = await self._infer_v1(model, loads_json(body), headers)
+                # The raw body: the model's codec parses and checks it in one pass.
+                response = await self._infer_v1(model, body, headers)
             else:
                 if protocol == "v1":
                     request, attributes = self.dataplane.decode(body, headers)
@@ -302,21 +302,6 @@ class KfpcDataPlane(DataPlane):
         except (KeyError, ValueError, TypeError, IndexError) as err:
             problem = f"missing field {err}" if isinstance(err, KeyError) else str(err)
             raise RequestError(f"malformed inference request for model {model_name!r}: {problem}") from None
-
-
-def loads_json(data: bytes) -> Any:
-    """Parse a JSON body; ``NaN``/``Infinity`` literals (which tritonclient and Python's json write) are read too.
-
-    Raises:
-        RequestError: not JSON.
-    """
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as err:
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-            raise RequestError(f"request body is not valid JSON: {err}") from None
 
 
 def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dataplane: DataPlane | None = None) -> None:

@@ -202,6 +202,8 @@ BAD_V1 = [
      "feature 'year' is out of the float64 range"),
     ("string too long", {"instances": [ROW, dict(ROW, island="x" * 5000)]},
      "instances[1]: feature 'island' is 5000 characters long, more than the limit of 4096"),
+    ("lone surrogate", json.dumps({"instances": [ROW, dict(ROW, island="\ud800")]}).encode(),
+     "instances[1]: feature 'island' is not valid Unicode text"),
 ]
 
 

@@ -137,3 +137,114 @@ def test_features_from_card_rejects_untyped_features():
         protocol.features_from_card({"features": ["a"]})
     with pytest.raises(ValueError, match="'int32' is not"):
         protocol.features_from_card({"features": [{"name": "a", "dtype": "int32"}]})
+
+
+# ---------------------------------------------------------------- the v1 JSON codec (fast path + general path)
+
+_ROW = {"city": "Oslo", "x": 1.5, "strict": 2}
+_CODEC_BODIES = [
+    # the common form: decoded in one pass
+    {"instances": [_ROW, {"city": None, "x": None, "strict": -3.25}, {"city": "", "x": 0, "strict": 1e300}]},
+    {"instances": [_ROW], "signature_name": "serving_default"},
+    {"instances": [{"strict": 1, "x": 2, "city": "Zürich 😀"}]},
+    # other forms and refusals: the general path, same columns or the same error
+    {"inputs": [_ROW]},
+    {"inputs": {"city": ["a", 7], "x": [1, None], "strict": [1, 2]}},
+    {"instances": [_ROW], "inputs": [_ROW]},
+    {"instances": [dict(_ROW, city=7)]},
+    {"instances": [dict(_ROW, city=3.0)]},
+    {"instances": [dict(_ROW, city=3.5)]},
+    {"instances": [dict(_ROW, x=True)]},
+    {"instances": [dict(_ROW, x="1")]},
+    {"instances": [dict(_ROW, strict=None)]},
+    {"instances": [dict(_ROW, colour="red")]},
+    {"instances": [{"city": "a", "x": 1}]},
+    {"instances": [_ROW, 3]},
+    {"instances": []},
+    {"instances": [_ROW] * 11},
+    {"instances": [dict(_ROW, city="a" * 11)]},
+    {"instances": None},
+    {"instances": {"city": "a"}},
+    [_ROW],
+]
+_CODEC_RAW_BODIES = [
+    b'{"instances": [{"city": "a", "x": NaN, "strict": 1}]}',
+    b'{"instances": [{"city": "a", "x": 1, "strict": NaN}]}',
+    b'{"instances": [{"city": "a", "x": 1e999, "strict": 1}]}',
+    b'{"instances": [{"city": "a", "x": ' + b"9" * 400 + b', "strict": 1}]}',
+    b'{"instances": [{"city": "a", "x": 1, "x": 2, "strict": 1}]}',
+    b'{"instances": [{"city": "\\ud800", "x": 1, "strict": 1}]}',
+    b'{"instances": [{"city": "\xff", "x": 1, "strict": 1}]}',
+    b'{"instances": [{"city": "a", "x": 1, "strict": 1}]',
+    b"",
+]
+
+
+def _columns_or_error(decode, body):
+    try:
+        return decode(body)
+    except RequestError as err:
+        return str(err)
+
+
+@pytest.mark.parametrize("body", [__import__("json").dumps(b).encode() for b in _CODEC_BODIES] + _CODEC_RAW_BODIES)
+def test_v1_json_codec_gives_what_decode_v1_gives(body):
+    limits = Limits(max_rows=10, max_string_length=10)
+    codec = protocol.V1JsonCodec(FEATURES, limits)
+    got = _columns_or_error(codec.decode, body)
+    expected = _columns_or_error(lambda b: protocol.decode_v1(protocol.loads_json(b), FEATURES, limits), body)
+    if isinstance(expected, str):
+        assert got == expected
+    else:
+        assert isinstance(got, dict) and list(got) == list(expected)
+        for name, column in expected.items():
+            assert got[name].dtype == column.dtype and got[name].shape == column.shape
+            np.testing.assert_array_equal(got[name], column)  # (NaN equals NaN here)
+
+
+def test_v1_json_codec_decodes_the_common_form_in_one_pass():
+    codec = protocol.V1JsonCodec(FEATURES, Limits(max_rows=10, max_string_length=10))
+    common = [__import__("json").dumps(b).encode() for b in _CODEC_BODIES[:3]]
+    assert all(codec.decode_common(body) is not None for body in common)
+    others = [__import__("json").dumps(b).encode() for b in _CODEC_BODIES[3:]] + _CODEC_RAW_BODIES
+    taken = [body for body in others if codec.decode_common(body) is not None]
+    # duplicate keys: the last one wins in both paths
+    assert taken == [b'{"instances": [{"city": "a", "x": 1, "x": 2, "strict": 1}]}']
+
+
+def test_v1_json_codec_feature_names_that_are_not_identifiers_and_a_single_feature():
+    features = [Feature("body mass (g)", "float64"), Feature("class", "string", allow_missing=False)]
+    codec = protocol.V1JsonCodec(features)
+    columns = codec.decode_common(b'{"instances": [{"class": "a", "body mass (g)": 3}, {"class": "b", '
+                                  b'"body mass (g)": null}]}')
+    assert columns["class"].tolist() == ["a", "b"] and columns["body mass (g)"][0] == 3.0
+    assert math.isnan(columns["body mass (g)"][1])
+    assert codec.decode_common(b'{"instances": [{"class": "", "body mass (g)": 1}]}') is None
+    with pytest.raises(RequestError, match="feature 'class' is missing \\(empty\\)"):
+        codec.decode(b'{"instances": [{"class": "", "body mass (g)": 1}]}')
+    single = protocol.V1JsonCodec([Feature("x", "float64")])
+    assert single.decode(b'{"instances": [{"x": 1}, {"x": 2.5}]}')["x"].tolist() == [1.0, 2.5]
+
+
+@pytest.mark.parametrize("outputs", [
+    {"probabilities": np.array([[0.2, 0.8], [np.nan, 1.0]], dtype=np.float32), "class_ids": np.array([1, 1]),
+     "classes": np.array([b"yes", "n\u00e9"], dtype=object)},
+    {"predictions": np.array([1.5, -2.25e10], dtype=np.float32)},
+    {"odd name": np.array([[1], [2]], dtype=np.int64)},
+])
+def test_v1_json_codec_encodes_what_encode_v1_gives(outputs):
+    import json
+
+    codec = protocol.V1JsonCodec(FEATURES)
+    expected = json.loads(json.dumps(protocol.encode_v1(outputs)).replace("NaN", "null"))
+    assert json.loads(codec.encode(outputs)) == expected
+
+
+def test_a_lone_surrogate_is_a_400_not_a_failed_batch():
+    # JSON may escape half of a UTF-16 pair ("\ud800"); Python's json reads it, TensorFlow cannot convert it,
+    # and in a batched model call it would fail every request of the batch.
+    with pytest.raises(RequestError, match="instances\\[1\\]: feature 'city' is not valid Unicode text"):
+        protocol.V1JsonCodec(FEATURES).decode(b'{"instances": [{"city": "a", "x": 1, "strict": 1}, '
+                                              b'{"city": "\\ud800", "x": 1, "strict": 1}]}')
+    with pytest.raises(RequestError, match="input 'city'\\[0\\]: feature 'city' is not valid Unicode text"):
+        protocol.decode_v2(_v2(city=InferInput("city", [2], "BYTES", ["\ud800", "b"])), FEATURES)
