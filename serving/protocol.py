@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import operator
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -327,7 +326,6 @@ class V1JsonCodec:
         body = msgspec.defstruct("Body", [("instances", rows),
                                           ("inputs", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET)])
         self._decoder = msgspec.json.Decoder(body)
-        self._values = operator.attrgetter(*(f"f{i}" for i in range(len(features))))
         self._encoders: dict[tuple[str, ...], Any] = {}
 
     def decode(self, body: bytes) -> dict[str, np.ndarray]:
@@ -349,10 +347,7 @@ class V1JsonCodec:
             return None
         if parsed.inputs is not msgspec.UNSET:  # both keys: decode_v1 names the problem
             return None
-        if len(self.features) == 1:
-            table = [tuple(map(self._values, parsed.instances))]
-        else:
-            table = list(zip(*map(self._values, parsed.instances), strict=True))
+        table = zip(*map(msgspec.structs.astuple, parsed.instances), strict=True)  # rows -> columns
         columns = {}
         for feature, values in zip(self.features, table, strict=True):
             if feature.dtype == STRING:
