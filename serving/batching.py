@@ -4,7 +4,7 @@ The batcher is greedy: when the model is idle a request runs at once (no added l
 client); while a batch runs, new requests queue and the next call takes all of them, up to
 ``max_batch_size`` rows. ``max_wait_ms`` optionally holds an idle model back a little longer to fill
 bigger batches, trading latency for throughput. One model call runs at a time, in a worker thread, so
-the event loop keeps accepting and decoding requests meanwhile.
+the event loop keeps accepting and decoding requests meanwhile (or, with ``on_loop``, on the event loop).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class DynamicBatcher:
         max_batch_size: most rows in one call (a single larger request still runs alone).
         max_wait_ms: longest an idle model waits for more requests before a call; 0 = greedy.
         on_batch: called with (rows, requests) of every model call, e.g. for a metric.
+        on_loop: call the model on the event loop itself instead of on the worker thread.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class DynamicBatcher:
         max_batch_size: int = 1024,
         max_wait_ms: float = 0.0,
         on_batch: Callable[[int, int], None] | None = None,
+        on_loop: bool = False,
     ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
@@ -58,7 +60,8 @@ class DynamicBatcher:
         self._queued_rows = 0
         self._worker: asyncio.Task | None = None
         self._wakeup: asyncio.Event | None = None
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kfpc-batch")
+        self._executor = None if on_loop else concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="kfpc-batch")
 
     async def predict(self, columns: Columns, rows: int) -> Outputs:
         """Queue one request's columns and wait for its slice of a batched call.
@@ -100,7 +103,10 @@ class DynamicBatcher:
                     merged = batch[0].columns
                 else:
                     merged = {name: np.concatenate([p.columns[name] for p in batch]) for name in batch[0].columns}
-                outputs = await loop.run_in_executor(self._executor, self._predict, merged)
+                if self._executor is None:
+                    outputs = self._predict(merged)
+                else:
+                    outputs = await loop.run_in_executor(self._executor, self._predict, merged)
             except Exception as err:  # every waiter must hear of the failure, not hang
                 for pending in batch:
                     if not pending.future.done():
@@ -126,4 +132,5 @@ class DynamicBatcher:
 
     def close(self) -> None:
         """Stop the worker thread (queued requests still finish)."""
-        self._executor.shutdown(wait=False)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)

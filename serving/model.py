@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
+import os
 import time
 from typing import Any
 
@@ -60,6 +61,24 @@ class _Prepared:
     started: float
     json_bytes: bool = False  # the request came as JSON bytes: answer JSON bytes
     outputs: dict[str, np.ndarray] | None = None
+
+
+def model_call_on_loop() -> bool:
+    """Whether model calls run on the event loop (``KFPC_MODEL_CALL=loop``) instead of one model thread.
+
+    The thread (default) lets the event loop read and decode requests while TensorFlow computes, and
+    keeps health checks answered during long calls: the better choice for heavy models, GPUs and
+    batching. For a light CPU model with batching off, the hand-over to the thread and back costs more
+    than the call (measured in benchmarks/bench_serving.py: 32-row requests at concurrency 64, ~25%
+    more requests/s on the loop), at the price of a loop blocked for each call.
+
+    Raises:
+        ValueError: another value.
+    """
+    value = os.environ.get("KFPC_MODEL_CALL", "thread")
+    if value not in ("thread", "loop"):
+        raise ValueError(f"KFPC_MODEL_CALL={value!r}: expected 'thread' or 'loop'")
+    return value == "loop"
 
 
 class KfpcModel(kserve.Model):
@@ -111,10 +130,11 @@ class KfpcModel(kserve.Model):
         self._check_outputs(outputs, rows=2)
         logger.info("model %s version %s loaded from %s, warm-up prediction took %.1f ms", self.name,
                     self.location.version, self.location.version_dir, (time.perf_counter() - started) * 1000)
+        on_loop = model_call_on_loop()
         if self.options.batching:
             self.batcher = DynamicBatcher(self._call_model, self.options.max_batch_size,
-                                          self.options.max_batch_wait_ms, on_batch=self._on_batch)
-        else:
+                                          self.options.max_batch_wait_ms, on_batch=self._on_batch, on_loop=on_loop)
+        elif not on_loop:
             # One model call at a time, on one thread, as with batching: concurrent TensorFlow calls from
             # several Python threads only contend for the GIL (measured at concurrency 64 on 2 cores:
             # 956 requests/s with one model thread, 656 with asyncio's default pool of 6).
@@ -216,6 +236,9 @@ class KfpcModel(kserve.Model):
         try:
             if self.batcher is not None:
                 payload.outputs = await self.batcher.predict(payload.columns, payload.rows)
+            elif self._model_thread is None:  # KFPC_MODEL_CALL=loop
+                payload.outputs = self._call_model(payload.columns)
+                self._on_batch(payload.rows, 1)
             else:
                 loop = asyncio.get_running_loop()
                 payload.outputs = await loop.run_in_executor(self._model_thread, self._call_model, payload.columns)

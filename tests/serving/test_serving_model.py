@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -92,6 +93,26 @@ def test_batched_and_unbatched_models_give_the_same_answers(model_dir):
     assert max(rows for rows, _ in calls) == 5 and sum(rows for rows, _ in calls) == 12 and len(calls) < 12
 
 
+def test_model_calls_on_the_event_loop_give_the_same_answers(model_dir, monkeypatch):
+    rows = [dict(ROW, body_mass_g=2500.0 + 300 * i) for i in range(6)]
+    threaded = KfpcModel("t", str(model_dir), ModelOptions(batching=False))
+    threaded.load()
+    monkeypatch.setenv("KFPC_MODEL_CALL", "loop")
+    for batching in (False, True):
+        on_loop = KfpcModel("l", str(model_dir), ModelOptions(batching=batching))
+        on_loop.load()
+        assert on_loop._model_thread is None and (on_loop.batcher is None or on_loop.batcher._executor is None)
+
+        async def run_all(model):
+            return await asyncio.gather(*(model({"instances": [row]}) for row in rows))
+
+        for want, have in zip(asyncio.run(run_all(threaded)), asyncio.run(run_all(on_loop)), strict=True):
+            assert have[0] == want[0]
+    monkeypatch.setenv("KFPC_MODEL_CALL", "inline")
+    with pytest.raises(ValueError, match="KFPC_MODEL_CALL='inline': expected 'thread' or 'loop'"):
+        KfpcModel("x", str(model_dir)).load()
+
+
 def test_v2_request_in_process(model_dir):
     model = KfpcModel("penguins", str(model_dir), ModelOptions(batching=False))
     model.load()
@@ -102,17 +123,19 @@ def test_v2_request_in_process(model_dir):
     assert body["id"] == "abc" and {o["name"] for o in body["outputs"]} == {"probabilities", "class_ids", "classes"}
 
 
-def test_batcher_splits_outputs_and_propagates_failures():
-    seen = []
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_batcher_splits_outputs_and_propagates_failures(on_loop):
+    seen, threads = [], set()
 
     def predict(columns):
         seen.append(len(columns["a"]))
+        threads.add(threading.get_ident())
         if np.any(columns["a"] < 0):
             raise RuntimeError("negative")
         return {"double": columns["a"] * 2, "pairs": np.stack([columns["a"], columns["a"]], axis=1)}
 
     async def scenario():
-        batcher = DynamicBatcher(predict, max_batch_size=8, max_wait_ms=20)
+        batcher = DynamicBatcher(predict, max_batch_size=8, max_wait_ms=20, on_loop=on_loop)
         results = await asyncio.gather(*(batcher.predict({"a": np.arange(3.0) + 10 * i}, 3) for i in range(4)))
         failing = await asyncio.gather(batcher.predict({"a": np.array([1.0])}, 1),
                                        batcher.predict({"a": np.array([-1.0])}, 1), return_exceptions=True)
@@ -125,6 +148,7 @@ def test_batcher_splits_outputs_and_propagates_failures():
         assert result["pairs"].shape == (3, 2)
     assert seen[:2] == [6, 6]  # 4 requests of 3 rows under a limit of 8 rows: two calls of two requests
     assert all(isinstance(f, RuntimeError) for f in failing)  # one failing row fails its whole batch, loudly
+    assert (threads == {threading.get_ident()}) is on_loop  # asyncio.run runs the loop in this thread
     with pytest.raises(ValueError, match="max_batch_size"):
         DynamicBatcher(predict, max_batch_size=0)
 
