@@ -213,7 +213,7 @@ class KfpcModel(kserve.Model):
         return payload
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> _Prepared:
-        """Decode and validate a v1 dict or v2 ``InferRequest`` into feature columns.
+        """Decode and validate a v1 dict, a v1 JSON body (bytes) or a v2 ``InferRequest`` into feature columns.
 
         Raises:
             RequestError: (400) naming the field and value at fault.
@@ -250,8 +250,9 @@ class KfpcModel(kserve.Model):
         return payload
 
     async def postprocess(self, result: _Prepared, headers: dict[str, str] | None = None,
-                          response_headers: dict[str, str] | None = None) -> dict | InferResponse:
-        """Encode the outputs as a v1 dict or a v2 InferResponse and record them."""
+                          response_headers: dict[str, str] | None = None) -> bytes | dict | InferResponse:
+        """Encode the outputs (v1 JSON bytes for a JSON-bytes request, a v1 dict, or a v2 InferResponse) and
+        record them."""
         if result.json_bytes:
             response: bytes | dict | InferResponse = self.v1_codec.encode(result.outputs)
         elif result.protocol == "v1":
