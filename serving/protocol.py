@@ -287,7 +287,10 @@ def encode_v1(outputs: Mapping[str, np.ndarray]) -> dict:
 def _to_list(array: np.ndarray) -> list:
     array = np.asarray(array)
     if array.dtype == object or array.dtype.kind == "S":
-        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.tolist()]
+        values = array.tolist()
+        if set(map(type, values)) == {str}:  # (class names already decoded: no pass per row)
+            return values
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
     return array.tolist()
 
 

@@ -218,6 +218,8 @@ class Predictor:
         self._signature = self._loaded.signatures[types.SERVING_SIGNATURE]
         self._tf = tf
         self._input_keys = {f["name"]: f.get("input", f["name"]) for f in _features(self.card)}
+        classes = self.card.get(types.CLASSES) or None
+        self._class_array = None if classes is None else np.array([str(c) for c in classes], dtype=object)
 
     def predict(self, columns: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Predict from raw columns (see :func:`to_model_inputs`).
@@ -246,8 +248,20 @@ class Predictor:
         }
         outputs = {key: value.numpy() for key, value in self._signature(**tensors).items()}
         if "classes" in outputs:
-            outputs["classes"] = np.array([c.decode() for c in outputs["classes"]], dtype=object)
+            outputs["classes"] = self._class_names(outputs["classes"], outputs.get("class_ids"))
         return outputs
+
+    def _class_names(self, raw: np.ndarray, class_ids: np.ndarray | None) -> np.ndarray:
+        """The ``classes`` output as ``str``: the card's class names indexed by ``class_ids`` (the signature
+        gathers them the same way), one shared string per class instead of one decode per row; decoded row
+        by row when the card has no classes or disagrees with the model on the first or last row."""
+        names = self._class_array
+        if names is not None and class_ids is not None and len(raw) and len(class_ids) == len(raw):
+            ids = np.asarray(class_ids)
+            if ids.min() >= 0 and ids.max() < len(names) and all(
+                    names[ids[i]].encode() == raw[i] for i in (0, len(raw) - 1)):
+                return names[ids]
+        return np.array([c.decode() for c in raw], dtype=object)
 
 
 def load_predictor(model_dir: str | os.PathLike) -> Predictor:

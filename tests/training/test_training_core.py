@@ -244,3 +244,19 @@ def test_label_rows_missing_are_skipped(tmp_path, dataset_writer, frame_maker):
     result = core.train(root, tmp_path / "model", label="label", epochs=1, verbose=0)
     assert result.metrics["eval"]["rows"] == 300 - 21
     assert pd.notna(result.metrics["eval"]["accuracy"])
+
+
+def test_predictor_class_names_follow_the_model_even_when_the_card_disagrees(penguins_model, penguins_dataset):
+    import pyarrow.parquet as pq
+
+    root, _ = penguins_model
+    predictor = signature.load_predictor(root / "model")
+    table = pq.read_table(penguins_dataset / "Split-eval" / "data.parquet").to_pandas()
+    columns = {c: table[c] for c in table.columns}
+    outputs = predictor.predict(columns)
+    raw = predictor._signature(**{k: predictor._tf.constant(v) for k, v in
+                                  signature.to_model_inputs(columns, predictor.card).items()})["classes"].numpy()
+    assert outputs["classes"].tolist() == [c.decode() for c in raw]  # the names the model itself returns
+    assert len({id(c) for c in outputs["classes"]}) <= 3  # one shared string per class, not one per row
+    predictor._class_array = np.array(["Gentoo", "Adelie", "Chinstrap"], dtype=object)  # a card out of order
+    assert predictor.predict(columns)["classes"].tolist() == [c.decode() for c in raw]
