@@ -69,7 +69,7 @@ def model_call_on_loop() -> bool:
     The thread (default) lets the event loop read and decode requests while TensorFlow computes, and
     keeps health checks answered during long calls: the better choice for heavy models, GPUs and
     batching. For a light CPU model with batching off, the hand-over to the thread and back costs more
-    than the call (measured in benchmarks/bench_serving.py: 32-row requests at concurrency 64, ~25%
+    than the call (measured in benchmarks/bench_serving.py: 32-row requests at concurrency 64, ~30%
     more requests/s on the loop), at the price of a loop blocked for each call.
 
     Raises:
