@@ -6,6 +6,7 @@ import configparser
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -301,3 +302,14 @@ def test_finish_prunes_the_folders_and_refuses_a_stale_directive(tmp_path):
         bad.write_text(line + "\n")
         with pytest.raises(build.LockError, match=r"requirements-y.txt:1: "):
             build.read_directives(bad)
+
+
+def test_serving_image_holds_the_serving_extra(repo_root):
+    # what `pip install kfpc[serving]` needs, the serving image must hold too (msgspec came this way)
+    config = configparser.ConfigParser()
+    config.read(Path(repo_root) / "setup.cfg")
+    extra = [build.canonical(re.split(r"[\[<>=!~; ]", line.strip(), maxsplit=1)[0])
+             for line in config["options.extras_require"]["serving"].splitlines() if line.strip()]
+    pins = build.read_lock("serving")
+    assert "msgspec" in extra
+    assert [name for name in extra if name not in pins] == []
