@@ -76,50 +76,73 @@ class DynamicBatcher:
         future = loop.create_future()
         self._queue.append(_Pending(columns, rows, future, time.monotonic()))
         self._queued_rows += rows
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
-        self._wakeup.set()
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._run())
+        elif self._wakeup is not None:
+            self._wakeup.set()
         return await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            if self.max_wait_s > 0 and self._queued_rows < self.max_batch_size:
-                deadline = self._queue[0].enqueued + self.max_wait_s
-                while self._queued_rows < self.max_batch_size:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), remaining)
-                    except TimeoutError:
-                        break
-            batch = self._take()
-            try:
-                if len(batch) == 1:
-                    merged = batch[0].columns
-                else:
-                    merged = {name: np.concatenate([p.columns[name] for p in batch]) for name in batch[0].columns}
-                if self._executor is None:
-                    outputs = self._predict(merged)
-                else:
-                    outputs = await loop.run_in_executor(self._executor, self._predict, merged)
-            except Exception as err:  # every waiter must hear of the failure, not hang
-                for pending in batch:
-                    if not pending.future.done():
+        # One worker task at a time; its wake-up event belongs to its own event loop.
+        self._wakeup = asyncio.Event()
+        batch: list[_Pending] = []
+        try:
+            while self._queue:
+                await self._fill()
+                batch = self._take()
+                await self._call(batch)
+                batch = []
+        except BaseException as err:
+            # Whatever stops the worker (a cancelled task at shutdown, a bug), no request may wait forever.
+            for pending in batch + self._queue:
+                if not pending.future.done():
+                    if isinstance(err, asyncio.CancelledError):
+                        pending.future.cancel()
+                    else:
                         pending.future.set_exception(err)
-                continue
+            self._queue.clear()
+            self._queued_rows = 0
+            raise
+
+    async def _fill(self) -> None:
+        """With ``max_wait_ms``, hold an idle model until the queue fills or the oldest request's wait ends."""
+        if self.max_wait_s <= 0:
+            return
+        deadline = self._queue[0].enqueued + self.max_wait_s
+        while self._queued_rows < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return
+
+    async def _call(self, batch: list[_Pending]) -> None:
+        """One model call for ``batch``; every request gets its rows of the outputs, or the call's error."""
+        try:
+            if len(batch) == 1:
+                merged = batch[0].columns
+            else:
+                merged = {name: np.concatenate([p.columns[name] for p in batch]) for name in batch[0].columns}
+            if self._executor is None:
+                outputs = self._predict(merged)
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._predict, merged)
             if self._on_batch is not None:
                 self._on_batch(sum(p.rows for p in batch), len(batch))
-            start = 0
+        except Exception as err:  # every waiter must hear of the failure, not hang
             for pending in batch:
-                end = start + pending.rows
-                if not pending.future.done():  # the client may have gone away
-                    pending.future.set_result({name: value[start:end] for name, value in outputs.items()})
-                start = end
+                if not pending.future.done():
+                    pending.future.set_exception(err)
+            return
+        start = 0
+        for pending in batch:
+            end = start + pending.rows
+            if not pending.future.done():  # the client may have gone away
+                pending.future.set_result({name: value[start:end] for name, value in outputs.items()})
+            start = end
 
     def _take(self) -> list[_Pending]:
         batch, rows = [], 0

@@ -71,6 +71,13 @@ def test_regression_model_and_missing_value_rules(regression_model_dir):
     with pytest.raises(RequestError, match="feature 'x' is missing"):
         asyncio.run(model({"instances": [{"x": None, "city": "Oslo"}]}))
     assert model.get_output_types() == [{"name": "predictions", "datatype": "FP32", "shape": [-1]}]
+    # the same request as JSON bytes (what the HTTP middleware hands over): the codec's path, same answer
+    body = json.dumps({"instances": [{"x": 1.5, "city": None}, {"x": -2, "city": "Oslo"}]}).encode()
+    assert model.v1_codec.decode_common(body) is not None
+    raw, _ = asyncio.run(model(body))
+    assert json.loads(raw) == json.loads(json.dumps(response))
+    with pytest.raises(RequestError, match="feature 'x' is missing"):
+        asyncio.run(model(b'{"instances": [{"x": null, "city": "Oslo"}]}'))
 
 
 def test_batched_and_unbatched_models_give_the_same_answers(model_dir):
@@ -91,6 +98,12 @@ def test_batched_and_unbatched_models_give_the_same_answers(model_dir):
         assert have["predictions"][0]["probabilities"] == pytest.approx(want["predictions"][0]["probabilities"],
                                                                         abs=1e-6)
     assert max(rows for rows, _ in calls) == 5 and sum(rows for rows, _ in calls) == 12 and len(calls) < 12
+
+    async def run_all_as_json(model):
+        return await asyncio.gather(*(model(json.dumps({"instances": [row]}).encode()) for row in rows))
+
+    for (want, _), (have, _) in zip(expected, asyncio.run(run_all_as_json(batched)), strict=True):
+        assert json.loads(have) == json.loads(json.dumps(want))
 
 
 def test_model_calls_on_the_event_loop_give_the_same_answers(model_dir, monkeypatch):
@@ -195,3 +208,30 @@ def test_freeze_startup_objects_moves_live_objects_out_of_collections():
         assert not gc.get_objects(generation=2)  # what was alive is out of every generation
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize("on_loop", [False, True])
+def test_batcher_never_leaves_a_request_waiting(on_loop):
+    def predict(columns):
+        return {"double": columns["a"] * 2}
+
+    def broken_metric(rows, requests):
+        raise RuntimeError("metric backend down")
+
+    async def ask(batcher, value):
+        return await asyncio.wait_for(batcher.predict({"a": np.array([value])}, 1), timeout=10)
+
+    # one batcher across two event loops (a KfpcModel used by two asyncio.run calls): it used to keep the
+    # first loop's wake-up event, its worker died on it and every later request waited forever
+    batcher = DynamicBatcher(predict, max_batch_size=4, max_wait_ms=5, on_loop=on_loop)
+    assert asyncio.run(ask(batcher, 1.0))["double"].tolist() == [2.0]
+    assert asyncio.run(ask(batcher, 2.0))["double"].tolist() == [4.0]
+    batcher.close()
+    # a failure outside the model call reaches every waiter as an error
+    failing = DynamicBatcher(predict, max_batch_size=4, on_batch=broken_metric, on_loop=on_loop)
+
+    async def both():
+        return await asyncio.gather(ask(failing, 1.0), ask(failing, 2.0), return_exceptions=True)
+
+    assert [str(e) for e in asyncio.run(both())] == ["metric backend down"] * 2
+    failing.close()
