@@ -59,7 +59,6 @@ class _Prepared:
     columns: dict[str, np.ndarray]
     rows: int
     started: float
-    json_bytes: bool = False  # the request came as JSON bytes: answer JSON bytes
     outputs: dict[str, np.ndarray] | None = None
 
 
@@ -229,7 +228,7 @@ class KfpcModel(kserve.Model):
             columns = protocol.decode_v1(payload, self.features, self.limits)
             kind = "v1"
         rows = len(next(iter(columns.values())))
-        return _Prepared(kind, payload, columns, rows, started, json_bytes=isinstance(payload, bytes))
+        return _Prepared(kind, payload, columns, rows, started)
 
     async def predict(self, payload: _Prepared, headers: dict[str, str] | None = None) -> _Prepared:
         """Run the model on the request's columns (batched with others when batching is on)."""
@@ -253,7 +252,7 @@ class KfpcModel(kserve.Model):
                           response_headers: dict[str, str] | None = None) -> bytes | dict | InferResponse:
         """Encode the outputs (v1 JSON bytes for a JSON-bytes request, a v1 dict, or a v2 InferResponse) and
         record them."""
-        if result.json_bytes:
+        if isinstance(result.request, bytes):  # a JSON body in, a JSON body out
             response: bytes | dict | InferResponse = self.v1_codec.encode(result.outputs)
         elif result.protocol == "v1":
             response = protocol.encode_v1(result.outputs)

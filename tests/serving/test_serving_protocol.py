@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -187,7 +188,7 @@ def _columns_or_error(decode, body):
         return str(err)
 
 
-@pytest.mark.parametrize("body", [__import__("json").dumps(b).encode() for b in _CODEC_BODIES] + _CODEC_RAW_BODIES)
+@pytest.mark.parametrize("body", [json.dumps(b).encode() for b in _CODEC_BODIES] + _CODEC_RAW_BODIES)
 def test_v1_json_codec_gives_what_decode_v1_gives(body):
     limits = Limits(max_rows=10, max_string_length=10)
     codec = protocol.V1JsonCodec(FEATURES, limits)
@@ -204,9 +205,9 @@ def test_v1_json_codec_gives_what_decode_v1_gives(body):
 
 def test_v1_json_codec_decodes_the_common_form_in_one_pass():
     codec = protocol.V1JsonCodec(FEATURES, Limits(max_rows=10, max_string_length=10))
-    common = [__import__("json").dumps(b).encode() for b in _CODEC_BODIES[:3]]
+    common = [json.dumps(b).encode() for b in _CODEC_BODIES[:3]]
     assert all(codec.decode_common(body) is not None for body in common)
-    others = [__import__("json").dumps(b).encode() for b in _CODEC_BODIES[3:]] + _CODEC_RAW_BODIES
+    others = [json.dumps(b).encode() for b in _CODEC_BODIES[3:]] + _CODEC_RAW_BODIES
     taken = [body for body in others if codec.decode_common(body) is not None]
     # duplicate keys: the last one wins in both paths
     assert taken == [b'{"instances": [{"city": "a", "x": 1, "x": 2, "strict": 1}]}']
@@ -233,8 +234,6 @@ def test_v1_json_codec_feature_names_that_are_not_identifiers_and_a_single_featu
     {"odd name": np.array([[1], [2]], dtype=np.int64)},
 ])
 def test_v1_json_codec_encodes_what_encode_v1_gives(outputs):
-    import json
-
     codec = protocol.V1JsonCodec(FEATURES)
     expected = json.loads(json.dumps(protocol.encode_v1(outputs)).replace("NaN", "null"))
     assert json.loads(codec.encode(outputs)) == expected
