@@ -15,8 +15,7 @@ import pyarrow.parquet as pq
 def frame(path):
     table = pq.read_table(path)
     # nullable integer columns stay integers (as in our statistics), strings are objects
-    return table.to_pandas(types_mapper={t: pd.Int64Dtype() for t in ()}.get, integer_object_nulls=False) \
-        if False else table.to_pandas(types_mapper=lambda t: pd.Int64Dtype() if str(t) == "int64" else None)
+    return table.to_pandas(types_mapper=lambda t: pd.Int64Dtype() if str(t) == "int64" else None)
 
 
 def main():
