@@ -14,6 +14,8 @@ def ingest(
     eval_fraction: float = 0.2,
     file_format: str = "auto",
     delimiter: str = ",",
+    drop_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
+    numeric_columns: list[str] = [],  # noqa: B006
 ):
     """Read a CSV or Parquet table and write it as Parquet splits ``train`` and ``eval``.
 
@@ -24,6 +26,9 @@ def ingest(
         eval_fraction: share of rows in the eval split.
         file_format: ``auto`` (by extension), ``csv`` or ``parquet``.
         delimiter: CSV field delimiter.
+        drop_columns: columns left out of the Dataset (e.g. preflight's output: excluded and all-null columns).
+        numeric_columns: text columns read as numbers; values that are not numbers become nulls (counted in
+            the metadata key ``coerced_to_null``).
     """
     from kfpc.components.ingest import core
 
@@ -34,5 +39,7 @@ def ingest(
         eval_fraction=eval_fraction,
         file_format=file_format,
         delimiter=delimiter,
+        drop_columns=list(drop_columns),
+        numeric_columns=list(numeric_columns),
     )
     data.metadata.update(result.metadata())

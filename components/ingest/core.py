@@ -7,6 +7,7 @@ position or on a random seed, so re-running on new data keeps every old row in t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -23,6 +25,9 @@ from .._fs import atomic_dir, local_path
 #: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]
 _BUCKETS = 10_000
+log = logging.getLogger(__name__)
+#: what a number looks like in a text column (``numeric_columns``): other values become nulls
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 
 
 class IngestError(ValueError):
@@ -36,6 +41,8 @@ class IngestResult:
     rows: dict[str, int]
     columns: dict[str, str]
     source_uri: str
+    dropped_columns: list[str] = dataclasses.field(default_factory=list)
+    coerced_to_null: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def metadata(self) -> dict:
         """Artifact metadata under the documented keys of ``kfpc.components.types``."""
@@ -44,6 +51,8 @@ class IngestResult:
             types.ROWS: dict(self.rows),
             types.COLUMNS: dict(self.columns),
             types.SOURCE_URI: self.source_uri,
+            "dropped_columns": list(self.dropped_columns),
+            "coerced_to_null": dict(self.coerced_to_null),
         }
 
 
@@ -131,6 +140,39 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
     return table.schema, iter(table.to_batches(max_chunksize=65_536))
 
 
+class _Columns:
+    """Drops columns and reads text columns as numbers, batch by batch, with one output schema."""
+
+    def __init__(self, schema: pa.Schema, path: str, drop: list[str], numeric: list[str]):
+        # drop_columns may name columns an older span does not have; a numeric column must exist
+        for name in numeric:
+            if name not in schema.names:
+                raise IngestError(f"{path}: numeric_columns: {name!r} is not a column; columns: {schema.names}")
+        self.keep = [name for name in schema.names if name not in set(drop)]
+        self.numeric = [name for name in numeric if name in self.keep and not _is_number(schema.field(name).type)]
+        fields = [schema.field(name) for name in self.keep]
+        self.schema = pa.schema([pa.field(f.name, pa.float64()) if f.name in self.numeric else f for f in fields])
+        self.coerced = dict.fromkeys(self.numeric, 0)
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if len(self.keep) == batch.num_columns and not self.numeric:
+            return batch
+        arrays = []
+        for name in self.keep:
+            column = batch.column(name)
+            if name in self.numeric:
+                text = column.cast(pa.string())
+                numeric = pc.match_substring_regex(text, _NUMBER)
+                self.coerced[name] += int(pc.sum(pc.and_(pc.invert(numeric), pc.is_valid(text))).as_py() or 0)
+                column = pc.if_else(numeric, text, pa.scalar(None, pa.string())).cast(pa.float64())
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind)
+
+
 def split_buckets(batch: pa.RecordBatch, key_column: str | None, salt: str = "") -> np.ndarray:
     """Stable bucket in ``[0, 10000)`` for every row: a hash of the key column, or of the whole row."""
     frame = batch.to_pandas(types_mapper=pd.ArrowDtype) if key_column is None else batch.column(key_column).to_pandas()
@@ -149,6 +191,8 @@ def ingest(
     file_format: str = "auto",
     delimiter: str = ",",
     salt: str = "",
+    drop_columns: list[str] | tuple[str, ...] = (),
+    numeric_columns: list[str] | tuple[str, ...] = (),
 ) -> IngestResult:
     """Write ``source_uri`` as Parquet splits ``train`` and ``eval`` under ``output_dir``.
 
@@ -160,6 +204,10 @@ def ingest(
         file_format: ``auto``, ``csv`` or ``parquet``.
         delimiter: CSV field delimiter.
         salt: changes the split without changing the key (for a fresh partition).
+        drop_columns: columns left out of the Dataset (excluded by the user, or null in every row); names
+            the file does not have are ignored (an older span may lack a column).
+        numeric_columns: text columns to read as numbers: values that are not numbers become nulls (counted
+            in the result's ``coerced_to_null``), e.g. a price column with a few ``"n/a?"`` cells.
     Returns:
         IngestResult with rows per split and column types.
     Raises:
@@ -171,6 +219,7 @@ def ingest(
     schema, batches = read_batches(path, file_format, delimiter)
     if key_column is not None and key_column not in schema.names:
         raise IngestError(f"{path}: key_column {key_column!r} is not a column; columns: {schema.names}")
+    transform = _Columns(schema, path, list(drop_columns), list(numeric_columns))
     threshold = int(round(eval_fraction * _BUCKETS))
     rows = {types.TRAIN: 0, types.EVAL: 0}
     with atomic_dir(output_dir) as scratch:
@@ -179,11 +228,13 @@ def ingest(
             for split in rows:
                 split_dir = Path(scratch) / types.SPLIT_DIR.format(split=split)
                 split_dir.mkdir()
-                writers[split] = pq.ParquetWriter(split_dir / types.DATA_FILE, schema, compression="zstd")
+                writers[split] = pq.ParquetWriter(split_dir / types.DATA_FILE, transform.schema, compression="zstd")
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
+                # the split hashes the row as read, so dropping or coercing columns never moves a row
                 is_eval = split_buckets(batch, key_column, salt) < threshold
+                batch = transform(batch)
                 for split, mask in ((types.EVAL, is_eval), (types.TRAIN, ~is_eval)):
                     part = batch.filter(pa.array(mask))
                     if part.num_rows:
@@ -200,8 +251,13 @@ def ingest(
                     f"{path}: split {split!r} would be empty ({sum(rows.values())} rows, eval_fraction="
                     f"{eval_fraction}); add rows or change eval_fraction"
                 )
-    columns = {field.name: str(field.type) for field in schema}
-    return IngestResult(rows=rows, columns=columns, source_uri=source_uri)
+    columns = {field.name: str(field.type) for field in transform.schema}
+    for name, count in transform.coerced.items():
+        if count:
+            log.warning("%s: %d values of column %r are not numbers and were read as missing", path, count, name)
+    return IngestResult(rows=rows, columns=columns, source_uri=source_uri,
+                        dropped_columns=[c for c in drop_columns if c in schema.names],
+                        coerced_to_null=transform.coerced)
 
 
 def read_split(dataset_dir: str | os.PathLike, split: str, columns: list[str] | None = None) -> pa.Table:

@@ -134,3 +134,29 @@ def test_bundled_data_resolves_inside_the_installed_package(tmp_path):
     assert sum(result.rows.values()) == 344
     with pytest.raises(core.IngestError, match="no such file"):
         core.ingest("bundled:nope.csv", tmp_path / "out2")
+
+
+def test_drop_columns_and_numeric_columns_keep_every_row_in_its_split(tmp_path):
+    frame = pd.DataFrame({
+        "id": range(400),
+        "price": [("n/a?" if i % 40 == 0 else "unknown" if i % 97 == 0 else f"{i * 1.25}") for i in range(400)],
+        "notes": [None] * 400,
+        "y": [i % 2 for i in range(400)],
+    })
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    plain = core.ingest(str(tmp_path / "in.csv"), tmp_path / "a")
+    assert plain.columns["price"] == "string"
+    result = core.ingest(str(tmp_path / "in.csv"), tmp_path / "b", drop_columns=["notes", "not-in-this-span"],
+                         numeric_columns=["price"])
+    assert result.columns == {"id": "int64", "price": "double", "y": "int64"}
+    assert result.dropped_columns == ["notes"]
+    assert result.coerced_to_null == {"price": 10 + 4}  # 0, 40, ..., 360 and 97, 194, 291, 388
+    meta = result.metadata()
+    assert meta["coerced_to_null"] == {"price": 14} and meta["dropped_columns"] == ["notes"]
+    for split in ("train", "eval"):
+        before, after = _read(tmp_path / "a", split), _read(tmp_path / "b", split)
+        assert list(before["id"]) == list(after["id"])  # the split hashes the row as read
+        assert after["price"].isna().sum() == before["price"].isin(["n/a?", "unknown"]).sum()
+    with pytest.raises(core.IngestError, match="numeric_columns: 'cost' is not a column"):
+        core.ingest(str(tmp_path / "in.csv"), tmp_path / "c", numeric_columns=["cost"])
+    assert not (tmp_path / "c").exists()
