@@ -25,6 +25,7 @@ COMPONENTS_DIR = PIPELINES_DIR.parent / "components"
 
 #: component name -> ``module:attribute`` of its KFP component
 COMPONENTS: dict[str, str] = {
+    "preflight": "kfpc.components.preflight.component:preflight",
     "ingest": "kfpc.components.ingest.component:ingest",
     "statistics": "kfpc.components.statistics.component:statistics",
     "infer_schema": "kfpc.components.schema.component:infer_schema",
