@@ -35,6 +35,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"kfpc run: {err}", file=sys.stderr)
         return 2
+    from kfpc.components.preflight.core import PreflightError
+
+    try:
+        checked = local_run.preflight(args.pipeline, {**local_run.pipeline_defaults(pipeline), **params})
+    except PreflightError as err:
+        print(f"kfpc run: {err}", file=sys.stderr)
+        return 2
+    for warning in checked.warnings if checked else ():
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"running {args.pipeline} locally through kfp.local ...", flush=True)
     summary = local_run.run(args.pipeline, params, args.output_dir, verbose=args.verbose, progress=sys.stdout)
     print()

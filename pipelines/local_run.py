@@ -138,6 +138,60 @@ def pipeline_parameters(pipeline) -> dict[str, str]:
     }
 
 
+def pipeline_defaults(pipeline) -> dict:
+    """The pipeline's parameter defaults as Python values (parameters without a default are absent)."""
+    from google.protobuf import json_format
+
+    from kfpc.pipelines.remote import _coerce
+
+    kinds = pipeline_parameters(pipeline)
+    return {
+        # protobuf Values hold every number as a double: an int parameter's default comes back as its type
+        name: _coerce(name, json_format.MessageToDict(param.default_value), kinds[name], "default")
+        for name, param in pipeline.pipeline_spec.root.input_definitions.parameters.items()
+        if param.HasField("default_value")
+    }
+
+
+#: pipeline parameter -> preflight.check_parameters argument (same name unless given here)
+_PREFLIGHT_PARAMETERS = (
+    "task", "push_mode", "model_name", "namespace", "canary_traffic_percent", "promote", "eval_fraction",
+    "hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience", "min_accuracy",
+    "max_regression", "eval_config_json",
+)
+
+
+def preflight(name: str, params: dict):
+    """Run the pipeline's preflight checks in this process, in seconds, before kfp.local starts anything.
+
+    Args:
+        name: the pipeline (a key of ``registry.PIPELINES``).
+        params: the run's parameters, defaults included (as :func:`run` completes them).
+    Returns:
+        The ``PreflightResult``, or ``None`` for a pipeline without a ``label`` parameter.
+    Raises:
+        PreflightError: every problem found, each naming the parameter or column and the fix.
+    """
+    from kfpc.components.preflight import core
+
+    if "label" not in params:
+        return None
+    problems = core.check_parameters(**{k: params[k] for k in _PREFLIGHT_PARAMETERS if k in params})
+    source = params.get("source_uri")
+    if source is None and "source_pattern" in params:
+        from kfpc.pipelines import spans
+
+        try:
+            source = spans.resolve_spans(params["source_pattern"]).latest_uri
+        except spans.SpanError as err:
+            raise core.PreflightError(problems + [f"source_pattern: {err}"]) from err
+    return core.check(
+        source, label=params["label"], task=params.get("task", "auto"), key_column=params.get("key_column", ""),
+        exclude_columns=params.get("exclude_columns", []), numeric_columns=params.get("numeric_columns", []),
+        parameter_problems=problems,
+    )
+
+
 def _read_task_outputs(task_dir: Path) -> tuple[dict, dict]:
     output_file = task_dir / "executor_output.json"
     if not output_file.exists():
@@ -275,6 +329,21 @@ def headline(task: TaskSummary) -> dict:
     return found
 
 
+def gate_lines(summary: RunSummary) -> list[str]:
+    """What stopped the model from being pushed, when something did: the failed thresholds, the push skipped."""
+    lines = []
+    for task in summary.tasks:
+        for artifact in task.artifacts.values():
+            if artifact["metadata"].get("blessed") is False:
+                failed = artifact["metadata"].get("failed_thresholds") or []
+                lines.append(f"{task.name}: the model was NOT blessed, so the push was skipped and nothing served "
+                             "changed. Failed thresholds:")
+                lines += [f"  - {reason}" for reason in failed] or ["  - (none recorded)"]
+                lines.append("")
+                break
+    return lines
+
+
 def format_summary(summary: RunSummary) -> str:
     """A human-readable table of the run: task, status, seconds, key metrics; then where things are."""
     lines = [f"pipeline {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s", ""]
@@ -284,7 +353,7 @@ def format_summary(summary: RunSummary) -> str:
         secs = f"{task.seconds:8.1f}" if task.seconds is not None else f"{'-':>8}"
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in headline(task).items())
         lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {shown}")
-    lines.append("")
+    lines += [""] + gate_lines(summary)
     lines.append(f"run folder: {summary.run_dir} (task logs: run.log)")
     for task in summary.tasks:
         for out_name, artifact in task.artifacts.items():

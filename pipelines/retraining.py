@@ -21,6 +21,7 @@ from typing import NamedTuple
 from kfp import dsl
 
 from kfpc.components import images
+from kfpc.pipelines import defaults as D
 from kfpc.pipelines import placement
 
 DESCRIPTION = (
@@ -69,6 +70,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     """
     from kfpc.components.evaluate.component import evaluate
     from kfpc.components.ingest.component import ingest
+    from kfpc.components.preflight.component import preflight
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
@@ -86,21 +88,23 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         model_name: str,
         baseline_model_uri: str = "",
         key_column: str = "",
-        eval_fraction: float = 0.2,
+        eval_fraction: float = D.EVAL_FRACTION,
         task: str = "auto",
-        hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
-        dropout: float = 0.1,
-        learning_rate: float = 0.001,
-        batch_size: int = 0,
-        epochs: int = 30,
-        patience: int = 5,
-        seed: int = 42,
+        exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
+        numeric_columns: list[str] = [],  # noqa: B006
+        hidden_units: list[int] = D.HIDDEN_UNITS,
+        dropout: float = D.DROPOUT,
+        learning_rate: float = D.LEARNING_RATE,
+        batch_size: int = D.BATCH_SIZE,
+        epochs: int = D.EPOCHS,
+        patience: int = D.PATIENCE,
+        seed: int = D.SEED,
         fail_on_anomalies: bool = True,
-        min_accuracy: float = 0.0,
-        max_regression: float = 0.01,
+        min_accuracy: float = D.MIN_ACCURACY,
+        max_regression: float = D.MAX_REGRESSION,
         eval_config_json: str = "",
-        namespace: str = "kubeflow-user",
-        push_mode: str = "dry_run",
+        namespace: str = D.NAMESPACE,
+        push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
     ):
@@ -114,10 +118,13 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             model_name: InferenceService name and folder under ``serving_root``.
             baseline_model_uri: the served model; empty: the newest version under ``serving_root``.
             key_column, eval_fraction: the train/eval split (as in the training pipeline).
+            exclude_columns, numeric_columns: as in the training pipeline.
             task, hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
             fail_on_anomalies: stop before training when the new span breaks the schema or drifts.
-            min_accuracy: accuracy lower bound for classification (ignored for regression).
-            max_regression: how much worse than the served model the candidate may be.
+            min_accuracy: accuracy lower bound for classification; 0 (default) leaves the decision to the
+                skill gates (beat the trivial predictor, and not be worse than the served model).
+            max_regression: how much worse than the served model the candidate may be, judged on the paired
+                bootstrap interval of the skill metric (ROC/PR AUC: absolute; RMSE: relative).
             eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides the two above).
             namespace: Kubernetes namespace of the InferenceService.
             push_mode: ``dry_run``, ``local`` or ``cluster`` (see push_kserve).
@@ -130,12 +137,24 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         ).set_caching_options(False)  # spans and the served model change between runs with the same inputs
         resolved.set_display_name("resolve-span-and-baseline")
 
-        data = ingest(source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction)
+        checked = preflight(
+            source_uri=resolved.outputs["data_uri"], label=label, task=task, key_column=key_column,
+            eval_fraction=eval_fraction, exclude_columns=exclude_columns, numeric_columns=numeric_columns,
+            hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
+            epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
+            eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
+            canary_traffic_percent=canary_traffic_percent, promote=promote,
+        )
+        data = ingest(
+            source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
+        )
         data.set_display_name("ingest-newest-span")
         stats = statistics(data=data.outputs["data"])
         stats.set_display_name("statistics-newest-span")
         previous = ingest(
-            source_uri=resolved.outputs["previous_data_uri"], key_column=key_column, eval_fraction=eval_fraction
+            source_uri=resolved.outputs["previous_data_uri"], key_column=key_column, eval_fraction=eval_fraction,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
         )
         previous.set_display_name("ingest-previous-span")
         previous_stats = statistics(data=previous.outputs["data"])

@@ -7,6 +7,7 @@ Composition only: the work is in the components, GPU placement in :mod:`kfpc.pip
 from kfp import dsl
 
 from kfpc.components import images
+from kfpc.pipelines import defaults as D
 from kfpc.pipelines import placement
 
 DESCRIPTION = (
@@ -26,6 +27,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     """
     from kfpc.components.evaluate.component import evaluate
     from kfpc.components.ingest.component import ingest
+    from kfpc.components.preflight.component import preflight
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
@@ -40,22 +42,24 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         source_uri: str = "bundled:penguins.csv",
         label: str = "species",
         key_column: str = "",
-        eval_fraction: float = 0.2,
+        eval_fraction: float = D.EVAL_FRACTION,
         schema_uri: str = "",
         task: str = "auto",
-        hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
-        dropout: float = 0.1,
-        learning_rate: float = 0.01,
-        batch_size: int = 0,
-        epochs: int = 100,
-        patience: int = 10,
-        seed: int = 42,
+        exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
+        numeric_columns: list[str] = [],  # noqa: B006
+        hidden_units: list[int] = D.HIDDEN_UNITS,
+        dropout: float = D.DROPOUT,
+        learning_rate: float = D.LEARNING_RATE,
+        batch_size: int = D.BATCH_SIZE,
+        epochs: int = D.EPOCHS,
+        patience: int = D.PATIENCE,
+        seed: int = D.SEED,
         fail_on_anomalies: bool = True,
-        min_accuracy: float = 0.9,
+        min_accuracy: float = D.MIN_ACCURACY,
         eval_config_json: str = "",
         model_name: str = "penguins",
-        namespace: str = "kubeflow-user",
-        push_mode: str = "dry_run",
+        namespace: str = D.NAMESPACE,
+        push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
     ):
@@ -65,15 +69,19 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             source_uri: CSV or Parquet table (``gs://`` via /gcs, a local path, or ``bundled:<file>``).
             label: the column to predict.
             key_column: column whose hash decides the train/eval split; empty hashes the row.
-            eval_fraction: share of rows held out for validation and evaluation.
+            eval_fraction: share of rows held out for evaluation; training never sees them (it early-stops
+                on a validation part of the train split).
             schema_uri: a curated ``schema.pbtxt`` to validate against (production runs); empty infers
                 one from the train split.
             task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
+            exclude_columns: columns never used (IDs, leakage); columns null in every row are left out too.
+            numeric_columns: text columns to read as numbers (values that are not numbers become missing).
             hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training
                 (``batch_size=0`` chooses it from the training rows: 32 for hundreds, 1024 from ~100k).
             fail_on_anomalies: stop before training when the eval split breaks the schema.
-            min_accuracy: accuracy lower bound for classification (ignored for regression).
-            eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides min_accuracy).
+            min_accuracy: accuracy lower bound for classification; 0 (default) leaves the decision to the
+                skill gate (the model must beat the trivial predictor by its bootstrap interval).
+            eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides the default gates).
             model_name: InferenceService name and folder under ``serving_root``.
             serving_root: where versioned model copies go (``gs://``, ``s3://``, a path); required, so a
                 run cannot reach the push step without one (``kfpc run`` uses ``<run>/serving``).
@@ -83,7 +91,18 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
             promote: after a Ready canary, move it to 100%.
         """
-        data = ingest(source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction)
+        checked = preflight(
+            source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
+            exclude_columns=exclude_columns, numeric_columns=numeric_columns, hidden_units=hidden_units,
+            dropout=dropout, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience,
+            min_accuracy=min_accuracy, eval_config_json=eval_config_json, model_name=model_name,
+            namespace=namespace, push_mode=push_mode, canary_traffic_percent=canary_traffic_percent,
+            promote=promote,
+        )
+        data = ingest(
+            source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
+        )
         stats = statistics(data=data.outputs["data"])
         schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
         validation = validate(

@@ -70,3 +70,33 @@ def test_help_lists_every_command():
     result = kfpc("--help")
     for command in ("run", "compile", "components", "validate", "serve", "push", "submit", "schedule"):
         assert f"    {command}" in result.stdout
+
+
+@pytest.mark.parametrize("params, expected", [
+    (["label=Species"], "label 'Species' is not a column of bundled:penguins.csv (did you mean 'species'?)"),
+    (["label="], "label is empty: name the column to predict"),
+    (["task=classification"], "task='classification' is not a task; use one of auto, binary, multiclass, regression"),
+    (["push_mode=dryrun"], "push_mode='dryrun' is not a push mode; use one of dry_run, local, cluster"),
+    (["model_name=Penguins_v2"], "model_name: name 'Penguins_v2' is not a valid InferenceService name"),
+    (["exclude_columns=[\"islands\"]"], "exclude_columns: 'islands' is not a column (did you mean 'island'?)"),
+    (["label=island", "task=regression"], "task='regression' needs a numeric label; 'island' is text"),
+    (["label=year", "task=binary"], "task='binary' but label 'year' has 3 classes"),
+    (["dropout=1.5"], "dropout must be in [0, 1), got 1.5"),
+    (["epochs=0", "learning_rate=0"], "learning_rate must be positive, got 0.0"),
+])
+def test_deterministic_input_errors_fail_kfpc_run_before_anything_runs(tmp_path, params, expected):
+    out = tmp_path / "run"
+    result = kfpc("run", "--output-dir", str(out), *[a for p in params for a in ("--param", p)])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert expected in result.stderr
+    assert not out.exists(), "nothing may start: no run folder, no kfp.local task"
+
+
+def test_a_table_with_one_class_fails_kfpc_run_naming_the_label(tmp_path, penguins_csv):
+    import pandas as pd
+
+    frame = pd.read_csv(penguins_csv).assign(species="Adelie")
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    result = kfpc("run", "--output-dir", str(tmp_path / "run"), "--param", f"source_uri={tmp_path / 'one.csv'}")
+    assert result.returncode == 2
+    assert "label 'species' has a single class ('Adelie') in every labelled row: nothing to learn" in result.stderr

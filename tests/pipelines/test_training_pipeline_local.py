@@ -76,3 +76,26 @@ def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="unknown parameter 'epoch'"):
         local_run.run("training_pipeline", {"epoch": 3}, tmp_path / "run")
     assert not os.path.exists(tmp_path / "run" / "summary.json")
+
+
+def test_an_input_error_stops_the_run_at_preflight_once_without_retry(tmp_path):
+    """A misspelt label reaching the pipeline (not caught by `kfpc run` beforehand) fails its first, never
+    retried step: nothing is ingested or trained, and the error names the column and the likely fix."""
+    summary = local_run.run("training_pipeline", {"label": "Species"}, tmp_path / "run")
+    assert summary.status == "FAILURE"
+    names = [t.name for t in summary.tasks]
+    assert names == ["preflight"], names
+    assert summary.task("preflight").status == "FAILURE"
+    assert "label 'Species' is not a column" in summary.error and "did you mean 'species'?" in summary.error
+    log_text = local_run._ANSI.sub("", (Path(summary.run_dir) / "run.log").read_text())
+    assert log_text.count("Executing task 'preflight'") == 1
+
+
+def test_a_blessing_that_failed_is_said_in_the_summary_with_the_push_skipped():
+    summary = local_run.RunSummary("training_pipeline", "runs/x", "SUCCESS", 1.0, {}, [
+        local_run.TaskSummary("evaluate", "SUCCESS", 1.0, {"Output": False}, {"blessing": {"path": "b", "metadata": {
+            "blessed": False, "failed_thresholds": ["roc_auc 0.51 (interval [0.45, 0.57]) does not beat 0.5"]}}}),
+    ])
+    text = local_run.format_summary(summary)
+    assert "evaluate: the model was NOT blessed, so the push was skipped and nothing served changed." in text
+    assert "  - roc_auc 0.51 (interval [0.45, 0.57]) does not beat 0.5" in text
