@@ -181,7 +181,8 @@ def test_retraining_pipeline_runs_locally_and_pushes_only_if_better(tmp_path, pe
                   label="species", serving_root=str(serving_root), model_name="penguins", epochs=5,
                   batch_size=32, hidden_units=[16], learning_rate=0.05, push_mode="dry_run")
     # 1) thresholds the candidate cannot meet: evaluated, not pushed
-    run = pipeline(**params, min_accuracy=1.01)
+    impossible = '{"thresholds": [{"metric": "accuracy", "value_threshold": {"lower_bound": 1.01}}]}'
+    run = pipeline(**params, eval_config_json=impossible)
     run_root = next(p for p in (tmp_path / "root").iterdir() if p.is_dir())
     assert not (run_root / "push-kserve").exists()
     shutil.rmtree(tmp_path / "root")
@@ -194,3 +195,64 @@ def test_retraining_pipeline_runs_locally_and_pushes_only_if_better(tmp_path, pe
     assert values["baseline_model_uri"] == f"{serving_root}/penguins/v1"
     assert (run_root / "push-kserve").exists()
     assert run is not None
+
+
+@pytest.mark.slow
+def test_a_candidate_without_skill_is_not_blessed_against_a_skilled_served_model(tmp_path, penguins_csv, monkeypatch):
+    """Issue 14's case: an imbalanced binary label with modest signal (lives on Torgersen or not: 15% positives,
+    only partly told by the measurements), a served model trained on real labels, and a new span whose TRAIN
+    rows carry shuffled labels (its eval rows keep the real ones). The candidate predicts near the prior: its
+    accuracy is about the majority rate, as is the served model's, so an accuracy gate would pass it. The skill gates (beat the class prior by the interval; not worse than the served model by the paired
+    interval) reject it, and nothing is pushed."""
+    import kfp.local
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from kfpc.components.ingest import core as ingest_core
+    from kfpc.components.push import storage
+    from kfpc.components.train import core as train_core
+    from kfpc.pipelines import retraining
+
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    frame = pd.read_csv(penguins_csv)
+    frame.insert(0, "penguin_id", [f"p{i:04d}" for i in range(len(frame))])
+    frame["torgersen"] = np.where(frame.pop("island") == "Torgersen", "yes", "no")
+    order = np.random.default_rng(0).permutation(len(frame))
+    span1, span2 = frame.iloc[order[: len(frame) // 2]], frame.iloc[order[len(frame) // 2:]].copy()
+    # shuffle the labels of the rows that ingest (split by penguin_id) will put in span 2's train split
+    is_eval = ingest_core.split_buckets(pa.RecordBatch.from_pandas(span2, preserve_index=False), "penguin_id") < 2000
+    train_rows = np.flatnonzero(~is_eval)
+    span2.iloc[train_rows, span2.columns.get_loc("torgersen")] = \
+        np.random.default_rng(1).permutation(span2["torgersen"].to_numpy()[train_rows])
+    for number, part in ((1, span1), (2, span2)):
+        (tmp_path / "data" / f"span-{number}").mkdir(parents=True)
+        part.to_csv(tmp_path / "data" / f"span-{number}" / "data.csv", index=False)
+    # the served model: trained on span 1's real labels
+    ingest_core.ingest(str(tmp_path / "data" / "span-1" / "data.csv"), tmp_path / "span1", key_column="penguin_id",
+                       drop_columns=["penguin_id"])
+    train_core.train(tmp_path / "span1", tmp_path / "served", label="torgersen", epochs=40,
+                     learning_rate=0.01, verbose=0)
+    serving_root = tmp_path / "serving"
+    storage.push_model(tmp_path / "served", str(serving_root), "torgersen")
+    from kfpc.components.schema import core as schema_core
+    from kfpc.components.statistics import core as stats_core
+
+    stats_core.write_statistics(tmp_path / "span1", tmp_path / "span1-stats")
+    schema_core.write_schema(schema_core.infer_schema(stats_core.load_statistics(tmp_path / "span1-stats", "train")),
+                             tmp_path / "schema")
+
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
+                   raise_on_error=True)
+    retraining.build_retraining_pipeline("kfp")(
+        source_pattern=f"{tmp_path}/data/span-{{SPAN}}/data.csv", schema_uri=str(tmp_path / "schema"),
+        label="torgersen", serving_root=str(serving_root), model_name="torgersen", key_column="penguin_id",
+        exclude_columns=["penguin_id"], push_mode="dry_run", epochs=30,
+    )
+    run_root = next(p for p in (tmp_path / "root").iterdir() if p.is_dir())
+    evaluation = yaml.safe_load((run_root / "evaluate" / "executor_output.json").read_text())
+    assert evaluation["parameterValues"]["Output"] is False
+    blessing = evaluation["artifacts"]["blessing"]["artifacts"][0]["metadata"]
+    assert blessing["blessed"] is False and blessing["failed_thresholds"], blessing
+    assert not (run_root / "push-kserve").exists()
+    assert storage.latest_version(str(serving_root), "torgersen") == f"{serving_root}/torgersen/v1"
