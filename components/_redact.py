@@ -54,7 +54,8 @@ def redact_obj(obj: Any) -> Any:
         out = {}
         for key, value in obj.items():
             if isinstance(key, str) and key.lower() in ("authorization", "proxy-authorization") and value:
-                out[key] = REDACTED
+                scheme = str(value).split(" ", 1)[0] if " " in str(value) else ""
+                out[key] = f"{scheme} {REDACTED}" if scheme else REDACTED  # "Bearer <redacted>"
             else:
                 out[redact(key) if isinstance(key, str) else key] = redact_obj(value)
         return out
