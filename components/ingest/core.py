@@ -19,8 +19,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .. import types
-from .._redact import excerpt
 from .._fs import atomic_dir, local_path
+from .._redact import excerpt
 
 #: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]
