@@ -32,7 +32,7 @@ import yaml
 
 from .. import images, types
 from .._fs import atomic_dir
-from .._redact import redact_obj
+from .._redact import redact, redact_obj
 from . import manifest, storage
 
 log = logging.getLogger(__name__)
@@ -414,7 +414,8 @@ def push_kserve(
             # Connect before copying: a task without cluster credentials must fail before it writes anything.
             client = kube_client or kube.IsvcClient.from_environment()
         pushed = storage.push_model(model_dir, serving_root, name, client=storage_client)
-        log.info("pushed %s to %s (previous version: %s)", model_dir, pushed.uri, pushed.previous_uri or "none")
+        log.info("pushed %s to %s (previous version: %s)", model_dir, redact(pushed.uri),
+                 redact(pushed.previous_uri or "none"))
         desired = manifest.render(opts, pushed.uri, model_version=pushed.version)
         if mode == "local":
             try:
