@@ -290,12 +290,30 @@ def run(
                 error = f"{error}\n{task.name}: {cause}"
     summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), params, tasks, error)
     (run_dir / "summary.json").write_text(summary.to_json())
-    latest = run_dir.parent / "latest"
     if run_dir.parent.name == "runs":
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
+        point_latest(run_dir)
     return summary
+
+
+def point_latest(run_dir: Path) -> bool:
+    """Make ``<parent>/latest`` a symlink to ``run_dir``, replacing only a symlink of our own making.
+
+    A regular file or folder named ``latest``, or a symlink pointing anywhere but a sibling folder, is not
+    ours: it is left alone (logged). Returns whether the link now points at ``run_dir``.
+    """
+    latest = run_dir.parent / "latest"
+    if latest.exists() or latest.is_symlink():
+        target = os.readlink(latest) if latest.is_symlink() else None
+        if target is None or "/" in target or os.sep in target:
+            logging.getLogger(__name__).warning("%s is not a run link of kfpc (a file, folder or foreign link): left unchanged", latest)
+            return False
+    # a temporary link renamed over the old one: never a moment without `latest`, never a deleted file
+    scratch = run_dir.parent / f".latest-{os.getpid()}"
+    if scratch.is_symlink():
+        scratch.unlink()
+    scratch.symlink_to(run_dir.name)
+    os.replace(scratch, latest)
+    return True
 
 
 #: per artifact metadata / output parameter, the keys the summary shows (first found wins)

@@ -497,12 +497,16 @@ def kfp_client(
 
 def kfp_run_url(host: str | None, run_id: str) -> str:
     """The KFP UI link of a run."""
-    return f"{normalize_host(host)}/#/runs/details/{run_id}"
+    from kfpc.components._redact import redact
+
+    return redact(f"{normalize_host(host)}/#/runs/details/{run_id}")
 
 
 def kfp_recurring_run_url(host: str | None, recurring_run_id: str) -> str:
     """The KFP UI link of a recurring run."""
-    return f"{normalize_host(host)}/#/recurringrun/details/{recurring_run_id}"
+    from kfpc.components._redact import redact
+
+    return redact(f"{normalize_host(host)}/#/recurringrun/details/{recurring_run_id}")
 
 
 # --------------------------------------------------------------------------- Vertex AI
@@ -692,10 +696,13 @@ def vertex_dashboard_url(project: str, region: str, kind: str, resource_id: str)
 
 def dry_run_document(target: str, requests: list[dict], notes: list[str] | None = None) -> str:
     """The text ``--dry-run`` prints: one JSON document with every request that would be sent."""
+    from kfpc.components._redact import redact_obj
+
     doc = {"dry_run": True, "target": target, "requests": requests}
     if notes:
         doc["notes"] = notes
-    return json.dumps(doc, indent=2, sort_keys=False, default=str)
+    # A --host like https://user:password@kfp... or a ?token= parameter must not be printed
+    return json.dumps(redact_obj(json.loads(json.dumps(doc, default=str))), indent=2, sort_keys=False)
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

@@ -116,7 +116,9 @@ def vertex_job(args: argparse.Namespace, package: remote.PipelinePackage, params
 
 def fail(command: str, err: Exception) -> int:
     """Print a bad-input error the way every kfpc command does and return its exit code."""
-    print(f"kfpc {command}: {err}", file=sys.stderr)
+    from kfpc.components._redact import redact
+
+    print(f"kfpc {command}: {redact(err)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -264,7 +266,9 @@ def run_submit(args: argparse.Namespace) -> int:
     except (SubmitError, cron.CronError) as err:
         return fail("submit", err)
     except TimeoutError as err:
-        print(f"kfpc submit: {err}", file=sys.stderr)
+        from kfpc.components._redact import redact
+
+        print(f"kfpc submit: {redact(err)}", file=sys.stderr)
         return EXIT_RUN_FAILED
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from .. import types
 from .._fs import atomic_dir, local_path
+from .._redact import excerpt
 
 #: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]
@@ -67,11 +69,26 @@ def _detect_format(path: str, file_format: str) -> str:
     return "csv"
 
 
+def _names(names: list[str], limit: int = 10) -> str:
+    """A bounded list of column names for a message: at most ``limit`` names, each a short escaped excerpt."""
+    shown = ", ".join(excerpt(n, 40) for n in names[:limit])
+    return f"[{shown}{f', … {len(names) - limit} more' if len(names) > limit else ''}]"
+
+
+def _arrow_message(err: Exception) -> str:
+    """pyarrow's message with any quoted file content cut to a short escaped excerpt."""
+    message = str(err)
+    found = re.match(r"(?s)^(.*?Expected \d+ columns?, got \d+): (.*)$", message)
+    if found:  # "... got N: <the row>": the row is file content
+        return f"{found.group(1)}; the row starts {excerpt(found.group(2).rstrip(), 40)}"
+    return excerpt(message, 120)
+
+
 def _check_columns(names: list[str], path: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise IngestError(f"{path}: duplicate column name {name!r}")
+            raise IngestError(f"{path}: duplicate column name {excerpt(name)}")
         seen.add(name)
         if name == "":
             raise IngestError(f"{path}: a column has an empty name")
@@ -105,7 +122,7 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
                 schema = dataset.schema_arrow
                 batches = dataset.iter_batches(batch_size=65_536)
         except (pa.ArrowInvalid, OSError) as err:
-            raise IngestError(f"{path}: not a readable Parquet file ({err})") from err
+            raise IngestError(f"{path}: not a readable Parquet file ({_arrow_message(err)})") from err
         _check_columns(schema.names, path)
         return schema, batches
     if os.path.getsize(path) == 0:
@@ -118,21 +135,21 @@ def read_batches(path: str, file_format: str = "auto", delimiter: str = ",") -> 
             convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
         )
     except pa.ArrowInvalid as err:
-        message = str(err)
+        message = _arrow_message(err)
         if "UTF8" in message or "utf8" in message.lower():
             raise IngestError(f"{path}: not valid UTF-8 text ({message})") from err
         raise IngestError(f"{path}: cannot parse as CSV with delimiter {delimiter!r} ({message})") from err
     _check_columns(table.column_names, path)
     if table.num_rows == 0:
-        raise IngestError(f"{path}: header only, no data rows (columns: {table.column_names})")
+        raise IngestError(f"{path}: header only, no data rows (columns: {_names(table.column_names)})")
     if table.num_columns == 1 and any(d in table.column_names[0] for d in ";\t|" if d != delimiter):
         raise IngestError(
-            f"{path}: one column named {table.column_names[0]!r}: the delimiter is probably not "
+            f"{path}: one column named {excerpt(table.column_names[0])}: the delimiter is probably not "
             f"{delimiter!r}; pass the right one"
         )
     for field in table.schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            raise IngestError(f"{path}: column {field.name!r} is not valid UTF-8 text; re-encode the file as UTF-8")
+            raise IngestError(f"{path}: column {excerpt(field.name)} is not valid UTF-8 text; re-encode the file as UTF-8")
     # A column of only nulls parses as type null; store it as string so Parquet readers agree on a type.
     for i, field in enumerate(table.schema):
         if pa.types.is_null(field.type):
@@ -147,7 +164,8 @@ class _Columns:
         # drop_columns may name columns an older span does not have; a numeric column must exist
         for name in numeric:
             if name not in schema.names:
-                raise IngestError(f"{path}: numeric_columns: {name!r} is not a column; columns: {schema.names}")
+                raise IngestError(f"{path}: numeric_columns: {excerpt(name)} is not a column; columns: "
+                                  f"{_names(schema.names)}")
         self.keep = [name for name in schema.names if name not in set(drop)]
         self.numeric = [name for name in numeric if name in self.keep and not _is_number(schema.field(name).type)]
         fields = [schema.field(name) for name in self.keep]
@@ -218,7 +236,7 @@ def ingest(
     path = local_path(source_uri)
     schema, batches = read_batches(path, file_format, delimiter)
     if key_column is not None and key_column not in schema.names:
-        raise IngestError(f"{path}: key_column {key_column!r} is not a column; columns: {schema.names}")
+        raise IngestError(f"{path}: key_column {excerpt(key_column)} is not a column; columns: {_names(schema.names)}")
     transform = _Columns(schema, path, list(drop_columns), list(numeric_columns))
     threshold = int(round(eval_fraction * _BUCKETS))
     rows = {types.TRAIN: 0, types.EVAL: 0}
@@ -241,7 +259,7 @@ def ingest(
                         writers[split].write_batch(part)
                         rows[split] += part.num_rows
         except pa.ArrowInvalid as err:
-            raise IngestError(f"{path}: cannot read ({err})") from err
+            raise IngestError(f"{path}: cannot read ({_arrow_message(err)})") from err
         finally:
             for writer in writers.values():
                 writer.close()

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .._fs import local_path
+from .._redact import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,10 @@ class PreflightResult:
 
 def _excerpt(value: object, limit: int = 60) -> str:
     """A short, escaped excerpt of a user value for a message (never the whole value)."""
+    if isinstance(value, str):
+        return excerpt(value, limit)
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _did_you_mean(name: str, columns: Sequence[str]) -> str:

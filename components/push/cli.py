@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+from kfpc.components._redact import redact, redact_obj
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_dir", help="Model folder (1/saved_model.pb + model_card.json)")
@@ -32,9 +34,12 @@ def _kserve(args: argparse.Namespace) -> int:
         promote=args.promote, deployment_mode=args.deployment_mode, predictor=args.predictor,
         image=args.image or core.images.SERVING, gpu=args.gpu, min_replicas=args.min_replicas,
         max_replicas=args.max_replicas, service_account=args.service_account, timeout_s=args.timeout,
+        bake_s=args.bake, max_error_rate=args.max_error_rate, max_p99_latency_ms=args.max_p99_ms,
+        min_requests=args.min_requests, prometheus_url=args.prometheus_url,
+        prometheus_selector=args.prometheus_selector, canary_metrics_url=args.canary_metrics_url,
         output_dir=args.output_dir, existing_manifest=existing,
     )
-    print(json.dumps(dict(result.metadata(), requests=len(result.requests)), indent=2))
+    print(json.dumps(redact_obj(dict(result.metadata(), requests=len(result.requests))), indent=2))
     return 0
 
 
@@ -48,7 +53,7 @@ def _vertex(args: argparse.Namespace) -> int:
         accelerator_count=args.accelerator_count, traffic_percent=args.traffic_percent, endpoint=args.endpoint,
         output_dir=args.output_dir,
     )
-    print(json.dumps(dict(result.metadata(), requests=[r["method"] for r in result.requests]), indent=2))
+    print(json.dumps(redact_obj(dict(result.metadata(), requests=[r["method"] for r in result.requests])), indent=2))
     return 0
 
 
@@ -59,10 +64,10 @@ def _run(handler):
         try:
             return handler(args)
         except core.NotBlessedError as err:
-            print(f"kfpc push: {err}", file=sys.stderr)
+            print(f"kfpc push: {redact(err)}", file=sys.stderr)
             return 3
         except (ValueError, kube.KubeError, rollout.RolloutError, core.SmokeTestError, storage.StorageError) as err:
-            print(f"kfpc push: {err}", file=sys.stderr)
+            print(f"kfpc push: {redact(err)}", file=sys.stderr)
             return 1
 
     return run
@@ -78,7 +83,17 @@ def register(subparsers) -> None:
     kserve.add_argument("--mode", choices=("dry_run", "local", "cluster"), default="dry_run")
     kserve.add_argument("--namespace", default="default")
     kserve.add_argument("--canary", type=int, default=0, metavar="PERCENT", help="canary traffic percent (1..99)")
-    kserve.add_argument("--promote", action="store_true", help="promote the canary once Ready")
+    kserve.add_argument("--promote", action="store_true",
+                        help="promote the canary once Ready and baked within the thresholds below")
+    kserve.add_argument("--bake", type=float, default=300.0, metavar="SECONDS",
+                        help="seconds the canary must serve within the thresholds before promotion (default 300)")
+    kserve.add_argument("--max-error-rate", type=float, default=0.01, help="canary's highest 5xx share (default 0.01)")
+    kserve.add_argument("--max-p99-ms", type=float, default=1000.0, help="canary's highest p99 latency, ms (default 1000)")
+    kserve.add_argument("--min-requests", type=int, default=50, help="requests needed to judge the canary (default 50)")
+    kserve.add_argument("--prometheus-url", default="", help="judge the canary through this Prometheus' query API")
+    kserve.add_argument("--prometheus-selector", default="",
+                        help="label matchers selecting the canary's series ({namespace}, {name}, {revision} filled in)")
+    kserve.add_argument("--canary-metrics-url", default="", help="without Prometheus: the canary's /metrics URL")
     kserve.add_argument("--deployment-mode", default="Standard", help="Standard | Knative")
     kserve.add_argument("--predictor", choices=("kfpc", "tensorflow"), default="kfpc")
     kserve.add_argument("--image", default="", help="predictor image for kfpc (default: this release's)")

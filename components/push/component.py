@@ -38,6 +38,13 @@ def push_kserve(
     batcher_max_batch_size: int = 0,
     batcher_max_latency_ms: int = 0,
     timeout_s: int = 600,
+    bake_s: float = 300.0,
+    max_error_rate: float = 0.01,
+    max_p99_latency_ms: float = 1000.0,
+    min_requests: int = 50,
+    prometheus_url: str = "",
+    prometheus_selector: str = "",
+    canary_metrics_url: str = "",
 ) -> NamedTuple("PushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
     """Copy a blessed model to a new version under ``serving_root`` and roll it out as a KServe InferenceService.
 
@@ -54,7 +61,7 @@ def push_kserve(
             ``cluster`` (create/patch the InferenceService and wait for Ready).
         namespace: Kubernetes namespace.
         canary_traffic_percent: 1..99 for a canary; 0 sends all traffic to the new model.
-        promote: after a Ready canary, move it to 100%.
+        promote: after a Ready canary has baked within the thresholds, move it to 100% (failing: rolled back).
         deployment_mode: ``Standard`` or ``Knative``.
         predictor: ``kfpc`` (our server image) or ``tensorflow`` (KServe's TF Serving runtime, protocol v1).
         image: predictor image for ``kfpc``; empty = the kfpc serving image of this release.
@@ -71,6 +78,13 @@ def push_kserve(
         batcher_max_batch_size: > 0 adds KServe's own request batcher in front of the predictor; 0 = none.
         batcher_max_latency_ms: the batcher's longest wait for a batch to fill, ms (0 = KServe's default).
         timeout_s: seconds to wait for Ready per step.
+        bake_s: promote: seconds the canary must serve within the thresholds before promotion.
+        max_error_rate: promote: highest share of 5xx answers of the canary.
+        max_p99_latency_ms: promote: highest p99 latency of the canary, ms.
+        min_requests: promote: requests the canary must have answered to be judged.
+        prometheus_url: promote: Prometheus base URL to judge the canary by (query API).
+        prometheus_selector: label matchers picking the canary's series; empty = Knative revision pods.
+        canary_metrics_url: promote without Prometheus: the canary's own /metrics URL.
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
     """
@@ -108,6 +122,13 @@ def push_kserve(
         batcher_max_batch_size=batcher_max_batch_size,
         batcher_max_latency_ms=batcher_max_latency_ms,
         timeout_s=timeout_s,
+        bake_s=bake_s,
+        max_error_rate=max_error_rate,
+        max_p99_latency_ms=max_p99_latency_ms,
+        min_requests=min_requests,
+        prometheus_url=prometheus_url,
+        prometheus_selector=prometheus_selector,
+        canary_metrics_url=canary_metrics_url,
         output_dir=manifest.path,
         data_dir=None if data is None else data.path,
     )

@@ -32,6 +32,7 @@ import yaml
 
 from .. import images, types
 from .._fs import atomic_dir
+from .._redact import redact, redact_obj
 from . import manifest, storage
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,13 @@ def push_kserve(
     batcher_max_latency_ms: int = 0,
     timeout_s: float = 600.0,
     poll_s: float = 2.0,
+    bake_s: float = 300.0,
+    max_error_rate: float = 0.01,
+    max_p99_latency_ms: float = 1000.0,
+    min_requests: int = 50,
+    prometheus_url: str = "",
+    prometheus_selector: str = "",
+    canary_metrics_url: str = "",
     output_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
     existing_manifest: dict[str, Any] | None = None,
@@ -309,7 +317,7 @@ def push_kserve(
         blessed: the evaluation's verdict; a model that is not blessed is refused unless ``force``.
         force: push even if not blessed.
         canary_traffic_percent: 1..99 to canary the new model; ``None`` (or 0 / 100) = all traffic.
-        promote: after a Ready canary, move it to 100%.
+        promote: after a Ready canary has baked within the thresholds below, move it to 100%.
         deployment_mode: ``Standard`` or ``Knative`` (legacy ``RawDeployment`` / ``Serverless`` accepted).
         predictor: ``kfpc`` (our server, ``image``) or ``tensorflow`` (KServe's TF Serving runtime, v1 only).
         image: predictor image for ``kfpc``.
@@ -323,7 +331,18 @@ def push_kserve(
         batcher_max_batch_size: > 0 adds KServe's request batcher sidecar with this batch size; 0 = none.
         batcher_max_latency_ms: the batcher's longest wait for a batch, ms (0 = KServe's default).
         timeout_s: seconds to wait for Ready, per step (rollout; then promotion).
-        poll_s: seconds between status reads.
+        poll_s: seconds between status (and canary metrics) reads.
+        bake_s: promote: seconds the Ready canary must serve within the thresholds before promotion.
+        max_error_rate: promote: highest share of 5xx answers of the canary (0..1).
+        max_p99_latency_ms: promote: highest p99 request latency of the canary, milliseconds.
+        min_requests: promote: requests the canary must have answered to be judged (the bake waits up to
+            ``timeout_s`` longer for them, then fails).
+        prometheus_url: promote: Prometheus base URL; the canary is judged by ``/api/v1/query``.
+        prometheus_selector: label matchers (no braces) picking the canary's series in Prometheus;
+            ``{namespace}``, ``{name}``, ``{revision}`` (the canary's Knative revision) are filled in. Empty =
+            Knative: ``namespace="{namespace}",model_name="{name}",pod=~"{revision}-deployment-.*"``;
+            Standard mode needs it given.
+        canary_metrics_url: promote without Prometheus: the canary's own ``/metrics`` URL.
         output_dir: where to write the manifest, the requests and a summary (atomically); None = nowhere.
         data_dir: optional Dataset folder; local mode takes its smoke rows from the eval split.
         existing_manifest: dry_run: the InferenceService as it is in the cluster (e.g. ``kubectl get -o json``).
@@ -335,7 +354,8 @@ def push_kserve(
     Raises:
         NotBlessedError: not blessed and not forced (nothing written).
         PushError, storage.StorageError, manifest.ManifestError: bad input (nothing written).
-        rollout.RolloutError: the rollout failed (previous spec restored); kube.KubeError: API refusal.
+        rollout.RolloutError: the rollout or the canary's bake failed (previous spec restored and verified);
+            rollout.RolloutConflict: another writer changed the service meanwhile; kube.KubeError: API refusal.
         SmokeTestError: local mode: the pushed copy did not load or answer.
     """
     if mode not in MODES:
@@ -357,6 +377,21 @@ def push_kserve(
     )
     if canary_traffic_percent is not None:
         manifest._check_percent(canary_traffic_percent)
+    from . import canary
+
+    try:
+        thresholds = canary.Thresholds(bake_s=bake_s, max_error_rate=max_error_rate,
+                                       max_p99_latency_ms=max_p99_latency_ms, min_requests=min_requests)
+    except ValueError as err:
+        raise PushError(str(err)) from None
+    baking = mode == "cluster" and promote and canary_traffic_percent is not None
+    if baking and not (prometheus_url or canary_metrics_url):
+        raise PushError("promote after a canary needs prometheus_url or canary_metrics_url to judge the canary's "
+                        "error rate and latency before promotion; nothing was written")
+    if baking and prometheus_url and not prometheus_selector and opts.mode == manifest.STANDARD:
+        raise PushError("prometheus_selector is required in Standard mode: label matchers that select the canary's "
+                        "pods only (e.g. pod=~\"<canary-deployment>-.*\"); nothing was written")
+    source = canary_source(opts, prometheus_url, prometheus_selector, canary_metrics_url)
     card = read_model_card(model_dir) if (mode == "local" or (Path(model_dir) / types.MODEL_CARD_FILE).exists()) else {}
     if mode == "cluster" and not serving_root.startswith(("gs://", "s3://")):
         raise PushError(
@@ -379,7 +414,8 @@ def push_kserve(
             # Connect before copying: a task without cluster credentials must fail before it writes anything.
             client = kube_client or kube.IsvcClient.from_environment()
         pushed = storage.push_model(model_dir, serving_root, name, client=storage_client)
-        log.info("pushed %s to %s (previous version: %s)", model_dir, pushed.uri, pushed.previous_uri or "none")
+        log.info("pushed %s to %s (previous version: %s)", model_dir, redact(pushed.uri),
+                 redact(pushed.previous_uri or "none"))
         desired = manifest.render(opts, pushed.uri, model_version=pushed.version)
         if mode == "local":
             try:
@@ -392,7 +428,8 @@ def push_kserve(
             from . import rollout
 
             outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary_traffic_percent,
-                                      promote=promote, timeout_s=timeout_s, poll_s=poll_s)
+                                      promote=promote, timeout_s=timeout_s, poll_s=poll_s,
+                                      canary_source=source, thresholds=thresholds)
             result = PushResult(outcome.endpoint_url, pushed.uri, outcome.previous_model_uri, desired,
                                 action=outcome.action, traffic_percent=outcome.traffic_percent)
     if output_dir is not None:
@@ -400,7 +437,42 @@ def push_kserve(
     return result
 
 
+class _DryRunCanary:
+    def sample(self, window_s: float):
+        from .canary import Sample
+
+        return Sample(0, 0, None, "dry run: nothing served, no bake")
+
+
+def canary_source(opts: manifest.ServingOptions, prometheus_url: str = "", prometheus_selector: str = "",
+                  canary_metrics_url: str = ""):
+    """The factory ``rollout`` calls with the Ready canary: Prometheus when a URL is given, else ``/metrics``.
+
+    Returns ``None`` when neither URL is given (then a canary cannot be promoted).
+    """
+    from . import canary as canary_mod
+
+    if prometheus_url:
+        def prometheus(ready: dict[str, Any]):
+            components = (ready.get("status") or {}).get("components") or {}
+            revision = (components.get("predictor") or {}).get("latestCreatedRevision") or ""
+            template = prometheus_selector or 'namespace="{namespace}",model_name="{name}",pod=~"{revision}-deployment-.*"'
+            if "{revision}" in template and not revision:
+                raise canary_mod.CanaryFailed(
+                    f"inferenceservice {opts.namespace}/{opts.name} reports no "
+                    f"status.components.predictor.latestCreatedRevision: cannot select the canary's series")
+            selector = (template.replace("{namespace}", opts.namespace).replace("{name}", opts.name)
+                        .replace("{revision}", revision))
+            return canary_mod.PrometheusSource(prometheus_url, selector)
+
+        return prometheus
+    if canary_metrics_url:
+        return lambda _ready: canary_mod.MetricsEndpointSource(canary_metrics_url, opts.name)
+    return None
+
+
 def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_client) -> PushResult:
+    from . import canary as canary_mod
     from . import kube, rollout
 
     base = storage._join(storage._normalize_root(serving_root), opts.name)
@@ -412,8 +484,10 @@ def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_c
     previous = scheme + storage._join(base, f"v{max(complete)}") if complete else ""
     desired = manifest.render(opts, model_uri, model_version=version)
     client, pool = kube.dry_run_client(existing)
+    # Nothing serves in a dry run: the bake is shown as passed at once, so the promotion's request is recorded.
     outcome = rollout.rollout(client, desired, opts, canary_traffic_percent=canary, promote=promote,
-                              timeout_s=5.0, poll_s=0.0)
+                              timeout_s=5.0, poll_s=0.0, canary_source=lambda _ready: _DryRunCanary(),
+                              thresholds=canary_mod.Thresholds(bake_s=0, min_requests=0))
     return PushResult(outcome.endpoint_url, model_uri, outcome.previous_model_uri or previous, desired,
                       requests=pool.requests, action=outcome.action, traffic_percent=outcome.traffic_percent)
 
@@ -437,10 +511,11 @@ def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult
 
 def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
     """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``) atomically."""
+    # Credentials in a URL or header never reach an artifact (the requests sent are not changed by this).
     with atomic_dir(output_dir) as scratch:
-        (scratch / MANIFEST_FILE).write_text(yaml.safe_dump(result.manifest, sort_keys=False))
-        (scratch / REQUESTS_FILE).write_text(json.dumps(result.requests, indent=2))
-        (scratch / RESULT_FILE).write_text(json.dumps(result.metadata(), indent=2))
+        (scratch / MANIFEST_FILE).write_text(yaml.safe_dump(redact_obj(result.manifest), sort_keys=False))
+        (scratch / REQUESTS_FILE).write_text(json.dumps(redact_obj(result.requests), indent=2))
+        (scratch / RESULT_FILE).write_text(json.dumps(redact_obj(result.metadata()), indent=2))
         if result.smoke:
             (scratch / SMOKE_FILE).write_text(json.dumps(result.smoke, indent=2))
 
@@ -542,7 +617,7 @@ def push_vertex(
     )
     if output_dir is not None:
         with atomic_dir(output_dir) as scratch:
-            (scratch / VERTEX_REQUESTS_FILE).write_text(json.dumps(requests, indent=2))
-            (scratch / RESULT_FILE).write_text(json.dumps(dict(result.metadata(), model=outcome.model,
-                                                               endpoint=outcome.endpoint), indent=2))
+            (scratch / VERTEX_REQUESTS_FILE).write_text(json.dumps(redact_obj(requests), indent=2))
+            (scratch / RESULT_FILE).write_text(json.dumps(redact_obj(dict(result.metadata(), model=outcome.model,
+                                                                          endpoint=outcome.endpoint)), indent=2))
     return result

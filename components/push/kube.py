@@ -139,12 +139,19 @@ class IsvcClient:
             field_validation=FIELD_VALIDATION,
         )
 
-    def delete(self, namespace: str, name: str) -> None:
-        """Delete the InferenceService (absent is fine)."""
+    def delete(self, namespace: str, name: str, *, uid: str = "", resource_version: str = "") -> None:
+        """Delete the InferenceService (absent is fine); with ``uid`` / ``resource_version`` only if it still
+        has them (the API server answers 409 otherwise, raised as :class:`Conflict`)."""
+        from kubernetes.client import V1DeleteOptions, V1Preconditions
         from kubernetes.client.exceptions import ApiException
 
+        body = None
+        if uid or resource_version:
+            body = V1DeleteOptions(preconditions=V1Preconditions(uid=uid or None,
+                                                                 resource_version=resource_version or None))
         try:
-            self.api.delete_namespaced_custom_object(manifest.GROUP, manifest.VERSION, namespace, manifest.PLURAL, name)
+            self.api.delete_namespaced_custom_object(manifest.GROUP, manifest.VERSION, namespace, manifest.PLURAL,
+                                                     name, body=body)
         except ApiException as err:
             if err.status != 404:
                 raise _error(err, f"delete inferenceservice {namespace}/{name}") from None
@@ -221,7 +228,7 @@ class DryRunPool:
                 return _Response(200, obj) if obj else _Response(404, {"kind": "Status", "code": 404})
             if method == "POST":
                 obj = copy.deepcopy(payload)
-                obj["metadata"].update(resourceVersion="1", generation=1)
+                obj["metadata"].update(resourceVersion="1", generation=1, uid="00000000-0000-0000-0000-000000000001")
                 self._ready(obj)
                 self._objects[f"{path}/{obj['metadata']['name']}"] = obj
                 return _Response(201, obj)

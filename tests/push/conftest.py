@@ -126,3 +126,73 @@ def s3(monkeypatch):
         yield client
     finally:
         server.stop()
+
+
+def exposition(model_name: str, ok: int = 0, errors: int = 0, latency_s: float = 0.01, client_errors: int = 0) -> str:
+    """A real Prometheus text exposition of the kfpc server's request metrics, made by prometheus_client.
+
+    ``ok`` 200s, ``errors`` 500s and ``client_errors`` 400s, every one observed at ``latency_s``.
+    """
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    from kfpc.serving.observability import LATENCY_BUCKETS
+
+    registry = CollectorRegistry()
+    requests = Counter("kfpc_requests", "Requests", ["model_name", "protocol", "code"], registry=registry)
+    latency = Histogram("kfpc_request_latency_seconds", "Latency", ["model_name", "protocol"],
+                        buckets=LATENCY_BUCKETS, registry=registry)
+    for code, count in (("200", ok), ("500", errors), ("400", client_errors)):
+        if count:
+            requests.labels(model_name, "v2", code).inc(count)
+            for _ in range(count):
+                latency.labels(model_name, "v2").observe(latency_s)
+    requests.labels("another-model", "v2", "500").inc(1000)  # other models' series must not count
+    return generate_latest(registry).decode()
+
+
+class MetricsServer:
+    """A real HTTP server on 127.0.0.1 serving ``/metrics``: ``texts`` in turn, the last one repeated."""
+
+    def __init__(self, texts: list[str]):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.texts, self.reads = list(texts), 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                text = outer.texts[min(outer.reads, len(outer.texts) - 1)]
+                outer.reads += 1
+                data = text.encode()
+                self.send_response(200 if self.path == "/metrics" else 404)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/metrics"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def metrics_server():
+    """``metrics_server(texts)`` starts a :class:`MetricsServer`; all are stopped after the test."""
+    servers = []
+
+    def start(texts: list[str]) -> MetricsServer:
+        servers.append(MetricsServer(texts))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

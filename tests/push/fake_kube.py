@@ -6,12 +6,17 @@ It behaves like the real API server where the push code depends on it:
   fields -> 422 Invalid; with ``fieldValidation=Strict`` unknown fields -> 400 BadRequest (without it they
   are pruned, as the real server does);
 * ``POST`` on an existing name -> 409 AlreadyExists; ``GET``/``PATCH``/``DELETE`` of a missing one -> 404;
-* ``PATCH`` takes ``application/merge-patch+json`` only; a ``metadata.resourceVersion`` in the patch that is
-  not the current one -> 409 Conflict; ``status`` is a subresource, so writes to the main resource never
+* ``PATCH`` takes ``application/merge-patch+json`` only (applied per RFC 7386); a non-empty
+  ``metadata.resourceVersion`` in the patch that is not the current one -> 409 Conflict (the API server's
+  optimistic concurrency: the patched object's resourceVersion is a precondition of the update);
+* ``DELETE`` honours ``preconditions`` (``uid``, ``resourceVersion``) in its DeleteOptions body -> 409; ``status`` is a subresource, so writes to the main resource never
   change it; ``metadata.generation`` grows when ``spec`` changes, ``resourceVersion`` on every write;
 * a stand-in controller sets ``status`` on every read from ``readiness(obj)``: ``"ready"`` (Ready=True for
   the current generation, with ``status.url``), ``"pending"`` (Ready=False), ``"failed"`` (the model failed
-  to load) or ``"stale"`` (Ready=True but for the previous generation: a controller that has not caught up).
+  to load) or ``"stale"`` (Ready=True but for the previous generation: a controller that has not caught up);
+  Ready objects also get ``status.components.predictor.latestCreatedRevision`` (``<name>-predictor-000NN``);
+* ``before_request(method, path, body)``, when set, runs before each request is answered, outside the
+  server's lock: a test uses it to let a second push act at an exact point of the first one.
 """
 
 from __future__ import annotations
@@ -81,16 +86,23 @@ def prune(obj: Any, schema: dict[str, Any], path: str = "") -> Any:
     return obj
 
 
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge(result.get(key), value)
-    return result
+def rfc7386_merge_patch(target: Any, patch: Any) -> Any:
+    """What the API server does with ``application/merge-patch+json``: RFC 7386 section 2, line by line.
+
+    Written from the RFC, not from the code under test (``manifest.merge_patch`` builds patches; this applies
+    them); ``test_fake_kube_merge_patch_is_rfc7386`` checks it against every example of the RFC's Appendix A.
+    """
+    if isinstance(patch, dict):  # "if Patch is an Object"
+        if not isinstance(target, dict):  # "if Target is not an Object: Target = {}"
+            target = {}
+        target = dict(target)
+        for name, value in patch.items():  # "for each Name/Value pair in Patch"
+            if value is None:
+                target.pop(name, None)  # "if Value is null: remove the Name/Value pair from Target"
+            else:
+                target[name] = rfc7386_merge_patch(target.get(name), value)  # "Target[Name] = MergePatch(...)"
+        return copy.deepcopy(target)
+    return copy.deepcopy(patch)  # "else: return Patch"
 
 
 class FakeKube:
@@ -105,6 +117,8 @@ class FakeKube:
         self.readiness: Callable[[dict[str, Any]], str] = lambda obj: "ready"
         #: the next PATCH first sees a concurrent writer bump the object (its resourceVersion goes stale)
         self.concurrent_writes_before_patch = 0
+        #: called with (method, path, body) before a request is answered (outside the lock)
+        self.before_request: Callable[[str, str, Any], None] | None = None
         self._rv = itertools.count(100)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -194,7 +208,9 @@ class FakeKube:
         url = f"http://{meta['name']}.{meta['namespace']}.example.com"
         if state == "ready":
             status = {"observedGeneration": generation, "url": url,
-                      "conditions": [{"type": "Ready", "status": "True"}]}
+                      "conditions": [{"type": "Ready", "status": "True"}],
+                      "components": {"predictor": {"latestCreatedRevision": f"{meta['name']}-predictor-{generation:05d}",
+                                                   "url": url}}}
         elif state == "stale":
             status = {"observedGeneration": generation - 1, "url": url,
                       "conditions": [{"type": "Ready", "status": "True"}]}
@@ -216,6 +232,8 @@ class FakeKube:
         parts = urlsplit(raw_path)
         query = dict(parse_qsl(parts.query))
         body = json.loads(raw) if raw else None
+        if self.before_request is not None:
+            self.before_request(method, parts.path, body)
         entry = {"method": method, "path": parts.path, "query": query, "content_type": content_type, "body": body}
         with self._lock:
             self.requests.append(entry)
@@ -266,7 +284,7 @@ class FakeKube:
                 current["metadata"].setdefault("annotations", {})["someone-else/touched"] = "yes"
                 current["metadata"]["resourceVersion"] = str(next(self._rv))
             wanted_rv = ((body or {}).get("metadata") or {}).get("resourceVersion")
-            if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
+            if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
                 return self._status(
                     409, "Conflict",
                     f'Operation cannot be fulfilled on inferenceservices.serving.kserve.io "{name}": the object '
@@ -274,7 +292,7 @@ class FakeKube:
                 )
             patch = copy.deepcopy(body or {})
             patch.pop("status", None)  # status is a subresource
-            merged = _merge(current, patch)
+            merged = rfc7386_merge_patch(current, patch)
             merged["status"] = current.get("status")
             error = self._validate({k: v for k, v in merged.items() if k != "status" or v}, strict)
             if error:
@@ -288,7 +306,18 @@ class FakeKube:
             self.objects[key] = merged
             return 200, copy.deepcopy(merged)
         if method == "DELETE" and name:
-            if self.objects.pop(key, None) is None:
+            current = self.objects.get(key)
+            if current is None:
                 return self._status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            pre = (body or {}).get("preconditions") or {}
+            for field, have in (("uid", current["metadata"]["uid"]),
+                                ("resourceVersion", current["metadata"]["resourceVersion"])):
+                if pre.get(field) and pre[field] != have:
+                    return self._status(
+                        409, "Conflict",
+                        f"Operation cannot be fulfilled on inferenceservices.serving.kserve.io \"{name}\": "
+                        f"Precondition failed: {field}: {pre[field]}, ObjectMeta.{field}: {have}",
+                    )
+            del self.objects[key]
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         return self._status(405, "MethodNotAllowed", f"{method} {path} is not supported")

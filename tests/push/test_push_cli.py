@@ -38,3 +38,16 @@ def test_vertex_dry_run(fake_model, tmp_path, capsys):
     assert code == 0
     assert json.loads(capsys.readouterr().out)["requests"] == [
         "ModelService.UploadModel", "EndpointService.CreateEndpoint", "EndpointService.DeployModel"]
+
+
+def test_errors_and_artifacts_never_show_credentials(fake_model, tmp_path, capsys):
+    code = _main(["push", "kserve", str(fake_model), "--serving-root", "https://alice:pa55word@h/models",
+                  "--name", "p", "--mode", "cluster"])
+    err = capsys.readouterr().err
+    assert code == 1 and "pa55word" not in err and "alice:<redacted>@h" in err
+    code = _main(["push", "kserve", str(fake_model), "--serving-root", str(tmp_path / "s"), "--name", "p",
+                  "--image", "registry.example.com/kfpc?token=t0k3n", "--output-dir", str(tmp_path / "out")])
+    assert code == 0
+    for name in ("inferenceservice.yaml", "requests.json", "push.json"):
+        assert "t0k3n" not in (tmp_path / "out" / name).read_text()
+    assert "token=<redacted>" in (tmp_path / "out" / "inferenceservice.yaml").read_text()

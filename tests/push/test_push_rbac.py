@@ -37,15 +37,21 @@ def test_role_and_binding_are_valid_kubernetes_objects(documents):
     assert binding.subjects[0].kind == "ServiceAccount"
 
 
-def test_the_role_grants_every_verb_a_rollout_uses(documents, fake_kube):
+def test_the_role_grants_every_verb_a_rollout_uses(documents, fake_kube, metrics_server):
+    from conftest import exposition
+
+    from kfpc.components.push import canary
+
     (rule,) = [r for r in documents[0]["rules"] if r["resources"] == ["inferenceservices"]]
     assert rule["apiGroups"] == [manifest.GROUP]
     isvc_client = kube.IsvcClient.for_host(fake_kube.url)
     opts = manifest.ServingOptions(name="penguins", namespace="ml")
     # every path: create, canary + promote, failed update with rollback, failed create with delete
     rollout.rollout(isvc_client, manifest.render(opts, "gs://m/v1"), opts, timeout_s=1, poll_s=0.01)
+    metrics = metrics_server([exposition("penguins", ok=100)])
     rollout.rollout(isvc_client, manifest.render(opts, "gs://m/v2"), opts, canary_traffic_percent=10, promote=True,
-                    timeout_s=1, poll_s=0.01)
+                    timeout_s=1, poll_s=0.01, thresholds=canary.Thresholds(bake_s=0.05, min_requests=10),
+                    canary_source=lambda _ready: canary.MetricsEndpointSource(metrics.url, "penguins"))
     fake_kube.readiness = lambda obj: "pending"
     with pytest.raises(rollout.RolloutError):
         rollout.rollout(isvc_client, manifest.render(opts, "gs://m/v3"), opts, timeout_s=0.1, poll_s=0.01)
