@@ -155,7 +155,8 @@ def pipeline_defaults(pipeline) -> dict:
 
 #: pipeline parameter -> preflight.check_parameters argument (same name unless given here)
 _PREFLIGHT_PARAMETERS = (
-    "task", "push_mode", "model_name", "namespace", "canary_traffic_percent", "promote", "eval_fraction",
+    "task", "push_mode", "model_name", "namespace", "canary_traffic_percent", "promote", "prometheus_url",
+    "prometheus_selector", "eval_fraction",
     "hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience", "min_accuracy",
     "max_regression", "eval_config_json",
 )

@@ -107,6 +107,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
+        prometheus_url: str = "",
+        prometheus_selector: str = "",
     ):
         """Retrain on the newest span and push only a model better than the one served.
 
@@ -129,7 +131,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             namespace: Kubernetes namespace of the InferenceService.
             push_mode: ``dry_run``, ``local`` or ``cluster`` (see push_kserve).
             canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
-            promote: after a Ready canary, move it to 100%.
+            promote: after a canary that stayed healthy for the bake period, move it to 100%.
+            prometheus_url, prometheus_selector: where the canary's error rate and p99 latency are read during
+                the bake (the Prometheus query API and label matchers selecting the canary's pods); needed to
+                promote in cluster mode.
         """
         resolved = resolve_retraining_inputs(
             source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
@@ -143,7 +148,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
             epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
             eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
-            canary_traffic_percent=canary_traffic_percent, promote=promote,
+            canary_traffic_percent=canary_traffic_percent, promote=promote, prometheus_url=prometheus_url,
+            prometheus_selector=prometheus_selector,
         )
         data = ingest(
             source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction,
@@ -213,6 +219,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 mode=push_mode,
                 canary_traffic_percent=canary_traffic_percent,
                 promote=promote,
+                prometheus_url=prometheus_url,
+                prometheus_selector=prometheus_selector,
                 # chosen at build time so that `kfpc compile --image-registry` moves it with the others
                 image=images.SERVING,
             )

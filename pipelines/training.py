@@ -62,6 +62,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
+        prometheus_url: str = "",
+        prometheus_selector: str = "",
     ):
         """Train on ``source_uri`` and push the model if it is blessed.
 
@@ -89,7 +91,10 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             push_mode: ``dry_run`` (manifest and requests only), ``local`` (smoke-test a local server) or
                 ``cluster`` (create/patch the InferenceService).
             canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
-            promote: after a Ready canary, move it to 100%.
+            promote: after a canary that stayed healthy for the bake period, move it to 100%.
+            prometheus_url, prometheus_selector: where the canary's error rate and p99 latency are read during
+                the bake (the Prometheus query API and label matchers selecting the canary's pods); needed to
+                promote in cluster mode.
         """
         checked = preflight(
             source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
@@ -97,7 +102,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             dropout=dropout, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience,
             min_accuracy=min_accuracy, eval_config_json=eval_config_json, model_name=model_name,
             namespace=namespace, push_mode=push_mode, canary_traffic_percent=canary_traffic_percent,
-            promote=promote,
+            promote=promote, prometheus_url=prometheus_url, prometheus_selector=prometheus_selector,
         )
         data = ingest(
             source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
@@ -145,6 +150,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
                 mode=push_mode,
                 canary_traffic_percent=canary_traffic_percent,
                 promote=promote,
+                prometheus_url=prometheus_url,
+                prometheus_selector=prometheus_selector,
                 # chosen at build time so that `kfpc compile --image-registry` moves it with the others
                 image=images.SERVING,
             )

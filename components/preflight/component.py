@@ -30,6 +30,8 @@ def preflight(
     push_mode: str = "",
     canary_traffic_percent: int = 0,
     promote: bool = False,
+    prometheus_url: str = "",
+    prometheus_selector: str = "",
 ) -> list:
     """Check the run's parameters and its source table before anything expensive runs. Never retried.
 
@@ -40,7 +42,8 @@ def preflight(
         task, key_column, eval_fraction, exclude_columns, numeric_columns: as the pipeline passes them on.
         hidden_units, dropout, learning_rate, batch_size, epochs, patience: training hyperparameters (ranges).
         min_accuracy, max_regression, eval_config_json: evaluation gate parameters.
-        model_name, namespace, push_mode, canary_traffic_percent, promote: push parameters ("" skips a check).
+        model_name, namespace, push_mode, canary_traffic_percent, promote, prometheus_url, prometheus_selector:
+            push parameters ("" skips a check).
     Returns:
         The columns ingest drops: ``exclude_columns`` plus columns null in every row.
     """
@@ -48,7 +51,8 @@ def preflight(
 
     problems = core.check_parameters(
         task=task, push_mode=push_mode or None, model_name=model_name or None, namespace=namespace or None,
-        canary_traffic_percent=canary_traffic_percent, promote=promote, eval_fraction=eval_fraction,
+        canary_traffic_percent=canary_traffic_percent, promote=promote, prometheus_url=prometheus_url,
+        prometheus_selector=prometheus_selector, eval_fraction=eval_fraction,
         hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
         epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
         eval_config_json=eval_config_json,

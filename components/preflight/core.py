@@ -102,6 +102,8 @@ def check_parameters(
     namespace: str | None = None,
     canary_traffic_percent: int = 0,
     promote: bool = False,
+    prometheus_url: str = "",
+    prometheus_selector: str = "",
     eval_fraction: float = 0.2,
     hidden_units: Sequence[int] = (64, 32),
     dropout: float = 0.1,
@@ -138,6 +140,12 @@ def check_parameters(
         problems.append(f"canary_traffic_percent={_excerpt(canary_traffic_percent)} must be 0 (no canary) to 99")
     if promote and not canary_traffic_percent:
         problems.append("promote=True needs a canary: set canary_traffic_percent to 1..99, or promote=False")
+    elif promote and push_mode == "cluster" and not prometheus_url:
+        problems.append("promote=True in cluster mode judges the canary's error rate and latency before promoting: "
+                        "set prometheus_url (the Prometheus that scrapes the InferenceService), or promote=False")
+    elif promote and push_mode == "cluster" and not prometheus_selector:
+        problems.append("promote=True with prometheus_url needs prometheus_selector: label matchers that select the "
+                        "canary's pods only (e.g. pod=~\"<name>-predictor-canary-.*\")")
     if not (isinstance(eval_fraction, (int, float)) and 0.0 < eval_fraction < 1.0):
         problems.append(f"eval_fraction={_excerpt(eval_fraction)} must be between 0 and 1 (exclusive), e.g. 0.2")
     from ..train.core import TrainError

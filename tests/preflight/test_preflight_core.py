@@ -119,3 +119,14 @@ def test_the_report_lists_task_classes_dropped_columns_and_warnings(tmp_path, fr
     result = core.check(_table(tmp_path, frame), label="Species")
     text = core.markdown_report(result, "t.csv", "Species")
     assert "- task: binary" in text and "'a': 133" in text and "`'empty'`" in text and "null in every row" in text
+
+
+def test_promoting_a_cluster_canary_needs_the_metrics_it_is_judged_by():
+    assert core.check_parameters(push_mode="cluster", canary_traffic_percent=10, promote=True) == [
+        "promote=True in cluster mode judges the canary's error rate and latency before promoting: set "
+        "prometheus_url (the Prometheus that scrapes the InferenceService), or promote=False"]
+    assert "needs prometheus_selector" in core.check_parameters(
+        push_mode="cluster", canary_traffic_percent=10, promote=True, prometheus_url="http://prometheus:9090")[0]
+    assert core.check_parameters(push_mode="cluster", canary_traffic_percent=10, promote=True,
+                                 prometheus_url="http://prometheus:9090", prometheus_selector='pod=~"m-.*"') == []
+    assert core.check_parameters(push_mode="dry_run", canary_traffic_percent=10, promote=True) == []
