@@ -152,24 +152,24 @@ def render(evaluation: dict[str, Any], blessing: dict[str, Any]) -> str:
         parts.append(f"<p>Skill metric (<code>auto</code>): <b>{_fmt(skill.get('metric'))}</b> — "
                      f"{_fmt(skill.get('reason'))}. Trivial predictor: {_fmt(skill.get('trivial_predictor'))} "
                      "(its metrics on the same rows are in the column <i>trivial</i>).</p>")
-    parts.append("<h2>Thresholds</h2><table><tr><th class=l>metric</th><th class=l>slice</th><th>kind</th>"
-                 "<th>value</th><th>interval</th><th>trivial</th><th>baseline</th><th>compared</th>"
-                 "<th>compared interval</th><th>bound</th><th>verdict</th><th class=l>reason</th></tr>")
+    parts.append("<h2>Thresholds</h2><p><i>compared</i> is what was judged against <i>bound</i>, in the metric's "
+                 "units: the value or an end of its bootstrap interval; for a skill threshold the trivial value plus "
+                 "the end of the paired interval of the skill, for a change threshold the baseline plus the end of "
+                 "the paired interval of the difference (Δ).</p><table><tr><th class=l>metric</th><th class=l>slice</th>"
+                 "<th>kind</th><th>value</th><th>interval</th><th>trivial</th><th>baseline</th><th>compared</th>"
+                 "<th>bound</th><th>verdict</th><th class=l>reason</th></tr>")
     for v in blessing["verdicts"]:
         verdict = "skipped" if v["passed"] is None else ("pass" if v["passed"] else "FAIL")
         css = "skip" if v["passed"] is None else ("pass" if v["passed"] else "fail")
         kind = v.get("kind")
-        # What was compared: the metric (value), its skill over the trivial predictor, or its change.
-        compared_interval = v.get("skill_interval") if kind == "skill" else (v.get("interval") if kind == "change" else None)
-        value_interval = None if kind == "change" else v.get("interval")
+        interval = ("Δ " if kind == "change" and v.get("interval") else "") + _interval(v.get("interval"))
         parts.append(f"<tr><td class=l>{_fmt(v['metric'])}</td><td class=l>{_fmt(v['slice'])}</td>"
-                     f"<td>{_fmt(kind)}</td><td>{_fmt(v.get('value'))}</td><td>{_interval(value_interval)}</td>"
+                     f"<td>{_fmt(kind)}</td><td>{_fmt(v.get('value'))}</td><td>{interval}</td>"
                      f"<td>{_fmt(v.get('trivial'))}</td><td>{_fmt(v.get('baseline'))}</td>"
-                     f"<td>{_fmt(v.get('compared'))}</td><td>{_interval(compared_interval)}</td>"
-                     f"<td>{_fmt(v.get('bound'))}</td><td class={css}>{verdict}</td>"
+                     f"<td>{_fmt(v.get('compared'))}</td><td>{_fmt(v.get('bound'))}</td><td class={css}>{verdict}</td>"
                      f"<td class=l>{_fmt(v['reason'])}</td></tr>")
     if not blessing["verdicts"]:
-        parts.append("<tr><td colspan=12 class=l>no thresholds configured: blessed by default</td></tr>")
+        parts.append("<tr><td colspan=11 class=l>no thresholds configured: blessed by default</td></tr>")
     parts.append("</table>")
 
     candidate = evaluation["metrics"]["candidate"]

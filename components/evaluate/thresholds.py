@@ -457,7 +457,9 @@ def skill_verdict(threshold: Threshold, value: float, trivial: float | None, int
         skill_interval: paired bootstrap interval of ``value - trivial`` (judged with ``use_confidence_interval``).
         trivial_name: what the trivial predictor is, for the reason (e.g. ``class prior``).
     Returns:
-        ``{"kind": "skill", "trivial", "bound", "skill", "skill_interval", "compared", "passed", "reason", ...}``.
+        ``{"kind": "skill", "trivial", "bound", "skill", "skill_interval", "compared", "compared_skill",
+        "passed", "reason", ...}``; ``compared`` (= trivial + ``compared_skill``) is in the metric's units,
+        like ``bound`` (= trivial ± margin).
     """
     margin = threshold.skill_threshold.margin
     higher = metric_lib.higher_is_better(threshold.metric) is not False
@@ -478,7 +480,7 @@ def skill_verdict(threshold: Threshold, value: float, trivial: float | None, int
             compared, basis = end, "conservative end of the paired interval of the skill"
         else:
             basis = "point estimate (no interval for this metric)"
-    out["compared"] = compared
+    out.update(compared=trivial + compared, compared_skill=compared)
     passed = sign * compared > margin + _TIE
     word = ">" if higher else "<"
     head = (f"{threshold.metric} {value:.4g}{_interval_text(interval)} vs {trivial_name} {trivial:.4g}: "
@@ -491,7 +493,10 @@ def skill_verdict(threshold: Threshold, value: float, trivial: float | None, int
 
 def change_verdict(threshold: Threshold, value: float, baseline: float | None,
                    interval: list[float] | None) -> dict[str, Any]:
-    """Judge a change threshold against the baseline value (``None``: no baseline, skipped)."""
+    """Judge a change threshold against the baseline value (``None``: no baseline, skipped).
+
+    ``compared_change`` is the difference judged (point or interval end); ``compared`` = baseline +
+    ``compared_change`` is in the metric's units, like ``bound`` (the baseline's allowed value)."""
     change = threshold.change_threshold
     out: dict[str, Any] = {"kind": "change", "direction": change.direction, "absolute": change.absolute,
                            "relative": change.relative, "interval_end": change.interval_end,
@@ -519,7 +524,7 @@ def change_verdict(threshold: Threshold, value: float, baseline: float | None,
                      f"{change.interval_end} end)")
         else:
             basis = " (no interval for this metric: point estimate used)"
-    out["compared"] = compared
+    out.update(compared=baseline + compared, compared_change=compared)
     relative = compared / abs(baseline) if baseline else (0.0 if compared == 0 else math.copysign(math.inf, compared))
     failures = []
     word = ">=" if higher else "<="

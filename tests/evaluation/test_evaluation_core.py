@@ -370,7 +370,8 @@ def test_regression_candidate_with_higher_rmse_fails_the_relative_change(models,
     assert change["kind"] == "change" and change["passed"] is False
     assert change["relative_difference"] > 0.5 and "relative change" in change["reason"]
     # Judged on the optimistic (lower) end of the paired interval of the RMSE difference, and still worse.
-    assert change["compared"] == change["interval"][0] > 0
+    assert change["compared_change"] == change["interval"][0] > 0
+    assert change["compared"] > change["bound"]
     assert change["bound"] == pytest.approx(result.baseline_metrics["rmse"] * 1.05)
     scalars = core.scalar_metrics(result)
     assert scalars["blessed"] == 0.0 and scalars["baseline_rmse"] == pytest.approx(result.baseline_metrics["rmse"])

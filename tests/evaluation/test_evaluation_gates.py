@@ -76,7 +76,9 @@ def test_imbalanced_binary_good_model_passes_on_minority_pr_auc(models, tmp_path
     assert skill["value"] == pytest.approx(skm.average_precision_score(labels, frame["score"].astype(np.float32)),
                                            abs=1e-6)
     assert skill["passed"] is True and skill["skill_interval"][0] > 0
-    assert skill["compared"] == skill["skill_interval"][0]
+    assert skill["compared_skill"] == skill["skill_interval"][0]
+    assert skill["compared"] == pytest.approx(skill["trivial"] + skill["skill_interval"][0])
+    assert skill["compared"] > skill["bound"]
     assert result.blessed
     # First run: the change part is skipped, not failed.
     assert _only(result, "change")["passed"] is None
@@ -112,7 +114,9 @@ def test_shuffled_label_candidate_fails_against_a_skilled_baseline(models, tmp_p
     change = _only(result, "change")
     assert change["passed"] is False and change["interval_end"] == "optimistic"
     # Even the optimistic end of the paired difference is below -max_regression.
-    assert change["compared"] == change["interval"][1] < -0.01
+    assert change["compared_change"] == change["interval"][1] < -0.01
+    assert change["compared"] == pytest.approx(change["baseline"] + change["interval"][1])
+    assert change["compared"] < change["bound"]
     assert "shown worse than allowed" in change["reason"]
     assert _only(result, "skill")["passed"] is False
     metadata = result.metadata()
