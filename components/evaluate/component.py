@@ -30,14 +30,18 @@ def evaluate(
         classification_metrics: confusion matrix and ROC curve (classification; empty for regression).
         report: the HTML report (plots: ROC/PR candidate vs baseline, calibration, slices, residuals).
         blessing: ``blessing.json``, ``evaluation.json``, ``BLESSED``/``NOT_BLESSED``; metadata ``blessed``,
-            ``thresholds`` (every threshold with value, bound and verdict) and ``failed_thresholds``.
+            ``skill_metric``, ``thresholds`` (every threshold with value, interval, bound, trivial value and
+            verdict), ``failed_thresholds`` (one readable line each) and ``failed_threshold_details``.
         baseline_model: the model now in production (from the push step's resolver or a ``dsl.importer``);
             omit it on a first run (change thresholds are then skipped).
         statistics: training statistics (numeric slice bucket edges); optional.
-        config_json: EvalConfig JSON (see README); empty uses the default thresholds below.
-        min_accuracy: default config: classification accuracy lower bound.
-        max_regression: default config: with a baseline, accuracy may drop by at most this (absolute), or
-            RMSE may grow by at most this (relative) for regression.
+        config_json: EvalConfig JSON (see README); empty uses the default thresholds: the skill metric
+            (ROC AUC; PR AUC of the minority class for imbalanced binary; R² for regression) must beat the
+            trivial predictor by its bootstrap interval, and must not be shown worse than the baseline's.
+        min_accuracy: default config: adds ``accuracy >= min_accuracy`` when above 0 (0 = off).
+        max_regression: default config: with a baseline, the candidate fails when the paired interval shows
+            its skill metric worse by more than this (absolute), or its RMSE higher by more than this
+            (relative) for regression.
         split: the split to evaluate.
     Returns:
         ``blessed``, as the task's ``Output`` parameter; gate the push with

@@ -40,8 +40,7 @@ BLESSING_FILE = "blessing.json"
 REPORT_FILE = "report.html"
 BLESSED_MARKER = "BLESSED"
 NOT_BLESSED_MARKER = "NOT_BLESSED"
-#: score histograms per slice are coarser than the overall one, to bound memory with many slices
-SLICE_MAX_BINS = 1 << 12
+#: residual samples per slice (quantiles only; no threshold default reads them) are smaller than the overall one
 SLICE_MAX_SAMPLES = 1 << 12
 #: rows read per record batch (and sent to the model per call)
 DEFAULT_BATCH_SIZE = 65_536
@@ -86,6 +85,8 @@ class EvalResult:
     roc_curve: dict[str, list[float]] | None
     output_dir: str
     headline_metric: str = ""
+    skill_metric: str = ""
+    skill_metric_reason: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """Blessing artifact metadata under documented keys (``blessed``, ``thresholds``, ...)."""
@@ -96,8 +97,11 @@ class EvalResult:
             "headline_value": _json_safe(self.metrics.get(self.headline_metric)),
             "baseline_headline_value": _json_safe(self.baseline_metrics.get(self.headline_metric)),
             "has_baseline": bool(self.baseline_metrics),
+            "skill_metric": self.skill_metric,
+            "skill_metric_reason": self.skill_metric_reason,
             "thresholds": _json_safe(self.verdicts),
-            "failed_thresholds": [v["reason"] for v in self.verdicts if v["passed"] is False],
+            "failed_thresholds": [failed_threshold_text(v) for v in self.verdicts if v["passed"] is False],
+            "failed_threshold_details": failed_threshold_details(self.verdicts),
         }
 
 
@@ -264,6 +268,7 @@ def metric_names(task: str, classes: list[str]) -> list[str]:
         names = ["example_count", "rmse", "mae", "mse", "mape", "r2"]
         return names + [f"residual_q{int(round(q * 100)):02d}" for q in metric_lib.RESIDUAL_QUANTILES]
     names = ["example_count", "accuracy", "roc_auc", "pr_auc", "log_loss", "expected_calibration_error"]
+    names += [f"pr_auc/{c}" for c in classes]
     for metric in ("precision", "recall", "f1"):
         names += [f"{metric}_macro"] + [f"{metric}/{c}" for c in classes]
     return names
@@ -277,7 +282,8 @@ class _SliceState:
             if task == "regression":
                 return metric_lib.RegressionAccumulator(
                     metric_lib.DEFAULT_MAX_SAMPLES if overall else SLICE_MAX_SAMPLES)
-            return metric_lib.ClassificationAccumulator(classes, metric_lib.DEFAULT_MAX_BINS if overall else SLICE_MAX_BINS)
+            # Exact score histograms in every slice: the gate reads ROC/PR AUC of slices of any size.
+            return metric_lib.ClassificationAccumulator(classes)
 
         self.candidate = make()
         self.baseline = make() if has_baseline else None
@@ -362,7 +368,7 @@ def evaluate(
             raise EvaluationError(
                 f"baseline model {baseline.dir} predicts {baseline.label!r} ({baseline.task}) but the candidate "
                 f"predicts {label!r} ({task}): they cannot be compared")
-    threshold_lib.check_metric_names(config, metric_names(task, classes))
+    threshold_lib.check_metric_names(config, metric_names(task, classes), task)
 
     # pre_buffer keeps every range read until the reader closes: memory would grow with the rows
     parquet = pq.ParquetFile(path, pre_buffer=False)
@@ -439,17 +445,24 @@ def evaluate(
     if total_rows == 0:
         raise EvaluationError(f"{path}: no rows with a label {label!r} to evaluate ({rows_without_label} without)")
 
-    # ---- metrics per slice, intervals
-    headline = bootstrap.HEADLINE_METRICS[task]
+    # ---- the skill metric, metrics per slice, intervals
+    overall_state = states[0][0]
+    counts = overall_state.candidate.class_counts().tolist() if task != "regression" else None
+    skill_metric, skill_reason = threshold_lib.resolve_auto(task, classes, counts)
+    thresholds = [dataclasses.replace(t, metric=skill_metric) if t.metric == threshold_lib.AUTO else t
+                  for t in config.thresholds]
+    headline_metric = "rmse" if task == "regression" else skill_metric
     boot = config.bootstrap
     slices: list[dict[str, Any]] = []
-    overall_state = states[0][0]
     overall = overall_state.candidate.result()
     overall_baseline = overall_state.baseline.result() if has_baseline else {}
-    point = {"candidate": overall, **({"baseline": overall_baseline} if has_baseline else {})}
+    overall_trivial = overall_state.candidate.trivial()
+    point = {"candidate": overall, "trivial": overall_trivial,
+             **({"baseline": overall_baseline} if has_baseline else {})}
     weights = bootstrap.poisson_weights(len(reservoir), boot.replicates, boot.seed)
-    intervals = bootstrap.intervals(task, reservoir.columns, list(headline), total_rows, point, weights,
-                                    confidence=boot.confidence)
+    bounded = _interval_metrics(task, config, thresholds, headline_metric)
+    intervals = bootstrap.intervals(task, reservoir.columns, bounded[0], total_rows, point, weights,
+                                    confidence=boot.confidence, classes=classes)
     for s, spec in enumerate(config.slicing_specs):
         ordered = sorted(range(len(slicer.values[s])), key=lambda i, s=s: slicer.sort_key(s, slicer.values[s][i]))
         for slice_id in ordered:
@@ -464,19 +477,21 @@ def evaluate(
             }
             entry["candidate"] = state.candidate.result()
             entry["baseline"] = state.baseline.result() if has_baseline else {}
+            entry["trivial"] = state.candidate.trivial()
             if s == 0:
                 entry["intervals"] = intervals
             elif not entry["too_small"] and boot.replicates:
                 rows = reservoir.columns[f"slice_{s}"] == slice_id
                 sub = {k: v[rows] for k, v in reservoir.columns.items()}
-                point_slice = {"candidate": entry["candidate"], **({"baseline": entry["baseline"]} if has_baseline else {})}
-                entry["intervals"] = bootstrap.intervals(task, sub, [headline[0]], count, point_slice,
-                                                         weights[:, rows], confidence=boot.confidence)
+                point_slice = {"candidate": entry["candidate"], "trivial": entry["trivial"],
+                               **({"baseline": entry["baseline"]} if has_baseline else {})}
+                entry["intervals"] = bootstrap.intervals(task, sub, bounded[s], count, point_slice,
+                                                         weights[:, rows], confidence=boot.confidence, classes=classes)
             else:
                 entry["intervals"] = {}
             slices.append(entry)
 
-    verdicts = _judge(config, slices, path)
+    verdicts = _judge(config, thresholds, slices, path, task)
     blessed = all(v["passed"] is not False for v in verdicts)
 
     overall_acc = overall_state.candidate
@@ -492,13 +507,16 @@ def evaluate(
         blessed=blessed, metrics=overall, baseline_metrics=overall_baseline, verdicts=verdicts, task=task,
         classes=classes, intervals=intervals, slices=slices, confusion_matrix=confusion,
         roc_curve=roc and {k: roc[k] for k in ("fpr", "tpr", "thresholds")}, output_dir=str(output_dir),
-        headline_metric=headline[0],
+        headline_metric=headline_metric, skill_metric=skill_metric, skill_metric_reason=skill_reason,
     )
     evaluation = {
         "task": task, "label": label, "classes": classes, "split": split, "data": str(path),
         "candidate_model": candidate.dir, "baseline_model": baseline.dir if baseline else None,
         "example_count": total_rows, "rows_without_label": rows_without_label,
-        "metrics": {"candidate": overall, "baseline": overall_baseline}, "intervals": intervals,
+        "metrics": {"candidate": overall, "baseline": overall_baseline, "trivial": overall_trivial},
+        "intervals": intervals, "headline_metric": headline_metric,
+        "skill_metric": {"metric": skill_metric, "reason": skill_reason,
+                         "trivial_predictor": _trivial_name(task), "imbalance_cutoff": threshold_lib.IMBALANCE_CUTOFF},
         "slices": slices, "slice_truncated": {config.slicing_specs[s].name(): t for s, t in enumerate(slicer.truncated)},
         "bucket_edges": {f"{f} ({b} buckets)": e.tolist() for (f, b), e in edges.items()},
         "bucket_edge_source": edge_source, "curves": curves,
@@ -511,8 +529,10 @@ def evaluate(
     if task != "regression":
         evaluation["calibration"] = {role: _calibration(acc) for role, acc in
                                      (("candidate", overall_acc), ("baseline", overall_state.baseline)) if acc}
-    blessing = {"blessed": blessed, "verdicts": verdicts, "candidate_model": candidate.dir,
-                "baseline_model": baseline.dir if baseline else None}
+    blessing = {"blessed": blessed, "verdicts": verdicts, "failed_thresholds": result.metadata()["failed_thresholds"],
+                "failed_threshold_details": failed_threshold_details(verdicts),
+                "skill_metric": skill_metric, "skill_metric_reason": skill_reason,
+                "candidate_model": candidate.dir, "baseline_model": baseline.dir if baseline else None}
     with atomic_dir(output_dir) as scratch:
         (scratch / EVALUATION_FILE).write_text(json.dumps(_json_safe(evaluation), indent=1))
         (scratch / BLESSING_FILE).write_text(json.dumps(_json_safe(blessing), indent=1))
@@ -571,19 +591,46 @@ def _target_slices(threshold: Threshold, config: EvalConfig, slices: list[dict],
     return [s for s in slices if s["spec_index"] == 0]
 
 
-def _judge(config: EvalConfig, slices: list[dict], path: Path) -> list[dict[str, Any]]:
+def _trivial_name(task: str) -> str:
+    return "mean predictor" if task == "regression" else "class prior"
+
+
+def _interval_metrics(task: str, config: EvalConfig, thresholds: list[Threshold], headline: str) -> list[list[str]]:
+    """Per slicing spec, the metrics to bound: overall the headline ones and every threshold's metric; in
+    other specs the headline metric and the metrics of thresholds that judge that spec."""
+    out = []
+    for s, spec in enumerate(config.slicing_specs):
+        if s == 0:
+            wanted = [headline, *bootstrap.HEADLINE_METRICS[task], *(t.metric for t in thresholds)]
+        else:
+            wanted = [headline, *(
+                t.metric for t in thresholds
+                if t.slicing_spec == spec or (t.slice is not None and {k for k, _ in t.slice} == set(spec.feature_keys)))]
+        out.append([m for m in dict.fromkeys(wanted) if bootstrap.supports(task, m)])
+    return out
+
+
+def _judge(config: EvalConfig, thresholds: list[Threshold], slices: list[dict], path: Path,
+           task: str) -> list[dict[str, Any]]:
     verdicts = []
-    for threshold in config.thresholds:
+    for configured, threshold in zip(config.thresholds, thresholds, strict=True):
         for entry in _target_slices(threshold, config, slices, path):
             base = {"metric": threshold.metric, "slice": entry["slice"], "count": entry["count"],
                     "value": entry["candidate"].get(threshold.metric, math.nan),
                     "use_confidence_interval": threshold.use_confidence_interval}
+            if configured.metric != threshold.metric:
+                base["configured_metric"] = configured.metric
             if entry["too_small"]:
                 verdicts.append({**base, "kind": "slice", "passed": None, "skipped": True,
                                  "reason": f"slice {entry['slice']} has {entry['count']} rows < min_slice_size "
                                            f"{config.min_slice_size}: not judged"})
                 continue
             interval = entry.get("intervals", {}).get(threshold.metric, {})
+            if threshold.skill_threshold is not None:
+                trivial = entry.get("trivial", {}).get(threshold.metric)
+                verdicts.append({**base, **threshold_lib.skill_verdict(
+                    threshold, base["value"], trivial, interval.get("candidate"), interval.get("skill"),
+                    _trivial_name(task))})
             if threshold.value_threshold is not None:
                 verdicts.append({**base, **threshold_lib.value_verdict(threshold, base["value"],
                                                                        interval.get("candidate"))})
@@ -592,6 +639,23 @@ def _judge(config: EvalConfig, slices: list[dict], path: Path) -> list[dict[str,
                 verdicts.append({**base, **threshold_lib.change_verdict(threshold, base["value"], baseline_value,
                                                                         interval.get("difference"))})
     return verdicts
+
+
+#: keys of every entry of ``failed_threshold_details`` (blessing metadata and blessing.json)
+FAILED_DETAIL_KEYS = ("metric", "slice", "kind", "value", "interval", "compared", "bound", "trivial", "baseline",
+                      "reason")
+
+
+def failed_threshold_details(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failed verdicts reduced to what a reader needs: metric, slice, kind, value, interval, the end of
+    the interval compared, the bound (value bound, trivial value + margin, or the baseline's allowed value),
+    the trivial and baseline values, and the reason."""
+    return [_json_safe({key: v.get(key) for key in FAILED_DETAIL_KEYS}) for v in verdicts if v["passed"] is False]
+
+
+def failed_threshold_text(verdict: dict[str, Any]) -> str:
+    """One line that stands alone in a run summary: ``<kind> threshold on <metric> (<slice>): <reason>``."""
+    return f"{verdict['kind']} threshold on {verdict['metric']} ({verdict['slice']}): {verdict['reason']}"
 
 
 def _json_safe(value: Any) -> Any:

@@ -8,13 +8,14 @@ number of rows, so evaluating millions of rows runs in bounded memory:
 * regression: error sums, a mergeable mean/variance of the label (Chan et al.) and a uniform sample of
   residuals for quantiles.
 
+Memory does not grow with the rows except for the score histograms, which grow with the number of
+*distinct* scores and never beyond one bin per row (12-20 bytes a bin).
+
 Resolution. A :class:`ScoreHistogram` keeps one bin per distinct float32 score, so ROC AUC and
-average precision are *exact* (equal to scikit-learn's on the same float32 scores) as long as a class
-column has at most ``max_bins`` distinct scores (default 2**18 = 262,144). Beyond that, the lowest
-mantissa bits of the scores are dropped one at a time until the bins fit: scores that agree in their
-leading ``23 - dropped_bits`` mantissa bits share a bin (relative resolution ``2**-(23 - dropped_bits)``;
-one dropped bit is 2.4e-7). Ties inside a bin count half, as in scikit-learn, so the error in AUC is
-at most the share of positive/negative pairs that fall into the same bin. ``dropped_bits`` is reported.
+average precision are *exact* (equal to scikit-learn's on the same float32 scores) in every slice, of any
+size. An optional ``max_bins`` cap (off by default; evaluation does not use it) trades that for bounded
+bins: the lowest mantissa bits are then dropped one at a time until the bins fit (relative resolution
+``2**-(23 - dropped_bits)``; ties inside a bin count half, as in scikit-learn). ``dropped_bits`` is reported.
 Residual quantiles are exact up to ``max_samples`` rows (default 2**18) and come from a uniform sample
 beyond (standard error of a quantile ~ sqrt(q(1-q)/max_samples) in rank terms, 0.1% at the median).
 """
@@ -27,7 +28,6 @@ import numpy as np
 
 #: calibration histogram bins (equal width on [0, 1]); ECE follows Guo et al. (2017) with 15 bins
 CALIBRATION_BINS = 15
-DEFAULT_MAX_BINS = 1 << 18
 DEFAULT_MAX_SAMPLES = 1 << 18
 RESIDUAL_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -37,19 +37,22 @@ class PredictionError(ValueError):
 
 
 class ScoreHistogram:
-    """Positive and negative counts per distinct score, for ROC and precision-recall curves.
+    """Positive and negative counts per distinct float32 score, for ROC and precision-recall curves.
 
-    Scores must be in ``[0, 1]`` (probabilities). Keys are the float32 bit patterns shifted right by
-    ``dropped_bits``; for non-negative floats that integer order is the numeric order, so coarsening
-    merges only neighbouring scores and never reorders them.
+    Scores must be in ``[0, 1]`` (probabilities). Keys are the float32 bit patterns (shifted right by
+    ``dropped_bits``, 0 unless a ``max_bins`` cap forced coarsening); for non-negative floats that integer
+    order is the numeric order, so coarsening merges only neighbouring scores and never reorders them.
+    Without a cap (the default) the histogram is exact and holds at most one bin per row counted.
     """
 
-    def __init__(self, max_bins: int = DEFAULT_MAX_BINS):
-        self.max_bins = int(max_bins)
+    def __init__(self, max_bins: int | None = None):
+        self.max_bins = None if max_bins is None else int(max_bins)
         self.dropped_bits = 0
         self.keys = np.zeros(0, dtype=np.uint32)
-        self.positives = np.zeros(0, dtype=np.int64)
-        self.negatives = np.zeros(0, dtype=np.int64)
+        # 32-bit counts keep a bin at 12 bytes; widened to 64 bits before a total could overflow them.
+        self.positives = np.zeros(0, dtype=np.uint32)
+        self.negatives = np.zeros(0, dtype=np.uint32)
+        self._total = 0
 
     def add(self, scores: np.ndarray, positive: np.ndarray) -> None:
         """Count a batch of scores with their binary truth.
@@ -63,21 +66,42 @@ class ScoreHistogram:
         # abs() turns -0.0 into 0.0, whose bit pattern sorts first; negative scores were rejected earlier.
         bits = np.abs(np.asarray(scores, dtype=np.float32)).view(np.uint32) >> np.uint32(self.dropped_bits)
         positive = np.asarray(positive, dtype=bool)
-        self._merge(bits, positive.astype(np.int64), (~positive).astype(np.int64))
+        unique, inverse = np.unique(bits, return_inverse=True)
+        positives = np.bincount(inverse, weights=positive, minlength=len(unique)).astype(np.int64)
+        negatives = np.bincount(inverse, minlength=len(unique)).astype(np.int64) - positives
+        self._merge(unique, positives, negatives)
 
     def merge(self, other: ScoreHistogram) -> None:
         """Add the counts of another histogram (for combining partial results)."""
         shift = max(self.dropped_bits, other.dropped_bits)
         self._coarsen_to(shift)
-        self._merge(other.keys >> np.uint32(shift - other.dropped_bits), other.positives, other.negatives)
+        keys = other.keys >> np.uint32(shift - other.dropped_bits)
+        if shift != other.dropped_bits:
+            keys, inverse = np.unique(keys, return_inverse=True)
+            positives = np.bincount(inverse, other.positives, len(keys)).astype(np.int64)
+            negatives = np.bincount(inverse, other.negatives, len(keys)).astype(np.int64)
+        else:
+            positives, negatives = other.positives, other.negatives
+        self._merge(keys, positives, negatives)
 
     def _merge(self, keys: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> None:
-        all_keys = np.concatenate([self.keys, keys])
-        unique, inverse = np.unique(all_keys, return_inverse=True)
-        self.positives = np.bincount(inverse, np.concatenate([self.positives, positives]), len(unique)).astype(np.int64)
-        self.negatives = np.bincount(inverse, np.concatenate([self.negatives, negatives]), len(unique)).astype(np.int64)
-        self.keys = unique.astype(np.uint32)
-        while len(self.keys) > self.max_bins:
+        self._total += int(positives.sum()) + int(negatives.sum())
+        if self._total >= np.iinfo(self.positives.dtype).max:
+            self.positives, self.negatives = self.positives.astype(np.int64), self.negatives.astype(np.int64)
+        positives, negatives = positives.astype(self.positives.dtype), negatives.astype(self.negatives.dtype)
+        # keys are sorted and unique. Existing bins get their counts added; new keys are inserted in order:
+        # one pass over the bins (a copy) per batch instead of re-sorting everything seen so far.
+        where = np.searchsorted(self.keys, keys)
+        found = where < len(self.keys)
+        found[found] = self.keys[where[found]] == keys[found]
+        self.positives[where[found]] += positives[found]
+        self.negatives[where[found]] += negatives[found]
+        new = ~found
+        if new.any():
+            self.keys = np.insert(self.keys, where[new], keys[new])
+            self.positives = np.insert(self.positives, where[new], positives[new])
+            self.negatives = np.insert(self.negatives, where[new], negatives[new])
+        while self.max_bins is not None and len(self.keys) > self.max_bins:
             self._coarsen_to(self.dropped_bits + 1)
 
     def _coarsen_to(self, dropped_bits: int) -> None:
@@ -86,14 +110,15 @@ class ScoreHistogram:
         keys = self.keys >> np.uint32(dropped_bits - self.dropped_bits)
         self.dropped_bits = dropped_bits
         unique, inverse = np.unique(keys, return_inverse=True)
-        self.positives = np.bincount(inverse, self.positives, len(unique)).astype(np.int64)
-        self.negatives = np.bincount(inverse, self.negatives, len(unique)).astype(np.int64)
+        dtype = self.positives.dtype
+        self.positives = np.bincount(inverse, self.positives, len(unique)).astype(dtype)
+        self.negatives = np.bincount(inverse, self.negatives, len(unique)).astype(dtype)
         self.keys = unique.astype(np.uint32)
 
     @property
     def count(self) -> int:
         """Rows counted."""
-        return int(self.positives.sum() + self.negatives.sum())
+        return self._total
 
     def thresholds(self) -> np.ndarray:
         """Lower edge of every bin as a float score, in descending order."""
@@ -105,7 +130,8 @@ class ScoreHistogram:
         Returns:
             ``(thresholds, true_positives, false_positives)``, thresholds descending.
         """
-        return self.thresholds(), np.cumsum(self.positives[::-1]), np.cumsum(self.negatives[::-1])
+        return (self.thresholds(), np.cumsum(self.positives[::-1], dtype=np.int64),
+                np.cumsum(self.negatives[::-1], dtype=np.int64))
 
     def roc_auc(self) -> float:
         """Area under the ROC curve (trapezoidal, ties count half); NaN without both classes."""
@@ -193,7 +219,7 @@ def _check_probabilities(probabilities: np.ndarray, classes: int) -> np.ndarray:
 class ClassificationAccumulator:
     """Streaming metrics of a K-class classifier (K = 2 for binary; class index 1 is the positive class)."""
 
-    def __init__(self, classes: list[str], max_bins: int = DEFAULT_MAX_BINS):
+    def __init__(self, classes: list[str], max_bins: int | None = None):
         self.classes = list(classes)
         k = len(self.classes)
         if k < 2:
@@ -301,6 +327,8 @@ class ClassificationAccumulator:
             precisions = [h.average_precision() for h in self.histograms]
             out["roc_auc"] = float(np.nanmean(aucs)) if not all(map(math.isnan, aucs)) else float("nan")
             out["pr_auc"] = float(np.nanmean(precisions)) if not all(map(math.isnan, precisions)) else float("nan")
+        for name, histogram in zip(self.classes, self.histograms, strict=True):
+            out[f"pr_auc/{name}"] = histogram.average_precision()
         out["log_loss"] = self.log_loss_sum / n
         per_class = self.per_class()
         for metric in ("precision", "recall", "f1"):
@@ -310,6 +338,23 @@ class ClassificationAccumulator:
         out["expected_calibration_error"] = self.expected_calibration_error()
         out["score_bins_dropped_bits"] = float(max(h.dropped_bits for h in self.histograms))
         return out
+
+    def class_counts(self) -> np.ndarray:
+        """Rows per true class."""
+        return self.confusion.sum(axis=1)
+
+    def trivial(self) -> dict[str, float]:
+        """Metrics of the trivial predictor on the same rows: constant probabilities = the class shares.
+
+        Only metrics with a closed form are given (see :data:`TRIVIAL_METRICS`): ``roc_auc`` 0.5 (every
+        score tied), ``pr_auc/<c>`` the share of class c (one threshold: precision = prevalence, recall 1),
+        ``accuracy`` the majority share, ``log_loss`` the entropy of the class shares.
+        """
+        counts = self.class_counts().astype(np.float64)
+        n = counts.sum()
+        if n == 0:
+            return {}
+        return trivial_classification(counts / n, len(self.classes) == 2, self.classes)
 
 
 class RegressionAccumulator:
@@ -367,6 +412,32 @@ class RegressionAccumulator:
             out[f"residual_q{int(round(q * 100)):02d}"] = float(np.quantile(residuals, q))
         out["residual_quantiles_exact"] = float(self.residuals.seen <= self.residuals.capacity)
         return out
+
+    def trivial(self) -> dict[str, float]:
+        """Metrics of the mean predictor on the same rows: ``r2`` 0, ``rmse`` / ``mse`` the label's spread."""
+        if self.count == 0:
+            return {}
+        variance = self.label_m2 / self.count
+        return {"r2": 0.0, "mse": variance, "rmse": math.sqrt(variance)}
+
+
+def trivial_classification(shares: np.ndarray, binary: bool, classes: list[str]) -> dict[str, float]:
+    """Trivial-predictor metrics from the class shares (see :meth:`ClassificationAccumulator.trivial`)."""
+    shares = np.asarray(shares, dtype=np.float64)
+    present = shares > 0
+    out = {"accuracy": float(shares.max()),
+           "roc_auc": 0.5 if present.sum() >= 2 else float("nan"),
+           "log_loss": float(-np.sum(shares[present] * np.log(shares[present])))}
+    for name, share in zip(classes, shares, strict=True):
+        out[f"pr_auc/{name}"] = float(share) if share > 0 else float("nan")
+    # pr_auc: the positive class for binary, else the mean over the classes present (as in result()).
+    out["pr_auc"] = out[f"pr_auc/{classes[1]}"] if binary else float(shares[present].mean())
+    return out
+
+
+#: metrics whose trivial-predictor value is known (what a skill threshold may name); ``pr_auc/<class>`` too
+TRIVIAL_METRICS = {"classification": ("accuracy", "roc_auc", "pr_auc", "log_loss"),
+                   "regression": ("r2", "rmse", "mse")}
 
 
 #: direction of every metric: True if higher is better (used when a threshold leaves it out)

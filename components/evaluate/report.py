@@ -38,6 +38,11 @@ def _interval(values: list[float] | None) -> str:
     return f"[{_fmt(values[0])}, {_fmt(values[1])}]" if values else ""
 
 
+def _headline(evaluation: dict[str, Any]) -> str:
+    """The metric of the slice table and bars (older evaluation.json files: accuracy or RMSE)."""
+    return evaluation.get("headline_metric") or ("rmse" if evaluation["task"] == "regression" else "accuracy")
+
+
 def _png(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -92,7 +97,7 @@ def _plots(evaluation: dict[str, Any]) -> list[str]:
             axis.grid(alpha=0.3)
         out.append(_png(figure))
     # Per-slice bars of the headline metric with intervals, one panel per slicing spec.
-    headline = "rmse" if evaluation["task"] == "regression" else "accuracy"
+    headline = _headline(evaluation)
     specs: dict[str, list[dict]] = {}
     for entry in evaluation["slices"]:
         if entry["spec_index"] and not entry["too_small"]:
@@ -142,29 +147,44 @@ def render(evaluation: dict[str, Any], blessing: dict[str, Any]) -> str:
              f"baseline: <code>{_fmt(evaluation['baseline_model'] or 'none (first run: value thresholds only)')}"
              "</code></p>"]
 
-    parts.append("<h2>Thresholds</h2><table><tr><th class=l>metric</th><th class=l>slice</th><th>kind</th>"
-                 "<th>value</th><th>baseline</th><th>interval</th><th>verdict</th><th class=l>reason</th></tr>")
+    skill = evaluation.get("skill_metric") or {}
+    if skill:
+        parts.append(f"<p>Skill metric (<code>auto</code>): <b>{_fmt(skill.get('metric'))}</b> — "
+                     f"{_fmt(skill.get('reason'))}. Trivial predictor: {_fmt(skill.get('trivial_predictor'))} "
+                     "(its metrics on the same rows are in the column <i>trivial</i>).</p>")
+    parts.append("<h2>Thresholds</h2><p><i>compared</i> is what was judged against <i>bound</i>, in the metric's "
+                 "units: the value or an end of its bootstrap interval; for a skill threshold the trivial value plus "
+                 "the end of the paired interval of the skill, for a change threshold the baseline plus the end of "
+                 "the paired interval of the difference (Δ).</p><table><tr><th class=l>metric</th><th class=l>slice</th>"
+                 "<th>kind</th><th>value</th><th>interval</th><th>trivial</th><th>baseline</th><th>compared</th>"
+                 "<th>bound</th><th>verdict</th><th class=l>reason</th></tr>")
     for v in blessing["verdicts"]:
         verdict = "skipped" if v["passed"] is None else ("pass" if v["passed"] else "FAIL")
         css = "skip" if v["passed"] is None else ("pass" if v["passed"] else "fail")
+        kind = v.get("kind")
+        interval = ("Δ " if kind == "change" and v.get("interval") else "") + _interval(v.get("interval"))
         parts.append(f"<tr><td class=l>{_fmt(v['metric'])}</td><td class=l>{_fmt(v['slice'])}</td>"
-                     f"<td>{_fmt(v.get('kind'))}</td><td>{_fmt(v.get('value'))}</td><td>{_fmt(v.get('baseline'))}</td>"
-                     f"<td>{_interval(v.get('interval'))}</td><td class={css}>{verdict}</td>"
+                     f"<td>{_fmt(kind)}</td><td>{_fmt(v.get('value'))}</td><td>{interval}</td>"
+                     f"<td>{_fmt(v.get('trivial'))}</td><td>{_fmt(v.get('baseline'))}</td>"
+                     f"<td>{_fmt(v.get('compared'))}</td><td>{_fmt(v.get('bound'))}</td><td class={css}>{verdict}</td>"
                      f"<td class=l>{_fmt(v['reason'])}</td></tr>")
     if not blessing["verdicts"]:
-        parts.append("<tr><td colspan=8 class=l>no thresholds configured: blessed by default</td></tr>")
+        parts.append("<tr><td colspan=11 class=l>no thresholds configured: blessed by default</td></tr>")
     parts.append("</table>")
 
     candidate = evaluation["metrics"]["candidate"]
     baseline = evaluation["metrics"]["baseline"] or {}
+    trivial = evaluation["metrics"].get("trivial") or {}
     intervals = evaluation.get("intervals", {})
     parts.append("<h2>Overall metrics</h2><table><tr><th class=l>metric</th><th>candidate</th><th>interval</th>"
-                 "<th>baseline</th><th>interval</th><th>difference</th><th>interval</th></tr>")
+                 "<th>trivial</th><th>skill interval</th><th>baseline</th><th>interval</th><th>difference</th>"
+                 "<th>interval</th></tr>")
     for name, value in candidate.items():
         base = baseline.get(name)
         diff = value - base if isinstance(value, float) and isinstance(base, float) else None
         ci = intervals.get(name, {})
         parts.append(f"<tr><td class=l>{_fmt(name)}</td><td>{_fmt(value)}</td><td>{_interval(ci.get('candidate'))}</td>"
+                     f"<td>{_fmt(trivial.get(name))}</td><td>{_interval(ci.get('skill'))}</td>"
                      f"<td>{_fmt(base)}</td><td>{_interval(ci.get('baseline'))}</td><td>{_fmt(diff)}</td>"
                      f"<td>{_interval(ci.get('difference'))}</td></tr>")
     parts.append("</table>")
@@ -183,15 +203,16 @@ def render(evaluation: dict[str, Any], blessing: dict[str, Any]) -> str:
                 parts.append(f"<tr><th class=l>{_fmt(name)}</th>" + "".join(f"<td>{_fmt(x)}</td>" for x in row) + "</tr>")
             parts.append("</table>")
 
-    headline = "rmse" if evaluation["task"] == "regression" else "accuracy"
+    headline = _headline(evaluation)
     parts.append(f"<h2>Slices</h2><p>min slice size {evaluation['config']['min_slice_size']}; smaller slices are "
                  "listed but not judged.</p><table><tr><th class=l>slice</th><th>rows</th>"
-                 f"<th>{headline}</th><th>interval</th><th>baseline</th><th>interval</th></tr>")
+                 f"<th>{headline}</th><th>interval</th><th>trivial</th><th>baseline</th><th>interval</th></tr>")
     for entry in evaluation["slices"]:
         ci = entry.get("intervals", {}).get(headline, {})
         small = " <span class=skip>(too small)</span>" if entry["too_small"] else ""
         parts.append(f"<tr><td class=l>{_fmt(entry['slice'])}{small}</td><td>{_fmt(entry['count'])}</td>"
                      f"<td>{_fmt(entry['candidate'].get(headline))}</td><td>{_interval(ci.get('candidate'))}</td>"
+                     f"<td>{_fmt((entry.get('trivial') or {}).get(headline))}</td>"
                      f"<td>{_fmt((entry['baseline'] or {}).get(headline))}</td><td>{_interval(ci.get('baseline'))}</td></tr>")
     parts.append("</table>")
     truncated = [spec for spec, flag in evaluation.get("slice_truncated", {}).items() if flag]

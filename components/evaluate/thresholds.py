@@ -9,6 +9,9 @@ JSON shape (every key optional)::
       "min_slice_size": 30,
       "max_slices_per_spec": 100,
       "thresholds": [
+        {"metric": "auto", "skill_threshold": {"margin": 0.0},
+         "change_threshold": {"absolute": -0.01, "interval_end": "optimistic"},
+         "use_confidence_interval": true},
         {"metric": "accuracy", "value_threshold": {"lower_bound": 0.9}},
         {"metric": "accuracy",
          "change_threshold": {"direction": "higher_is_better", "absolute": -0.01, "relative": -0.02,
@@ -25,10 +28,26 @@ threshold compares candidate minus baseline (``difference``) and ``difference / 
 (``relative``): with ``higher_is_better`` it passes when ``difference >= absolute`` and
 ``relative >= relative``; with ``lower_is_better`` when ``difference <= absolute`` and
 ``relative <= relative``. So "accuracy may drop by at most 0.01" is ``absolute: -0.01``, and "RMSE may
-grow by at most 5%" is ``direction: lower_is_better, relative: 0.05``. ``use_confidence_interval``
-compares the conservative end of the bootstrap interval instead of the point estimate (for a value
-threshold: the interval of the metric; for a change threshold: the paired interval of the difference),
-so that noise cannot make a threshold pass; only headline metrics have intervals.
+grow by at most 5%" is ``direction: lower_is_better, relative: 0.05``.
+
+A skill threshold (not in TFMA) compares the metric with the same metric of the *trivial predictor* on
+the same rows: constant probabilities equal to the class shares (classification) or the label mean
+(regression). ``roc_auc`` 0.5, ``pr_auc/<class>`` the class's share, ``accuracy`` the majority share,
+``log_loss`` the entropy of the shares, ``r2`` 0, ``rmse``/``mse`` the label's spread. It passes when the
+candidate beats it by more than ``margin`` (strictly: a tie fails).
+
+``use_confidence_interval`` compares an end of a bootstrap interval instead of the point estimate:
+
+* value threshold: the conservative end of the metric's interval;
+* skill threshold: the conservative end of the paired interval of (metric − trivial value), i.e. the
+  whole interval must lie on the skilled side;
+* change threshold: the paired interval of the difference, at ``interval_end``: ``conservative`` (the
+  default: the candidate must be *shown* no worse than allowed) or ``optimistic`` (fail only when even
+  the optimistic end is worse than allowed: the candidate is *shown* worse, so an equal model passes).
+
+The metric ``auto`` is the task's threshold-free skill metric, chosen from the eval labels: ``roc_auc``
+for balanced binary and for multi-class (one-vs-rest macro), ``pr_auc/<minority class>`` for binary
+labels whose minority class is under ``IMBALANCE_CUTOFF`` (20%) of the eval rows, ``r2`` for regression.
 
 A threshold applies to the overall slice, to one ``slice`` (``{feature: value}``; numeric bucket values
 are written as in the report, e.g. ``"[3.5, 4.2)"``), or to every slice of a ``slicing_spec``.
@@ -78,6 +97,14 @@ class ChangeThreshold:
     direction: str = "higher_is_better"
     absolute: float | None = None
     relative: float | None = None
+    interval_end: str = "conservative"  # which end of the difference interval use_confidence_interval reads
+
+
+@dataclasses.dataclass(frozen=True)
+class SkillThreshold:
+    """The metric must beat the trivial predictor's value on the same rows by more than ``margin``."""
+
+    margin: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +114,7 @@ class Threshold:
     metric: str
     value_threshold: ValueThreshold | None = None
     change_threshold: ChangeThreshold | None = None
+    skill_threshold: SkillThreshold | None = None
     slice: tuple[tuple[str, str], ...] | None = None
     slicing_spec: SlicingSpec | None = None
     use_confidence_interval: bool = False
@@ -169,6 +197,8 @@ class EvalConfig:
             if t.change_threshold:
                 change = {k: v for k, v in dataclasses.asdict(t.change_threshold).items() if v is not None}
                 out["change_threshold"] = change
+            if t.skill_threshold:
+                out["skill_threshold"] = dataclasses.asdict(t.skill_threshold)
             if t.use_confidence_interval:
                 out["use_confidence_interval"] = True
             if t.slice:
@@ -188,19 +218,70 @@ class EvalConfig:
         }
 
 
-def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: float = 0.01) -> EvalConfig:
-    """The pipeline's default thresholds.
+#: binary labels whose minority class has a smaller share of the eval rows are judged on its PR AUC
+IMBALANCE_CUTOFF = 0.2
+AUTO = "auto"
 
-    Classification: ``accuracy >= min_accuracy``; with a baseline, accuracy may drop by at most
-    ``max_regression`` (absolute). Regression: with a baseline, RMSE may grow by at most
-    ``max_regression`` (relative, 0.01 = 1%).
+
+def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: float = 0.01) -> EvalConfig:
+    """The pipeline's default thresholds: skill, and no clear regression vs the baseline.
+
+    Classification: the ``auto`` metric (ROC AUC, or PR AUC of the minority class for imbalanced binary)
+    must beat the class prior by its bootstrap interval; with a baseline, it is rejected only when the
+    paired interval of the difference shows it worse by more than ``max_regression`` (absolute).
+    ``accuracy >= min_accuracy`` is added when ``min_accuracy > 0``. Regression: ``r2 > 0`` by its
+    interval (beats the mean predictor); with a baseline, rejected only when the paired interval shows
+    RMSE higher by more than ``max_regression`` (relative, 0.01 = 1%).
+
+    A ``min_accuracy`` above 1 is accepted and fails every model (a way to evaluate without pushing); a
+    negative ``max_regression`` asks for an improvement shown by the interval's optimistic end.
+
+    Raises:
+        EvalConfigError: a parameter that is not a finite number.
+    """
+    min_accuracy = _number(min_accuracy, "min_accuracy", float)
+    max_regression = _number(max_regression, "max_regression", float)
+    if task == "regression":
+        thresholds = (
+            Threshold("r2", skill_threshold=SkillThreshold(), use_confidence_interval=True),
+            Threshold("rmse", change_threshold=ChangeThreshold("lower_is_better", relative=max_regression,
+                                                               interval_end="optimistic"),
+                      use_confidence_interval=True),
+        )
+    else:
+        thresholds = (Threshold(AUTO, skill_threshold=SkillThreshold(),
+                                change_threshold=ChangeThreshold("higher_is_better", absolute=-max_regression,
+                                                                 interval_end="optimistic"),
+                                use_confidence_interval=True),)
+        if min_accuracy > 0:
+            thresholds += (Threshold("accuracy", value_threshold=ValueThreshold(lower_bound=min_accuracy)),)
+    return EvalConfig(thresholds=thresholds)
+
+
+def resolve_auto(task: str, classes: list[str], class_counts: list[int] | None) -> tuple[str, str]:
+    """The metric ``auto`` stands for on these eval labels, and why.
+
+    Args:
+        task: ``binary`` | ``multiclass`` | ``regression``.
+        classes: class names (classification).
+        class_counts: eval rows per class (classification).
+    Returns:
+        ``(metric, explanation)``.
     """
     if task == "regression":
-        thresholds = (Threshold("rmse", change_threshold=ChangeThreshold("lower_is_better", relative=max_regression)),)
-    else:
-        thresholds = (Threshold("accuracy", value_threshold=ValueThreshold(lower_bound=min_accuracy),
-                                change_threshold=ChangeThreshold("higher_is_better", absolute=-max_regression)),)
-    return EvalConfig(thresholds=thresholds)
+        return "r2", "regression: R² (beats the mean predictor when > 0)"
+    if task != "binary":
+        return "roc_auc", "multi-class: one-vs-rest macro ROC AUC"
+    counts = [int(c) for c in class_counts]
+    total = sum(counts)
+    minority = min(range(len(counts)), key=lambda i: (counts[i], i))
+    share = counts[minority] / total if total else 0.0
+    if share < IMBALANCE_CUTOFF:
+        return (f"pr_auc/{classes[minority]}",
+                f"imbalanced binary: minority class {classes[minority]!r} is {share:.1%} of the eval rows "
+                f"(< {IMBALANCE_CUTOFF:.0%}): its PR AUC (average precision)")
+    return "roc_auc", (f"balanced binary: minority class {classes[minority]!r} is {share:.1%} of the eval rows "
+                       f"(>= {IMBALANCE_CUTOFF:.0%}): ROC AUC")
 
 
 def _only(data: dict, where: str, allowed: set[str]) -> None:
@@ -240,12 +321,12 @@ def _optional_float(data: dict, key: str, where: str) -> float | None:
 def _threshold(data: Any, where: str) -> Threshold:
     if not isinstance(data, dict):
         raise EvalConfigError(f"{where} must be an object, got {data!r}")
-    _only(data, where, {"metric", "value_threshold", "change_threshold", "slice", "slicing_spec",
-                        "use_confidence_interval"})
+    _only(data, where, {"metric", "value_threshold", "change_threshold", "skill_threshold", "slice",
+                        "slicing_spec", "use_confidence_interval"})
     metric = data.get("metric")
     if not isinstance(metric, str) or not metric:
         raise EvalConfigError(f"{where}.metric must be a metric name, got {metric!r}")
-    value = change = None
+    value = change = skill = None
     if data.get("value_threshold") is not None:
         v = data["value_threshold"]
         if not isinstance(v, dict):
@@ -259,21 +340,35 @@ def _threshold(data: Any, where: str) -> Threshold:
         c = data["change_threshold"]
         if not isinstance(c, dict):
             raise EvalConfigError(f"{where}.change_threshold must be an object, got {c!r}")
-        _only(c, f"{where}.change_threshold", {"direction", "absolute", "relative", "use_confidence_interval"})
+        _only(c, f"{where}.change_threshold", {"direction", "absolute", "relative", "use_confidence_interval",
+                                               "interval_end"})
         default_direction = metric_lib.higher_is_better(metric)
         direction = str(c.get("direction", "higher_is_better" if default_direction in (True, None)
                               else "lower_is_better")).lower()
         if direction not in ("higher_is_better", "lower_is_better"):
             raise EvalConfigError(
                 f"{where}.change_threshold.direction must be higher_is_better or lower_is_better, got {direction!r}")
+        interval_end = str(c.get("interval_end", "conservative")).lower()
+        if interval_end not in ("conservative", "optimistic"):
+            raise EvalConfigError(
+                f"{where}.change_threshold.interval_end must be conservative or optimistic, got {interval_end!r}")
         change = ChangeThreshold(direction, _optional_float(c, "absolute", f"{where}.change_threshold"),
-                                 _optional_float(c, "relative", f"{where}.change_threshold"))
+                                 _optional_float(c, "relative", f"{where}.change_threshold"), interval_end)
         if change.absolute is None and change.relative is None:
             raise EvalConfigError(f"{where}.change_threshold needs absolute and/or relative")
         if c.get("use_confidence_interval"):
             data = {**data, "use_confidence_interval": True}
-    if value is None and change is None:
-        raise EvalConfigError(f"{where} ({metric}) needs a value_threshold or a change_threshold")
+    if data.get("skill_threshold") is not None:
+        s = data["skill_threshold"]
+        if not isinstance(s, dict):
+            raise EvalConfigError(f"{where}.skill_threshold must be an object like {{'margin': 0.0}}, got {s!r}")
+        _only(s, f"{where}.skill_threshold", {"margin"})
+        skill = SkillThreshold(_number(s.get("margin", 0.0), f"{where}.skill_threshold.margin", float, minimum=0.0))
+    if value is None and change is None and skill is None:
+        raise EvalConfigError(f"{where} ({metric}) needs a value_threshold, a change_threshold or a skill_threshold")
+    if metric == AUTO and value is not None:
+        raise EvalConfigError(f"{where}: metric 'auto' changes with the data; give it a skill or change "
+                              "threshold, or name the metric for a value threshold")
     slice_ = None
     if data.get("slice") is not None:
         s = data["slice"]
@@ -283,14 +378,28 @@ def _threshold(data: Any, where: str) -> Threshold:
     spec = _slicing_spec(data["slicing_spec"], f"{where}.slicing_spec") if data.get("slicing_spec") is not None else None
     if slice_ is not None and spec is not None:
         raise EvalConfigError(f"{where}: give slice or slicing_spec, not both")
-    return Threshold(metric, value, change, slice_, spec, bool(data.get("use_confidence_interval", False)))
+    return Threshold(metric, value, change, skill, slice_, spec, bool(data.get("use_confidence_interval", False)))
 
 
-def check_metric_names(config: EvalConfig, known: list[str]) -> None:
-    """Fail early when a threshold names a metric the task does not produce."""
+def check_metric_names(config: EvalConfig, known: list[str], task: str | None = None) -> None:
+    """Fail early when a threshold names a metric the task does not produce, or a skill threshold names a
+    metric without a trivial-predictor value."""
+    kind = "regression" if task == "regression" else "classification"
     for i, threshold in enumerate(config.thresholds):
-        if threshold.metric not in known:
-            raise EvalConfigError(f"thresholds[{i}].metric {threshold.metric!r} is not computed; known: {known}")
+        if threshold.metric != AUTO and threshold.metric not in known:
+            raise EvalConfigError(f"thresholds[{i}].metric {threshold.metric!r} is not computed; known: "
+                                  f"{[AUTO] + known}")
+        if threshold.skill_threshold is not None and task is not None and threshold.metric != AUTO:
+            allowed = metric_lib.TRIVIAL_METRICS[kind]
+            if threshold.metric.split("/")[0] not in allowed or (
+                    "/" in threshold.metric and not threshold.metric.startswith("pr_auc/")):
+                raise EvalConfigError(
+                    f"thresholds[{i}].skill_threshold: {threshold.metric!r} has no trivial-predictor value; "
+                    f"use one of {[AUTO, *allowed] + (['pr_auc/<class>'] if kind == 'classification' else [])}")
+
+
+#: a skill or change this close to its bound is a tie (bootstrap sums of the same rows differ by rounding)
+_TIE = 1e-9
 
 
 def _conservative(interval: list[float] | None, higher_better: bool) -> float | None:
@@ -299,15 +408,18 @@ def _conservative(interval: list[float] | None, higher_better: bool) -> float | 
     return interval[0] if higher_better else interval[1]
 
 
+def _interval_text(interval: list[float] | None) -> str:
+    return f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""
+
+
 def value_verdict(threshold: Threshold, value: float, interval: list[float] | None) -> dict[str, Any]:
     """Judge a value threshold: ``{"kind": "value", "compared", "passed", "reason", ...}``."""
     bound = threshold.value_threshold
     compared = value
     note = ""
-    if threshold.use_confidence_interval:
-        if not interval:
-            note = " (no interval for this metric: point estimate used)"
-        # A lower bound is checked with the interval's lower end, an upper bound with its upper end.
+    if threshold.use_confidence_interval and not interval:
+        note = " (no interval for this metric: point estimate used)"
+    # A lower bound is checked with the interval's lower end, an upper bound with its upper end.
     reasons = []
     passed = not math.isnan(value)
     if math.isnan(value):
@@ -316,49 +428,117 @@ def value_verdict(threshold: Threshold, value: float, interval: list[float] | No
         low = interval[0] if threshold.use_confidence_interval and interval else value
         if low < bound.lower_bound:
             passed = False
-            reasons.append(f"{threshold.metric} {low:.6g} < lower bound {bound.lower_bound:.6g}")
+            what = "interval lower end" if threshold.use_confidence_interval and interval else "value"
+            reasons.append(f"{threshold.metric} {what} {low:.6g} < lower bound {bound.lower_bound:.6g}")
         compared = low
     if bound.upper_bound is not None and passed:
         high = interval[1] if threshold.use_confidence_interval and interval else value
         if high > bound.upper_bound:
             passed = False
             reasons.append(f"{threshold.metric} {high:.6g} > upper bound {bound.upper_bound:.6g}")
+            compared = high
     if passed:
         reasons.append(f"{threshold.metric} {compared:.6g} within "
                        f"[{_fmt(bound.lower_bound, '-inf')}, {_fmt(bound.upper_bound, '+inf')}]")
     return {"kind": "value", "lower_bound": bound.lower_bound, "upper_bound": bound.upper_bound,
-            "interval": interval, "passed": passed, "reason": "; ".join(reasons) + note}
+            "bound": bound.lower_bound if bound.lower_bound is not None else bound.upper_bound,
+            "interval": interval, "compared": compared, "passed": passed, "reason": "; ".join(reasons) + note}
+
+
+def skill_verdict(threshold: Threshold, value: float, trivial: float | None, interval: list[float] | None,
+                  skill_interval: list[float] | None, trivial_name: str = "trivial predictor") -> dict[str, Any]:
+    """Judge a skill threshold: the metric vs the trivial predictor's on the same rows.
+
+    Args:
+        threshold: a threshold with ``skill_threshold``.
+        value: the candidate's metric.
+        trivial: the trivial predictor's metric on the same rows (``None``/NaN: undefined).
+        interval: bootstrap interval of the candidate's metric (reported).
+        skill_interval: paired bootstrap interval of ``value - trivial`` (judged with ``use_confidence_interval``).
+        trivial_name: what the trivial predictor is, for the reason (e.g. ``class prior``).
+    Returns:
+        ``{"kind": "skill", "trivial", "bound", "skill", "skill_interval", "compared", "compared_skill",
+        "passed", "reason", ...}``; ``compared`` (= trivial + ``compared_skill``) is in the metric's units,
+        like ``bound`` (= trivial ± margin).
+    """
+    margin = threshold.skill_threshold.margin
+    higher = metric_lib.higher_is_better(threshold.metric) is not False
+    out: dict[str, Any] = {"kind": "skill", "trivial": trivial, "trivial_predictor": trivial_name, "margin": margin,
+                           "direction": "higher_is_better" if higher else "lower_is_better",
+                           "interval": interval, "skill_interval": skill_interval}
+    if trivial is None or math.isnan(trivial) or math.isnan(value):
+        return {**out, "bound": None, "skill": None, "passed": False,
+                "reason": f"{threshold.metric} or its {trivial_name} value is undefined on this slice "
+                          "(a class without rows?): skill cannot be shown"}
+    sign = 1.0 if higher else -1.0
+    gain = value - trivial
+    out.update(bound=trivial + sign * margin, skill=gain)
+    compared, basis = gain, "point estimate"
+    if threshold.use_confidence_interval:
+        end = _conservative(skill_interval, higher)
+        if end is not None:
+            compared, basis = end, "conservative end of the paired interval of the skill"
+        else:
+            basis = "point estimate (no interval for this metric)"
+    out.update(compared=trivial + compared, compared_skill=compared)
+    passed = sign * compared > margin + _TIE
+    word = ">" if higher else "<"
+    head = (f"{threshold.metric} {value:.4g}{_interval_text(interval)} vs {trivial_name} {trivial:.4g}: "
+            f"skill {gain:+.4g}{_interval_text(skill_interval)}, {basis} {compared:+.4g} ")
+    if passed:
+        return {**out, "passed": True, "reason": head + f"{word} {sign * margin:+.4g}: beats the {trivial_name}"}
+    return {**out, "passed": False,
+            "reason": head + f"not {word} {sign * margin:+.4g}: does not beat the {trivial_name}"}
 
 
 def change_verdict(threshold: Threshold, value: float, baseline: float | None,
                    interval: list[float] | None) -> dict[str, Any]:
-    """Judge a change threshold against the baseline value (``None``: no baseline, skipped)."""
+    """Judge a change threshold against the baseline value (``None``: no baseline, skipped).
+
+    ``compared_change`` is the difference judged (point or interval end); ``compared`` = baseline +
+    ``compared_change`` is in the metric's units, like ``bound`` (the baseline's allowed value)."""
     change = threshold.change_threshold
     out: dict[str, Any] = {"kind": "change", "direction": change.direction, "absolute": change.absolute,
-                           "relative": change.relative, "baseline": baseline, "interval": interval}
+                           "relative": change.relative, "interval_end": change.interval_end,
+                           "baseline": baseline, "interval": interval}
     if baseline is None:
         return {**out, "passed": None, "skipped": True, "reason": "no baseline model: change thresholds skipped"}
     higher = change.direction == "higher_is_better"
     difference = value - baseline
     out["difference"] = difference
     out["relative_difference"] = difference / abs(baseline) if baseline else (0.0 if difference == 0 else math.inf)
+    limits = [baseline + change.absolute] if change.absolute is not None else []
+    if change.relative is not None:
+        limits.append(baseline + change.relative * abs(baseline))
+    out["bound"] = (max(limits) if higher else min(limits)) if limits else None
     if math.isnan(difference):
         return {**out, "passed": False, "reason": f"{threshold.metric} is undefined for the candidate or baseline"}
     compared = difference
+    basis = ""
     if threshold.use_confidence_interval:
-        conservative = _conservative(interval, higher)
-        compared = conservative if conservative is not None else difference
+        optimistic = change.interval_end == "optimistic"
+        end = _conservative(interval, not higher if optimistic else higher)
+        if end is not None:
+            compared = end
+            basis = (f" (paired difference {difference:+.4g},{_interval_text(interval)}; its "
+                     f"{change.interval_end} end)")
+        else:
+            basis = " (no interval for this metric: point estimate used)"
+    out.update(compared=baseline + compared, compared_change=compared)
     relative = compared / abs(baseline) if baseline else (0.0 if compared == 0 else math.copysign(math.inf, compared))
     failures = []
     word = ">=" if higher else "<="
-    if change.absolute is not None and not (compared >= change.absolute if higher else compared <= change.absolute):
+    slack = _TIE if higher else -_TIE
+    if change.absolute is not None and not (compared + slack >= change.absolute if higher
+                                            else compared + slack <= change.absolute):
         failures.append(f"change {compared:+.6g} not {word} {change.absolute:+.6g}")
     if change.relative is not None and not (relative >= change.relative if higher else relative <= change.relative):
         failures.append(f"relative change {relative:+.4%} not {word} {change.relative:+.4%}")
-    basis = " (conservative end of the interval)" if threshold.use_confidence_interval and interval else ""
     head = f"{threshold.metric} {value:.6g} vs baseline {baseline:.6g}{basis}: "
     if failures:
-        return {**out, "passed": False, "reason": head + "; ".join(failures)}
+        tail = ": the candidate is shown worse than allowed" if threshold.use_confidence_interval and \
+            change.interval_end == "optimistic" and interval else ""
+        return {**out, "passed": False, "reason": head + "; ".join(failures) + tail}
     return {**out, "passed": True, "reason": head + f"change {compared:+.6g} allowed"}
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, r2_score, roc_auc_score
 
 from kfpc.components.evaluate import bootstrap
 
@@ -71,3 +71,43 @@ def test_paired_difference_is_narrower_than_the_unpaired_spread():
     assert paired < single / 2
     diff = point["candidate"]["accuracy"] - point["baseline"]["accuracy"]
     assert got["difference"][0] <= diff <= got["difference"][1]
+
+
+def test_unit_weights_reproduce_average_precision_and_r2():
+    rng = np.random.default_rng(5)
+    sample = _sample(rng, 3000)
+    sample["candidate_probabilities"] = np.round(sample["candidate_probabilities"], 2)  # ties count as sklearn's
+    replicate = bootstrap._Replicator("binary", sample, "candidate_", ["no", "yes"])
+    ones = np.ones((1, 3000))
+    for c, name in enumerate(["no", "yes"]):
+        assert replicate(f"pr_auc/{name}", ones)[0] == pytest.approx(
+            average_precision_score(sample["label"] == c, sample["candidate_probabilities"][:, c]), abs=1e-12)
+    target = rng.normal(3, 1, 2000)
+    predictions = target + rng.normal(0, 0.5, 2000)
+    regression = bootstrap._Replicator("regression", {"label": target, "candidate_predictions": predictions},
+                                       "candidate_")
+    assert regression("r2", np.ones((1, 2000)))[0] == pytest.approx(r2_score(target, predictions), abs=1e-12)
+
+
+def test_skill_interval_is_paired_with_the_trivial_predictor():
+    """Constant prior scores: every replicate's PR AUC is its own weighted prevalence, so the skill
+    interval is [0, 0] although the PR AUC's own interval is wide; a skilled model's skill interval is
+    clear of 0."""
+    rng = np.random.default_rng(6)
+    labels = (rng.random(400) < 0.15).astype(np.int64)
+    prior = np.full(400, labels.mean(), dtype=np.float32)
+    sample = {"label": labels, "candidate_probabilities": np.stack([1 - prior, prior], axis=1),
+              "candidate_class_ids": np.zeros(400, dtype=np.int64)}
+    point = {"candidate": {"pr_auc/yes": float(labels.mean())}, "trivial": {"pr_auc/yes": float(labels.mean())}}
+    got = bootstrap.intervals("binary", sample, ["pr_auc/yes"], 400, point, bootstrap.poisson_weights(400, 200, 0),
+                              classes=["no", "yes"])["pr_auc/yes"]
+    assert got["candidate"][1] - got["candidate"][0] > 0.05
+    assert got["skill"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    good = _sample(rng, 400, skill=3.0)
+    trivial = float(np.mean(good["label"] == 1))
+    point = {"candidate": {"pr_auc/yes": average_precision_score(good["label"], good["candidate_probabilities"][:, 1])},
+             "trivial": {"pr_auc/yes": trivial}}
+    got = bootstrap.intervals("binary", good, ["pr_auc/yes"], 400, point, bootstrap.poisson_weights(400, 200, 0),
+                              classes=["no", "yes"])["pr_auc/yes"]
+    skill = point["candidate"]["pr_auc/yes"] - trivial
+    assert 0.2 < got["skill"][0] < skill < got["skill"][1]

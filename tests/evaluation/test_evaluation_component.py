@@ -61,8 +61,10 @@ def _train():
 def test_shuffled_label_candidate_is_never_blessed_and_a_good_first_model_is(local_runner, tmp_path):
     """One pipeline, two gates (one run keeps the test cheap: every kfp.local task is a fresh process).
 
-    Gate 1: candidate trained on shuffled labels vs the real baseline -> not blessed, its push must not run.
-    Gate 2: the real model on a first run (no baseline), accuracy >= 0.9 -> blessed, its push must run.
+    Gate 1: candidate trained on shuffled labels vs the real baseline, default gates -> not blessed, its push
+    must not run.
+    Gate 2: the real model on a first run (no baseline), default skill gate plus accuracy >= 0.9 -> blessed,
+    its push must run.
     """
     train = _train()
 
@@ -73,7 +75,7 @@ def test_shuffled_label_candidate_is_never_blessed_and_a_good_first_model_is(loc
         shuffled = shuffle_labels(data=data.outputs["data"], label="species", seed=3)
         candidate = train(data=shuffled.outputs["shuffled"], **TRAIN_ARGS)
         judged = evaluate(data=data.outputs["data"], model=candidate.outputs["model"],
-                          baseline_model=baseline.outputs["model"], min_accuracy=0.0, max_regression=0.02)
+                          baseline_model=baseline.outputs["model"])
         with dsl.If(judged.outputs["Output"] == True):  # noqa: E712 (a KFP condition, not a Python test)
             push_marker(marker_path=rejected_marker, blessing=judged.outputs["blessing"])
         first = evaluate(data=data.outputs["data"], model=baseline.outputs["model"], min_accuracy=0.9)
@@ -88,9 +90,11 @@ def test_shuffled_label_candidate_is_never_blessed_and_a_good_first_model_is(loc
     blessing = run.output
     assert blessing.metadata["blessed"] is False
     assert blessing.metadata["has_baseline"] is True
+    assert blessing.metadata["skill_metric"] == "roc_auc"  # three species: one-vs-rest macro ROC AUC
     failed = [v for v in blessing.metadata["thresholds"] if v["passed"] is False]
-    assert any(v["kind"] == "change" and v["metric"] == "accuracy" for v in failed)
+    assert any(v["kind"] == "change" and v["metric"] == "roc_auc" for v in failed)
     assert any("vs baseline" in reason for reason in blessing.metadata["failed_thresholds"])
+    assert {d["kind"] for d in blessing.metadata["failed_threshold_details"]} >= {"change"}
     # The baseline is a real model: it beats the shuffled-label candidate by a wide margin.
     assert blessing.metadata["baseline_headline_value"] > blessing.metadata["headline_value"] + 0.2
     folder = Path(blessing.path)

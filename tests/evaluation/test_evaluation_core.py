@@ -125,7 +125,13 @@ def test_worse_candidate_is_not_blessed_and_blessing_says_why(models, binary_dat
     assert "vs baseline" in failed[0]["reason"] and "not >=" in failed[0]["reason"]
     blessing = json.loads((tmp_path / "out" / core.BLESSING_FILE).read_text())
     assert blessing["blessed"] is False and blessing["verdicts"][1]["passed"] is False
-    assert result.metadata()["failed_thresholds"] == [failed[0]["reason"]]
+    metadata = result.metadata()
+    assert metadata["failed_thresholds"] == [f"change threshold on accuracy (overall): {failed[0]['reason']}"]
+    (detail,) = metadata["failed_threshold_details"]
+    assert set(detail) == set(core.FAILED_DETAIL_KEYS) and blessing["failed_threshold_details"] == [detail]
+    assert detail["kind"] == "change" and detail["slice"] == "overall" and detail["trivial"] is None
+    assert detail["baseline"] == pytest.approx(result.baseline_metrics["accuracy"])
+    assert detail["bound"] == pytest.approx(result.baseline_metrics["accuracy"] - 0.01)
 
 
 def test_first_run_uses_value_thresholds_only(models, binary_data, tmp_path):
@@ -249,7 +255,11 @@ def test_threshold_on_an_empty_slice_is_a_clear_error(models, binary_data, tmp_p
 @pytest.mark.parametrize("config, message", [
     ('{"thresholds": [', "not valid JSON"),
     ({"thresholds": [{"metric": "rmse", "value_threshold": {"upper_bound": 1}}]}, "'rmse' is not computed"),
-    ({"thresholds": [{"metric": "accuracy"}]}, "needs a value_threshold or a change_threshold"),
+    ({"thresholds": [{"metric": "accuracy"}]}, "needs a value_threshold, a change_threshold or a skill_threshold"),
+    ({"thresholds": [{"metric": "f1_macro", "skill_threshold": {}}]}, "'f1_macro' has no trivial-predictor value"),
+    ({"thresholds": [{"metric": "auto", "change_threshold": {"absolute": 0, "interval_end": "middle"}}]},
+     "interval_end must be conservative or optimistic"),
+    ({"thresholds": [{"metric": "auto", "value_threshold": {"lower_bound": 0.7}}]}, "'auto' changes with the data"),
     ({"slicing_specs": [{"feature_keys": "group"}]}, "feature_keys must be a list"),
     ({"min_slice_size": 0}, "min_slice_size must be >= 1"),
     ({"threshold": []}, "unknown key"),
@@ -317,17 +327,30 @@ def test_baseline_with_fewer_classes_is_aligned_by_name(models, tmp_path):
 
 
 def test_pipeline_config_defaults_per_task(models, tmp_path):
-    classification = core.pipeline_config(models["binary"], "", min_accuracy=0.9, max_regression=0.02)
-    (accuracy,) = classification.thresholds
-    assert accuracy.metric == "accuracy" and accuracy.value_threshold.lower_bound == 0.9
-    assert accuracy.change_threshold.absolute == -0.02
+    classification = core.pipeline_config(models["binary"], "", max_regression=0.02)
+    (skill,) = classification.thresholds
+    assert skill.metric == "auto" and skill.skill_threshold.margin == 0.0 and skill.use_confidence_interval
+    assert skill.change_threshold.absolute == -0.02 and skill.change_threshold.interval_end == "optimistic"
+    assert skill.value_threshold is None  # accuracy is not a default gate
+    with_accuracy = core.pipeline_config(models["binary"], "", min_accuracy=0.9)
+    assert [(t.metric, t.value_threshold and t.value_threshold.lower_bound) for t in with_accuracy.thresholds] == [
+        ("auto", None), ("accuracy", 0.9)]
     regression = core.pipeline_config(models["regression"], "", max_regression=0.05)
-    (rmse,) = regression.thresholds
+    r2, rmse = regression.thresholds
+    assert r2.metric == "r2" and r2.skill_threshold is not None and r2.use_confidence_interval
     assert rmse.metric == "rmse" and rmse.change_threshold.direction == "lower_is_better"
     assert rmse.change_threshold.relative == 0.05 and rmse.value_threshold is None
+    assert rmse.change_threshold.interval_end == "optimistic"
     custom = core.pipeline_config(models["binary"], '{"thresholds": [{"metric": "roc_auc", '
                                                     '"value_threshold": {"lower_bound": 0.8}}]}')
     assert [t.metric for t in custom.thresholds] == ["roc_auc"]
+    # The default config round-trips through its JSON form (what evaluation.json records).
+    assert core.EvalConfig.parse(classification.to_dict()) == classification
+    with pytest.raises(EvalConfigError, match="max_regression must be finite"):
+        core.pipeline_config(models["binary"], "", max_regression=float("nan"))
+    # An accuracy bound no model meets is accepted: evaluate, never push.
+    (_, unmeetable) = core.pipeline_config(models["binary"], "", min_accuracy=1.01).thresholds
+    assert unmeetable.value_threshold.lower_bound == 1.01
 
 
 def test_regression_candidate_with_higher_rmse_fails_the_relative_change(models, tmp_path):
@@ -340,8 +363,16 @@ def test_regression_candidate_with_higher_rmse_fails_the_relative_change(models,
     config = core.pipeline_config(models["regression"], "", max_regression=0.05)
     result = core.evaluate(dataset, models["regression"], tmp_path / "out", baseline_model_dir=old, config=config)
     assert not result.blessed
-    (verdict,) = result.verdicts
-    assert verdict["relative_difference"] > 0.5 and "relative change" in verdict["reason"]
+    skill, change = result.verdicts
+    # It still beats the mean predictor (R² ~0.86): skill passes, the RMSE change vs the baseline fails.
+    assert skill["kind"] == "skill" and skill["passed"] is True and skill["trivial"] == 0.0
+    assert skill["skill_interval"][0] > 0.8
+    assert change["kind"] == "change" and change["passed"] is False
+    assert change["relative_difference"] > 0.5 and "relative change" in change["reason"]
+    # Judged on the optimistic (lower) end of the paired interval of the RMSE difference, and still worse.
+    assert change["compared_change"] == change["interval"][0] > 0
+    assert change["compared"] > change["bound"]
+    assert change["bound"] == pytest.approx(result.baseline_metrics["rmse"] * 1.05)
     scalars = core.scalar_metrics(result)
     assert scalars["blessed"] == 0.0 and scalars["baseline_rmse"] == pytest.approx(result.baseline_metrics["rmse"])
 
@@ -355,3 +386,29 @@ def test_unusable_models_are_clear_errors(models, binary_data, tmp_path):
     with pytest.raises(core.EvaluationError, match="cannot be compared"):
         core.evaluate(dataset, models["binary"], tmp_path / "out", baseline_model_dir=models["regression"])
     assert not (tmp_path / "out").exists()
+
+
+def test_slice_auc_metrics_are_exact_above_4096_rows(models, tmp_path):
+    """Two slices of ~6,000 rows with continuous scores: per-slice ROC AUC and PR AUC (the metrics the gate
+    reads) equal scikit-learn's on the served float32 scores (the former 4,096-bin slice cap ran low by up
+    to 5e-4)."""
+    rng = np.random.default_rng(20)
+    frame = oracle_models.binary_frame(rng, 12_000, skill=1.0)
+    frame["group"] = rng.choice(["a", "b"], 12_000)
+    dataset = oracle_models.write_dataset(tmp_path / "data", frame)
+    result = core.evaluate(dataset, models["binary"], tmp_path / "out",
+                           config={"slicing_specs": [{"feature_keys": ["group"]}], "bootstrap": {"replicates": 50}})
+    probabilities = _served(models["binary"], frame)["probabilities"]
+    scores = probabilities[:, 1]
+    labels = (frame["label"] == "yes").to_numpy()
+    for entry in result.slices:
+        rows = np.ones(12_000, bool) if entry["slice"] == "overall" else (frame["group"] == entry["values"]["group"])
+        rows = np.asarray(rows)
+        assert entry["count"] == rows.sum() and (entry["slice"] == "overall" or entry["count"] > 4096)
+        assert len(np.unique(scores[rows])) > 4096
+        got = entry["candidate"]
+        assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(labels[rows], scores[rows]), abs=1e-9)
+        assert got["pr_auc"] == pytest.approx(skm.average_precision_score(labels[rows], scores[rows]), abs=1e-9)
+        assert got["pr_auc/no"] == pytest.approx(
+            skm.average_precision_score(~labels[rows], probabilities[rows, 0]), abs=1e-9)
+        assert got["score_bins_dropped_bits"] == 0

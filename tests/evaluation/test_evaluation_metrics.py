@@ -135,3 +135,53 @@ def test_reservoir_is_uniform_and_bounded():
     assert len(reservoir) == 1000 and reservoir.seen == 100_000
     assert len(np.unique(reservoir.columns["v"])) == 1000
     assert 45_000 < reservoir.columns["v"].mean() < 55_000
+
+
+def test_score_histogram_is_exact_at_any_size():
+    """50,000 distinct float32 scores in batches (far past the old 4,096-bin slice cap): ROC AUC and average
+    precision equal scikit-learn's on the same scores, and the bins never outnumber the rows."""
+    rng = np.random.default_rng(7)
+    scores = rng.random(50_000).astype(np.float32)
+    truth = rng.random(50_000) < 0.1 + 0.3 * scores  # imbalanced, some skill
+    histogram = metrics.ScoreHistogram()
+    for start in range(0, 50_000, 3_000):
+        histogram.add(scores[start:start + 3_000], truth[start:start + 3_000])
+    assert histogram.dropped_bits == 0 and len(histogram.keys) == len(np.unique(scores)) <= 50_000
+    assert histogram.count == 50_000 and histogram.positives.sum() == truth.sum()
+    assert histogram.roc_auc() == pytest.approx(skm.roc_auc_score(truth, scores), abs=1e-12)
+    assert histogram.average_precision() == pytest.approx(skm.average_precision_score(truth, scores), abs=1e-12)
+    # Merging two halves gives the same bins as counting everything at once.
+    first, second = metrics.ScoreHistogram(), metrics.ScoreHistogram()
+    first.add(scores[:25_000], truth[:25_000])
+    second.add(scores[25_000:], truth[25_000:])
+    first.merge(second)
+    np.testing.assert_array_equal(first.keys, histogram.keys)
+    np.testing.assert_array_equal(first.positives, histogram.positives)
+
+
+def test_score_histogram_counts_widen_before_they_could_overflow():
+    histogram = metrics.ScoreHistogram()
+    histogram.add(np.array([0.2, 0.7], dtype=np.float32), np.array([False, True]))
+    assert histogram.positives.dtype == np.uint32
+    histogram._total = 2**32 - 2  # as if four billion rows had been counted
+    histogram.add(np.array([0.2, 0.7, 0.9], dtype=np.float32), np.array([False, True, True]))
+    assert histogram.positives.dtype == np.int64 and histogram.negatives.dtype == np.int64
+    assert histogram.positives.tolist() == [0, 2, 1] and histogram.negatives.tolist() == [2, 0, 0]
+
+
+def test_trivial_predictor_metrics_are_those_of_constant_prior_probabilities():
+    rng = np.random.default_rng(8)
+    labels = rng.choice(3, size=3000, p=[0.6, 0.3, 0.1])
+    shares = np.bincount(labels, minlength=3) / 3000
+    acc = metrics.ClassificationAccumulator(["a", "b", "c"])
+    acc.add(labels, np.tile(shares.astype(np.float32), (3000, 1)))
+    measured, trivial = acc.result(), acc.trivial()
+    for name in ("accuracy", "roc_auc", "pr_auc", "pr_auc/a", "pr_auc/b", "pr_auc/c"):
+        assert trivial[name] == pytest.approx(measured[name], abs=1e-6), name
+    assert trivial["log_loss"] == pytest.approx(measured["log_loss"], abs=1e-6)
+    assert trivial["pr_auc/c"] == pytest.approx(shares[2])
+    target = rng.normal(10, 2, 1000)
+    regression = metrics.RegressionAccumulator()
+    regression.add(target, np.full(1000, target.mean()))
+    assert regression.trivial()["rmse"] == pytest.approx(regression.result()["rmse"])
+    assert regression.trivial()["r2"] == 0.0 == pytest.approx(regression.result()["r2"], abs=1e-12)
