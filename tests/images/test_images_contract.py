@@ -159,8 +159,9 @@ def test_conditions_evaluate_like_the_backend():
 
 #: small settings where a pipeline offers them, to keep a CPU-only contract run short
 FAST_ARGUMENTS = {"epochs": 2, "max_epochs": 2, "bootstrap_samples": 0}
-#: a 2-epoch model is not a good one: bless it anyway so the guarded push task runs too
-BLESS_ANYWAY = {"min_accuracy": 0.0, "max_regression": 1.0}
+#: a 2-epoch model is not a good one: bless it anyway so the guarded push task runs too (a threshold every
+#: model meets replaces the default skill gates, which a model without skill must fail)
+BLESS_ANYWAY = {"eval_config_json": '{"thresholds": [{"metric": "accuracy", "value_threshold": {"lower_bound": 0}}]}'}
 #: the push step runs as on a cluster without one: it writes the manifest and requests, applies nothing.
 #: (``local`` mode, what ``kfpc run`` uses, smoke-tests a model server: the serving image's job, not deploy's.)
 CONTRACT_OVERRIDES = {"push_mode": "dry_run"}
