@@ -71,8 +71,8 @@ CUSTOM_TOP_K_ERROR = "top_values_count_error"
 #: string features: present values that read as decimal numbers (absent once the column is clearly text)
 CUSTOM_NUM_NUMERIC_STRINGS = "num_numeric_strings"
 
-#: a string that reads as a decimal number, as a numeric column's values do in a text file
-NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+#: a string that reads as a number: what Arrow's cast to float64 accepts (decimal, exponent, inf, nan)
+NUMBER_PATTERN = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"
 #: values looked at before counting the numbers of a long batch (text columns stop there)
 _NUMERIC_PROBE = 1024
 #: below this share of numbers a string column is text: its numbers are no longer counted
@@ -127,6 +127,7 @@ class _FeatureAccumulator:
             self.total_length = 0
             self.near_unique = False
             self.numeric: int | None = 0  # values that read as numbers (None: given up, the column is text)
+            self.cast_numbers = True  # False once a batch failed to cast (a failing cast costs ~1 us a value)
 
     # ---- numeric ----
     def _add_numeric(self, array: pa.Array) -> None:
@@ -241,18 +242,32 @@ class _FeatureAccumulator:
         """Count the values that read as numbers: ``values`` (with ``counts``, or once each if None).
 
         A numeric column with a few bad strings arrives here as text; validation tells it apart from a
-        categorical column by this count. Only string columns pay for it: distinct values per batch on the
-        counted paths, and a probe of the first values stops text columns (ids, words) after one look.
+        categorical column by this count. Only string columns pay for it, and little: a regex over the first
+        values ends the count for text columns; the counted paths look at each batch's distinct values only;
+        plain batches of numbers only are one Arrow cast (a failing cast is slow: tried until one fails).
         """
         if self.numeric is None or self.kind != FeatureType.STRING:
             return
-        if len(values) > 4 * _NUMERIC_PROBE:
-            probe = values.slice(0, _NUMERIC_PROBE)
-            found = pc.sum(pc.match_substring_regex(probe, NUMBER_PATTERN)).as_py() or 0
-            if found < _NUMERIC_GIVE_UP * (len(probe) - probe.null_count):
-                self.numeric = None
-                return
-        matched = pc.match_substring_regex(values, NUMBER_PATTERN)
+        probe = values.slice(0, _NUMERIC_PROBE) if len(values) > 4 * _NUMERIC_PROBE else values
+        matched = pc.match_substring_regex(probe, NUMBER_PATTERN)
+        if counts is None:
+            found, seen = pc.sum(matched).as_py() or 0, len(probe) - probe.null_count
+        else:
+            weights = counts[:len(probe)]
+            found, seen = int(np.dot(_numpy(matched.cast(pa.int64())), weights)), int(weights.sum())
+        if found < _NUMERIC_GIVE_UP * seen:
+            self.numeric = None
+            return
+        if probe is not values:
+            if counts is None and found == seen and self.cast_numbers:
+                try:
+                    pc.cast(values, pa.float64())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    self.cast_numbers = False
+                else:
+                    self.numeric += len(values) - values.null_count
+                    return
+            matched = pc.match_substring_regex(values, NUMBER_PATTERN)
         if counts is None:
             self.numeric += int(pc.sum(matched).as_py() or 0)
         else:
