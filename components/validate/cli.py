@@ -51,8 +51,7 @@ def main(args) -> int:
             anomalies = core.validate(current, schema, serving=serving)
             serving_anomalies = core.validate(serving, schema, environment=args.serving_environment)
             for name, info in serving_anomalies.anomaly_info.items():
-                if name not in anomalies.anomaly_info:
-                    anomalies.anomaly_info[f"serving:{name}"].CopyFrom(info)
+                anomalies.anomaly_info[f"serving:{name}"].CopyFrom(info)
         else:
             anomalies = core.validate(current, schema, previous=baseline)
     except ValueError as err:

@@ -681,10 +681,10 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
             continue
         control = comparison.control.get(name)
         if control is None:
-            if explicit:
-                out.append(_Description(Reason.COMPARATOR_CONTROL_DATA_MISSING,
-                                        f"{comparison.control_name} data missing",
-                                        f"{comparison.control_name} data is missing."))
+            # with a threshold TFDV fails here; the default test cannot compare either, and says so
+            out.append(_Description(Reason.COMPARATOR_CONTROL_DATA_MISSING, f"{comparison.control_name} data missing",
+                                    f"{comparison.control_name} data is missing.",
+                                    ERROR if explicit else WARNING))
             continue
         measurements: list = []
         if explicit:
