@@ -259,8 +259,7 @@ def mixed_numeric(stats_feature, split: str = "") -> _Description | None:
         return None
     if len(numeric_labels) < MIXED_MIN_DISTINCT_NUMBERS:
         return None
-    others = sorted(((c, v) for v, c in counts.items() if not _NUMBER.match(v)), key=lambda cv: (-cv[0], cv[1]))
-    samples = ", ".join(_clip(v) for _, v in others[:_SAMPLES]) or "(not among the most frequent values)"
+    samples = _non_numeric_samples(counts)
     name = feature_name(stats_feature)
     where = f" in split {split!r}" if split else ""
     return _Description(
@@ -269,6 +268,12 @@ def mixed_numeric(stats_feature, split: str = "") -> _Description | None:
         f"{int(total - numbers)} are not, e.g. {samples}: the column would be read as a categorical string. "
         f"Fix or blank these values at the source, or pass numeric_columns=[{name!r}] to ingest to read the "
         "column as numbers with them as missing.")
+
+
+def _non_numeric_samples(counts: dict[str, float]) -> str:
+    """The most frequent values that are not numbers, quoted, escaped and clipped."""
+    others = sorted(((c, v) for v, c in counts.items() if not _NUMBER.match(v)), key=lambda cv: (-cv[0], cv[1]))
+    return ", ".join(_clip(v) for _, v in others[:_SAMPLES]) or "(not among the most frequent values)"
 
 
 def _categorical_tag(feature: schema_pb2.Feature) -> bool:
@@ -654,9 +659,13 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
         out.extend(_presence(feature, stats_feature, num_examples))
     data_type = schema_type(stats_feature.type)
     if data_type != feature.type:
-        out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type",
-                                f"Expected data of type: {schema_pb2.FeatureType.Name(feature.type)} but got "
-                                f"{FeatureType.Type.Name(stats_feature.type)}"))
+        text = (f"Expected data of type: {schema_pb2.FeatureType.Name(feature.type)} but got "
+                f"{FeatureType.Type.Name(stats_feature.type)}")
+        if feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and stats_feature.type == FeatureType.STRING:
+            # (TFDV's text ends above; which values broke the numeric column is what one needs to fix it)
+            text += (f" (values that are not numbers: {_non_numeric_samples(string_values(stats_feature))}; or pass "
+                     f"numeric_columns=[{name!r}] to ingest to read them as missing)")
+        out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type", text))
         return out  # domain checks against data of another type only repeat the same problem
     domain = feature.WhichOneof("domain_info")
     if domain == "domain":

@@ -344,3 +344,14 @@ def test_statistics_proto_without_the_numbers_count_falls_back_to_complete_value
     assert validate_core.mixed_numeric(feature) is None  # not known to be complete
     feature.custom_stats.add(name="top_values_exact", num=1.0)
     assert "97.00% of the values of column 'v'" in validate_core.mixed_numeric(feature).long
+
+
+def test_a_curated_numeric_feature_read_as_strings_names_the_bad_values():
+    rng = np.random.default_rng(9)
+    train = stats_core.generate_statistics(pd.DataFrame({"v": rng.normal(size=500)}))
+    values = np.round(rng.normal(size=500), 3).astype(str).astype(object)
+    values[:4] = "#REF!"
+    anomalies = validate_core.validate(stats_core.generate_statistics(pd.DataFrame({"v": values})),
+                                       schema_core.infer_schema(train))
+    text = anomalies.anomaly_info["v"].description
+    assert text.startswith("Expected data of type: FLOAT but got STRING") and '"#REF!"' in text
