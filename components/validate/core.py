@@ -68,6 +68,8 @@ MIXED_MIN_NUMERIC_SHARE = 0.9
 MIXED_MIN_DISTINCT_NUMBERS = 20
 #: schema ``annotation.tag`` that keeps a mostly numeric string column categorical without an anomaly
 CATEGORICAL_TAG = "categorical"
+#: settings of the drift/skew test for features without comparator thresholds
+DEFAULT_SHIFT_TEST = ShiftTest()
 #: artifact metadata key of the number of features with warnings only
 WARNING_COUNT = "warning_count"
 ERROR = anomalies_pb2.AnomalyInfo.ERROR
@@ -725,7 +727,8 @@ def _tests_planned(dataset, schema_features: dict, comparison: _Comparison) -> i
 
 def validate(statistics, schema: schema_pb2.Schema, previous=None, serving=None, *,
              environment: str | None = None, reference=None, name: str = "current",
-             reference_name: str = "reference", shift_test: ShiftTest | None = ShiftTest()) -> anomalies_pb2.Anomalies:
+             reference_name: str = "reference",
+             shift_test: ShiftTest | None = DEFAULT_SHIFT_TEST) -> anomalies_pb2.Anomalies:
     """Validate statistics against a schema, TFDV's ``validate_statistics`` (plus severities, shift tests).
 
     Args:
@@ -918,7 +921,7 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
         split: str = types.EVAL, previous_dir=None, previous_split: str | None = None, serving_dir=None,
         serving_split: str | None = None, environment: str | None = None, markdown_path=None,
         html_path=None, reference_split: str | None = None,
-        shift_test: ShiftTest | None = ShiftTest()) -> ValidationResult:
+        shift_test: ShiftTest | None = DEFAULT_SHIFT_TEST) -> ValidationResult:
     """Validate one split of a statistics artifact and write the Anomalies artifact and the reports.
 
     Args:
