@@ -771,38 +771,38 @@ def validate(statistics, schema: schema_pb2.Schema, previous=None, serving=None,
     descriptions: dict[str, list[_Description]] = {}
     seen = set()
     for stats_feature in dataset.features:
-        name = feature_name(stats_feature)
-        seen.add(name)
-        feature = schema_features.get(name)
+        key = feature_name(stats_feature)
+        seen.add(key)
+        feature = schema_features.get(key)
         if feature is None:
-            descriptions[name] = [_Description(Reason.SCHEMA_NEW_COLUMN, "New column",
-                                               "New column (column in data but not in schema)")]
+            descriptions[key] = [_Description(Reason.SCHEMA_NEW_COLUMN, "New column",
+                                              "New column (column in data but not in schema)")]
             continue
         if _deprecated(feature):
             continue
         found = _check_feature(feature, stats_feature, schema, dataset.num_examples, environment, comparisons,
                                shift_test, drift_skew)
         if found:
-            descriptions[name] = found
+            descriptions[key] = found
     if reference_dataset is not None:
         # the reference split is what trains: a broken numeric column there matters even if this split is clean
         for stats_feature in reference_dataset.features:
-            name = feature_name(stats_feature)
-            feature = schema_features.get(name)
+            key = feature_name(stats_feature)
+            feature = schema_features.get(key)
             if feature is None or _deprecated(feature) or _categorical_tag(feature) or feature.WhichOneof(
                     "domain_info") not in (None, "domain", "string_domain"):
                 continue
-            if any(d.type == Reason.FLOAT_TYPE_STRING_NOT_FLOAT for d in descriptions.get(name, [])):
+            if any(d.type == Reason.FLOAT_TYPE_STRING_NOT_FLOAT for d in descriptions.get(key, [])):
                 continue
             mixed = mixed_numeric(stats_feature, reference_name)
             if mixed is not None:
-                descriptions.setdefault(name, []).append(mixed)
-    for name, feature in schema_features.items():
-        if name not in seen and _existence_required(feature, schema, environment):
-            descriptions[name] = [_Description(Reason.SCHEMA_MISSING_COLUMN, _DROPPED, "Column is completely missing")]
-    for name, found in descriptions.items():
-        info = result.anomaly_info[name]
-        info.path.step.append(name)
+                descriptions.setdefault(key, []).append(mixed)
+    for key, feature in schema_features.items():
+        if key not in seen and _existence_required(feature, schema, environment):
+            descriptions[key] = [_Description(Reason.SCHEMA_MISSING_COLUMN, _DROPPED, "Column is completely missing")]
+    for key, found in descriptions.items():
+        info = result.anomaly_info[key]
+        info.path.step.append(key)
         info.severity = ERROR if any(d.severity == ERROR for d in found) else WARNING
         for d in found:
             info.reason.add(type=d.type, short_description=d.short, description=d.long)
