@@ -179,7 +179,9 @@ def main(argv=None) -> int:
     pq.write_table(pa.Table.from_pandas(current, preserve_index=False), work / "current.parquet")
     base_stats = stats_core.generate_statistics(work / "baseline.parquet", "baseline")
     cur_stats = stats_core.generate_statistics(work / "current.parquet", "current")
-    injected_schema = schema_core.infer_schema(base_stats, drift_comparators={"jensen_shannon_divergence": 0.1})
+    # (min_domain_mass=None: TFDV's inference writes no distribution constraint, which ours adds by default)
+    injected_schema = schema_core.infer_schema(base_stats, drift_comparators={"jensen_shannon_divergence": 0.1},
+                                               min_domain_mass=None)
     level = next(f for f in injected_schema.feature if f.name == "level")
     level.int_domain.min, level.int_domain.max = 0, 9
     (work / "injected_schema.pbtxt").write_text(text_format.MessageToString(injected_schema))

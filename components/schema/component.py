@@ -16,6 +16,7 @@ def infer_schema(
     infer_int_domains: bool = False,
     drift_threshold: float = 0.0,
     skew_threshold: float = 0.0,
+    min_domain_mass: float = 0.99,
 ):
     """Infer a schema (``schema.pbtxt``) from one split's statistics with TFDV's rules.
 
@@ -29,6 +30,8 @@ def infer_schema(
         drift_threshold: if > 0, every feature gets a drift comparator (L-infinity for categorical,
             Jensen-Shannon divergence for numeric features) with this threshold.
         skew_threshold: if > 0, the same for the skew comparator (training vs serving).
+        min_domain_mass: share of values a string domain asks to be in it; values outside it are a warning
+            until their share is significantly above ``1 - min_domain_mass``; 1.0: every one is an error.
     """
     from kfpc.components.schema import core
     from kfpc.components.statistics.core import load_statistics
@@ -43,6 +46,7 @@ def infer_schema(
         infer_int_domains=infer_int_domains,
         drift_comparators=comparators(drift_threshold),
         skew_comparators=comparators(skew_threshold),
+        min_domain_mass=min_domain_mass,
     )
     core.write_schema(inferred, schema.path)
     schema.metadata.update({"kind": "schema", "features": core.schema_features(inferred)})

@@ -11,6 +11,10 @@ Inference follows ``tfdv.infer_schema`` (TFDV's C++ ``Schema::Updater::CreateCol
   values in byte order) for a string feature with at most ``max_string_domain_size`` distinct values;
   ``int_domain {}`` for strings that all parse as integers.
 
+Beyond TFDV: an inferred string domain gets ``distribution_constraints { min_domain_mass: 0.99 }``
+(``min_domain_mass``), so that values unseen in training are an error only when they are significantly
+more than 1% of the validated data (fewer: a warning; the model reads them as out-of-vocabulary).
+
 Extensions, off by default: ``infer_int_domains`` writes ``int_domain {min max}`` (observed range) for
 integer features, ``infer_float_domains`` ``float_domain {min max}``; ``drift_comparators`` /
 ``skew_comparators`` add TFDV comparators with thresholds to every feature.
@@ -32,6 +36,8 @@ FeatureType = statistics_pb2.FeatureNameStatistics
 
 #: TFDV's ``infer_schema(max_string_domain_size=100)``
 DEFAULT_MAX_STRING_DOMAIN_SIZE = 100
+#: in-domain share an inferred string domain asks of validated data (TFDV's min_domain_mass)
+DEFAULT_MIN_DOMAIN_MASS = 0.99
 # TFDV's bool_domain_util GetTrueValues/GetFalseValues
 _TRUE_VALUES = {"TRUE", "true", "True", "t", "1"}
 _FALSE_VALUES = {"FALSE", "false", "False", "f", "0"}
@@ -95,6 +101,7 @@ def infer_schema(
     drift_comparators: dict | None = None,
     skew_comparators: dict | None = None,
     split: str | None = None,
+    min_domain_mass: float | None = DEFAULT_MIN_DOMAIN_MASS,
 ) -> schema_pb2.Schema:
     """Infer a schema from statistics with TFDV's rules.
 
@@ -110,9 +117,13 @@ def infer_schema(
             ``infinity_norm``, numeric ones ``jensen_shannon_divergence``; a key missing means none).
         skew_comparators: same, for ``skew_comparator``.
         split: which dataset of a list to use (default: the first).
+        min_domain_mass: ``distribution_constraints.min_domain_mass`` of inferred string domains (share of
+            values that must be in the domain); None or 1.0: none (every unseen value is an error).
     Returns:
         The ``Schema``.
     """
+    if min_domain_mass is not None and not 0.0 <= min_domain_mass <= 1.0:
+        raise SchemaError(f"min_domain_mass must be within [0, 1], got {min_domain_mass}")
     dataset = _select(stats, split)
     schema = schema_pb2.Schema()
     domain_names: set[str] = set()
@@ -137,6 +148,8 @@ def infer_schema(
         if num_present > 0:
             _infer_domain(stats_feature, feature, schema, domain_names, max_string_domain_size,
                           infer_int_domains, infer_float_domains)
+            if feature.HasField("domain") and min_domain_mass is not None and min_domain_mass < 1.0:
+                feature.distribution_constraints.min_domain_mass = float(min_domain_mass)
         _add_comparators(stats_feature, feature, drift_comparators, "drift_comparator")
         _add_comparators(stats_feature, feature, skew_comparators, "skew_comparator")
     return schema

@@ -68,6 +68,15 @@ CUSTOM_NUM_NAN = "num_nan"
 CUSTOM_QUANTILE_RANK_ERROR = "quantile_rank_error_bound"
 CUSTOM_TOP_K_EXACT = "top_values_exact"
 CUSTOM_TOP_K_ERROR = "top_values_count_error"
+#: string features: present values that read as decimal numbers (absent once the column is clearly text)
+CUSTOM_NUM_NUMERIC_STRINGS = "num_numeric_strings"
+
+#: a string that reads as a number: what Arrow's cast to float64 accepts (decimal, exponent, inf, nan)
+NUMBER_PATTERN = r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$"
+#: values looked at before counting the numbers of a long batch (text columns stop there)
+_NUMERIC_PROBE = 1024
+#: below this share of numbers a string column is text: its numbers are no longer counted
+_NUMERIC_GIVE_UP = 0.5
 
 
 class StatisticsError(ValueError):
@@ -117,6 +126,8 @@ class _FeatureAccumulator:
             self.frequencies = FrequencySketch(top_k, value_type)
             self.total_length = 0
             self.near_unique = False
+            self.numeric: int | None = 0  # values that read as numbers (None: given up, the column is text)
+            self.cast_numbers = True  # False once a batch failed to cast (a failing cast costs ~1 us a value)
 
     # ---- numeric ----
     def _add_numeric(self, array: pa.Array) -> None:
@@ -206,6 +217,7 @@ class _FeatureAccumulator:
             self.num_non_missing += present
             self.total_length += int(pc.sum(pc.binary_length(array)).as_py() or 0)
             self.frequencies.add_values(array, mostly_distinct=self.near_unique)
+            self._count_numbers(array, None)
             return
         else:
             present = len(array) - array.null_count
@@ -221,9 +233,47 @@ class _FeatureAccumulator:
         lengths = _numpy(pc.binary_length(keys))
         self.total_length += int(np.dot(lengths.astype(np.int64), counts))
         self.frequencies.add_counts(keys, counts)
+        self._count_numbers(keys, counts)
         if not self.frequencies.exact and len(keys) > _NEAR_UNIQUE * present:
             # mostly distinct values: reading them as a dictionary would only hash them twice
             self.near_unique = True
+
+    def _count_numbers(self, values: pa.Array, counts: np.ndarray | None) -> None:
+        """Count the values that read as numbers: ``values`` (with ``counts``, or once each if None).
+
+        A numeric column with a few bad strings arrives here as text; validation tells it apart from a
+        categorical column by this count. Only string columns pay for it, and little: a regex over the first
+        values ends the count for text columns; the counted paths look at each batch's distinct values only;
+        plain batches of numbers only are one Arrow cast (a failing cast is slow: tried until one fails).
+        """
+        if self.numeric is None or self.kind != FeatureType.STRING:
+            return
+        probe = values.slice(0, _NUMERIC_PROBE) if len(values) > 4 * _NUMERIC_PROBE else values
+        matched = pc.match_substring_regex(probe, NUMBER_PATTERN)
+        if counts is None:
+            found, seen = pc.sum(matched).as_py() or 0, len(probe) - probe.null_count
+        else:
+            weights = counts[:len(probe)]
+            found, seen = int(np.dot(_numpy(matched.cast(pa.int64())), weights)), int(weights.sum())
+        if found < _NUMERIC_GIVE_UP * seen:
+            self.numeric = None
+            return
+        if probe is not values:
+            if counts is None and found == seen and self.cast_numbers:
+                try:
+                    pc.cast(values, pa.float64())
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    self.cast_numbers = False
+                else:
+                    self.numeric += len(values) - values.null_count
+                    return
+            matched = pc.match_substring_regex(values, NUMBER_PATTERN)
+        if counts is None:
+            self.numeric += int(pc.sum(matched).as_py() or 0)
+        else:
+            self.numeric += int(np.dot(_numpy(matched.cast(pa.int64())), counts))
+        if self.numeric < _NUMERIC_GIVE_UP * self.num_non_missing:
+            self.numeric = None
 
     def add(self, array: pa.Array) -> None:
         """Add one column chunk of a record batch."""
@@ -253,6 +303,7 @@ class _FeatureAccumulator:
             self.sketch.merge(other.sketch)
         else:
             self.total_length += other.total_length
+            self.numeric = None if self.numeric is None or other.numeric is None else self.numeric + other.numeric
             self.frequencies.merge(other.frequencies)
 
     # ---- proto ----
@@ -353,6 +404,8 @@ class _FeatureAccumulator:
             add_top(value=label, frequency=count)
             add_rank(low_rank=rank, high_rank=rank, label=label, sample_count=count)
         custom.add(name=CUSTOM_TOP_K_EXACT, num=1.0 if sketch.exact else 0.0)
+        if self.numeric is not None and self.num_non_missing and self.kind == FeatureType.STRING:
+            custom.add(name=CUSTOM_NUM_NUMERIC_STRINGS, num=float(self.numeric))
         if not sketch.exact:
             custom.add(name=CUSTOM_TOP_K_ERROR, num=float(sketch.error))
 

@@ -1,8 +1,11 @@
 """``kfpc validate DATA [--schema FILE] [--baseline DATA] [--serving DATA]``: validation outside a pipeline.
 
 The same cores as the components: statistics of each file, the schema (given, or inferred from the
-baseline, or from DATA itself), then TFDV-style anomalies printed one per line. Exit code 0 when there is
-no anomaly, 1 when there are anomalies, 2 when an input cannot be read.
+baseline, or from DATA itself), then TFDV-style anomalies printed one per line, errors first, then
+warnings (prefixed ``warning:``). Drift (``--baseline``) and skew (``--serving``) use the sample-size-aware
+tests of :mod:`kfpc.components.validate.shift` unless ``--drift-threshold`` asks for TFDV's fixed
+thresholds. Exit code 0 when there is no error (warnings allowed), 1 when there are errors, 2 when an
+input cannot be read.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def main(args) -> int:
         current = _statistics(args.data, args.delimiter)
         baseline = _statistics(args.baseline, args.delimiter) if args.baseline else None
         serving = _statistics(args.serving, args.delimiter) if args.serving else None
+        # fixed TFDV thresholds only when asked for: the default is the sample-size-aware test
         threshold = {"infinity_norm": args.drift_threshold, "jensen_shannon_divergence": args.drift_threshold}
         if args.schema:
             schema = schema_core.load_schema(args.schema)
@@ -47,17 +51,21 @@ def main(args) -> int:
             anomalies = core.validate(current, schema, serving=serving)
             serving_anomalies = core.validate(serving, schema, environment=args.serving_environment)
             for name, info in serving_anomalies.anomaly_info.items():
-                if name not in anomalies.anomaly_info:
-                    anomalies.anomaly_info[f"serving:{name}"].CopyFrom(info)
+                anomalies.anomaly_info[f"serving:{name}"].CopyFrom(info)
         else:
             anomalies = core.validate(current, schema, previous=baseline)
     except ValueError as err:
         print(f"kfpc validate: {err}", file=sys.stderr)
         return 2
     lines = core.anomaly_lines(anomalies)
+    warnings = core.anomaly_lines(anomalies, warnings=True)
     for line in lines:
         print(line)
-    print(f"{len(lines)} anomal{'y' if len(lines) == 1 else 'ies'} in {args.data}", file=sys.stderr)
+    for line in warnings:
+        print(f"warning: {line}")
+    print(f"{len(lines)} anomal{'y' if len(lines) == 1 else 'ies'}"
+          + (f" and {len(warnings)} warning{'' if len(warnings) == 1 else 's'}" if warnings else "")
+          + f" in {args.data}", file=sys.stderr)
     if args.output:
         shown = {"data": current}
         if baseline is not None:
@@ -82,8 +90,9 @@ def register(subparsers) -> None:
     parser.add_argument("--baseline", help="previous span (CSV/Parquet/Dataset) for drift")
     parser.add_argument("--serving", help="serving data (CSV/Parquet/Dataset) for training/serving skew")
     parser.add_argument("--serving-environment", default=None, help="schema environment of the serving data")
-    parser.add_argument("--drift-threshold", type=float, default=0.1,
-                        help="L-inf / JSD threshold added to an inferred schema (default 0.1; 0 = none)")
+    parser.add_argument("--drift-threshold", type=float, default=0.0,
+                        help="fixed L-inf / JSD threshold added to an inferred schema instead of the default "
+                             "sample-size-aware drift/skew test (default 0: the test)")
     parser.add_argument("--delimiter", default=",", help="CSV delimiter")
     parser.add_argument("--output", help="folder to write anomalies.pbtxt, report.md and report.html")
     parser.set_defaults(func=main)

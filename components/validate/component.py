@@ -22,24 +22,31 @@ def validate(
     serving_split: str = "",
     environment: str = "",
     fail_on_anomalies: bool = True,
-) -> NamedTuple("Outputs", anomaly_count=int, anomalies_found=bool):
-    """Validate a split's statistics against a schema (drift vs previous span, skew vs serving).
+    reference_split: str = "",
+) -> NamedTuple("Outputs", anomaly_count=int, anomalies_found=bool, warning_count=int):
+    """Validate a split's statistics against a schema (drift vs previous span, skew vs serving or another split).
 
     Args:
         statistics: statistics artifact of the data to validate.
         schema: schema artifact (from infer_schema or import_schema).
-        anomalies: Anomalies artifact: ``anomalies.pbtxt``; metadata ``anomaly_count``, ``anomalies_found``.
+        anomalies: Anomalies artifact: ``anomalies.pbtxt``; metadata ``anomaly_count`` (errors),
+            ``anomalies_found``, ``warning_count`` (features with warnings only).
         report: Markdown report (shown in the KFP UI).
         html_report: HTML report with the feature table and histograms per split side by side.
         split: the split to validate.
-        previous_statistics: statistics of the previous span, for the schema's drift comparators.
+        previous_statistics: statistics of the previous span: the schema's drift comparators, else the
+            sample-size-aware drift test.
         previous_split: its split (default: ``split``).
-        serving_statistics: statistics of serving data, for the schema's skew comparators.
+        serving_statistics: statistics of serving data: the schema's skew comparators, else the
+            sample-size-aware skew test.
         serving_split: its split (default: ``split``).
         environment: schema environment of the data (e.g. ``SERVING``).
-        fail_on_anomalies: fail the task, listing the anomalies, when any is found (after writing outputs).
+        fail_on_anomalies: fail the task, listing the errors, when any is found (after writing outputs);
+            warnings never fail it.
+        reference_split: another split of ``statistics`` (e.g. ``train``) that ``split`` is judged against
+            for skew with the sample-size-aware test; empty: none.
     Returns:
-        anomaly_count, anomalies_found.
+        anomaly_count (errors), anomalies_found (any error), warning_count.
     """
     from kfpc.components.validate import core
 
@@ -55,9 +62,10 @@ def validate(
         environment=environment or None,
         markdown_path=report.path,
         html_path=html_report.path,
+        reference_split=reference_split or None,
     )
     anomalies.metadata.update(result.metadata())
     anomalies.metadata["kind"] = "anomalies"
     if fail_on_anomalies:
         core.raise_if_anomalies(result.anomalies, f"split {split!r}")
-    return (result.count, result.count > 0)  # the executor maps a tuple onto the NamedTuple's fields
+    return (result.count, result.count > 0, result.warnings)  # the executor maps a tuple onto the NamedTuple

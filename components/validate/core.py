@@ -16,6 +16,18 @@ The checks, reason types, short descriptions and description texts follow TFDV's
   ``COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH``, ``COMPARATOR_CONTROL_DATA_MISSING``;
 * ``dataset_constraints.min_examples_count`` -> ``DATASET_LOW_NUM_EXAMPLES``.
 
+Beyond TFDV, so that validation fails only for real (every anomaly carries ``AnomalyInfo.severity``; only
+``ERROR`` fails :func:`raise_if_anomalies`, ``WARNING`` stays in the reports and metadata):
+
+* a share bound (``min_domain_mass``, ``presence.min_fraction``) broken by no more than sampling noise
+  is a warning: an error needs the share significantly beyond the bound (one-sided binomial test at
+  :data:`MASS_ALPHA`). ``min_fraction: 1.0`` (TFDV infers it for features never missing in training)
+  is read as "at most :data:`MISSING_TOLERANCE` missing"; a bound of zero stays strict;
+* features without comparator thresholds are compared with the previous span, the serving data or
+  another split (``reference``) by :mod:`.shift`'s sample-size-aware tests (``COMPARATOR_*`` reasons);
+* a string column whose values are nearly all numbers (:data:`MIXED_MIN_NUMERIC_SHARE`) is an error
+  (``FLOAT_TYPE_STRING_NOT_FLOAT``) naming a few of its other values: it would silently be a category.
+
 Besides the proto, :func:`compare` gives per-feature distribution distances (PSI, L-infinity, JSD) for the
 reports: the population stability index is the drift alarm many teams use, not a TFDV anomaly.
 """
@@ -35,6 +47,8 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 from .. import types
 from .._fs import atomic_dir
 from ..schema.core import _FALSE_VALUES, _TRUE_VALUES, feature_name, schema_type, string_values
+from . import shift as shift_tests
+from .shift import ShiftTest
 
 Reason = anomalies_pb2.AnomalyInfo
 FeatureType = statistics_pb2.FeatureNameStatistics
@@ -44,6 +58,26 @@ _INVALID = "Invalid values"
 _INT_PATTERN = re.compile(r"^\s*[-+]?\d+\s*$")
 #: smallest bucket share used in PSI so that empty buckets do not make it infinite
 PSI_EPSILON = 1e-4
+#: significance at which a share beyond a schema bound is an error rather than a warning
+MASS_ALPHA = 0.001
+#: share of missing values a ``presence.min_fraction: 1.0`` tolerates before they can be an error
+MISSING_TOLERANCE = 0.01
+#: a string column with at least this share of numbers (and some other values) is a broken numeric column
+MIXED_MIN_NUMERIC_SHARE = 0.9
+#: ... if it has at least this many distinct numbers (fewer: codes such as "1".."12" and "K" stay categories)
+MIXED_MIN_DISTINCT_NUMBERS = 20
+#: schema ``annotation.tag`` that keeps a mostly numeric string column categorical without an anomaly
+CATEGORICAL_TAG = "categorical"
+#: settings of the drift/skew test for features without comparator thresholds
+DEFAULT_SHIFT_TEST = ShiftTest()
+#: artifact metadata key of the number of features with warnings only
+WARNING_COUNT = "warning_count"
+ERROR = anomalies_pb2.AnomalyInfo.ERROR
+WARNING = anomalies_pb2.AnomalyInfo.WARNING
+_NUMBER = re.compile(r"^[-+]?((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:inf|infinity|nan))$")  # as statistics
+_SAMPLES = 5
+_LISTED = 20
+_SAMPLE_CHARS = 40
 
 
 class ValidationError(ValueError):
@@ -55,6 +89,22 @@ class _Description:
     type: int
     short: str
     long: str
+    severity: int = ERROR
+
+
+def _share_severity(count: float, total: float, allowed: float) -> int:
+    """ERROR when ``count`` of ``total`` is significantly above the share ``allowed``, else WARNING."""
+    if allowed <= 0.0 or total <= 0:
+        return ERROR
+    significant = shift_tests.binomial_sf(int(round(count)), int(round(total)), allowed) < MASS_ALPHA
+    return ERROR if significant else WARNING
+
+
+def _warned(description: _Description, why: str) -> _Description:
+    if description.severity == WARNING:
+        description.short += " (warning)"
+        description.long += f" Warning only: {why}."
+    return description
 
 
 def _six(value: float) -> str:
@@ -123,10 +173,25 @@ def _fraction_present(common: statistics_pb2.CommonStatistics, num_examples: int
     return common.num_non_missing / num_examples
 
 
+def _missing_severity(feature: schema_pb2.Feature, common, num_examples: int) -> tuple[int, str]:
+    """Severity of missing values below ``presence.min_fraction`` (see the module docstring)."""
+    allowed = 1.0 - feature.presence.min_fraction if feature.presence.HasField("min_fraction") else 0.0
+    if allowed <= 0.0:
+        allowed = MISSING_TOLERANCE
+    severity = _share_severity(common.num_missing, num_examples, allowed)
+    return severity, (f"{_share(common.num_missing, num_examples)} missing is not significantly above "
+                      f"{allowed:.2%} (p >= {MASS_ALPHA:g})")
+
+
+def _share(count: float, total: float) -> str:
+    return f"{count / total:.2%}" if total else "?"
+
+
 def _presence(feature: schema_pb2.Feature, stats_feature, num_examples: int) -> list[_Description]:
     out = []
     common = _common(stats_feature)
     presence = feature.presence
+    severity, why = _missing_severity(feature, common, num_examples)
     if presence.HasField("min_count") and common.num_non_missing < presence.min_count:
         out.append(_Description(Reason.FEATURE_TYPE_LOW_NUMBER_PRESENT, _DROPPED,
                                 "The feature was present in fewer examples than expected: minimum count = "
@@ -134,13 +199,14 @@ def _presence(feature: schema_pb2.Feature, stats_feature, num_examples: int) -> 
     fraction = _fraction_present(common, num_examples)
     if presence.HasField("min_fraction") and fraction is not None:
         if fraction < presence.min_fraction:
-            out.append(_Description(Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
-                                    "The feature was present in fewer examples than expected: minimum fraction = "
-                                    f"{presence.min_fraction:.6f}, actual = {fraction:.6f}"))
+            out.append(_warned(_Description(
+                Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
+                "The feature was present in fewer examples than expected: minimum fraction = "
+                f"{presence.min_fraction:.6f}, actual = {fraction:.6f}", severity), why))
         elif presence.min_fraction == 1.0 and common.num_missing != 0:
-            out.append(_Description(Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
-                                    "The feature was expected everywhere, but was missing in "
-                                    f"{common.num_missing} examples."))
+            out.append(_warned(_Description(Reason.FEATURE_TYPE_LOW_FRACTION_PRESENT, _DROPPED,
+                                            "The feature was expected everywhere, but was missing in "
+                                            f"{common.num_missing} examples.", severity), why))
     return out
 
 
@@ -154,11 +220,66 @@ def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature
     max_off = 1.0 - feature.distribution_constraints.min_domain_mass if feature.HasField(
         "distribution_constraints") and feature.distribution_constraints.HasField("min_domain_mass") else 0.0
     missing_count = sum(missing.values())
-    if (total and missing_count / total > max_off) or max_off == 0:
-        listed = ", ".join(f"{_escape(v)} ({_percentage(c, total)})" for v, c in missing.items())
-        return [_Description(Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES, "Unexpected string values",
-                             f"Examples contain values missing from the schema: {listed}. ")]
-    return []
+    # (TFDV drops values within min_domain_mass silently; they stay visible here, as a warning)
+    shown = list(missing.items())
+    listed = ", ".join(f"{_escape(v)} ({_percentage(c, total)})" for v, c in shown[:_LISTED])
+    if len(shown) > _LISTED:
+        listed += f" and {len(shown) - _LISTED} more"
+    severity = _share_severity(missing_count, total, max_off)
+    return [_warned(_Description(Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES, "Unexpected string values",
+                                 f"Examples contain values missing from the schema: {listed}. ", severity),
+                    f"{_share(missing_count, total)} of the values are outside the domain, not significantly "
+                    f"above 1 - min_domain_mass = {max_off:.2%} (p >= {MASS_ALPHA:g}); the model reads them as "
+                    "out-of-vocabulary")]
+
+
+def _clip(value: str) -> str:
+    text = _escape(value)
+    return '"' + (text if len(text) <= _SAMPLE_CHARS else text[:_SAMPLE_CHARS - 3] + "...") + '"'
+
+
+def mixed_numeric(stats_feature, split: str = "") -> _Description | None:
+    """FLOAT_TYPE_STRING_NOT_FLOAT for a string column whose values are nearly all numbers (else None).
+
+    The share of numbers comes from the statistics' ``num_numeric_strings`` (or, for statistics without it,
+    from the complete value counts); the non-numeric examples from the value counts.
+    """
+    if stats_feature.type != FeatureType.STRING:
+        return None
+    common = _common(stats_feature)
+    total = common.num_non_missing
+    if not total:
+        return None
+    counts = string_values(stats_feature)
+    numeric_labels = [v for v in counts if _NUMBER.match(v)]
+    numbers = next((c.num for c in stats_feature.custom_stats if c.name == "num_numeric_strings"), None)
+    if numbers is None:
+        if _custom(stats_feature, "top_values_exact") != 1.0:
+            return None
+        numbers = sum(counts[v] for v in numeric_labels)
+    if numbers >= total or numbers < MIXED_MIN_NUMERIC_SHARE * total:
+        return None
+    if len(numeric_labels) < MIXED_MIN_DISTINCT_NUMBERS:
+        return None
+    samples = _non_numeric_samples(counts)
+    name = feature_name(stats_feature)
+    where = f" in split {split!r}" if split else ""
+    return _Description(
+        Reason.FLOAT_TYPE_STRING_NOT_FLOAT, "Numeric column with non-numeric values",
+        f"{_share(numbers, total)} of the values of column {name!r}{where} are numbers, the other "
+        f"{int(total - numbers)} are not, e.g. {samples}: the column would be read as a categorical string. "
+        f"Fix or blank these values at the source, or pass numeric_columns=[{name!r}] to ingest to read the "
+        "column as numbers with them as missing.")
+
+
+def _non_numeric_samples(counts: dict[str, float]) -> str:
+    """The most frequent values that are not numbers, quoted, escaped and clipped."""
+    others = sorted(((c, v) for v, c in counts.items() if not _NUMBER.match(v)), key=lambda cv: (-cv[0], cv[1]))
+    return ", ".join(_clip(v) for _, v in others[:_SAMPLES]) or "(not among the most frequent values)"
+
+
+def _categorical_tag(feature: schema_pb2.Feature) -> bool:
+    return CATEGORICAL_TAG in feature.annotation.tag
 
 
 def _escape(value: str) -> str:
@@ -454,8 +575,53 @@ def _has_threshold(comparator: schema_pb2.FeatureComparator) -> bool:
         "threshold") or comparator.normalized_abs_difference.HasField("threshold"))
 
 
-def _check_feature(feature, stats_feature, schema, num_examples, environment, previous, serving,
-                   drift_skew: dict) -> list[_Description]:
+@dataclasses.dataclass
+class _Comparison:
+    """Statistics to compare the validated ones with: which schema comparator applies, names, the test."""
+
+    field: str  # "drift_comparator", "skew_comparator" or "" (sample-size-aware test only)
+    control: dict  # feature name -> FeatureNameStatistics
+    treatment_name: str  # TFDV's names in the comparator texts
+    control_name: str
+    kind: str  # "drift" or "skew"
+    tested: str  # names in the shift test's texts: the sample tested against the reference
+    reference: str
+    reverse: bool = False  # the validated statistics are the reference (training vs serving)
+    alpha: float = 0.0  # per-test significance of the shift test (set by validate)
+
+
+def _shift_descriptions(current, control, comparison: _Comparison, settings: ShiftTest,
+                        measurements: list) -> list[_Description]:
+    a, b = (control, current) if comparison.reverse else (current, control)
+    a_name, b_name = comparison.tested, comparison.reference
+    findings = []
+    if a.WhichOneof("stats") == "num_stats" and b.WhichOneof("stats") == "num_stats":
+        findings = shift_tests.numeric_tests(a, b, settings, comparison.alpha, a_name, b_name)
+    elif a.WhichOneof("stats") == "string_stats" and b.WhichOneof("stats") == "string_stats" and (
+            a.type == FeatureType.STRING and b.type == FeatureType.STRING):
+        found = shift_tests.categorical_test(string_values(a), _common(a).tot_num_values or _common(a).num_non_missing,
+                                             string_values(b), _common(b).tot_num_values or _common(b).num_non_missing,
+                                             settings, comparison.alpha, a_name, b_name)
+        findings = [found] if found is not None else []
+    out = []
+    kinds = {"mean": (Reason.COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH, "Mean shift",
+                      anomalies_pb2.DriftSkewInfo.Measurement.NORMALIZED_ABSOLUTE_DIFFERENCE),
+             "ks": (Reason.COMPARATOR_L_INFTY_HIGH, "Distribution shift", anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY),
+             "categorical": (Reason.COMPARATOR_L_INFTY_HIGH, "Value distribution shift",
+                             anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY)}
+    for finding in findings:
+        reason, short, measurement = kinds[finding.test]
+        effect = finding.effect if math.isfinite(finding.effect) else 1e300
+        measurements.append(anomalies_pb2.DriftSkewInfo.Measurement(type=measurement, value=effect,
+                                                                   threshold=finding.floor))
+        if finding.shifted:
+            out.append(_Description(reason, f"{short} between {a_name} and {b_name}",
+                                    f"{short} between {a_name} and {b_name} ({comparison.kind}): {finding.detail}."))
+    return out
+
+
+def _check_feature(feature, stats_feature, schema, num_examples, environment, comparisons: list[_Comparison],
+                   shift_test: ShiftTest | None, drift_skew: dict) -> list[_Description]:
     common = _common(stats_feature)
     name = feature.name
     if common.num_non_missing == 0:
@@ -481,10 +647,12 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, pr
             expected *= dim.size
         fixed = common.min_num_values if common.min_num_values == common.max_num_values != 0 else -1
         if fixed <= 0 or common.num_missing:
-            out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Feature shape dropped",
-                                    "The feature has a shape, but it's not always present (if the feature is "
-                                    "nested, then it should always be present at each nested level) or its value "
-                                    "lengths vary."))
+            # missing values alone (one value wherever present) weigh as missing values do under presence
+            severity, why = _missing_severity(feature, common, num_examples) if fixed == expected else (ERROR, "")
+            out.append(_warned(_Description(
+                Reason.INVALID_FEATURE_SHAPE, "Feature shape dropped",
+                "The feature has a shape, but it's not always present (if the feature is nested, then it should "
+                "always be present at each nested level) or its value lengths vary.", severity), why))
         elif fixed != expected:
             out.append(_Description(Reason.INVALID_FEATURE_SHAPE, "Feature shape dropped",
                                     f"The feature has fixed value length {fixed} but it's not compatible with the "
@@ -493,9 +661,13 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, pr
         out.extend(_presence(feature, stats_feature, num_examples))
     data_type = schema_type(stats_feature.type)
     if data_type != feature.type:
-        out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type",
-                                f"Expected data of type: {schema_pb2.FeatureType.Name(feature.type)} but got "
-                                f"{FeatureType.Type.Name(stats_feature.type)}"))
+        text = (f"Expected data of type: {schema_pb2.FeatureType.Name(feature.type)} but got "
+                f"{FeatureType.Type.Name(stats_feature.type)}")
+        if feature.type in (schema_pb2.INT, schema_pb2.FLOAT) and stats_feature.type == FeatureType.STRING:
+            # (TFDV's text ends above; which values broke the numeric column is what one needs to fix it)
+            text += (f" (values that are not numbers: {_non_numeric_samples(string_values(stats_feature))}; or pass "
+                     f"numeric_columns=[{name!r}] to ingest to read them as missing)")
+        out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type", text))
         return out  # domain checks against data of another type only repeat the same problem
     domain = feature.WhichOneof("domain_info")
     if domain == "domain":
@@ -509,80 +681,135 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, pr
         out.extend(_float_domain(feature.float_domain, stats_feature))
     elif domain == "bool_domain":
         out.extend(_bool_domain(feature.bool_domain, stats_feature))
-    for field, control_stats, treatment_name, control_name, kind in (
-            ("drift_comparator", previous, "previous", "current", "drift"),
-            ("skew_comparator", serving, "serving", "training", "skew")):
-        comparator = getattr(feature, field)
-        if not feature.HasField(field) or not _has_threshold(comparator) or control_stats is None:
+    if domain in (None, "domain", "string_domain") and not _categorical_tag(feature):
+        mixed = mixed_numeric(stats_feature)
+        if mixed is not None:
+            out.append(mixed)
+    for comparison in comparisons:
+        explicit = bool(comparison.field) and feature.HasField(comparison.field) and _has_threshold(
+            getattr(feature, comparison.field))
+        if not explicit and shift_test is None:
             continue
-        control = control_stats.get(name)
+        control = comparison.control.get(name)
         if control is None:
-            out.append(_Description(Reason.COMPARATOR_CONTROL_DATA_MISSING, f"{control_name} data missing",
-                                    f"{control_name} data is missing."))
+            # with a threshold TFDV fails here; the default test cannot compare either, and says so
+            out.append(_Description(Reason.COMPARATOR_CONTROL_DATA_MISSING, f"{comparison.control_name} data missing",
+                                    f"{comparison.control_name} data is missing.",
+                                    ERROR if explicit else WARNING))
             continue
         measurements: list = []
-        out.extend(_comparator(stats_feature, control, comparator, treatment_name, control_name, measurements))
+        if explicit:
+            out.extend(_comparator(stats_feature, control, getattr(feature, comparison.field),
+                                   comparison.treatment_name, comparison.control_name, measurements))
+        else:
+            out.extend(_shift_descriptions(stats_feature, control, comparison, shift_test, measurements))
         if measurements:
             info = drift_skew.setdefault(name, anomalies_pb2.DriftSkewInfo())
             info.path.step[:] = [name]
-            target = info.drift_measurements if kind == "drift" else info.skew_measurements
+            target = info.drift_measurements if comparison.kind == "drift" else info.skew_measurements
             target.extend(measurements)
     return out
 
 
+def _tests_planned(dataset, schema_features: dict, comparison: _Comparison) -> int:
+    """Number of shift tests a comparison will run (the Bonferroni divisor)."""
+    planned = 0
+    for stats_feature in dataset.features:
+        name = feature_name(stats_feature)
+        feature = schema_features.get(name)
+        if feature is None or _deprecated(feature) or name not in comparison.control:
+            continue
+        if comparison.field and feature.HasField(comparison.field) and _has_threshold(getattr(feature, comparison.field)):
+            continue
+        planned += 2 if stats_feature.WhichOneof("stats") == "num_stats" else 1
+    return max(planned, 1)
+
+
 def validate(statistics, schema: schema_pb2.Schema, previous=None, serving=None, *,
-             environment: str | None = None) -> anomalies_pb2.Anomalies:
-    """Validate statistics against a schema, TFDV's ``validate_statistics``.
+             environment: str | None = None, reference=None, name: str = "current",
+             reference_name: str = "reference",
+             shift_test: ShiftTest | None = DEFAULT_SHIFT_TEST) -> anomalies_pb2.Anomalies:
+    """Validate statistics against a schema, TFDV's ``validate_statistics`` (plus severities, shift tests).
 
     Args:
         statistics: ``DatasetFeatureStatisticsList`` (first dataset) or ``DatasetFeatureStatistics``.
         schema: the ``Schema`` (e.g. from :func:`kfpc.components.schema.core.load_schema`).
-        previous: statistics of the previous span, for the schema's ``drift_comparator`` thresholds.
-        serving: statistics of serving data, for the schema's ``skew_comparator`` thresholds (the
-            ``statistics`` are then the training data).
+        previous: statistics of the previous span (drift): the schema's ``drift_comparator`` thresholds,
+            else ``shift_test``.
+        serving: statistics of serving data (skew; ``statistics`` are then the training data): the
+            schema's ``skew_comparator`` thresholds, else ``shift_test``.
         environment: schema environment of the data (e.g. ``SERVING`` where the label is absent).
+        reference: statistics of another split of the same data (e.g. train when ``statistics`` are the
+            eval split): judged for skew by ``shift_test`` only; also checked for mixed numeric columns.
+        name / reference_name: how the texts call ``statistics`` and ``reference`` (e.g. the split names).
+        shift_test: settings of the sample-size-aware test; None: no test where the schema sets no threshold.
     Returns:
-        ``Anomalies`` keyed by feature name, with ``baseline`` set to the schema and ``drift_skew_info``
-        holding every comparator measurement.
+        ``Anomalies`` keyed by feature name (``severity`` ERROR or WARNING), with ``baseline`` set to the
+        schema and ``drift_skew_info`` holding every comparator and shift-test measurement.
     """
     dataset = _dataset(statistics, "current")
     if not isinstance(schema, schema_pb2.Schema):
         raise ValidationError(f"schema must be a tensorflow_metadata Schema, got {type(schema)}")
-    previous_by_name = _by_name(_dataset(previous, "previous")) if previous is not None else None
-    serving_by_name = _by_name(_dataset(serving, "serving")) if serving is not None else None
+    comparisons = []
+    if previous is not None:
+        comparisons.append(_Comparison("drift_comparator", _by_name(_dataset(previous, "previous")), "previous",
+                                       "current", "drift", "current", "previous"))
+    if serving is not None:
+        comparisons.append(_Comparison("skew_comparator", _by_name(_dataset(serving, "serving")), "serving",
+                                       "training", "skew", "serving", "training", reverse=True))
+    reference_dataset = _dataset(reference, reference_name) if reference is not None else None
+    if reference_dataset is not None:
+        comparisons.append(_Comparison("", _by_name(reference_dataset), name, reference_name, "skew", name,
+                                       reference_name))
     result = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
     result.baseline.CopyFrom(schema)
     schema_features = {f.name: f for f in schema.feature}
+    if shift_test is not None:
+        for comparison in comparisons:
+            comparison.alpha = shift_test.alpha / _tests_planned(dataset, schema_features, comparison)
     drift_skew: dict[str, anomalies_pb2.DriftSkewInfo] = {}
     descriptions: dict[str, list[_Description]] = {}
     seen = set()
     for stats_feature in dataset.features:
-        name = feature_name(stats_feature)
-        seen.add(name)
-        feature = schema_features.get(name)
+        key = feature_name(stats_feature)
+        seen.add(key)
+        feature = schema_features.get(key)
         if feature is None:
-            descriptions[name] = [_Description(Reason.SCHEMA_NEW_COLUMN, "New column",
-                                               "New column (column in data but not in schema)")]
+            descriptions[key] = [_Description(Reason.SCHEMA_NEW_COLUMN, "New column",
+                                              "New column (column in data but not in schema)")]
             continue
         if _deprecated(feature):
             continue
-        found = _check_feature(feature, stats_feature, schema, dataset.num_examples, environment,
-                               previous_by_name, serving_by_name, drift_skew)
+        found = _check_feature(feature, stats_feature, schema, dataset.num_examples, environment, comparisons,
+                               shift_test, drift_skew)
         if found:
-            descriptions[name] = found
-    for name, feature in schema_features.items():
-        if name not in seen and _existence_required(feature, schema, environment):
-            descriptions[name] = [_Description(Reason.SCHEMA_MISSING_COLUMN, _DROPPED, "Column is completely missing")]
-    for name, found in descriptions.items():
-        info = result.anomaly_info[name]
-        info.path.step.append(name)
-        info.severity = anomalies_pb2.AnomalyInfo.ERROR
+            descriptions[key] = found
+    if reference_dataset is not None:
+        # the reference split is what trains: a broken numeric column there matters even if this split is clean
+        for stats_feature in reference_dataset.features:
+            key = feature_name(stats_feature)
+            feature = schema_features.get(key)
+            if feature is None or _deprecated(feature) or _categorical_tag(feature) or feature.WhichOneof(
+                    "domain_info") not in (None, "domain", "string_domain"):
+                continue
+            if any(d.type == Reason.FLOAT_TYPE_STRING_NOT_FLOAT for d in descriptions.get(key, [])):
+                continue
+            mixed = mixed_numeric(stats_feature, reference_name)
+            if mixed is not None:
+                descriptions.setdefault(key, []).append(mixed)
+    for key, feature in schema_features.items():
+        if key not in seen and _existence_required(feature, schema, environment):
+            descriptions[key] = [_Description(Reason.SCHEMA_MISSING_COLUMN, _DROPPED, "Column is completely missing")]
+    for key, found in descriptions.items():
+        info = result.anomaly_info[key]
+        info.path.step.append(key)
+        info.severity = ERROR if any(d.severity == ERROR for d in found) else WARNING
         for d in found:
             info.reason.add(type=d.type, short_description=d.short, description=d.long)
         if len(found) == 1:
             info.short_description, info.description = found[0].short, found[0].long
         else:
-            info.short_description = "Multiple errors"
+            info.short_description = "Multiple errors" if info.severity == ERROR else "Multiple warnings"
             info.description = " ".join(d.long for d in found)
     constraints = schema.dataset_constraints
     if constraints.HasField("min_examples_count") and dataset.num_examples < constraints.min_examples_count:
@@ -602,22 +829,35 @@ def _by_name(dataset) -> dict:
     return {feature_name(f): f for f in dataset.features}
 
 
-def anomaly_count(anomalies: anomalies_pb2.Anomalies) -> int:
-    """Number of anomalous features (plus one for a dataset-level anomaly)."""
-    return len(anomalies.anomaly_info) + (1 if anomalies.dataset_anomaly_info.reason else 0)
+def is_error(info: anomalies_pb2.AnomalyInfo) -> bool:
+    """An anomaly that fails validation: severity ERROR (or unset, as in Anomalies written before severities)."""
+    return info.severity != WARNING
 
 
-def anomaly_lines(anomalies: anomalies_pb2.Anomalies) -> list[str]:
-    """One line per anomaly: ``feature: REASON_TYPE[, ...]: description``."""
-    lines = []
+def _infos(anomalies: anomalies_pb2.Anomalies):
     for name in sorted(anomalies.anomaly_info):
-        info = anomalies.anomaly_info[name]
-        reasons = ", ".join(Reason.Type.Name(r.type) for r in info.reason)
-        lines.append(f"{name}: {reasons}: {info.description}")
+        yield name, anomalies.anomaly_info[name]
     if anomalies.dataset_anomaly_info.reason:
-        info = anomalies.dataset_anomaly_info
-        reasons = ", ".join(Reason.Type.Name(r.type) for r in info.reason)
-        lines.append(f"(dataset): {reasons}: {info.description}")
+        yield "(dataset)", anomalies.dataset_anomaly_info
+
+
+def anomaly_count(anomalies: anomalies_pb2.Anomalies) -> int:
+    """Number of features with an error (plus one for a dataset-level error); warnings are not counted."""
+    return sum(1 for _, info in _infos(anomalies) if is_error(info))
+
+
+def warning_count(anomalies: anomalies_pb2.Anomalies) -> int:
+    """Number of features whose anomalies are all warnings."""
+    return sum(1 for _, info in _infos(anomalies) if not is_error(info))
+
+
+def anomaly_lines(anomalies: anomalies_pb2.Anomalies, warnings: bool = False) -> list[str]:
+    """One line per error (``warnings``: per warning): ``feature: REASON_TYPE[, ...]: description``."""
+    lines = []
+    for name, info in _infos(anomalies):
+        if is_error(info) != warnings:
+            reasons = ", ".join(Reason.Type.Name(r.type) for r in info.reason)
+            lines.append(f"{name}: {reasons}: {info.description}")
     return lines
 
 
@@ -651,11 +891,13 @@ class AnomaliesFoundError(ValidationError):
 
 
 def raise_if_anomalies(anomalies: anomalies_pb2.Anomalies, what: str = "data") -> None:
-    """Raise :class:`AnomaliesFoundError` listing every anomaly, if there is any."""
+    """Raise :class:`AnomaliesFoundError` listing every error (warnings do not fail), if there is any."""
     lines = anomaly_lines(anomalies)
     if lines:
+        warned = warning_count(anomalies)
+        extra = f"\n  (and {warned} feature(s) with warnings only: see the report)" if warned else ""
         raise AnomaliesFoundError(f"{len(lines)} anomal{'y' if len(lines) == 1 else 'ies'} in {what}:\n  "
-                                  + "\n  ".join(lines))
+                                  + "\n  ".join(lines) + extra)
 
 
 @dataclasses.dataclass
@@ -664,18 +906,22 @@ class ValidationResult:
 
     anomalies: anomalies_pb2.Anomalies
     distances: dict
-    count: int
-    lines: list[str]
+    count: int  # features with errors
+    lines: list[str]  # one per error
+    warnings: int = 0  # features with warnings only
+    warning_lines: list[str] = dataclasses.field(default_factory=list)
 
     def metadata(self) -> dict:
-        """Artifact metadata under the documented keys."""
-        return {types.ANOMALY_COUNT: self.count, types.ANOMALIES_FOUND: bool(self.count)}
+        """Artifact metadata under the documented keys (``anomaly_count`` counts errors only)."""
+        return {types.ANOMALY_COUNT: self.count, types.ANOMALIES_FOUND: bool(self.count),
+                WARNING_COUNT: self.warnings}
 
 
 def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anomalies_dir: str | os.PathLike, *,
         split: str = types.EVAL, previous_dir=None, previous_split: str | None = None, serving_dir=None,
         serving_split: str | None = None, environment: str | None = None, markdown_path=None,
-        html_path=None) -> ValidationResult:
+        html_path=None, reference_split: str | None = None,
+        shift_test: ShiftTest | None = DEFAULT_SHIFT_TEST) -> ValidationResult:
     """Validate one split of a statistics artifact and write the Anomalies artifact and the reports.
 
     Args:
@@ -687,6 +933,9 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
         serving_dir / serving_split: statistics of serving data (skew), default split ``split``.
         environment: schema environment of the validated data.
         markdown_path / html_path: report files to write (optional).
+        reference_split: another split of ``statistics_dir`` (e.g. ``train``) that ``split`` is judged
+            against for skew with the sample-size-aware test; None: no such comparison.
+        shift_test: settings of that test (also used for previous/serving features without thresholds).
     Returns:
         :class:`ValidationResult`.
     """
@@ -698,7 +947,13 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
     schema = load_schema(schema_path)
     previous = load_statistics(previous_dir, previous_split or split) if previous_dir else None
     serving = load_statistics(serving_dir, serving_split or split) if serving_dir else None
-    anomalies = validate(current, schema, previous=previous, serving=serving, environment=environment)
+    if reference_split and reference_split == split:
+        raise ValidationError(f"reference_split {reference_split!r} is the validated split itself: name another "
+                              f"split of {statistics_dir} (available: {split_names_of(statistics_dir)})")
+    reference = load_statistics(statistics_dir, reference_split) if reference_split else None
+    anomalies = validate(current, schema, previous=previous, serving=serving, environment=environment,
+                         reference=reference, name=split, reference_name=reference_split or "reference",
+                         shift_test=shift_test)
     shown = {split: current}
     for other in split_names_of(statistics_dir):
         if other != split:
@@ -707,15 +962,16 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
         shown["previous"] = previous
     if serving is not None:
         shown["serving"] = serving
-    reference = previous or serving or next((shown[k] for k in shown if k != split), None)
-    distances = compare(current, reference) if reference is not None else {}
+    baseline = previous or serving or reference or next((shown[k] for k in shown if k != split), None)
+    distances = compare(current, baseline) if baseline is not None else {}
     write_anomalies(anomalies, anomalies_dir)
     if markdown_path:
         report.write_text(markdown_path, report.render_markdown(anomalies, shown, distances))
     if html_path:
         report.write_text(html_path, report.render_html(anomalies, shown, distances))
-    lines = anomaly_lines(anomalies)
-    return ValidationResult(anomalies=anomalies, distances=distances, count=anomaly_count(anomalies), lines=lines)
+    return ValidationResult(anomalies=anomalies, distances=distances, count=anomaly_count(anomalies),
+                            lines=anomaly_lines(anomalies), warnings=warning_count(anomalies),
+                            warning_lines=anomaly_lines(anomalies, warnings=True))
 
 
 def split_names_of(statistics_dir) -> list[str]:

@@ -77,6 +77,25 @@ def _rows(statistics: dict) -> list[tuple]:
     return rows
 
 
+def _counts(anomalies: anomalies_pb2.Anomalies) -> tuple[int, int]:
+    """(features with errors, features with warnings only); the dataset-level anomaly counts as a feature."""
+    infos = list(anomalies.anomaly_info.values())
+    if anomalies.dataset_anomaly_info.reason:
+        infos.append(anomalies.dataset_anomaly_info)
+    warnings = sum(1 for info in infos if info.severity == Reason.WARNING)
+    return len(infos) - warnings, warnings
+
+
+def _verdict(anomalies: anomalies_pb2.Anomalies) -> str:
+    errors, warnings = _counts(anomalies)
+    text = "No anomalies" if not errors else f"{errors} anomal{'y' if errors == 1 else 'ies'}"
+    return text + (f", {warnings} warning{'' if warnings == 1 else 's'}" if warnings else "")
+
+
+def _severity(info) -> str:
+    return "warning" if info.severity == Reason.WARNING else "error"
+
+
 def _missing(feature, num_examples: int) -> str:
     if feature is None:
         return "absent"
@@ -98,21 +117,21 @@ def render_markdown(anomalies: anomalies_pb2.Anomalies, statistics: dict, distan
     """
     datasets = _datasets(statistics)
     labels = list(datasets)
-    count = len(anomalies.anomaly_info) + (1 if anomalies.dataset_anomaly_info.reason else 0)
+    count = sum(_counts(anomalies))
     lines = [f"# {title}", ""]
-    lines.append(f"**{'No anomalies' if not count else f'{count} anomal' + ('y' if count == 1 else 'ies')}** · "
+    lines.append(f"**{_verdict(anomalies)}** · "
                  + " · ".join(f"{label}: {datasets[label].num_examples} examples" for label in labels))
     lines.append("")
     if count:
-        lines += ["| feature | reason | description |", "|---|---|---|"]
+        lines += ["| feature | severity | reason | description |", "|---|---|---|---|"]
         for name in sorted(anomalies.anomaly_info):
             info = anomalies.anomaly_info[name]
             reasons = ", ".join(f"`{Reason.Type.Name(r.type)}`" for r in info.reason)
-            lines.append(f"| `{name}` | {reasons} | {_md(info.description)} |")
+            lines.append(f"| `{name}` | {_severity(info)} | {reasons} | {_md(info.description)} |")
         if anomalies.dataset_anomaly_info.reason:
             info = anomalies.dataset_anomaly_info
             reasons = ", ".join(f"`{Reason.Type.Name(r.type)}`" for r in info.reason)
-            lines.append(f"| (dataset) | {reasons} | {_md(info.description)} |")
+            lines.append(f"| (dataset) | {_severity(info)} | {reasons} | {_md(info.description)} |")
         lines.append("")
     header = ["feature", "type"] + [f"missing ({label})" for label in labels] + ["summary"]
     if distances:
@@ -218,31 +237,34 @@ def render_html(anomalies: anomalies_pb2.Anomalies, statistics: dict, distances:
     datasets = _datasets(statistics)
     labels = list(datasets)
     esc = html.escape
-    count = len(anomalies.anomaly_info) + (1 if anomalies.dataset_anomaly_info.reason else 0)
+    errors, warnings = _counts(anomalies)
+    count = errors + warnings
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
            "body{font-family:sans-serif;font-size:13px;margin:16px}table{border-collapse:collapse}"
            "td,th{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}"
-           "th{background:#f4f4f4}.bad{color:#b00020}.ok{color:#1b5e20}code{font-size:12px}"
+           "th{background:#f4f4f4}.bad{color:#b00020}.ok{color:#1b5e20}.warn{color:#8a5a00}code{font-size:12px}"
            ".legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}</style></head><body>",
            f"<h1>{esc(title)}</h1>"]
-    verdict = "No anomalies" if not count else f"{count} anomal{'y' if count == 1 else 'ies'}"
-    out.append(f"<p class='{'ok' if not count else 'bad'}'><b>{verdict}</b> · "
+    out.append(f"<p class='{'ok' if not errors else 'bad'}'><b>{esc(_verdict(anomalies))}</b> · "
                + " · ".join(f"{esc(label)}: {datasets[label].num_examples} examples" for label in labels) + "</p>")
     out.append("<p class='legend'>" + "".join(
         f"<span style='background:{_COLORS[i % len(_COLORS)]}'></span>{esc(label)}" for i, label in enumerate(labels))
         + "</p>")
     if count:
-        out.append("<h2>Anomalies</h2><table><tr><th>feature</th><th>reasons</th><th>description</th></tr>")
+        out.append("<h2>Anomalies</h2><table><tr><th>feature</th><th>severity</th><th>reasons</th>"
+                   "<th>description</th></tr>")
         for name in sorted(anomalies.anomaly_info):
             info = anomalies.anomaly_info[name]
             reasons = "<br>".join(f"<code>{Reason.Type.Name(r.type)}</code> {esc(r.short_description)}"
                                   for r in info.reason)
             details = "<br>".join(esc(r.description) for r in info.reason)
-            out.append(f"<tr><td><code>{esc(name)}</code></td><td>{reasons}</td><td>{details}</td></tr>")
+            css = "warn" if info.severity == Reason.WARNING else "bad"
+            out.append(f"<tr><td><code>{esc(name)}</code></td><td class='{css}'>{_severity(info)}</td>"
+                       f"<td>{reasons}</td><td>{details}</td></tr>")
         if anomalies.dataset_anomaly_info.reason:
             info = anomalies.dataset_anomaly_info
-            out.append(f"<tr><td>(dataset)</td><td>{esc(info.short_description)}</td>"
-                       f"<td>{esc(info.description)}</td></tr>")
+            out.append(f"<tr><td>(dataset)</td><td class='bad'>{_severity(info)}</td>"
+                       f"<td>{esc(info.short_description)}</td><td>{esc(info.description)}</td></tr>")
         out.append("</table>")
     out.append("<h2>Features</h2><table><tr><th>feature</th><th>type</th>"
                + "".join(f"<th>missing ({esc(label)})</th>" for label in labels)
@@ -250,7 +272,8 @@ def render_html(anomalies: anomalies_pb2.Anomalies, statistics: dict, distances:
                + "<th>distribution</th></tr>")
     for name, per in _rows(statistics):
         first = next((f for f in per.values() if f is not None), None)
-        flagged = " class='bad'" if name in anomalies.anomaly_info else ""
+        flagged = "" if name not in anomalies.anomaly_info else (
+            " class='warn'" if anomalies.anomaly_info[name].severity == Reason.WARNING else " class='bad'")
         cells = [f"<td{flagged}><code>{esc(name)}</code></td>",
                  f"<td>{FeatureType.Type.Name(first.type) if first is not None else ''}</td>"]
         cells += [f"<td>{_missing(per[label], datasets[label].num_examples)}</td>" for label in labels]

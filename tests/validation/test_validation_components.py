@@ -68,3 +68,48 @@ def test_import_schema_then_validate_without_failing_reports_counts(local_runner
     run = curated_run(source=str(penguins_csv), schema_uri=str(curated))
     # species: Chinstrap unexpected; extra: missing column; the 7 other columns are new
     assert run.output == 9
+
+
+def _statistics_artifact(folder, frames: dict):
+    import os
+
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from kfpc.components.statistics import core as stats_core
+
+    for split, frame in frames.items():
+        os.makedirs(folder / f"Split-{split}")
+        stats = statistics_pb2.DatasetFeatureStatisticsList(datasets=[stats_core.generate_statistics(frame, split)])
+        (folder / f"Split-{split}" / "FeatureStats.pb").write_bytes(stats.SerializeToString())
+    return str(folder)
+
+
+def test_eval_vs_train_skew_fails_the_task_on_a_shift_and_passes_with_a_rare_unseen_value(local_runner, capfd):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+
+    def frame(rows):
+        return pd.DataFrame({"c": rng.choice(["a", "b", "c"], rows), "x": rng.normal(10.0, 2.0, rows),
+                             "n": rng.integers(0, 5, rows)})
+
+    train, rare, shifted = frame(4_000), frame(1_000), frame(1_000)
+    rare.loc[:4, "c"] = "unseen"  # 0.5% of eval, none in train
+    shifted["x"] += 2.0  # one standard deviation
+
+    @dsl.pipeline
+    def skew(uri: str) -> int:
+        stats = dsl.importer(artifact_uri=uri, artifact_class=dsl.Artifact)
+        schema = infer_schema(statistics=stats.output)
+        result = validate(statistics=stats.output, schema=schema.outputs["schema"], reference_split="train")
+        return result.outputs["warning_count"]
+
+    run = skew(uri=_statistics_artifact(local_runner / "rare", {"train": train, "eval": rare}))
+    assert run.output == 1  # the task succeeded; the unseen value is a warning
+    capfd.readouterr()
+    with pytest.raises(RuntimeError):
+        skew(uri=_statistics_artifact(local_runner / "shifted", {"train": train, "eval": shifted}))
+    logged = "".join(capfd.readouterr())
+    assert "AnomaliesFoundError: 1 anomaly in split 'eval'" in logged
+    assert "x: COMPARATOR_NORMALIZED_ABSOLUTE_DIFFERENCE_HIGH" in logged and "Welch t = " in logged

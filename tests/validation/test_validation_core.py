@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import synthetic
-from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from kfpc.components.ingest import core as ingest_core
 from kfpc.components.schema import core as schema_core
@@ -201,6 +201,11 @@ def test_injected_problems_give_tfdv_reason_types():
         "level": {"INT_TYPE_SMALL_INT", "INT_TYPE_BIG_INT", "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"},
     }
     assert "zzz_unseen (<1%)" in anomalies.anomaly_info["category"].description
+    # 21 of 5000 unseen: within the inferred min_domain_mass (0.99), a warning; the rest are errors
+    severities = {name: info.severity for name, info in anomalies.anomaly_info.items()}
+    assert severities.pop("category") == anomalies_pb2.AnomalyInfo.WARNING
+    assert set(severities.values()) == {anomalies_pb2.AnomalyInfo.ERROR}
+    assert validate_core.anomaly_count(anomalies) == 4 and validate_core.warning_count(anomalies) == 1
     psi = validate_core.compare(stats_core.generate_statistics(current), train)
     assert psi["shifted"]["psi"] > 1.0 and psi["clean_int"]["psi"] < 0.05
 
