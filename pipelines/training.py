@@ -80,7 +80,9 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             numeric_columns: text columns to read as numbers (values that are not numbers become missing).
             hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training
                 (``batch_size=0`` chooses it from the training rows: 32 for hundreds, 1024 from ~100k).
-            fail_on_anomalies: stop before training when the eval split breaks the schema.
+            fail_on_anomalies: stop before training when the eval split breaks the schema or differs from the
+                train split beyond sampling noise (a sample-size-aware shift test per feature); warnings, such
+                as a rare category the train split lacks, never stop the run.
             min_accuracy: accuracy lower bound for classification; 0 (default) leaves the decision to the
                 skill gate (the model must beat the trivial predictor by its bootstrap interval).
             eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides the default gates).
@@ -113,6 +115,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         validation = validate(
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],
+            reference_split="train",  # skew: the eval split must look like what the model learns from
             fail_on_anomalies=fail_on_anomalies,
         )
         trained = placement.placed_training(
