@@ -45,9 +45,11 @@ candidate beats it by more than ``margin`` (strictly: a tie fails).
   default: the candidate must be *shown* no worse than allowed) or ``optimistic`` (fail only when even
   the optimistic end is worse than allowed: the candidate is *shown* worse, so an equal model passes).
 
-The metric ``auto`` is the task's threshold-free skill metric, chosen from the eval labels: ``roc_auc``
+The metric ``auto`` is the task's threshold-free headline metric, chosen from the eval labels: ``roc_auc``
 for balanced binary and for multi-class (one-vs-rest macro), ``pr_auc/<minority class>`` for binary
 labels whose minority class is under ``IMBALANCE_CUTOFF`` (20%) of the eval rows, ``r2`` for regression.
+The default config judges skill on ``roc_auc`` (see :func:`default_config`) and the change vs a baseline
+on ``auto``.
 
 A threshold applies to the overall slice, to one ``slice`` (``{feature: value}``; numeric bucket values
 are written as in the report, e.g. ``"[3.5, 4.2)"``), or to every slice of a ``slicing_spec``.
@@ -226,9 +228,10 @@ AUTO = "auto"
 def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: float = 0.01) -> EvalConfig:
     """The pipeline's default thresholds: skill, and no clear regression vs the baseline.
 
-    Classification: the ``auto`` metric (ROC AUC, or PR AUC of the minority class for imbalanced binary)
-    must beat the class prior by its bootstrap interval; with a baseline, it is rejected only when the
-    paired interval of the difference shows it worse by more than ``max_regression`` (absolute).
+    Classification: ROC AUC (one-vs-rest macro for multi-class) must beat the class prior (0.5) by its
+    bootstrap interval; with a baseline, the ``auto`` metric (ROC AUC, or PR AUC of the minority class for
+    imbalanced binary) is rejected only when the paired interval of the difference shows it worse by more
+    than ``max_regression`` (absolute).
     ``accuracy >= min_accuracy`` is added when ``min_accuracy > 0``. Regression: ``r2 > 0`` by its
     interval (beats the mean predictor); with a baseline, rejected only when the paired interval shows
     RMSE higher by more than ``max_regression`` (relative, 0.01 = 1%).
@@ -249,10 +252,15 @@ def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: floa
                       use_confidence_interval=True),
         )
     else:
-        thresholds = (Threshold(AUTO, skill_threshold=SkillThreshold(),
-                                change_threshold=ChangeThreshold("higher_is_better", absolute=-max_regression,
-                                                                 interval_end="optimistic"),
-                                use_confidence_interval=True),)
+        # Skill is judged on ROC AUC at every prevalence: its no-skill value (0.5) holds for a constant score and
+        # for a random ranking alike. PR AUC's does not: the constant prior scores the prevalence, but a random
+        # ranking scores more on small samples (~0.15 vs 0.125 at 4 positives in 32 rows), so a model without
+        # skill would "beat the prior". The change vs the baseline is judged on `auto` (PR AUC of the minority
+        # class when imbalanced), where both models meet the same rows.
+        thresholds = (Threshold("roc_auc", skill_threshold=SkillThreshold(), use_confidence_interval=True),
+                      Threshold(AUTO, change_threshold=ChangeThreshold("higher_is_better", absolute=-max_regression,
+                                                                       interval_end="optimistic"),
+                                use_confidence_interval=True))
         if min_accuracy > 0:
             thresholds += (Threshold("accuracy", value_threshold=ValueThreshold(lower_bound=min_accuracy)),)
     return EvalConfig(thresholds=thresholds)

@@ -328,13 +328,14 @@ def test_baseline_with_fewer_classes_is_aligned_by_name(models, tmp_path):
 
 def test_pipeline_config_defaults_per_task(models, tmp_path):
     classification = core.pipeline_config(models["binary"], "", max_regression=0.02)
-    (skill,) = classification.thresholds
-    assert skill.metric == "auto" and skill.skill_threshold.margin == 0.0 and skill.use_confidence_interval
-    assert skill.change_threshold.absolute == -0.02 and skill.change_threshold.interval_end == "optimistic"
-    assert skill.value_threshold is None  # accuracy is not a default gate
+    skill, change = classification.thresholds
+    assert skill.metric == "roc_auc" and skill.skill_threshold.margin == 0.0 and skill.use_confidence_interval
+    assert skill.change_threshold is None and skill.value_threshold is None  # accuracy is not a default gate
+    assert change.metric == "auto" and change.skill_threshold is None and change.use_confidence_interval
+    assert change.change_threshold.absolute == -0.02 and change.change_threshold.interval_end == "optimistic"
     with_accuracy = core.pipeline_config(models["binary"], "", min_accuracy=0.9)
     assert [(t.metric, t.value_threshold and t.value_threshold.lower_bound) for t in with_accuracy.thresholds] == [
-        ("auto", None), ("accuracy", 0.9)]
+        ("roc_auc", None), ("auto", None), ("accuracy", 0.9)]
     regression = core.pipeline_config(models["regression"], "", max_regression=0.05)
     r2, rmse = regression.thresholds
     assert r2.metric == "r2" and r2.skill_threshold is not None and r2.use_confidence_interval
@@ -349,7 +350,7 @@ def test_pipeline_config_defaults_per_task(models, tmp_path):
     with pytest.raises(EvalConfigError, match="max_regression must be finite"):
         core.pipeline_config(models["binary"], "", max_regression=float("nan"))
     # An accuracy bound no model meets is accepted: evaluate, never push.
-    (_, unmeetable) = core.pipeline_config(models["binary"], "", min_accuracy=1.01).thresholds
+    (_, _, unmeetable) = core.pipeline_config(models["binary"], "", min_accuracy=1.01).thresholds
     assert unmeetable.value_threshold.lower_bound == 1.01
 
 

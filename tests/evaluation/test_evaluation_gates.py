@@ -65,16 +65,18 @@ def _only(result, kind):
 
 
 @pytest.mark.parametrize("rows", [200, 5000])
-def test_imbalanced_binary_good_model_passes_on_minority_pr_auc(models, tmp_path, rows):
+def test_imbalanced_binary_good_model_passes_skill_on_roc_auc_and_is_compared_on_minority_pr_auc(models, tmp_path,
+                                                                                                rows):
     frame, labels = _binary(1, rows)
     frame["score"] = _skilled(np.random.default_rng(2), labels)
     result = _gate(models, tmp_path, frame)
+    # `auto` (the change vs a baseline, the headline) is the minority class's PR AUC
     assert result.skill_metric == "pr_auc/yes" and "imbalanced binary" in result.skill_metric_reason
+    # skill is ROC AUC > 0.5: the constant prior and a random ranking both score 0.5 at any prevalence
     skill = _only(result, "skill")
-    assert skill["metric"] == "pr_auc/yes" and skill["configured_metric"] == "auto"
-    assert skill["trivial"] == pytest.approx(labels.mean(), abs=1e-12)  # the eval rows' own prevalence
-    assert skill["value"] == pytest.approx(skm.average_precision_score(labels, frame["score"].astype(np.float32)),
-                                           abs=1e-6)
+    assert skill["metric"] == "roc_auc" and "configured_metric" not in skill  # named, not `auto`
+    assert skill["trivial"] == 0.5
+    assert skill["value"] == pytest.approx(skm.roc_auc_score(labels, frame["score"].astype(np.float32)), abs=1e-6)
     assert skill["passed"] is True and skill["skill_interval"][0] > 0
     assert skill["compared_skill"] == skill["skill_interval"][0]
     assert skill["compared"] == pytest.approx(skill["trivial"] + skill["skill_interval"][0])
@@ -124,8 +126,7 @@ def test_shuffled_label_candidate_fails_against_a_skilled_baseline(models, tmp_p
     assert metadata["baseline_headline_value"] > metadata["headline_value"] + 0.2
     assert any(text.startswith("change threshold on pr_auc/yes (overall): ") for text in metadata["failed_thresholds"])
     kinds = {d["kind"]: d for d in metadata["failed_threshold_details"]}
-    assert kinds["skill"]["trivial"] == pytest.approx(labels.mean())
-    assert kinds["skill"]["bound"] == pytest.approx(labels.mean())
+    assert kinds["skill"]["metric"] == "roc_auc" and kinds["skill"]["trivial"] == kinds["skill"]["bound"] == 0.5
     assert kinds["change"]["baseline"] == pytest.approx(result.baseline_metrics["pr_auc/yes"])
     assert kinds["change"]["interval"] == change["interval"]
 
