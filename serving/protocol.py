@@ -5,7 +5,8 @@ evaluation and tests can use the same transforms. Every rejection is a :class:`R
 ``InvalidInput``, answered 400) whose message names the field and the value at fault.
 
 Feature columns follow THE MODEL CONTRACT: one 1-D array per feature, ``object`` arrays of ``str``
-for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing).
+for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing). A numeric
+feature also takes JSON booleans, as 1.0 / 0.0 (a boolean column trains as a 0/1 numeric feature).
 """
 
 from __future__ import annotations
@@ -113,8 +114,11 @@ def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: s
                 raise RequestError(f"{where(i)}: feature {name!r} is missing (null) and the model does not allow it")
             out[i] = math.nan
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RequestError(f"{where(i)}: feature {name!r} must be a number, got {_short(value)}")
+        if isinstance(value, bool):  # a boolean column is a 0/1 numeric feature
+            out[i] = 1.0 if value else 0.0
+            continue
+        if not isinstance(value, (int, float)):
+            raise RequestError(f"{where(i)}: feature {name!r} must be a number or a boolean, got {_short(value)}")
         try:
             out[i] = value
         except OverflowError:
@@ -320,7 +324,8 @@ class V1JsonCodec:
                                       max_length=limits.max_string_length)
                 kind: Any = Annotated[str, length]
             else:
-                kind = float  # (msgspec takes JSON integers too, refuses booleans and numbers out of range)
+                # (msgspec takes JSON integers too, refuses numbers out of range; booleans become 1.0 / 0.0)
+                kind = float | bool
             fields.append((f"f{i}", kind | None if feature.allow_missing else kind))
         row = msgspec.defstruct("Row", fields, rename={f"f{i}": f.name for i, f in enumerate(features)},
                                 forbid_unknown_fields=True, gc=False)
@@ -460,10 +465,11 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
         if feature.dtype == STRING:
             return _string_column(name, flat, feature, where, limits)
         if datatype == "BOOL":
-            bad = next((v for v in flat if not isinstance(v, bool)), _NONE)
+            bad = next((v for v in flat if not isinstance(v, bool) and not (v is None and feature.allow_missing)),
+                       _NONE)
             if bad is not _NONE:
                 raise RequestError(f"input {name!r} has datatype BOOL but holds {_short(bad)}")
-            return np.asarray(flat, dtype=np.float64)
+            return np.array([math.nan if v is None else float(v) for v in flat], dtype=np.float64)
         return _numeric_column(name, flat, feature, where)
     try:
         array = infer_input.as_numpy()
