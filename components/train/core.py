@@ -243,7 +243,9 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
     from . import input as data_input
     from . import model as model_lib
 
-    predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec), reduce_retracing=True)
+    # One trace for every batch size (the signature has a [None] batch dimension).
+    predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec),
+                          input_signature=[data_input.output_signature(spec, with_label=False)])
     rows = 0
     if spec.label.task == F.REGRESSION:
         sum_error2 = sum_abs = sum_y = sum_y2 = 0.0

@@ -99,7 +99,7 @@ class Carve:
         """True for the rows at positions ``start .. start + count - 1`` that belong to the validation part."""
         if self._mask is not None:
             return self._mask[start:start + count]
-        return self._hashes(start, count) < self._threshold
+        return self._hashes(start, max(0, min(count, self.rows - start))) < self._threshold
 
     def part_mask(self, part: str, start: int, count: int) -> np.ndarray:
         """True for the rows of ``part`` (``train`` or ``validation``) among positions ``start ..``."""
