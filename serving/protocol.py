@@ -5,8 +5,8 @@ evaluation and tests can use the same transforms. Every rejection is a :class:`R
 ``InvalidInput``, answered 400) whose message names the field and the value at fault.
 
 Feature columns follow THE MODEL CONTRACT: one 1-D array per feature, ``object`` arrays of ``str``
-for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing). A numeric
-feature also takes JSON booleans, as 1.0 / 0.0 (a boolean column trains as a 0/1 numeric feature).
+for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing). A feature
+the card marks ``"value_type": "bool"`` (a boolean column, trained as 0/1) also takes JSON booleans.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class Feature:
     dtype: str  # "string" | "float64"
     kind: str = "numeric"
     allow_missing: bool = True
+    boolean: bool = False  # a boolean column: JSON true / false are read as 1.0 / 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +78,8 @@ def features_from_card(card: Any) -> list[Feature]:
         if dtype not in (STRING, FLOAT64):
             raise ValueError(f"model card feature {_get(item, 'name')!r}: dtype {dtype!r} is not 'string' or 'float64'")
         allow = _get(item, "allow_missing", _get(item, "nullable", True))
-        features.append(Feature(str(_get(item, "name")), dtype, str(_get(item, "kind", "numeric")), bool(allow)))
+        features.append(Feature(str(_get(item, "name")), dtype, str(_get(item, "kind", "numeric")), bool(allow),
+                                dtype == FLOAT64 and _get(item, "value_type") == "bool"))
     if not features:
         raise ValueError("model card lists no features")
     return features
@@ -114,11 +116,12 @@ def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: s
                 raise RequestError(f"{where(i)}: feature {name!r} is missing (null) and the model does not allow it")
             out[i] = math.nan
             continue
-        if isinstance(value, bool):  # a boolean column is a 0/1 numeric feature
+        if isinstance(value, bool) and feature.boolean:
             out[i] = 1.0 if value else 0.0
             continue
-        if not isinstance(value, (int, float)):
-            raise RequestError(f"{where(i)}: feature {name!r} must be a number or a boolean, got {_short(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            expected = "a number or a boolean" if feature.boolean else "a number"
+            raise RequestError(f"{where(i)}: feature {name!r} must be {expected}, got {_short(value)}")
         try:
             out[i] = value
         except OverflowError:
@@ -323,9 +326,10 @@ class V1JsonCodec:
                 length = msgspec.Meta(min_length=0 if feature.allow_missing else 1,
                                       max_length=limits.max_string_length)
                 kind: Any = Annotated[str, length]
+            elif feature.boolean:
+                kind = float | bool  # (booleans become 1.0 / 0.0 below)
             else:
-                # (msgspec takes JSON integers too, refuses numbers out of range; booleans become 1.0 / 0.0)
-                kind = float | bool
+                kind = float  # (msgspec takes JSON integers too, refuses booleans and numbers out of range)
             fields.append((f"f{i}", kind | None if feature.allow_missing else kind))
         row = msgspec.defstruct("Row", fields, rename={f"f{i}": f.name for i, f in enumerate(features)},
                                 forbid_unknown_fields=True, gc=False)

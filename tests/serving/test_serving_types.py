@@ -96,7 +96,9 @@ def test_v1_takes_json_booleans_and_iso_dates(typed_server, expected):
     assert status == 200, body
     np.testing.assert_allclose(_probabilities(body), expected["probabilities"], rtol=1e-5, atol=1e-6)
     status, body = post(url, {"instances": [dict(ROWS[0], flag="yes")]})
-    assert status == 400 and "'flag'" in json.dumps(body) and "'yes'" in json.dumps(body)
+    assert status == 400 and "'flag' must be a number or a boolean" in json.dumps(body), body
+    status, body = post(url, {"instances": [dict(ROWS[0], x=True)]})
+    assert status == 400 and "'x' must be a number, got True" in json.dumps(body), body
 
 
 @pytest.mark.parametrize("datatype", ["BOOL", "FP64"])
@@ -116,8 +118,16 @@ def test_v2_takes_json_booleans(typed_server, expected, datatype):
     np.testing.assert_allclose(_probabilities(answer), expected["probabilities"][:4], rtol=1e-5, atol=1e-6)
 
 
+def test_card_marks_boolean_features(typed_model_dir):
+    from kfpc.components.train.core import load_model_card
+
+    features = {f.name: f for f in protocol.features_from_card(load_model_card(typed_model_dir))}
+    assert features["flag"].boolean and not features["x"].boolean and not features["day"].boolean
+    assert features["day"].dtype == "string" and features["day"].kind == "datetime"
+
+
 def test_both_v1_decoders_read_booleans_alike():
-    features = [protocol.Feature("flag", "float64"), protocol.Feature("day", "string", "datetime")]
+    features = [protocol.Feature("flag", "float64", boolean=True), protocol.Feature("day", "string", "datetime")]
     codec = protocol.V1JsonCodec(features)
     body = json.dumps({"instances": [{"flag": True, "day": "2014-03-08"}, {"flag": False, "day": None},
                                      {"flag": None, "day": ""}, {"flag": 1, "day": "2014-03-10"}]}).encode()
@@ -127,9 +137,14 @@ def test_both_v1_decoders_read_booleans_alike():
     np.testing.assert_array_equal(fast["flag"], [1.0, 0.0, np.nan, 1.0])
     np.testing.assert_array_equal(general["flag"], fast["flag"])
     assert fast["day"].tolist() == general["day"].tolist() == ["2014-03-08", "", "", "2014-03-10"]
-    strict = [protocol.Feature("flag", "float64", allow_missing=False)]
+    strict = [protocol.Feature("flag", "float64", allow_missing=False, boolean=True)]
     with pytest.raises(protocol.RequestError, match="'flag' is missing"):
         protocol.decode_v1({"instances": [{"flag": None}]}, strict)
+    # a number that was never a boolean column still refuses booleans, in both decoders
+    numbers = [protocol.Feature("x", "float64")]
+    with pytest.raises(protocol.RequestError, match="feature 'x' must be a number, got True"):
+        protocol.decode_v1({"instances": [{"x": True}]}, numbers)
+    assert protocol.V1JsonCodec(numbers).decode_common(b'{"instances": [{"x": true}]}') is None
 
 
 def test_in_process_model_answers_booleans(typed_model_dir, expected):

@@ -90,7 +90,10 @@ def test_killed_training_resumes_from_the_last_checkpoint(synthetic_dataset, tmp
     assert retried["epochs"] == 6
     history = json.loads(state_file.read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 7)), "the epoch counter continues, no epoch repeats"
-    assert core.load_model_card(tmp_path / "model")["training"]["resumed_from_epoch"] == killed_at
+    training = core.load_model_card(tmp_path / "model")["training"]
+    assert training["resumed_from_epoch"] == killed_at
+    # the retry validated on the same carved rows as the killed attempt
+    assert training["validation_rows"] == retried["metrics"]["validation"]["rows"] == 400
 
     # A further retry after a successful export (killed before reporting success) returns the same model.
     again = worker(args)
