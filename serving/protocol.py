@@ -5,7 +5,8 @@ evaluation and tests can use the same transforms. Every rejection is a :class:`R
 ``InvalidInput``, answered 400) whose message names the field and the value at fault.
 
 Feature columns follow THE MODEL CONTRACT: one 1-D array per feature, ``object`` arrays of ``str``
-for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing).
+for string features (``""`` = missing) and ``float64`` for numeric ones (``NaN`` = missing). A feature
+the card marks ``"value_type": "bool"`` (a boolean column, trained as 0/1) also takes JSON booleans.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Feature:
     dtype: str  # "string" | "float64"
     kind: str = "numeric"
     allow_missing: bool = True
+    boolean: bool = False  # a boolean column: JSON true / false are read as 1.0 / 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +78,8 @@ def features_from_card(card: Any) -> list[Feature]:
         if dtype not in (STRING, FLOAT64):
             raise ValueError(f"model card feature {_get(item, 'name')!r}: dtype {dtype!r} is not 'string' or 'float64'")
         allow = _get(item, "allow_missing", _get(item, "nullable", True))
-        features.append(Feature(str(_get(item, "name")), dtype, str(_get(item, "kind", "numeric")), bool(allow)))
+        features.append(Feature(str(_get(item, "name")), dtype, str(_get(item, "kind", "numeric")), bool(allow),
+                                dtype == FLOAT64 and _get(item, "value_type") == "bool"))
     if not features:
         raise ValueError("model card lists no features")
     return features
@@ -113,8 +116,12 @@ def _numeric_column(name: str, values: Sequence[Any], feature: Feature, where: s
                 raise RequestError(f"{where(i)}: feature {name!r} is missing (null) and the model does not allow it")
             out[i] = math.nan
             continue
+        if isinstance(value, bool) and feature.boolean:
+            out[i] = 1.0 if value else 0.0
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RequestError(f"{where(i)}: feature {name!r} must be a number, got {_short(value)}")
+            expected = "a number or a boolean" if feature.boolean else "a number"
+            raise RequestError(f"{where(i)}: feature {name!r} must be {expected}, got {_short(value)}")
         try:
             out[i] = value
         except OverflowError:
@@ -319,6 +326,8 @@ class V1JsonCodec:
                 length = msgspec.Meta(min_length=0 if feature.allow_missing else 1,
                                       max_length=limits.max_string_length)
                 kind: Any = Annotated[str, length]
+            elif feature.boolean:
+                kind = float | bool  # (booleans become 1.0 / 0.0 below)
             else:
                 kind = float  # (msgspec takes JSON integers too, refuses booleans and numbers out of range)
             fields.append((f"f{i}", kind | None if feature.allow_missing else kind))
@@ -460,10 +469,11 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
         if feature.dtype == STRING:
             return _string_column(name, flat, feature, where, limits)
         if datatype == "BOOL":
-            bad = next((v for v in flat if not isinstance(v, bool)), _NONE)
+            bad = next((v for v in flat if not isinstance(v, bool) and not (v is None and feature.allow_missing)),
+                       _NONE)
             if bad is not _NONE:
                 raise RequestError(f"input {name!r} has datatype BOOL but holds {_short(bad)}")
-            return np.asarray(flat, dtype=np.float64)
+            return np.array([math.nan if v is None else float(v) for v in flat], dtype=np.float64)
         return _numeric_column(name, flat, feature, where)
     try:
         array = infer_input.as_numpy()

@@ -24,6 +24,7 @@ def train(
     patience: int = 5,
     seed: int = 42,
     shuffle_buffer: int = 100000,
+    validation_fraction: float = 0.1,
     exclude: list[str] = [],  # noqa: B006
     categorical_features: list[str] = [],  # noqa: B006
     max_vocabulary: int = 10000,
@@ -33,10 +34,14 @@ def train(
 ):
     """Train a TensorFlow model on the Dataset's train split and export a KServe-ready SavedModel.
 
+    Early stopping watches a validation part carved from ``Split-train``; ``Split-eval`` is never read
+    (evaluation reports and gates on it).
+
     Args:
-        data: Dataset with ``Split-train`` and ``Split-eval`` (Parquet).
+        data: Dataset with ``Split-train`` (Parquet) and ``Split-eval`` (only its row count is read).
         model: output: ``1/`` (SavedModel, ``serving_default`` on raw features) and ``model_card.json``.
-        metrics: output: loss and metrics per split (``train_*``, ``eval_*``), in the label's units.
+        metrics: output: loss and metrics of the two parts of ``Split-train`` (``train_*``, ``validation_*``),
+            in the label's units; never of ``Split-eval``.
         tensorboard_logs: output: TensorBoard event files (one run per attempt). Not named ``tensorboard``:
             google-cloud-pipeline-components' custom-job wrapper has a parameter of that name.
         label: the label column.
@@ -48,10 +53,12 @@ def train(
         learning_rate: Adam learning rate.
         batch_size: global batch size; 0 chooses it from the training rows (32 to 1024, see core.auto_batch_size).
         epochs: maximum epochs.
-        patience: early-stopping patience on the eval loss (0: off).
+        patience: early-stopping patience on the validation loss (0: off).
         seed: random seed.
         shuffle_buffer: rows shuffled together.
-        exclude: columns not used as features.
+        validation_fraction: share of ``Split-train`` rows carved (by row position and ``seed``) for early
+            stopping, in (0, 0.5].
+        exclude: columns not used as features (each must exist; not the label).
         categorical_features: numeric columns treated as categories.
         max_vocabulary: most frequent values kept per categorical feature.
         distribution_strategy: ``auto`` | ``default`` | ``mirrored`` | ``multi_worker`` (not ``strategy``:
@@ -89,6 +96,7 @@ def train(
         checkpoint_dir=checkpoint_dir,
         tensorboard_dir=tensorboard_logs.path,
         shuffle_buffer=shuffle_buffer,
+        validation_fraction=validation_fraction,
         exclude=exclude,
         categorical_features=categorical_features,
         max_vocabulary=max_vocabulary,

@@ -6,8 +6,11 @@ The flow of :func:`train`:
    head from the schema and statistics, and rejects bad input before TensorFlow starts;
 2. :func:`kfpc.components.train.distribution.select_strategy` picks the strategy for the node
    (multi-worker / multi-GPU / default) and the precision;
-3. the model trains on ``Split-train`` streamed from Parquet, validating on ``Split-eval`` every epoch,
-   with early stopping on the eval loss;
+3. ``Split-train`` is carved into a training part and a validation part (a deterministic draw of row
+   positions, :class:`kfpc.components.train.input.Carve`); the model trains on the first, streamed from
+   Parquet, and is validated on the second every epoch, with early stopping on the validation loss.
+   ``Split-eval`` is never read: it is kept for evaluation, the only place metrics are reported and gated
+   (train counts its rows from the Parquet metadata);
 4. every epoch a checkpoint (model + optimizer + the early-stopping state) is written under
    ``checkpoint_dir``; a retried task restores the last one and continues with the next epoch;
 5. the best epoch's weights are exported as ``<model_dir>/1/`` (SavedModel, ``serving_default`` taking raw
@@ -49,7 +52,9 @@ DEFAULTS = {
     "patience": 5,
     "seed": 42,
     "shuffle_buffer": 100_000,
+    "validation_fraction": 0.1,
 }
+VALIDATION = "validation"
 
 
 class TrainError(ValueError):
@@ -61,7 +66,8 @@ class TrainResult:
     """What :func:`train` produced.
 
     Attributes:
-        metrics: split -> metric name -> value (``train`` and ``eval``), in the label's units.
+        metrics: part -> metric name -> value (``train`` and ``validation``, the two parts of ``Split-train``),
+            in the label's units.
         card: the model card written beside the SavedModel.
         epochs_trained: epochs completed in total (over all attempts).
         resumed_from_epoch: the epoch a retry resumed after (0 when training started fresh).
@@ -103,7 +109,8 @@ def auto_batch_size(rows: int) -> int:
     return int(min(1024, max(32, 2 ** round(math.log2(rows / 100))))) if rows >= 100 else 32
 
 
-def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer) -> None:
+def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer,
+                      validation_fraction=DEFAULTS["validation_fraction"]) -> None:
     if not hidden_units or any(int(u) <= 0 for u in hidden_units):
         raise TrainError(f"hidden_units must be a non-empty list of positive sizes, got {list(hidden_units)}")
     if not 0.0 <= dropout < 1.0:
@@ -118,6 +125,9 @@ def _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, 
         raise TrainError(f"patience must be >= 0 (0 disables early stopping), got {patience}")
     if shuffle_buffer < 0:
         raise TrainError(f"shuffle_buffer must be >= 0, got {shuffle_buffer}")
+    if isinstance(validation_fraction, bool) or not (
+            isinstance(validation_fraction, int | float) and 0.0 < validation_fraction <= 0.5):
+        raise TrainError(f"validation_fraction must be in (0, 0.5], got {validation_fraction!r}")
 
 
 # ----------------------------------------------------------------------------------- checkpoints
@@ -195,7 +205,8 @@ def _make_checkpoint_callback(model, state: _State, checkpoint_dir: Path | None,
             if patience and state.wait >= patience:
                 state.stopped = True
                 self.model.stop_training = True
-                log.info("early stopping after epoch %d: eval loss has not improved for %d epochs", epoch + 1, patience)
+                log.info("early stopping after epoch %d: validation loss has not improved for %d epochs", epoch + 1,
+                         patience)
             if self.last is not None:
                 self.last.save(checkpoint_number=epoch + 1)
             if is_chief:
@@ -219,11 +230,12 @@ def _make_checkpoint_callback(model, state: _State, checkpoint_dir: Path | None,
 # -------------------------------------------------------------------------------------- metrics
 
 
-def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 4096) -> dict[str, float]:
-    """Metrics of the model on one split, streamed, in the label's units.
+def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 4096, carve=None,
+                   part: str | None = None) -> dict[str, float]:
+    """Metrics of the model on one split (or, with ``carve``, one part of it), streamed, in the label's units.
 
     Classification: ``log_loss``, ``accuracy`` (and ``auc`` for binary); regression: ``mse``, ``rmse``,
-    ``mae``, ``r2``; always ``rows``.
+    ``mae``, ``r2``; always ``rows`` (rows with a label).
     """
     import keras
     import tensorflow as tf
@@ -231,11 +243,13 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
     from . import input as data_input
     from . import model as model_lib
 
-    predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec), reduce_retracing=True)
+    # One trace for every batch size (the signature has a [None] batch dimension).
+    predict = tf.function(lambda features: model_lib.outputs_from_model(model, features, spec),
+                          input_signature=[data_input.output_signature(spec, with_label=False)])
     rows = 0
     if spec.label.task == F.REGRESSION:
         sum_error2 = sum_abs = sum_y = sum_y2 = 0.0
-        for features, target in data_input.iterate_batches(path, spec, batch_size):
+        for features, target in data_input.iterate_batches(path, spec, batch_size, carve=carve, part=part):
             y = target.astype(np.float64) * spec.label.std + spec.label.mean
             prediction = predict(features)["predictions"].numpy().astype(np.float64)
             error = prediction - y
@@ -245,7 +259,7 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
             sum_y2 += float((y**2).sum())
             rows += len(y)
         if rows == 0:
-            raise TrainInputError(f"{path}: no rows with a label to evaluate on")
+            raise TrainInputError(f"{path}: no rows with a label to evaluate on{f' in the {part} part' if part else ''}")
         mse = sum_error2 / rows
         variance = sum_y2 / rows - (sum_y / rows) ** 2
         return {
@@ -254,7 +268,7 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
         }
     log_loss = correct = 0.0
     auc = keras.metrics.AUC(num_thresholds=1000) if spec.label.task == F.BINARY else None
-    for features, target in data_input.iterate_batches(path, spec, batch_size):
+    for features, target in data_input.iterate_batches(path, spec, batch_size, carve=carve, part=part):
         probabilities = predict(features)["probabilities"].numpy()
         picked = probabilities[np.arange(len(target)), target]
         log_loss += float(-np.log(np.clip(picked, 1e-7, 1.0)).sum())
@@ -263,11 +277,75 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
             auc.update_state(target, probabilities[:, 1])
         rows += len(target)
     if rows == 0:
-        raise TrainInputError(f"{path}: no rows with a known class to evaluate on")
+        raise TrainInputError(
+            f"{path}: no rows with a known class to evaluate on{f' in the {part} part' if part else ''}")
     metrics = {"rows": rows, "log_loss": log_loss / rows, "accuracy": correct / rows}
     if auc is not None:
         metrics["auc"] = float(auc.result().numpy())
     return metrics
+
+
+# ------------------------------------------------------------------------------------------ parts
+
+
+def _carve(train_path: Path, spec: F.TrainingSpec, validation_fraction: float, seed: int):
+    """The validation carve of ``Split-train`` and the rows (and rows without a label) of each part.
+
+    Reads the label column once; a part without a labelled row is a :class:`TrainInputError`.
+    """
+    import pyarrow.parquet as pq
+
+    from . import input as data_input
+
+    rows = pq.ParquetFile(train_path).metadata.num_rows
+    try:
+        carve = data_input.Carve(rows, validation_fraction, seed)
+    except ValueError as err:
+        raise TrainInputError(f"{train_path}: {err}") from None
+    parts = data_input.count_parts(train_path, spec, carve)
+    for part, counts in parts.items():
+        if counts["missing_label"]:
+            log.warning("%d of the %d rows of the %s part of %s have no label %r (or a class the model does not "
+                        "know): they are not used", counts["missing_label"], counts["rows"], part, train_path,
+                        spec.label.name)
+        if counts["rows"] == counts["missing_label"]:
+            raise TrainInputError(
+                f"{train_path}: the {part} part ({counts['rows']} of {rows} rows, validation_fraction="
+                f"{validation_fraction}) has no row with a label {spec.label.name!r}; add labelled rows or change "
+                "validation_fraction")
+    log.info("Split-train carved by row position (seed %d): %d rows to train on, %d to validate on (early "
+             "stopping); Split-eval is not read", seed, parts[data_input.TRAIN_PART]["rows"],
+             parts[data_input.VALIDATION_PART]["rows"])
+    return carve, parts
+
+
+def _eval_rows(dataset_dir, label: str) -> tuple[int | None, int | None]:
+    """Rows of ``Split-eval`` and of them the rows with a null label, from the Parquet footer alone.
+
+    Returns:
+        ``(rows, null labels)``; ``(None, None)`` without an eval split; null labels None when a row group
+        has no null count in its statistics.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=types.EVAL) / types.DATA_FILE
+    if not path.exists():
+        return None, None
+    metadata = pq.ParquetFile(path).metadata
+    schema = metadata.schema.to_arrow_schema()
+    if label not in schema.names:
+        return metadata.num_rows, None
+    column = schema.get_field_index(label)
+    missing = 0
+    for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(column).statistics
+        if statistics is None or not statistics.has_null_count:
+            return metadata.num_rows, None
+        missing += statistics.null_count
+    if missing:
+        log.warning("%d of the %d rows of %s have no label %r: evaluation will not score them", missing,
+                    metadata.num_rows, path, label)
+    return metadata.num_rows, missing
 
 
 # ------------------------------------------------------------------------------------------ train
@@ -291,6 +369,7 @@ def train(
     checkpoint_dir: str | os.PathLike | None = None,
     tensorboard_dir: str | os.PathLike | None = None,
     shuffle_buffer: int = DEFAULTS["shuffle_buffer"],
+    validation_fraction: float = DEFAULTS["validation_fraction"],
     features: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     categorical_features: Sequence[str] = (),
@@ -302,7 +381,8 @@ def train(
     statistics_uri: str | None = None,
     verbose: int = 2,
 ) -> TrainResult:
-    """Train on ``Split-train``, early-stop on ``Split-eval`` and export a SavedModel with its model card.
+    """Train on ``Split-train`` (early stopping on a validation part carved from it) and export a SavedModel
+    with its model card. ``Split-eval`` is never read (only its row count, from the Parquet metadata).
 
     Args:
         dataset_dir: the Dataset artifact (``Split-train/data.parquet``, ``Split-eval/data.parquet``).
@@ -318,14 +398,16 @@ def train(
         batch_size: global batch size (split over replicas and workers); 0 picks ``auto_batch_size`` of the
             training rows (32 for hundreds of rows, 1024 from ~100k rows).
         epochs: maximum number of epochs.
-        patience: epochs without improvement of the eval loss before stopping; 0 never stops early.
+        patience: epochs without improvement of the validation loss before stopping; 0 never stops early.
         seed: seeds weights, dropout and shuffling.
         checkpoint_dir: where a checkpoint is written every epoch and restored from on a retry; None: no
             checkpoints.
         tensorboard_dir: TensorBoard log folder; None: no logs.
         shuffle_buffer: rows shuffled together (memory ~ this many rows).
+        validation_fraction: share of ``Split-train`` rows drawn (by row position and ``seed``) for the
+            validation part, in (0, 0.5]; a small table still gets min(20, a quarter of its rows).
         features: feature columns (default: every column but the label and ``exclude``).
-        exclude: columns never used as features.
+        exclude: columns never used as features (each must exist; the label cannot be excluded).
         categorical_features: numeric columns to treat as categories.
         max_vocabulary: most frequent values kept per categorical feature.
         one_hot_max: vocabularies up to this size are one-hot encoded, larger ones embedded.
@@ -335,13 +417,14 @@ def train(
         statistics_uri: URI of the statistics artifact, recorded in the card (default: ``statistics_dir``).
         verbose: Keras fit verbosity.
     Returns:
-        TrainResult (metrics per split, the card, epochs, placement).
+        TrainResult (metrics of the train and validation parts, the card, epochs, placement).
     Raises:
         TrainInputError: bad data (before any training step); TrainError: bad parameters.
     """
     started = time.time()
     hidden_units = [int(u) for u in hidden_units]
-    _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer)
+    _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer,
+                      validation_fraction)
     spec = F.build_spec(
         dataset_dir, label, statistics_dir=statistics_dir, schema_path=schema_path, task=task, features=features,
         exclude=exclude, categorical_features=categorical_features, max_vocabulary=max_vocabulary,
@@ -365,6 +448,12 @@ def train(
             placement={k: card["training"].get(k) for k in ("strategy", "devices", "num_workers", "task")},
         )
 
+    from . import input as data_input
+
+    train_path = F.split_file(dataset_dir, types.TRAIN)
+    carve, parts = _carve(train_path, spec, validation_fraction, seed)
+    eval_rows, eval_missing = _eval_rows(dataset_dir, spec.label.name)
+
     from . import distribution
 
     placement = distribution.select_strategy(strategy, mixed_precision, list(devices) if devices else None)
@@ -372,7 +461,6 @@ def train(
     import keras
     import tensorflow as tf
 
-    from . import input as data_input
     from . import model as model_lib
 
     keras.utils.set_random_seed(seed)
@@ -391,27 +479,27 @@ def train(
         if latest and state.epoch:
             tf.train.Checkpoint(model=model, optimizer=model.optimizer).restore(latest).assert_existing_objects_matched()
             resumed_from = state.epoch
-            log.info("resuming from checkpoint %s after epoch %d (best eval loss %.5g at epoch %d)",
+            log.info("resuming from checkpoint %s after epoch %d (best validation loss %.5g at epoch %d)",
                      latest, state.epoch, state.best_loss, state.best_epoch)
 
-    train_path = F.split_file(dataset_dir, types.TRAIN)
-    eval_path = F.split_file(dataset_dir, types.EVAL)
     if batch_size == 0:
-        import pyarrow.parquet as pq
-
-        batch_size = auto_batch_size(pq.ParquetFile(train_path).metadata.num_rows)
+        batch_size = auto_batch_size(parts[data_input.TRAIN_PART]["rows"] - parts[data_input.TRAIN_PART]["missing_label"])
         log.info("batch size %d, chosen from the number of training rows", batch_size)
+    train_part = {"carve": carve, "part": data_input.TRAIN_PART}
+    validation_part = {"carve": carve, "part": data_input.VALIDATION_PART}
     if placement.name != "MultiWorkerMirroredStrategy":
         # One worker: Keras splits each global batch over the local replicas (experimental_distribute_dataset).
         # Several workers: every worker reads its own shard of the rows (below).
-        train_data = data_input.make_dataset(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
-        eval_data = data_input.make_dataset(eval_path, spec, batch_size)
+        train_data = data_input.make_dataset(
+            train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, **train_part
+        )
+        validation_data = data_input.make_dataset(train_path, spec, batch_size, **validation_part)
     else:
         train_data = distribution_strategy.distribute_datasets_from_function(
-            data_input.dataset_fn(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed)
+            data_input.dataset_fn(train_path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, **train_part)
         )
-        eval_data = distribution_strategy.distribute_datasets_from_function(
-            data_input.dataset_fn(eval_path, spec, batch_size)
+        validation_data = distribution_strategy.distribute_datasets_from_function(
+            data_input.dataset_fn(train_path, spec, batch_size, **validation_part)
         )
 
     checkpointer = _make_checkpoint_callback(model, state, checkpoint_dir, patience, placement.is_chief)
@@ -426,21 +514,21 @@ def train(
             # The streamed dataset has no known length: Keras ends each epoch when it runs out, as intended.
             warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(
-                train_data, validation_data=eval_data, epochs=epochs, initial_epoch=state.epoch,
+                train_data, validation_data=validation_data, epochs=epochs, initial_epoch=state.epoch,
                 callbacks=callbacks, verbose=verbose, shuffle=False,
             )
     checkpointer.restore_best()
     checkpointer.cleanup()
 
     metrics = {
-        types.TRAIN: evaluate_split(model, spec, train_path),
-        types.EVAL: evaluate_split(model, spec, eval_path),
+        types.TRAIN: evaluate_split(model, spec, train_path, **train_part),
+        VALIDATION: evaluate_split(model, spec, train_path, **validation_part),
     }
     log.info("final metrics (best epoch %d): %s", state.best_epoch, json.dumps(metrics))
     hyperparameters = {
         "hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate, "batch_size": batch_size,
         "epochs": epochs, "patience": patience, "seed": seed, "shuffle_buffer": shuffle_buffer,
-        "max_vocabulary": max_vocabulary, "one_hot_max": one_hot_max,
+        "max_vocabulary": max_vocabulary, "one_hot_max": one_hot_max, "validation_fraction": validation_fraction,
     }
     card = {
         types.LABEL: spec.label.name,
@@ -460,7 +548,16 @@ def train(
         },
         "label_statistics": {"mean": spec.label.mean, "std": spec.label.std} if spec.label.task == F.REGRESSION else None,
         "training": {
-            "train_rows": spec.train_rows, "epochs_trained": state.epoch, "best_epoch": state.best_epoch,
+            "train_rows": parts[data_input.TRAIN_PART]["rows"],
+            "validation_rows": parts[data_input.VALIDATION_PART]["rows"],
+            "eval_rows": eval_rows,
+            "dropped_rows_missing_label": {
+                types.TRAIN: parts[data_input.TRAIN_PART]["missing_label"],
+                VALIDATION: parts[data_input.VALIDATION_PART]["missing_label"],
+                types.EVAL: eval_missing,
+            },
+            "validation_split": {"source": types.TRAIN, **carve.describe()},
+            "epochs_trained": state.epoch, "best_epoch": state.best_epoch,
             "resumed_from_epoch": resumed_from, "statistics_source": spec.statistics_source,
             "seconds": round(time.time() - started, 1), **placement.describe(),
         },

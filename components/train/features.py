@@ -11,7 +11,13 @@ Everything here is decided before any training step, from three sources in this 
 
 All bad input is reported here, as :class:`TrainInputError`, so that nothing fails half-way through
 training: label column missing, a label with a single class, a feature that is entirely null, a column the
-schema declares numeric that holds non-numeric text, splits whose column types disagree.
+schema declares numeric that holds non-numeric text, splits whose column types disagree, an excluded column
+that does not exist or is the label.
+
+Column types: numbers and booleans are numeric features (a boolean is fed as float64 0/1); text is
+categorical; dates and timestamps (Arrow ``date32``/``date64``/``timestamp``, and text columns whose values
+are all ISO-8601 dates) are ``datetime`` features: fed as ISO text (``2013-01-01``, ``2013-01-01T05:17:00``),
+from which the model derives year, month, day of week, day of year (and hour when the time of day varies).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ STRING = "string"
 FLOAT64 = "float64"
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+DATETIME = "datetime"
 BINARY = "binary"
 MULTICLASS = "multiclass"
 REGRESSION = "regression"
@@ -48,6 +55,13 @@ DEFAULT_MAX_VOCABULARY = 10_000
 #: vocabularies up to this size (plus the OOV and missing slots) are one-hot encoded, larger ones embedded
 DEFAULT_ONE_HOT_MAX = 16
 _READ_CHUNK_ROWS = 65_536
+
+#: ISO-8601 date with an optional time (``T`` or a space), fraction and UTC offset: what a datetime feature
+#: takes. The derived features use the date and time as written (a UTC offset is accepted and ignored).
+ISO_DATETIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
+#: the derived inputs of a datetime feature, in the order the model concatenates them
+DATETIME_PARTS = ("year", "month", "day_of_week", "day_of_year")
 
 
 class TrainInputError(ValueError):
@@ -62,14 +76,18 @@ class Feature:
         name: the column name in the Dataset.
         input: the serving-signature input key (``name`` made a valid identifier, see :func:`input_names`).
         dtype: ``"string"`` (fed as ``tf.string``, ``""`` missing) or ``"float64"`` (``NaN`` missing).
-        kind: ``"numeric"`` (normalized, imputed with an indicator) or ``"categorical"`` (vocabulary lookup).
-        mean: numeric features: training mean (the imputed value).
-        std: numeric features: training standard deviation (1.0 when it is 0).
+        kind: ``"numeric"`` (normalized, imputed with an indicator), ``"categorical"`` (vocabulary lookup) or
+            ``"datetime"`` (ISO text; derived year, month, day of week, day of year, hour; missing indicator).
+        mean: numeric features: training mean (the imputed value); datetime features: mean of the year.
+        std: numeric features: training standard deviation (1.0 when it is 0); datetime: of the year.
         vocabulary: categorical features: known values as strings, most frequent first. Integer categoricals
             hold their values written as integers (``"3"``).
         encoding: categorical features: ``"one_hot"`` or ``"embedding"``.
         embedding_dim: the embedding width when ``encoding == "embedding"``.
         missing_fraction: share of missing values in the training split.
+        value_type: the column's type when the signature input does not show it: ``"bool"`` (fed as 0/1),
+            ``"date"``, ``"timestamp"`` or ``"iso_text"`` (datetime features); None otherwise.
+        with_time: datetime features: the time of day varies in training, so the hour is derived too.
     """
 
     name: str
@@ -82,12 +100,18 @@ class Feature:
     encoding: str | None = None
     embedding_dim: int | None = None
     missing_fraction: float = 0.0
+    value_type: str | None = None
+    with_time: bool = False
 
     def card_entry(self) -> dict:
         """The feature as listed in ``model_card.json``."""
         entry = {"name": self.name, "input": self.input, "dtype": self.dtype, "kind": self.kind}
         if self.kind == CATEGORICAL:
             entry.update(encoding=self.encoding, vocabulary_size=len(self.vocabulary or []))
+        if self.value_type:
+            entry["value_type"] = self.value_type
+        if self.kind == DATETIME:
+            entry["derived"] = list(DATETIME_PARTS) + (["hour"] if self.with_time else [])
         return entry
 
 
@@ -156,7 +180,8 @@ def input_names(columns: Sequence[str]) -> dict[str, str]:
 
 
 def _arrow_kind(field: pa.Field) -> str | None:
-    """``float64`` for numbers and booleans, ``string`` for text; None for types the model cannot take."""
+    """``float64`` for numbers and booleans, ``string`` for text, ``datetime`` for dates and timestamps; None
+    for types the model cannot take."""
     t = field.type
     if pa.types.is_dictionary(t):
         t = t.value_type
@@ -164,7 +189,45 @@ def _arrow_kind(field: pa.Field) -> str | None:
         return FLOAT64
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
         return STRING
+    if is_datetime_type(t):
+        return DATETIME
     return None
+
+
+def is_datetime_type(kind: pa.DataType) -> bool:
+    """Arrow dates and timestamps (what a CSV's ``2013-01-01`` / ``2013-01-01 05:17:00`` columns become)."""
+    return pa.types.is_date(kind) or pa.types.is_timestamp(kind)
+
+
+def datetime_strings(column: pa.Array) -> pa.Array:
+    """A date / timestamp / ISO-text column as ISO text with ``""`` for missing: what a datetime input takes.
+
+    Arrow writes dates as ``2013-01-01`` and timestamps as ``2013-01-01 05:17:00`` (timezone-aware ones in
+    their zone's local time, with the offset), which is the value the derived features are computed from.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.cast(column, pa.string())
+    return pc.fill_null(column, "")
+
+
+def _datetime_fields(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Year, whether a time of day other than midnight is written, and validity of ISO text (numpy)."""
+    valid = pc.match_substring_regex(text, "^(?:" + ISO_DATETIME + ")$").to_numpy(zero_copy_only=False)
+    valid = np.asarray(valid, dtype=bool) & np.asarray(pc.not_equal(text, "").fill_null(False), dtype=bool)
+    if not valid.any():
+        return np.zeros(0), valid[:0], valid
+    good = text.filter(pa.array(valid))
+    year = pc.cast(pc.utf8_slice_codeunits(good, 0, 4), pa.int64()).to_numpy().astype(np.float64)
+    clock = pc.utf8_slice_codeunits(good, 11, 19)  # "HH:MM:SS", "HH:MM" or "" (date only)
+    with_time = np.asarray(pc.and_(pc.not_equal(clock, ""), pc.not_equal(pc.utf8_slice_codeunits(clock, 0, 5),
+                                                                         "00:00")).fill_null(False), dtype=bool)
+    seconds = pc.utf8_slice_codeunits(clock, 6, 8)
+    with_time |= np.asarray(pc.and_(pc.not_equal(seconds, ""), pc.not_equal(seconds, "00")), dtype=bool)
+    return year, with_time, valid
 
 
 def split_file(dataset_dir: str | os.PathLike, split: str) -> Path:
@@ -216,6 +279,8 @@ class ColumnStats:
     values: dict[str, int] | None = None
     #: True when ``values`` holds every distinct value (not truncated to a top-k)
     values_complete: bool = False
+    #: datetime columns: some value has a time of day other than midnight
+    with_time: bool = False
 
 
 def load_statistics_proto(statistics_dir: str | os.PathLike, split: str = types.TRAIN):
@@ -408,6 +473,40 @@ def compute_stats(
     return result, rows
 
 
+def compute_datetime_stats(path: Path, names: Iterable[str]) -> dict[str, ColumnStats]:
+    """One streaming pass over date / timestamp / ISO-text columns: moments of the year, missing values
+    (null, ``""`` or text that is not an ISO date) and whether the time of day varies."""
+    names = list(names)
+    if not names:
+        return {}
+    moments = {name: _RunningMoments() for name in names}
+    missing = collections.Counter()
+    with_time = dict.fromkeys(names, False)
+    rows = 0
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    for batch in parquet.iter_batches(batch_size=_READ_CHUNK_ROWS, columns=names):
+        rows += batch.num_rows
+        for name in names:
+            year, timed, valid = _datetime_fields(datetime_strings(batch.column(name)))
+            moments[name].add(year)
+            missing[name] += int((~valid).sum())
+            with_time[name] = with_time[name] or bool(timed.any())
+    return {
+        name: ColumnStats(count=rows - missing[name], missing=missing[name], mean=moments[name].mean,
+                          std=moments[name].std, with_time=with_time[name])
+        for name in names
+    }
+
+
+def _looks_like_dates(stats: ColumnStats | None) -> bool:
+    """A text column whose known values are all ISO-8601 dates (a CSV column Arrow could not type)."""
+    values = [v for v in (stats.values or {}) if v != ""] if stats is not None else []
+    if not values:
+        return False
+    pattern = re.compile(ISO_DATETIME)
+    return all(pattern.fullmatch(v) for v in values)
+
+
 # -------------------------------------------------------------------------------------------- spec
 
 
@@ -456,8 +555,8 @@ def build_spec(
         task: ``auto`` (from the label: text, booleans and integers with at most 20 values are classes,
             other numbers are regression), ``binary``, ``multiclass`` or ``regression``.
         features: the feature columns; None takes every column but the label and ``exclude``.
-        exclude: columns never used as features (keys, timestamps, leakage).
-        categorical_features: numeric columns to treat as categories (also taken from the schema's
+        exclude: columns never used as features (keys, leakage); each must be a column, never the label.
+        categorical_features: numeric (or date) columns to treat as categories (also taken from the schema's
             ``int_domain.is_categorical``).
         max_vocabulary: most frequent values kept per categorical feature.
         one_hot_max: vocabularies up to this size are one-hot encoded, larger ones embedded.
@@ -476,9 +575,15 @@ def build_spec(
         raise TrainInputError(f"{train_path}: label column {label!r} is not in the data; columns: {columns}")
     schema = read_schema_proto(schema_path)
     declared = _schema_features(schema)
-    for name in exclude:
-        if name not in columns:
-            raise TrainInputError(f"{train_path}: excluded column {name!r} is not in the data; columns: {columns}")
+    if isinstance(exclude, str):
+        exclude = [exclude]  # one column name, not its characters
+    unknown_excluded = [name for name in exclude if name not in columns]
+    if unknown_excluded:
+        raise TrainInputError(
+            f"{train_path}: excluded column(s) {unknown_excluded} are not in the data; columns: {columns}")
+    if label in exclude:
+        raise TrainInputError(
+            f"{train_path}: the label {label!r} cannot be excluded (exclude={list(exclude)}); it is never a feature")
     if features is None:
         feature_names = [c for c in columns if c != label and c not in exclude]
     else:
@@ -488,8 +593,10 @@ def build_spec(
             raise TrainInputError(f"{train_path}: feature columns {unknown} are not in the data; columns: {columns}")
         if label in feature_names:
             raise TrainInputError(f"{train_path}: the label {label!r} is also listed as a feature")
+        feature_names = [f for f in feature_names if f not in exclude]
     if not feature_names:
-        raise TrainInputError(f"{train_path}: no feature columns besides the label {label!r}")
+        raise TrainInputError(f"{train_path}: no feature columns besides the label {label!r}"
+                              + (f" and the excluded columns {list(exclude)}" if exclude else ""))
     for name in categorical_features:
         if name not in feature_names:
             raise TrainInputError(f"categorical feature {name!r} is not a feature; features: {feature_names}")
@@ -499,7 +606,12 @@ def build_spec(
         field = arrow_schema.field(name)
         kind = _arrow_kind(field)
         if kind is None:
-            raise TrainInputError(f"{train_path}: column {name!r} has type {field.type}, which the model cannot take")
+            raise TrainInputError(
+                f"{train_path}: column {name!r} has type {field.type}, which the model cannot take; "
+                f"leave it out with exclude=[{name!r}]")
+        if kind == DATETIME and name == label:
+            raise TrainInputError(f"{train_path}: the label {label!r} is a date/timestamp ({field.type}); the model "
+                                  "predicts classes or numbers")
         if name in eval_schema.names and _arrow_kind(eval_schema.field(name)) not in (kind, None) and not pa.types.is_null(
             eval_schema.field(name).type
         ):
@@ -519,14 +631,20 @@ def build_spec(
     def is_categorical_int(name: str) -> bool:
         proto = declared.get(name)
         from_schema = proto is not None and proto.HasField("int_domain") and proto.int_domain.is_categorical
-        return dtypes[name] != STRING and (name in categorical_features or from_schema)
+        return dtypes[name] not in (STRING, DATETIME) and (name in categorical_features or from_schema)
+
+    # A date column listed in categorical_features is a category of its ISO text (e.g. a few known dates).
+    for name in feature_names:
+        if dtypes[name] == DATETIME and name in categorical_features:
+            dtypes[name] = STRING
 
     label_is_string = dtypes[label] == STRING
     label_field = arrow_schema.field(label)
     label_type = label_field.type.value_type if pa.types.is_dictionary(label_field.type) else label_field.type
     label_integral = pa.types.is_integer(label_type) or pa.types.is_boolean(label_type)
 
-    numeric = [n for n in feature_names if dtypes[n] != STRING and not is_categorical_int(n)]
+    numeric = [n for n in feature_names if dtypes[n] not in (STRING, DATETIME) and not is_categorical_int(n)]
+    datetimes = [n for n in feature_names if dtypes[n] == DATETIME]
     categorical = [n for n in feature_names if dtypes[n] == STRING]
     integer_categorical = [n for n in feature_names if is_categorical_int(n)]
     declared_numeric = [n for n in feature_names + [label] if dtypes[n] == "declared-numeric"]
@@ -568,6 +686,15 @@ def build_spec(
             if name in needed_values or name in needed_int_values:
                 known.values, known.values_complete = value.values, value.values_complete
         rows = rows or computed_rows
+    # Text columns whose values are all ISO dates are dates (unless listed as categorical on purpose).
+    for name in categorical:
+        if name not in categorical_features and _looks_like_dates(stats.get(name)):
+            datetimes.append(name)
+    categorical = [n for n in categorical if n not in datetimes]
+    for name, value in compute_datetime_stats(train_path, datetimes).items():
+        stats[name] = value
+    if not rows:
+        rows = pq.ParquetFile(train_path).metadata.num_rows
     if not rows:
         raise TrainInputError(f"{train_path}: the train split has no rows")
 
@@ -581,11 +708,23 @@ def build_spec(
         if s.count == 0:
             raise TrainInputError(f"{train_path}: feature {name!r} is null in every row of the train split")
         missing_fraction = s.missing / max(1, s.count + s.missing)
-        if name in numeric:
+        field_type = arrow_schema.field(name).type
+        if pa.types.is_dictionary(field_type):
+            field_type = field_type.value_type
+        if name in numeric or name in datetimes:
             std = s.std if s.std and math.isfinite(s.std) and s.std > 1e-12 else 1.0
+            if name in datetimes:
+                value_type = "date" if pa.types.is_date(field_type) else (
+                    "timestamp" if pa.types.is_timestamp(field_type) else "iso_text")
+                result.append(
+                    Feature(name, names[name], STRING, DATETIME, mean=float(s.mean), std=float(std),
+                            missing_fraction=missing_fraction, value_type=value_type, with_time=s.with_time)
+                )
+                continue
             result.append(
                 Feature(name, names[name], FLOAT64, NUMERIC, mean=float(s.mean), std=float(std),
-                        missing_fraction=missing_fraction)
+                        missing_fraction=missing_fraction,
+                        value_type="bool" if pa.types.is_boolean(field_type) else None)
             )
             continue
         vocabulary = [v for v in (s.values or {}) if v != ""][:max_vocabulary]

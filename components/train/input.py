@@ -14,6 +14,11 @@ whose position modulo the number of pipelines is its id.
 The features fed here are exactly what the serving signature takes (raw values, ``""`` / NaN missing),
 so training and serving share one preprocessing graph inside the model. :func:`iterate_batches` yields the
 same batches, in the same order, as numpy arrays (for evaluation loops outside ``tf.data``).
+
+A :class:`Carve` splits one Parquet file into a training part and a validation part by row position, without
+writing anything: every reader of either part computes the same mask for each record batch (a pure
+function of the row position, the number of rows, the fraction and the seed), so a retried task, every
+worker of a multi-worker job and every epoch see exactly the same rows in each part.
 """
 
 from __future__ import annotations
@@ -34,6 +39,80 @@ from kfpc.components.train import features as F
 log = logging.getLogger(__name__)
 
 READ_CHUNK_ROWS = 65_536
+
+TRAIN_PART = "train"
+VALIDATION_PART = "validation"
+#: a small table still gets this many validation rows (but never more than a quarter of its rows)
+MIN_VALIDATION_ROWS = 20
+#: up to this many rows the validation part holds exactly round(fraction * rows) rows (a mask of one byte a
+#: row is kept); above it each row is drawn independently (same expected count, no per-row memory)
+EXACT_CARVE_ROWS = 4_000_000
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer on uint64 (wrapping arithmetic): a well-spread 64-bit hash of each value."""
+    x = values + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+class Carve:
+    """Which rows of a split file form the validation part: a deterministic draw by row position and seed.
+
+    Args:
+        rows: rows in the file (from its Parquet metadata).
+        fraction: share of rows drawn for validation, in (0, 0.5].
+        seed: changes the draw (the training seed).
+    Attributes:
+        validation_rows: rows in the validation part (exact up to :data:`EXACT_CARVE_ROWS` rows; the
+            expected count above, where it is counted by :meth:`count`).
+    """
+
+    def __init__(self, rows: int, fraction: float, seed: int):
+        if not 0.0 < fraction <= 0.5:
+            raise ValueError(f"validation_fraction must be in (0, 0.5], got {fraction}")
+        if rows < 2:
+            raise ValueError(f"a validation part needs at least 2 rows in the train split, got {rows}")
+        self.rows, self.fraction, self.seed = int(rows), float(fraction), int(seed)
+        target = int(round(fraction * rows))
+        if target < MIN_VALIDATION_ROWS:
+            target = max(target, min(MIN_VALIDATION_ROWS, rows // 4))
+        target = min(max(1, target), rows - 1)
+        self._key = _mix64(np.array([self.seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+        self._mask: np.ndarray | None = None
+        if rows <= EXACT_CARVE_ROWS:
+            hashes = self._hashes(0, rows)
+            mask = np.zeros(rows, dtype=bool)
+            mask[np.argpartition(hashes, target - 1)[:target]] = True
+            self._mask = mask
+            self._threshold = None
+        else:
+            self._threshold = np.uint64(min(2**64 - 1, int(target / rows * 2**64)))
+        self.validation_rows = target
+
+    def _hashes(self, start: int, count: int) -> np.ndarray:
+        positions = np.arange(start, start + count, dtype=np.uint64)
+        return _mix64(positions ^ self._key)
+
+    def validation_mask(self, start: int, count: int) -> np.ndarray:
+        """True for the rows at positions ``start .. start + count - 1`` that belong to the validation part."""
+        if self._mask is not None:
+            return self._mask[start:start + count]
+        return self._hashes(start, max(0, min(count, self.rows - start))) < self._threshold
+
+    def part_mask(self, part: str, start: int, count: int) -> np.ndarray:
+        """True for the rows of ``part`` (``train`` or ``validation``) among positions ``start ..``."""
+        mask = self.validation_mask(start, count)
+        if part == VALIDATION_PART:
+            return mask
+        if part == TRAIN_PART:
+            return ~mask
+        raise ValueError(f"part must be {TRAIN_PART!r} or {VALIDATION_PART!r}, got {part!r}")
+
+    def describe(self) -> dict:
+        """What the model card records about the draw."""
+        return {"validation_fraction": self.fraction, "seed": self.seed, "exact": self._mask is not None}
 
 
 def feature_arrays(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Path | str = "") -> dict[str, np.ndarray]:
@@ -77,6 +156,26 @@ def label_array(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Pa
         ids = pc.index_in(text, value_set=pa.array(label.classes, type=pa.string()))
     keep = ids.is_valid().to_numpy(zero_copy_only=False)
     return pc.fill_null(ids, 0).to_numpy(zero_copy_only=False).astype(np.int64), keep
+
+
+def count_parts(path: str | Path, spec: F.TrainingSpec, carve: Carve) -> dict[str, dict[str, int]]:
+    """Rows of each part of a carved split file and how many of them have no usable label (read: the label only).
+
+    Returns:
+        ``{"train": {"rows", "missing_label"}, "validation": {...}}``; ``missing_label`` counts rows whose label
+        is null (or NaN, or ``""``) and, for classification, a class the model does not know.
+    """
+    counts = {part: {"rows": 0, "missing_label": 0} for part in (TRAIN_PART, VALIDATION_PART)}
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    position = 0
+    for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=[spec.label.name]):
+        validation = carve.validation_mask(position, batch.num_rows)
+        position += batch.num_rows
+        _, keep = label_array(batch, spec, path)
+        for part, mask in ((VALIDATION_PART, validation), (TRAIN_PART, ~validation)):
+            counts[part]["rows"] += int(mask.sum())
+            counts[part]["missing_label"] += int((mask & ~keep).sum())
+    return counts
 
 
 TARGET = "__kfpc_target__"  # the target's column in a chunk table (input keys are identifiers without it)
@@ -156,12 +255,17 @@ def _shuffled_buffers(
     num_shards: int = 1,
     with_label: bool = True,
     drop_remainder: bool = False,
+    carve: Carve | None = None,
+    part: str | None = None,
 ) -> Iterator[tuple[pa.Table, np.ndarray | None]]:
     """Yield ``(rows, order)``: the rows of a chunk are ``rows.take(order)`` (``order`` None: all rows, in order).
 
     Taking is left to the consumer, so that TensorFlow can gather in its own threads. Every chunk but the
-    last holds a multiple of ``batch_size`` rows.
+    last holds a multiple of ``batch_size`` rows. With ``carve``, only the rows of ``part`` are read, and
+    sharding counts positions within that part.
     """
+    if carve is not None and part is None:
+        raise ValueError("a carve needs the part to read ('train' or 'validation')")
     rng = np.random.default_rng(seed)
     columns = [f.name for f in spec.features] + ([spec.label.name] if with_label else [])
     # pre_buffer=False: with it, iter_batches keeps every pre-buffered byte range of the file until the reader
@@ -172,10 +276,15 @@ def _shuffled_buffers(
     capacity = max(shuffle_buffer, batch_size)
 
     def tables() -> Iterator[pa.Table]:
-        position = 0  # global row position of the next record batch, for sharding
+        position = 0  # row position (in the part) of the next record batch, for sharding
+        file_position = 0  # row position in the file, for the carve
         # use_threads=False: this runs in the read-ahead thread, overlapped with the rest of the pipeline; Arrow's
         # per-column decode threads only add CPU here (about 20% more per row, same wall time).
         for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns, use_threads=False):
+            if carve is not None:
+                keep = carve.part_mask(part, file_position, batch.num_rows)
+                file_position += batch.num_rows
+                batch = batch.filter(pa.array(keep))
             n = batch.num_rows
             if num_shards > 1:
                 start = (shard_index - position) % num_shards
@@ -223,6 +332,8 @@ def iterate_chunks(
     num_shards: int = 1,
     with_label: bool = True,
     drop_remainder: bool = False,
+    carve: Carve | None = None,
+    part: str | None = None,
 ) -> Iterator[pa.Table]:
     """Yield shuffled chunks of whole batches as Arrow tables (columns: input keys, + :data:`TARGET`).
 
@@ -234,7 +345,7 @@ def iterate_chunks(
     """
     for rows, order in _shuffled_buffers(
         path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
-        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder,
+        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder, carve=carve, part=part,
     ):
         yield rows if order is None else rows.take(pa.array(order))
 
@@ -258,6 +369,8 @@ def iterate_batches(
     num_shards: int = 1,
     with_label: bool = True,
     drop_remainder: bool = False,
+    carve: Carve | None = None,
+    part: str | None = None,
 ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray] | dict[str, np.ndarray]]:
     """Yield batches of raw features (and targets) from a Parquet split, as numpy arrays.
 
@@ -271,13 +384,15 @@ def iterate_batches(
         num_shards: number of input pipelines; rows whose position % num_shards == shard_index are kept.
         with_label: yield ``(features, target)`` pairs; else features only (rows without a label are kept).
         drop_remainder: drop the last partial batch.
+        carve: read only one part of the file (see :class:`Carve`); None reads every row.
+        part: with ``carve``: ``train`` or ``validation``.
     Yields:
         ``(features, target)`` or ``features``; features map input key -> float64 (NaN missing) or object
         ``str`` (``""`` missing) arrays of ``batch_size`` rows.
     """
     for chunk in iterate_chunks(
         path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
-        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder,
+        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder, carve=carve, part=part,
     ):
         for start in range(0, chunk.num_rows, batch_size):
             rows = chunk.slice(start, batch_size)
@@ -351,6 +466,8 @@ def make_dataset(
     num_shards: int = 1,
     with_label: bool = True,
     epoch_seeds: bool = True,
+    carve: Carve | None = None,
+    part: str | None = None,
 ):
     """A ``tf.data.Dataset`` over a Parquet split, batched and prefetched.
 
@@ -358,7 +475,7 @@ def make_dataset(
     differ yet a run is reproducible.
 
     Args:
-        path, spec, batch_size, shuffle_buffer, seed, shard_index, num_shards, with_label: as in
+        path, spec, batch_size, shuffle_buffer, seed, shard_index, num_shards, with_label, carve, part: as in
             :func:`iterate_batches`.
         epoch_seeds: vary the shuffle seed per iteration.
     Returns:
@@ -373,7 +490,7 @@ def make_dataset(
         epoch[0] += 1
         for rows, order in _shuffled_buffers(
             path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=epoch_seed,
-            shard_index=shard_index, num_shards=num_shards, with_label=with_label,
+            shard_index=shard_index, num_shards=num_shards, with_label=with_label, carve=carve, part=part,
         ):
             yield _chunk_element(rows, order, spec, batch_size, with_label)
 

@@ -7,7 +7,10 @@ share one graph:
   scaling) plus a missing-indicator input;
 * string categorical: vocabulary lookup; index 0 is the out-of-vocabulary bucket, index 1 the missing
   value ``""``; one-hot for small vocabularies, an embedding for large ones;
-* integer categorical (a numeric column declared categorical): written as an integer string, then as above.
+* integer categorical (a numeric column declared categorical): written as an integer string, then as above;
+* datetime (ISO text, ``""`` missing): parsed in the graph into year (standardized), month and day of week
+  (one-hot), day of year (sine and cosine), hour (one-hot, when the time of day varies in training) and a
+  missing indicator; text that is not an ISO date (or not a real calendar date) counts as missing.
 
 The tower is Dense+ReLU+Dropout layers; the head has one logit per class (softmax, also for binary, so
 ``probabilities`` always has K columns) or one output for regression (the model learns the standardized
@@ -59,6 +62,73 @@ class IntegerAsString(keras.layers.Layer):
         return tf.where(missing, tf.constant(""), tf.strings.as_string(as_int))
 
 
+_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _days_from_civil(year, month, day):
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), int64 tensors."""
+    y = year - tf.cast(month <= 2, tf.int64)
+    era = tf.math.floordiv(y, 400)
+    year_of_era = y - era * 400
+    day_of_year = (153 * tf.math.floormod(month + 9, 12) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+class DateTimeEncoder(keras.layers.Layer):
+    """ISO text ``[batch]`` -> float32 ``[batch, 23 (+24)]``: year, month, day of week, day of year, (hour),
+    missing flag; every part 0 when the value is missing or not an ISO calendar date."""
+
+    def __init__(self, year_mean: float, year_std: float, with_time: bool = False, **kwargs):
+        super().__init__(autocast=False, **kwargs)
+        self.year_mean, self.year_std, self.with_time = float(year_mean), float(year_std), bool(with_time)
+
+    def call(self, x):
+        x = tf.convert_to_tensor(x)
+        if x.dtype != tf.string:
+            # Keras traces a default save signature with float32 for every input (never served): no date.
+            x = tf.strings.as_string(x)
+        valid = tf.strings.regex_full_match(x, F.ISO_DATETIME)
+        safe = tf.where(valid, x, tf.constant("1970-01-01"))
+
+        def number(start, length, text=safe):
+            return tf.strings.to_number(tf.strings.substr(text, start, length), out_type=tf.int64)
+
+        year, month, day = number(0, 4), number(5, 2), number(8, 2)
+        leap = tf.logical_and(tf.equal(year % 4, 0), tf.logical_or(tf.not_equal(year % 100, 0), tf.equal(year % 400, 0)))
+        month_index = tf.clip_by_value(month - 1, 0, 11)
+        month_days = tf.gather(tf.constant(_DAYS_IN_MONTH, tf.int64), month_index) + tf.cast(
+            tf.logical_and(leap, tf.equal(month, 2)), tf.int64)
+        valid = valid & (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
+        separator = tf.strings.substr(safe, 10, 1)
+        has_clock = tf.logical_or(tf.equal(separator, "T"), tf.equal(separator, " "))
+        hour = number(11, 2, tf.where(has_clock, safe, tf.constant("1970-01-01T00:00")))
+        valid = valid & (hour <= 23)
+        one = tf.ones_like(month)
+        month, day, year = tf.where(valid, month, one), tf.where(valid, day, one), tf.where(valid, year, 1970 * one)
+        day_of_week = tf.math.floormod(_days_from_civil(year, month, day) + 3, 7)  # 1970-01-01: Thursday; Monday 0
+        day_of_year = tf.gather(tf.constant(_DAYS_BEFORE_MONTH, tf.int64), month - 1) + day + tf.cast(
+            tf.logical_and(leap, month > 2), tf.int64)
+        present = tf.cast(valid, tf.float32)[:, None]
+        scaled = tf.clip_by_value((tf.cast(year, tf.float64) - self.year_mean) / self.year_std, -10.0, 10.0)
+        angle = 2.0 * np.pi * tf.cast(day_of_year - 1, tf.float32) / 366.0
+        parts = [
+            tf.cast(scaled, tf.float32)[:, None],
+            tf.one_hot(month - 1, 12),
+            tf.one_hot(day_of_week, 7),
+            tf.stack([tf.sin(angle), tf.cos(angle)], axis=-1),
+        ]
+        if self.with_time:
+            parts.append(tf.one_hot(tf.where(valid, hour, tf.zeros_like(hour)), 24))
+        encoded = tf.concat(parts, axis=-1) * present
+        return tf.concat([encoded, 1.0 - present], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "year_mean": self.year_mean, "year_std": self.year_std,
+                "with_time": self.with_time}
+
+
 class TabularModel(keras.Model):
     """Raw features (dict of ``[batch]`` tensors by input key) -> logits ``[batch, K]`` or value ``[batch]``."""
 
@@ -72,6 +142,8 @@ class TabularModel(keras.Model):
             layer_name = f"encode_{feature.input}"
             if feature.kind == F.NUMERIC:
                 chain = [NumericEncoder(feature.mean, feature.std, name=layer_name)]
+            elif feature.kind == F.DATETIME:
+                chain = [DateTimeEncoder(feature.mean, feature.std, feature.with_time, name=layer_name)]
             else:
                 chain = [IntegerAsString(name=f"as_string_{feature.input}")] if feature.dtype == F.FLOAT64 else []
                 vocabulary = [""] + list(feature.vocabulary)

@@ -151,6 +151,28 @@ def _as_bytes_rows(name: str, values: Any) -> np.ndarray:
     return out
 
 
+def _as_datetime_bytes(name: str, values: Any) -> np.ndarray:
+    """A datetime feature as ISO text bytes (``b""`` missing): Arrow / numpy / pandas dates and timestamps are
+    written as Arrow writes them, text is checked to be an ISO-8601 date."""
+    import re
+
+    from kfpc.components.train import features as F
+
+    if not isinstance(values, pa.Array | pa.ChunkedArray):
+        array = np.asarray(values, dtype=object if isinstance(values, list | tuple) else None)
+        values = _one_per_row(name, array)
+    arrow = _arrow(values)
+    if arrow is not None and (F.is_datetime_type(arrow.type) or pa.types.is_null(arrow.type)):
+        return np.asarray(F.datetime_strings(arrow).cast(pa.binary()).to_numpy(zero_copy_only=False), dtype=object)
+    out = _as_bytes_rows(name, values if arrow is None else arrow.to_pylist())
+    pattern = re.compile(F.ISO_DATETIME.encode())
+    for i, value in enumerate(out.tolist()):
+        if value and not pattern.fullmatch(value):
+            raise ModelInputError(f"feature {name!r} is a date but row {i} holds {value.decode(errors='replace')!r}; "
+                                  "expected ISO-8601 text such as '2013-01-01' or '2013-01-01T05:17:00'")
+    return out
+
+
 def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.ndarray]:
     """Arrays for the ``serving_default`` signature from columns of raw values.
 
@@ -160,7 +182,8 @@ def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.n
 
     Args:
         columns: feature -> sequence of values (list, numpy array, pandas Series, Arrow array as list).
-            Missing values: None / NaN / ``""``.
+            Missing values: None / NaN / ``""``. Booleans are 1/0 for numeric features; datetime features
+            take dates, timestamps or ISO-8601 text.
         card: the model card (``load_model_card``).
     Returns:
         input key -> ``float64`` array (NaN missing) or ``object`` array of ``bytes`` (``b""`` missing).
@@ -190,9 +213,12 @@ def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.n
             raise ModelInputError(f"feature {feature['name']!r} is missing; the model takes {[f['name'] for f in features]}")
         if hasattr(values, "to_numpy") and not isinstance(values, pa.Array | pa.ChunkedArray):
             values = values.to_numpy()  # pandas
-        result[key] = _as_bytes(feature["name"], values) if feature["dtype"] == "string" else _as_float64(
-            feature["name"], values
-        )
+        if feature.get("kind") == "datetime":
+            result[key] = _as_datetime_bytes(feature["name"], values)
+        elif feature["dtype"] == "string":
+            result[key] = _as_bytes(feature["name"], values)
+        else:
+            result[key] = _as_float64(feature["name"], values)
     lengths = {key: len(value) for key, value in result.items()}
     if len(set(lengths.values())) > 1:
         raise ModelInputError(f"features have different numbers of rows: {lengths}")

@@ -27,8 +27,9 @@ def penguins_model(penguins_dataset, tmp_path_factory):
 
 def test_penguins_accuracy_and_layout(penguins_model):
     root, result = penguins_model
-    assert result.metrics["eval"]["accuracy"] >= 0.95, result.metrics
-    assert result.metrics["eval"]["rows"] > 50
+    assert set(result.metrics) == {"train", "validation"}, "training never reports on Split-eval"
+    assert result.metrics["validation"]["accuracy"] >= 0.9, result.metrics
+    assert result.metrics["validation"]["rows"] >= 20
     model_dir = root / "model"
     assert (model_dir / "1" / "saved_model.pb").exists()
     assert (model_dir / "1" / "variables").is_dir()
@@ -41,7 +42,7 @@ def test_penguins_accuracy_and_layout(penguins_model):
     assert {f["name"]: f["dtype"] for f in card["features"]}["island"] == "string"
     assert {f["name"]: f["dtype"] for f in card["features"]}["body_mass_g"] == "float64"
     assert card["schema_hash"].startswith("sha256:")
-    assert card["kfpc_version"] and card["metrics"]["eval"]["accuracy"] == result.metrics["eval"]["accuracy"]
+    assert card["kfpc_version"] and card["metrics"] == result.metrics
     assert card["hyperparameters"]["batch_size"] == 32
     assert list((root / "tensorboard").rglob("events.out.tfevents.*")), "TensorBoard logs written"
 
@@ -94,13 +95,23 @@ def test_round_trip_in_a_fresh_process(penguins_model, worker):
 def test_predictor_matches_card_metrics(penguins_model, penguins_dataset):
     import pyarrow.parquet as pq
 
+    from kfpc.components.train import input as data_input
+
     root, result = penguins_model
     predictor = signature.load_predictor(root / "model")
-    table = pq.read_table(penguins_dataset / "Split-eval" / "data.parquet").to_pandas()
-    table = table[table["species"].notna()]
-    outputs = predictor.predict({c: table[c] for c in table.columns})  # the label column is ignored
-    accuracy = float((outputs["classes"] == table["species"].to_numpy()).mean())
-    assert accuracy == pytest.approx(result.metrics["eval"]["accuracy"])
+    table = pq.read_table(penguins_dataset / "Split-train" / "data.parquet").to_pandas()
+    carve = data_input.Carve(len(table), 0.1, PENGUIN_PARAMS["seed"])
+    for part, metrics in result.metrics.items():
+        rows = table[carve.part_mask(part, 0, len(table))]
+        rows = rows[rows["species"].notna()]
+        outputs = predictor.predict({c: rows[c] for c in rows.columns})  # the label column is ignored
+        assert len(rows) == metrics["rows"]
+        assert float((outputs["classes"] == rows["species"].to_numpy()).mean()) == pytest.approx(metrics["accuracy"])
+    # Split-eval, never seen by training, is what evaluation reports: the model holds up there too
+    held_out = pq.read_table(penguins_dataset / "Split-eval" / "data.parquet").to_pandas()
+    held_out = held_out[held_out["species"].notna()]
+    outputs = predictor.predict({c: held_out[c] for c in held_out.columns})
+    assert float((outputs["classes"] == held_out["species"].to_numpy()).mean()) >= 0.95
 
 
 def test_house_prices_regression(house_dataset, tmp_path):
@@ -110,12 +121,17 @@ def test_house_prices_regression(house_dataset, tmp_path):
     )
     card = result.card
     assert card["task"] == "regression" and card["classes"] == []
-    eval_metrics = result.metrics["eval"]
-    assert {"r2", "rmse", "mae", "mse"} <= set(eval_metrics)
-    print("house prices eval:", json.dumps(eval_metrics))
-    assert eval_metrics["r2"] > 0.55, eval_metrics  # linear models reach about 0.67 on this data
-    assert 5_000 < eval_metrics["rmse"] < 40_000  # in dollars: the label's units, not standardized
+    validation = result.metrics["validation"]
+    assert {"r2", "rmse", "mae", "mse"} <= set(validation)
+    print("house prices validation:", json.dumps(validation))
+    assert 5_000 < validation["rmse"] < 40_000  # in dollars: the label's units, not standardized
     predictor = signature.load_predictor(tmp_path / "model")
+    import pyarrow.parquet as pq
+
+    held_out = pq.read_table(house_dataset / "Split-eval" / "data.parquet").to_pandas()
+    predicted = predictor.predict({c: held_out[c] for c in held_out.columns})["predictions"]
+    r2 = 1 - ((predicted - held_out["price"]) ** 2).sum() / ((held_out["price"] - held_out["price"].mean()) ** 2).sum()
+    assert r2 > 0.55, r2  # on Split-eval, which training never read; linear models reach about 0.67
     row = {f["name"]: [None] for f in card["features"]}  # every feature missing: still a sane price
     (price,) = predictor.predict(row)["predictions"]
     assert 20_000 < price < 200_000
@@ -137,7 +153,7 @@ def test_binary_with_embeddings_integer_categories_and_statistics(synthetic_data
     assert features["code"] == {**features["code"], "kind": "categorical", "dtype": "float64", "encoding": "one_hot"}
     assert card["training_statistics_uri"] == str(tmp_path / "stats")
     assert card["training"]["statistics_source"] == str(tmp_path / "stats")
-    assert result.metrics["eval"]["accuracy"] > 0.75 and result.metrics["eval"]["auc"] > 0.8, result.metrics
+    assert result.metrics["validation"]["accuracy"] > 0.75 and result.metrics["validation"]["auc"] > 0.8, result.metrics
     predictor = signature.load_predictor(tmp_path / "model")
     out = predictor.predict({"x": [0.5, None], "amount": [10.0, None], "city": ["city-3", "nowhere"], "code": [2, 99]})
     assert out["probabilities"].shape == (2, 2)
@@ -233,17 +249,33 @@ def test_load_model_card_names_the_folder(tmp_path):
 
 def test_no_nan_in_metrics(penguins_model):
     _, result = penguins_model
-    for split in ("train", "eval"):
+    for split in ("train", "validation"):
         assert all(math.isfinite(v) for v in result.metrics[split].values())
 
 
-def test_label_rows_missing_are_skipped(tmp_path, dataset_writer, frame_maker):
+def test_label_rows_missing_are_skipped_counted_and_warned(tmp_path, dataset_writer, frame_maker, caplog):
+    from kfpc.components.train import input as data_input
+
     frame = frame_maker(300, 3)
     frame.loc[:20, "label"] = None
-    root = dataset_writer(tmp_path / "data", frame, frame)
-    result = core.train(root, tmp_path / "model", label="label", epochs=1, verbose=0)
-    assert result.metrics["eval"]["rows"] == 300 - 21
-    assert pd.notna(result.metrics["eval"]["accuracy"])
+    eval_frame = frame_maker(80, 4)
+    eval_frame.loc[:4, "label"] = None
+    root = dataset_writer(tmp_path / "data", frame, eval_frame)
+    with caplog.at_level("WARNING", logger="kfpc.components.train.core"):
+        result = core.train(root, tmp_path / "model", label="label", epochs=1, verbose=0, seed=5)
+    validation = data_input.Carve(300, 0.1, 5).validation_mask(0, 300)
+    missing = frame["label"].isna().to_numpy()
+    expected = {"train": int((missing & ~validation).sum()), "validation": int((missing & validation).sum()),
+                "eval": 5}
+    training = core.load_model_card(tmp_path / "model")["training"]
+    assert training["dropped_rows_missing_label"] == expected
+    assert (training["train_rows"], training["validation_rows"], training["eval_rows"]) == (270, 30, 80)
+    assert result.metrics["train"]["rows"] == 270 - expected["train"]
+    assert result.metrics["validation"]["rows"] == 30 - expected["validation"]
+    assert pd.notna(result.metrics["validation"]["accuracy"])
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert f"{expected['train']} of the 270 rows of the train part" in warned
+    assert "5 of the 80 rows" in warned and "'label'" in warned
 
 
 def test_predictor_class_names_follow_the_model_even_when_the_card_disagrees(penguins_model, penguins_dataset):

@@ -29,7 +29,7 @@ def test_mirrored_strategy_over_two_logical_cpus(penguins_dataset, tmp_path, wor
     })
     assert result["placement"]["strategy"] == "MirroredStrategy"
     assert len(result["placement"]["devices"]) == 2
-    assert result["metrics"]["eval"]["accuracy"] >= 0.9, result
+    assert result["metrics"]["validation"]["accuracy"] >= 0.85, result
     card = core.load_model_card(tmp_path / "model")
     assert card["training"]["strategy"] == "MirroredStrategy"
 
@@ -56,8 +56,8 @@ def test_multi_worker_mirrored_strategy_on_localhost(penguins_dataset, tmp_path,
     assert chief["placement"]["num_workers"] == 2 and chief["placement"]["task"] == "worker:0"
     assert other["placement"]["task"] == "worker:1"
     # Workers all-reduce their gradients: one model, so the same metrics on both.
-    assert chief["metrics"]["eval"] == pytest.approx(other["metrics"]["eval"])
-    assert chief["metrics"]["eval"]["accuracy"] >= 0.9
+    assert chief["metrics"]["validation"] == pytest.approx(other["metrics"]["validation"])
+    assert chief["metrics"]["validation"]["accuracy"] >= 0.85
     # Only the chief (worker 0) writes the model and the checkpoints.
     assert (tmp_path / "model-0" / "1" / "saved_model.pb").exists()
     assert not (tmp_path / "model-1").exists()
@@ -90,7 +90,10 @@ def test_killed_training_resumes_from_the_last_checkpoint(synthetic_dataset, tmp
     assert retried["epochs"] == 6
     history = json.loads(state_file.read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 7)), "the epoch counter continues, no epoch repeats"
-    assert core.load_model_card(tmp_path / "model")["training"]["resumed_from_epoch"] == killed_at
+    training = core.load_model_card(tmp_path / "model")["training"]
+    assert training["resumed_from_epoch"] == killed_at
+    # the retry validated on the same carved rows as the killed attempt
+    assert training["validation_rows"] == retried["metrics"]["validation"]["rows"] == 400
 
     # A further retry after a successful export (killed before reporting success) returns the same model.
     again = worker(args)
