@@ -11,6 +11,8 @@ PATIENCE = 10
 SEED = 42
 #: share of the rows held out for evaluation (never seen by training)
 EVAL_FRACTION = 0.2
+#: share of the train split carved out (deterministically) for early stopping and model selection
+VALIDATION_FRACTION = 0.1
 #: evaluation gates: skill vs the trivial predictor always; accuracy only when asked for (> 0)
 MIN_ACCURACY = 0.0
 MAX_REGRESSION = 0.01

@@ -156,7 +156,7 @@ def pipeline_defaults(pipeline) -> dict:
 #: pipeline parameter -> preflight.check_parameters argument (same name unless given here)
 _PREFLIGHT_PARAMETERS = (
     "task", "push_mode", "model_name", "namespace", "canary_traffic_percent", "promote", "prometheus_url",
-    "prometheus_selector", "eval_fraction",
+    "prometheus_selector", "eval_fraction", "validation_fraction",
     "hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience", "min_accuracy",
     "max_regression", "eval_config_json",
 )
@@ -319,7 +319,7 @@ def point_latest(run_dir: Path) -> bool:
 
 #: per artifact metadata / output parameter, the keys the summary shows (first found wins)
 _HEADLINE_KEYS = (
-    "rows", "anomaly_count", "eval_accuracy", "eval_rmse", "eval_r2", "accuracy", "roc_auc", "rmse", "r2",
+    "rows", "anomaly_count", "warning_count", "validation_accuracy", "validation_rmse", "validation_r2", "accuracy", "roc_auc", "rmse", "r2",
     "mae", "blessed", "failed_thresholds", "endpoint_url", "model_uri", "previous_model_uri",
 )
 

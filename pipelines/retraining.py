@@ -89,6 +89,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         baseline_model_uri: str = "",
         key_column: str = "",
         eval_fraction: float = D.EVAL_FRACTION,
+        validation_fraction: float = D.VALIDATION_FRACTION,
         task: str = "auto",
         exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
         numeric_columns: list[str] = [],  # noqa: B006
@@ -119,7 +120,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             serving_root: where kfpc pushes versioned models; the baseline is found here.
             model_name: InferenceService name and folder under ``serving_root``.
             baseline_model_uri: the served model; empty: the newest version under ``serving_root``.
-            key_column, eval_fraction: the train/eval split (as in the training pipeline).
+            key_column, eval_fraction, validation_fraction: the train/validation/eval split (as in the
+                training pipeline).
             exclude_columns, numeric_columns: as in the training pipeline.
             task, hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
             fail_on_anomalies: stop before training when the new span breaks the schema or drifts.
@@ -144,7 +146,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
 
         checked = preflight(
             source_uri=resolved.outputs["data_uri"], label=label, task=task, key_column=key_column,
-            eval_fraction=eval_fraction, exclude_columns=exclude_columns, numeric_columns=numeric_columns,
+            eval_fraction=eval_fraction, validation_fraction=validation_fraction, exclude_columns=exclude_columns,
+            numeric_columns=numeric_columns,
             hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
             epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
             eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
@@ -193,6 +196,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             epochs=epochs,
             patience=patience,
             seed=seed,
+            validation_fraction=validation_fraction,
         ).after(validation)
 
         served = dsl.importer(

@@ -43,6 +43,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         label: str = "species",
         key_column: str = "",
         eval_fraction: float = D.EVAL_FRACTION,
+        validation_fraction: float = D.VALIDATION_FRACTION,
         schema_uri: str = "",
         task: str = "auto",
         exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
@@ -73,6 +74,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             key_column: column whose hash decides the train/eval split; empty hashes the row.
             eval_fraction: share of rows held out for evaluation; training never sees them (it early-stops
                 on a validation part of the train split).
+            validation_fraction: share of the train split carved out, deterministically, for early stopping
+                and model selection.
             schema_uri: a curated ``schema.pbtxt`` to validate against (production runs); empty infers
                 one from the train split.
             task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
@@ -100,8 +103,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         """
         checked = preflight(
             source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
-            exclude_columns=exclude_columns, numeric_columns=numeric_columns, hidden_units=hidden_units,
-            dropout=dropout, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience,
+            validation_fraction=validation_fraction, exclude_columns=exclude_columns,
+            numeric_columns=numeric_columns, hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience,
             min_accuracy=min_accuracy, eval_config_json=eval_config_json, model_name=model_name,
             namespace=namespace, push_mode=push_mode, canary_traffic_percent=canary_traffic_percent,
             promote=promote, prometheus_url=prometheus_url, prometheus_selector=prometheus_selector,
@@ -134,6 +137,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             epochs=epochs,
             patience=patience,
             seed=seed,
+            validation_fraction=validation_fraction,
         ).after(validation)
         evaluation = evaluate(
             data=data.outputs["data"],

@@ -14,6 +14,7 @@ def preflight(
     task: str = "auto",
     key_column: str = "",
     eval_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
     exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
     numeric_columns: list[str] = [],  # noqa: B006
     hidden_units: list[int] = [64, 32],  # noqa: B006
@@ -40,6 +41,7 @@ def preflight(
         label: the label column.
         report: Markdown: rows, labelled rows, task, classes, dropped columns, warnings.
         task, key_column, eval_fraction, exclude_columns, numeric_columns: as the pipeline passes them on.
+        validation_fraction: the share of the train split training early-stops on (range check).
         hidden_units, dropout, learning_rate, batch_size, epochs, patience: training hyperparameters (ranges).
         min_accuracy, max_regression, eval_config_json: evaluation gate parameters.
         model_name, namespace, push_mode, canary_traffic_percent, promote, prometheus_url, prometheus_selector:
@@ -52,7 +54,7 @@ def preflight(
     problems = core.check_parameters(
         task=task, push_mode=push_mode or None, model_name=model_name or None, namespace=namespace or None,
         canary_traffic_percent=canary_traffic_percent, promote=promote, prometheus_url=prometheus_url,
-        prometheus_selector=prometheus_selector, eval_fraction=eval_fraction,
+        prometheus_selector=prometheus_selector, eval_fraction=eval_fraction, validation_fraction=validation_fraction,
         hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
         epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
         eval_config_json=eval_config_json,

@@ -105,6 +105,7 @@ def check_parameters(
     prometheus_url: str = "",
     prometheus_selector: str = "",
     eval_fraction: float = 0.2,
+    validation_fraction: float = 0.1,
     hidden_units: Sequence[int] = (64, 32),
     dropout: float = 0.1,
     learning_rate: float = 1e-3,
@@ -148,6 +149,8 @@ def check_parameters(
                         "canary's pods only (e.g. pod=~\"<name>-predictor-canary-.*\")")
     if not (isinstance(eval_fraction, (int, float)) and 0.0 < eval_fraction < 1.0):
         problems.append(f"eval_fraction={_excerpt(eval_fraction)} must be between 0 and 1 (exclusive), e.g. 0.2")
+    if not (isinstance(validation_fraction, (int, float)) and 0.0 < validation_fraction <= 0.5):
+        problems.append(f"validation_fraction={_excerpt(validation_fraction)} must be in (0, 0.5], e.g. 0.1")
     from ..train.core import TrainError
     from ..train.core import _check_parameters as check_training
 
