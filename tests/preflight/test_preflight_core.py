@@ -97,7 +97,7 @@ def test_parameters_are_checked_without_reading_data_and_reported_with_the_data_
                      "canary_traffic_percent=150 must be 0 (no canary) to 99",
                      "eval_fraction=1.5 must be between 0 and 1", "hidden_units must be a non-empty list",
                      "min_accuracy=2 must be in [0, 1]", "max_regression=-0.1 must be >= 0",
-                     "eval_config_json: thresholds[0] (accuracy) needs a value_threshold or a change_threshold"):
+                     "eval_config_json: thresholds[0] (accuracy) needs a value_threshold, a change_threshold or a skill_threshold"):
         assert expected in text, expected
     assert core.check_parameters(promote=True, canary_traffic_percent=0) == [
         "promote=True needs a canary: set canary_traffic_percent to 1..99, or promote=False"]
