@@ -116,7 +116,8 @@ def run_pipeline(entry: dict, run_dir: Path, timeout: float) -> dict:
         anomalies = validate.get("artifacts", {}).get("anomalies")
         record["anomalies"] = _read_anomalies(Path(anomalies["path"])) if anomalies else []
         if validate["status"] == "FAILURE" and record["failed_task"] == "validate":
-            record["anomalies"] = record["anomalies"] or [record["error_first_line"]]
+            record["anomalies"] = record["anomalies"] or _anomalies_in_error(record["error"]) or [
+                record["error_first_line"]]
     train = tasks.get("train", {}).get("artifacts", {})
     if "model" in train:
         record["model_dir"] = train["model"]["path"]
@@ -141,11 +142,20 @@ def _first_line(text: str) -> str:
 
 def _task_error_line(error: str, task: str | None) -> str:
     """The first line of the failed task's exception (the run summary appends it as ``<task>: <cause>``)."""
-    if task:
-        for line in error.splitlines():
-            if line.startswith(f"{task}: "):
-                return line[len(task) + 2:].strip()
+    lines = error.splitlines()
+    for i, line in enumerate(lines):
+        if task and line.startswith(f"{task}: "):
+            first = line[len(task) + 2:].strip()
+            # "N anomalies in split 'eval':" is followed by the line that names them
+            if first.endswith(":") and i + 1 < len(lines):
+                first = f"{first} {lines[i + 1].strip()}"
+            return first
     return _first_line(error)
+
+
+def _anomalies_in_error(error: str) -> list[str]:
+    """The ``feature: TYPE: description`` lines validate's error lists (its artifact is lost when it fails)."""
+    return [line.strip() for line in error.splitlines() if re.match(r"^\s*[^:]+: [A-Z][A-Z_]+: ", line)]
 
 
 def _read_anomalies(folder: Path) -> list[str]:
@@ -189,12 +199,13 @@ def label_text(column: pa.Array) -> np.ndarray:
 
 
 def _class_index(labels: np.ndarray, classes: list[str]) -> np.ndarray:
-    """Class index of each label; booleans match the card's spelling whatever its case (True / true)."""
+    """Class index of each label; booleans match the card's spelling of them: True / true / 1."""
     index = {c: i for i, c in enumerate(classes)}
     lower = {c.lower(): i for i, c in enumerate(classes)}
+    as_number = {"true": "1", "false": "0"}
     out = np.empty(len(labels), dtype=np.int64)
     for i, value in enumerate(labels):
-        found = index.get(value, lower.get(value.lower()))
+        found = index.get(value, lower.get(value.lower(), index.get(as_number.get(value.lower(), ""))))
         if found is None:
             raise ValueError(f"label value {value!r} is not a class of the model {classes}")
         out[i] = found
@@ -213,10 +224,19 @@ def feed(table: pa.Table, card: dict) -> dict[str, np.ndarray]:
             text = column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
             inputs[key] = np.array(pc.fill_null(text, "").to_pylist(), dtype=object)
         else:
-            if pa.types.is_temporal(column.type):  # not expected today; epoch units if a model ever asks
-                column = pc.cast(pc.cast(column, pa.int64()), pa.float64())
+            if pa.types.is_temporal(column.type):  # not expected today; epoch seconds if a model ever asks
+                column = epoch_seconds(column)
             inputs[key] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     return inputs
+
+
+def epoch_seconds(column: pa.Array) -> pa.Array:
+    """A date or timestamp column as float64 seconds since 1970 (null stays null)."""
+    if pa.types.is_date(column.type):
+        column = pc.cast(column, pa.timestamp("s"))
+    elif pa.types.is_timestamp(column.type):
+        column = pc.cast(column, pa.timestamp("s", tz=column.type.tz), safe=False)
+    return pc.cast(pc.cast(column, pa.int64()), pa.float64())
 
 
 def predict_saved_model(model_dir: str, table: pa.Table, batch: int = 65_536) -> tuple[dict, dict[str, np.ndarray]]:
@@ -313,7 +333,7 @@ def _peer_frame(table: pa.Table, columns: list[str], categories: dict | None):
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if pa.types.is_temporal(column.type):
-            frame[name] = pc.cast(pc.cast(column, pa.int64()), pa.float64()).to_numpy(zero_copy_only=False)
+            frame[name] = epoch_seconds(column).to_numpy(zero_copy_only=False)
         elif pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
             values = pd.Series(column.to_pylist(), dtype=object)
             if name not in categories:  # the train split's most frequent values (HGB takes at most 255)
