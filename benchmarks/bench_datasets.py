@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -80,13 +81,16 @@ def run_pipeline(entry: dict, run_dir: Path, timeout: float) -> dict:
         "--output-dir", str(run_dir),
     ]
     start = time.perf_counter()
+    # a session of its own: on timeout the whole group goes, kfp.local's task processes included
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        exit_code, stdout, stderr = done.returncode, done.stdout, done.stderr
-    except subprocess.TimeoutExpired as err:
-        exit_code, stdout, stderr = None, err.stdout or "", f"timed out after {timeout:.0f} s"
-        stdout = stdout.decode(errors="replace") if isinstance(stdout, bytes) else stdout
+        stdout, stderr = process.communicate(timeout=timeout)
+        exit_code = process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, _ = process.communicate()
+        exit_code, stderr = None, f"timed out after {timeout:.0f} s"
     record: dict = {
         "name": entry["name"], "file": entry["file"], "label": entry["label"], "rows": entry["rows"],
         "expected_task": entry["task"], "covers": entry["covers"], "command": command,
