@@ -100,6 +100,11 @@ def run_pipeline(entry: dict, run_dir: Path, timeout: float) -> dict:
     if not summary_file.exists():
         record["error"] = (stderr.strip() or stdout.strip() or "no summary.json")[-2000:]
         record["error_first_line"] = _first_line(record["error"])
+        log = run_dir / "run.log"
+        if log.exists():  # what a killed run got through
+            text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+            record["tasks_started"] = re.findall(r"Executing task '([^']+)'", text)
+            record["tasks_finished"] = re.findall(r"Task '([^']+)' finished with status (\w+)", text)
         return record
     summary = json.loads(summary_file.read_text())
     record["status"] = summary["status"]
