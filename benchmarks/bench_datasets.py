@@ -398,7 +398,7 @@ def peer_features(record: dict) -> list[str]:
 def run_dataset(entry: dict, work: Path, timeout: float, with_peer: bool = True) -> dict:
     """Run, recompute and compare one table; never raises for a failure of the product (it is recorded)."""
     record = run_pipeline(entry, work / entry["name"], timeout)
-    if record.get("model_dir") and record.get("metrics"):
+    if record.get("model_dir"):  # also when evaluate failed: the numbers it could not report
         try:
             record["recomputation"] = recompute(record)
         except Exception as err:  # recorded: a model that cannot be fed its own eval split is a finding
