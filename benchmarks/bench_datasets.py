@@ -514,7 +514,7 @@ def short(record: dict) -> dict:
     return {
         "name": record["name"], "exit": record.get("exit_code"), "seconds": record["seconds"],
         "failed_task": record.get("failed_task"), "error": record.get("error_first_line", "")[:200],
-        "anomalies": record.get("anomaly_count"), metric: (record.get("metrics") or {}).get(metric),
+        "anomalies": record.get("anomaly_count", len(record.get("anomalies") or [])), metric: (record.get("metrics") or {}).get(metric),
         f"peer_{metric}": (record.get("peer") or {}).get(metric), "blessed": record.get("blessed"),
         "recomputed_match": (record.get("recomputation") or {}).get("match"), "ok": record["ok"],
     }
