@@ -1,6 +1,6 @@
 """``make bench``: run every benchmark of kfpc; each writes JSON and a PNG plot into benchmarks/results/.
 
-Usage: python benchmarks/run_all.py [--quick] [NAME ...]   (NAME: validation, parity_tfdv, training, ...)
+Usage: python benchmarks/run_all.py [--quick] [NAME ...]   (NAME: validation, parity_tfdv, training, datasets, ...)
 
 Benchmarks measure; they never assert timings. A benchmark that fails is reported and the others still run;
 the exit code is non-zero if any failed.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: run order: cheap first, the long data-size sweeps last
-BENCHMARKS = ["images", "serving", "push", "evaluation", "training", "validation", "parity_tfdv"]
+BENCHMARKS = ["images", "serving", "push", "evaluation", "training", "validation", "parity_tfdv", "datasets"]
 
 
 def _script(name: str) -> Path:
