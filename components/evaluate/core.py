@@ -182,7 +182,8 @@ def _class_alignment(candidate: _Model, baseline: _Model) -> np.ndarray:
 
 
 def _label_text(column: pa.Array) -> pa.Array:
-    """Labels as the class names models use: integer-valued numbers as ``"3"``, text as is."""
+    """Labels as the class names models use: integer-valued numbers as ``"3"``, booleans as ``"0"``/``"1"``
+    (train reads a boolean label as the integers 0 and 1), text as is."""
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_decimal(column.type):
@@ -194,7 +195,7 @@ def _label_text(column: pa.Array) -> pa.Array:
         text[present & ~integral] = values[present & ~integral].astype(str)
         return pa.array(text, type=pa.string())
     if pa.types.is_boolean(column.type):
-        return pc.cast(column, pa.string())
+        return pc.cast(pc.cast(column, pa.int8()), pa.string())
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 

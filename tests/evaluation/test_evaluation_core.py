@@ -1,6 +1,7 @@
 """evaluate(): metrics through the serving signature equal scikit-learn's; slices, thresholds, blessing, errors."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import oracle_models
@@ -413,3 +414,14 @@ def test_slice_auc_metrics_are_exact_above_4096_rows(models, tmp_path):
         assert got["pr_auc/no"] == pytest.approx(
             skm.average_precision_score(~labels[rows], probabilities[rows, 0]), abs=1e-9)
         assert got["score_bins_dropped_bits"] == 0
+
+
+def test_a_boolean_label_is_read_as_the_classes_train_gives_it():
+    """train reads a boolean label as the integers 0/1 (classes "0", "1"); evaluate must name it the same,
+    or every eval row is an unseen class (mroz's `lfp` in the real-dataset suite)."""
+    import pyarrow as pa
+
+    column = pa.array([True, False, None, True])
+    assert core._label_text(column).to_pylist() == ["1", "0", None, "1"]
+    ids, present = core._label_ids(column, ["0", "1"], Path("eval.parquet"), "lfp")
+    assert ids.tolist() == [1, 0, 0, 1] and present.tolist() == [True, True, False, True]
