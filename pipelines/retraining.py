@@ -156,14 +156,14 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         )
         data = ingest(
             source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
         )
         data.set_display_name("ingest-newest-span")
         stats = statistics(data=data.outputs["data"])
         stats.set_display_name("statistics-newest-span")
         previous = ingest(
             source_uri=resolved.outputs["previous_data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
         )
         previous.set_display_name("ingest-previous-span")
         previous_stats = statistics(data=previous.outputs["data"])

@@ -111,7 +111,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         )
         data = ingest(
             source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
         )
         stats = statistics(data=data.outputs["data"])
         schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)

@@ -16,6 +16,7 @@ def ingest(
     delimiter: str = ",",
     drop_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
     numeric_columns: list[str] = [],  # noqa: B006
+    label: str = "",
 ):
     """Read a CSV or Parquet table and write it as Parquet splits ``train`` and ``eval``.
 
@@ -29,6 +30,8 @@ def ingest(
         drop_columns: columns left out of the Dataset (e.g. preflight's output: excluded and all-null columns).
         numeric_columns: text columns read as numbers; values that are not numbers become nulls (counted in
             the metadata key ``coerced_to_null``).
+        label: the label column: left out of the row hash that splits rows (without ``key_column``), so rows
+            with equal features land in the same split whatever their labels.
     """
     from kfpc.components.ingest import core
 
@@ -41,5 +44,6 @@ def ingest(
         delimiter=delimiter,
         drop_columns=list(drop_columns),
         numeric_columns=list(numeric_columns),
+        label=label or None,
     )
     data.metadata.update(result.metadata())

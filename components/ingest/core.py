@@ -191,9 +191,18 @@ def _is_number(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind)
 
 
-def split_buckets(batch: pa.RecordBatch, key_column: str | None, salt: str = "") -> np.ndarray:
-    """Stable bucket in ``[0, 10000)`` for every row: a hash of the key column, or of the whole row."""
-    frame = batch.to_pandas(types_mapper=pd.ArrowDtype) if key_column is None else batch.column(key_column).to_pandas()
+def split_buckets(batch: pa.RecordBatch, key_column: str | None, salt: str = "", label: str | None = None) -> np.ndarray:
+    """Stable bucket in ``[0, 10000)`` for every row: a hash of the key column, or of the row without its label.
+
+    The label stays out of the row hash: with it, rows whose features are equal but whose labels differ
+    would be split by their label, so the eval split would hold exactly the labels training never saw for
+    those features (seen on real tables with repeated rows: 1,073 of 6,307 eval rows of a credit card table).
+    """
+    if key_column is None:
+        columns = [name for name in batch.schema.names if name != label] or batch.schema.names
+        frame = batch.select(columns).to_pandas(types_mapper=pd.ArrowDtype)
+    else:
+        frame = batch.column(key_column).to_pandas()
     # Hash values as text so that a row hashes the same whether read from CSV or Parquet.
     frame = frame.astype("string")
     hashed = pd.util.hash_pandas_object(frame, index=False, hash_key=(salt + "kfpc-split-key")[:16].ljust(16, "0"))
@@ -211,6 +220,7 @@ def ingest(
     salt: str = "",
     drop_columns: list[str] | tuple[str, ...] = (),
     numeric_columns: list[str] | tuple[str, ...] = (),
+    label: str | None = None,
 ) -> IngestResult:
     """Write ``source_uri`` as Parquet splits ``train`` and ``eval`` under ``output_dir``.
 
@@ -226,6 +236,8 @@ def ingest(
             the file does not have are ignored (an older span may lack a column).
         numeric_columns: text columns to read as numbers: values that are not numbers become nulls (counted
             in the result's ``coerced_to_null``), e.g. a price column with a few ``"n/a?"`` cells.
+        label: the label column, left out of the row hash (without ``key_column``), so that rows with equal
+            features land in the same split whatever their labels.
     Returns:
         IngestResult with rows per split and column types.
     Raises:
@@ -251,7 +263,7 @@ def ingest(
                 if batch.num_rows == 0:
                     continue
                 # the split hashes the row as read, so dropping or coercing columns never moves a row
-                is_eval = split_buckets(batch, key_column, salt) < threshold
+                is_eval = split_buckets(batch, key_column, salt, label) < threshold
                 batch = transform(batch)
                 for split, mask in ((types.EVAL, is_eval), (types.TRAIN, ~is_eval)):
                     part = batch.filter(pa.array(mask))
