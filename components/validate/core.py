@@ -210,7 +210,21 @@ def _presence(feature: schema_pb2.Feature, stats_feature, num_examples: int) -> 
     return out
 
 
-def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature) -> list[_Description]:
+def unseen_mass(reference) -> float:
+    """Good-Turing's estimate of the share of values a new sample holds that ``reference`` never saw: the
+    share of ``reference``'s values seen exactly once. 0 when its value counts are incomplete (top-k only).
+
+    A free-text column (comments, names) shows new values in every sample; a categorical one almost never.
+    """
+    counts = string_values(reference)
+    total = _common(reference).tot_num_values or _common(reference).num_non_missing
+    if not total or abs(sum(counts.values()) - total) > 0.5:
+        return 0.0
+    return sum(1 for count in counts.values() if round(count) == 1) / total
+
+
+def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature,
+                   reference=None) -> list[_Description]:
     counts = string_values(stats_feature)
     allowed = set(values)
     missing = {v: c for v, c in sorted(counts.items(), key=lambda kv: kv[0].encode("utf-8")) if v not in allowed}
@@ -225,12 +239,17 @@ def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature
     listed = ", ".join(f"{_escape(v)} ({_percentage(c, total)})" for v, c in shown[:_LISTED])
     if len(shown) > _LISTED:
         listed += f" and {len(shown) - _LISTED} more"
-    severity = _share_severity(missing_count, total, max_off)
+    # New values are expected at the rate the reference sample itself kept meeting new ones (Good-Turing):
+    # only more than that, or than min_domain_mass allows, is an error.
+    expected = unseen_mass(reference) if reference is not None else 0.0
+    allowed = max(max_off, expected) if max_off > 0 else max_off
+    severity = _share_severity(missing_count, total, allowed)
+    bound = (f"1 - min_domain_mass = {max_off:.2%}" if allowed == max_off else
+             f"the {expected:.2%} of values the reference sample saw only once (new values expected at that rate)")
     return [_warned(_Description(Reason.ENUM_TYPE_UNEXPECTED_STRING_VALUES, "Unexpected string values",
                                  f"Examples contain values missing from the schema: {listed}. ", severity),
                     f"{_share(missing_count, total)} of the values are outside the domain, not significantly "
-                    f"above 1 - min_domain_mass = {max_off:.2%} (p >= {MASS_ALPHA:g}); the model reads them as "
-                    "out-of-vocabulary")]
+                    f"above {bound} (p >= {MASS_ALPHA:g}); the model reads them as out-of-vocabulary")]
 
 
 def _clip(value: str) -> str:
@@ -670,11 +689,12 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
         out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type", text))
         return out  # domain checks against data of another type only repeat the same problem
     domain = feature.WhichOneof("domain_info")
+    reference = next((c.control[name] for c in comparisons if not c.reverse and name in c.control), None)
     if domain == "domain":
         values = next((list(d.value) for d in schema.string_domain if d.name == feature.domain), [])
-        out.extend(_string_domain(values, stats_feature, feature))
+        out.extend(_string_domain(values, stats_feature, feature, reference))
     elif domain == "string_domain":
-        out.extend(_string_domain(list(feature.string_domain.value), stats_feature, feature))
+        out.extend(_string_domain(list(feature.string_domain.value), stats_feature, feature, reference))
     elif domain == "int_domain":
         out.extend(_int_domain(feature.int_domain, stats_feature))
     elif domain == "float_domain":
