@@ -112,7 +112,7 @@ class BodyFuzzer:
         body: Any = {"instances": rows}
         for _ in range(r.randrange(1, 4)):
             kind = r.randrange(11)
-            row = r.choice(rows) if rows else {}
+            row = r.choice([x for x in rows if isinstance(x, dict)] or [{}])
             feature = r.choice(self.features)["name"]
             if kind in (0, 1, 2):
                 row[feature] = self.value()
@@ -123,7 +123,7 @@ class BodyFuzzer:
             elif kind == 5:
                 rows.append(self.value())
             elif kind == 6:
-                body = {"inputs": {f["name"]: [row.get(f["name"]) for row in rows] for f in self.features}}
+                body = {"inputs": {f["name"]: [row.get(f["name"]) if isinstance(row, dict) else row for row in rows] for f in self.features}}
                 if r.random() < 0.7:
                     column = r.choice(list(body["inputs"]))
                     body["inputs"][column] = r.choice([self.value(), body["inputs"][column][:-1], []])
@@ -159,7 +159,7 @@ class BodyFuzzer:
         tensors = [self._tensor(f, rows) for f in self.features]
         body: Any = {"id": "fuzz", "inputs": tensors}
         for _ in range(r.randrange(1, 4)):
-            tensor = r.choice(tensors) if tensors else {}
+            tensor = r.choice([t for t in tensors if isinstance(t, dict)] or [{}])
             kind = r.randrange(13)
             if kind == 0:
                 tensor["shape"] = r.choice([[], [rows, 2], [-1], [rows, 1], [True], ["1"], [2**63], [rows + 1],
@@ -169,7 +169,7 @@ class BodyFuzzer:
             elif kind == 2:
                 tensor["data"] = self.value()
             elif kind == 3:
-                if tensor.get("data"):
+                if isinstance(tensor.get("data"), list) and tensor["data"]:
                     tensor["data"][r.randrange(len(tensor["data"]))] = self.value()
             elif kind == 4:
                 tensor.pop(r.choice(["name", "shape", "datatype", "data"]), None)
@@ -183,14 +183,16 @@ class BodyFuzzer:
             elif kind == 8:
                 tensor["parameters"] = r.choice([self.value(), {"binary_data_size": self.value()},
                                                  {"binary_data_size": 8}])
+            elif not isinstance(body, dict):
+                continue
             elif kind == 9:
                 body["outputs"] = r.choice([self.value(), [{"name": self.name()}], [{"name": "classes"}],
                                             [{"name": "probabilities", "parameters": {"binary_data": True}}]])
             elif kind == 10:
                 body[r.choice(["id", "parameters", "inputs"])] = self.value()
             elif kind == 11:
-                tensor["data"] = [[v] for v in tensor.get("data") or []] if r.random() < 0.5 else \
-                    [[v, v] for v in tensor.get("data") or []]
+                data = tensor.get("data") if isinstance(tensor.get("data"), list) else []
+                tensor["data"] = [[v] for v in data] if r.random() < 0.5 else [[v, v] for v in data]
             else:
                 body = self.value()
         return body
@@ -233,13 +235,13 @@ class BodyFuzzer:
         header: dict = {"inputs": header_inputs}
         length_header: Any = None
         for _ in range(r.randrange(1, 4)):
-            i = r.randrange(len(blobs))
+            i = r.randrange(len(header_inputs))  # (blobs may hold one more, appended below)
             kind = r.randrange(10)
             if kind == 0:  # a bogus BYTES length prefix, or any 4 bytes in front
                 blobs[i] = struct.pack("<I", r.choice([0xFFFFFFFF, 2**31, 1000, len(blobs[i]) + 1])) + blobs[i][4:]
             elif kind == 1:  # declared size off
-                header_inputs[i]["parameters"]["binary_data_size"] = max(
-                    0, len(blobs[i]) + r.choice([-9, -1, 1, 7, 10**6]))
+                header_inputs[i]["parameters"] = {"binary_data_size": max(
+                    0, len(blobs[i]) + r.choice([-9, -1, 1, 7, 10**6]))}
             elif kind == 2:  # tensor shorter than declared
                 blobs[i] = blobs[i][: r.randrange(len(blobs[i]) + 1)]
             elif kind == 3:
@@ -271,7 +273,8 @@ class BodyFuzzer:
         r = self.random
         rows = r.choice([1, 2, 3])
         raw_mode = r.random() < 0.5
-        request = pb.ModelInferRequest(model_name=self.model_name if r.random() < 0.95 else self.name(), id="fuzz")
+        model_name = self.model_name if r.random() < 0.95 else self.name().encode("utf-8", "replace").decode()
+        request = pb.ModelInferRequest(model_name=model_name, id="fuzz")
         raws = []
         for feature in self.features:
             values = [self.good_value(feature) for _ in range(rows)]
@@ -288,6 +291,8 @@ class BodyFuzzer:
             else:
                 tensor.contents.int64_contents.extend(int(v or 0) for v in values)
         for _ in range(r.randrange(1, 4)):
+            if not request.inputs:
+                break
             tensor = request.inputs[r.randrange(len(request.inputs))]
             kind = r.randrange(10)
             if kind == 0:
@@ -296,7 +301,7 @@ class BodyFuzzer:
                 del tensor.shape[:]
                 tensor.shape.extend(r.choice([[], [rows + 1], [rows, 2], [-1], [2**62], [0], [rows, 1]]))
             elif kind == 2:
-                tensor.name = self.name()
+                tensor.name = self.name().encode("utf-8", "replace").decode()  # (protobuf strings are UTF-8)
             elif kind == 3 and raws:
                 i = r.randrange(len(raws))
                 raws[i] = struct.pack("<I", r.choice([0xFFFFFFFF, 999, 3])) + raws[i][4:]
@@ -312,7 +317,8 @@ class BodyFuzzer:
                 if raws:
                     raws.pop()
             elif kind == 8:
-                request.outputs.add(name=self.name() if r.random() < 0.5 else "classes")
+                request.outputs.add(name=self.name().encode("utf-8", "replace").decode() if r.random() < 0.5
+                                    else "classes")
             else:
                 tensor.contents.bytes_contents.append(r.choice(WEIRD_STRINGS).encode("utf-8", "surrogatepass"))
         if raws:
