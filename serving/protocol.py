@@ -622,6 +622,10 @@ def _flatten(data: list) -> list:
     return data
 
 
+#: longest v2 request id (it is echoed in the response)
+MAX_ID_CHARS = 256
+
+
 def check_v2_header(header: Any) -> None:
     """Check the JSON part of a v2 request has the shape of an inference request, before kserve reads it.
 
@@ -664,8 +668,13 @@ def check_v2_header(header: Any) -> None:
     parameters = header.get("parameters")
     if parameters is not None and not isinstance(parameters, Mapping):
         raise RequestError(f"field 'parameters' must be an object, got {_short(parameters)}")
-    if "id" in header and not isinstance(header["id"], str):
-        raise RequestError(f"field 'id' must be a string, got {_short(header['id'])}")
+    if "id" in header:
+        # the id is echoed in the response: a string of at most MAX_ID_CHARS characters of valid Unicode
+        if not isinstance(header["id"], str):
+            raise RequestError(f"field 'id' must be a string, got {_short(header['id'])}")
+        if len(header["id"]) > MAX_ID_CHARS or not _utf8((header["id"],)):
+            raise RequestError(f"field 'id' must be valid Unicode text of at most {MAX_ID_CHARS} characters, "
+                               f"got {_short(header['id'])}")
 
 
 def request_from_json(header: Mapping, model_name: str) -> InferRequest:

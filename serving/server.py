@@ -223,14 +223,20 @@ class ServingMiddleware:
             status, error = 500, INTERNAL_ERROR
         else:
             status = 200
+        if status == 200:
+            try:
+                if isinstance(response, bytes | str):
+                    content = response if isinstance(response, bytes) else response.encode()
+                    content_type = "application/octet-stream" if protocol == "v2" else "application/json"
+                else:
+                    content = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+                    content_type = "application/json"
+            except Exception:  # (a response that cannot be written is a server fault: logged, no internals)
+                logger.exception("cannot encode the response to %s", path)
+                status, error = 500, INTERNAL_ERROR
         if status != 200:
             content, content_type = orjson.dumps({"error": error}), "application/json"
             response_headers = {}
-        elif isinstance(response, bytes | str):
-            content = response if isinstance(response, bytes) else response.encode()
-            content_type = "application/octet-stream" if protocol == "v2" else "application/json"
-        else:
-            content, content_type = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
         content_type = response_headers.pop("content-type", content_type)
         raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(content)).encode())]
         raw_headers += [(key.encode("latin-1"), str(value).encode("latin-1")) for key, value in response_headers.items()

@@ -380,3 +380,23 @@ def test_feature_names_that_are_not_identifiers_are_served_by_name(weird_model):
         assert values == pytest.approx(v1["predictions"][0]["probabilities"], abs=1e-6)
         assert not math.isnan(values[0])
         assert os.path.exists(server.log_path)
+
+
+def test_v2_request_id_is_echoed_only_when_short_valid_text(server):
+    inputs = [{"name": name, "shape": [1], "datatype": "BYTES" if name in STRING_FEATURES else "FP64",
+               "data": [value]} for name, value in ROW.items()]
+    # a lone surrogate (read by the NaN-tolerant JSON fallback) made the response unwritable: a 500
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", json.dumps({"id": "\ud800", "inputs": inputs}).encode(),
+                          raw=True)
+    assert status == 400 and "field 'id'" in answer["error"], answer
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", {"id": "i" * 10_000, "inputs": inputs})
+    assert status == 400 and "field 'id'" in answer["error"] and len(answer["error"]) < 300, answer
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", {"id": "req-é", "inputs": inputs})
+    assert status == 200 and answer["id"] == "req-é", answer
+
+
+def test_a_huge_feature_value_does_not_spoil_the_drift_metrics(server):
+    assert post(f"{server.url}/v1/models/penguins:predict", {"instances": [dict(ROW, year=1e300)]})[0] == 200
+    for line in get(f"{server.url}/metrics")[1].splitlines():
+        if line.startswith(("kfpc_feature_value_squares_total{", "kfpc_feature_value_sum{")) and 'feature="year"' in line:
+            assert float(line.rsplit(" ", 1)[1]) < 1e300, line
