@@ -400,3 +400,21 @@ def test_a_huge_feature_value_does_not_spoil_the_drift_metrics(server):
     for line in get(f"{server.url}/metrics")[1].splitlines():
         if line.startswith(("kfpc_feature_value_squares_total{", "kfpc_feature_value_sum{")) and 'feature="year"' in line:
             assert float(line.rsplit(" ", 1)[1]) < 1e300, line
+
+
+CE = {"ce-specversion": "1.0", "ce-id": "e", "ce-source": "t", "ce-type": "x", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("headers, body", [
+    (dict(CE, **{"ce-specversion": "9.9"}), json.dumps({"instances": [ROW]}).encode()),
+    (CE, b"{not json"),
+    (CE, b"\xff\xfe"),
+    (CE, json.dumps({"instances": [dict(ROW, year="x")]}).encode()),
+    ({"Content-Type": "application/cloudevents+json"}, b"{}"),
+    ({"Content-Type": "application/cloudevents+json"}, b"[1]"),
+    ({"Content-Type": "application/cloudevents+json"}, json.dumps({"specversion": "1.0", "data": 5}).encode()),
+], ids=["bad specversion", "ce not json", "ce not utf-8", "ce bad value", "structured empty",
+        "structured list", "structured no id"])
+def test_malformed_cloudevents_are_4xx(server, headers, body):
+    status, answer = post(f"{server.url}/v1/models/penguins:predict", body, raw=True, headers=headers)
+    assert 400 <= status < 500, answer
