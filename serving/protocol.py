@@ -678,7 +678,15 @@ def check_v2_header(header: Any) -> None:
 
 
 def request_from_json(header: Mapping, model_name: str) -> InferRequest:
-    """An InferRequest from an all-JSON v2 body already checked by :func:`check_v2_header`."""
+    """An InferRequest from an all-JSON v2 body already checked by :func:`check_v2_header`.
+
+    Raises:
+        RequestError: a tensor without ``data`` (a binary tensor needs ``Inference-Header-Content-Length``).
+    """
+    for i, tensor in enumerate(header["inputs"]):
+        if "data" not in tensor:
+            raise RequestError(f"field 'inputs[{i}].data' is required: a binary tensor (parameters.binary_data_size) "
+                               f"needs the Inference-Header-Content-Length header")
     inputs = [InferInput(name=t["name"], shape=t["shape"], datatype=t["datatype"], data=t["data"],
                          parameters=t.get("parameters")) for t in header["inputs"]]
     outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in header.get("outputs") or []]

@@ -418,3 +418,13 @@ CE = {"ce-specversion": "1.0", "ce-id": "e", "ce-source": "t", "ce-type": "x", "
 def test_malformed_cloudevents_are_4xx(server, headers, body):
     status, answer = post(f"{server.url}/v1/models/penguins:predict", body, raw=True, headers=headers)
     assert 400 <= status < 500, answer
+
+
+def test_binary_size_without_the_binary_header_is_400(server):
+    # an all-JSON body (no Inference-Header-Content-Length) whose tensor has binary_data_size and no data: a
+    # KeyError and a 500 before (found by the fuzzer)
+    inputs = [{"name": name, "shape": [1], "datatype": "BYTES" if name in STRING_FEATURES else "FP64",
+               "data": [value]} for name, value in ROW.items()]
+    inputs[6] = {"name": "year", "shape": [1], "datatype": "FP64", "parameters": {"binary_data_size": 8}}
+    status, answer = post(f"{server.url}/v2/models/penguins/infer", {"inputs": inputs})
+    assert status == 400 and "Inference-Header-Content-Length" in answer["error"], answer
