@@ -8,6 +8,7 @@ KServe's built-in servers.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_request_bytes", type=int, default=16 << 20, help="largest request body")
     parser.add_argument("--payload_log", default="",
                         help="log every request and response: a .jsonl file path or a CloudEvents http(s) URL")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address the HTTP and gRPC ports bind (default 127.0.0.1: this machine only; the "
+                             "serving image passes 0.0.0.0)")
+    parser.add_argument("--header_timeout_s", type=float, default=10.0,
+                        help="seconds a request's headers may take to arrive (then 408 and the connection closed)")
+    parser.add_argument("--body_timeout_s", type=float, default=30.0,
+                        help="seconds a request's body may take to arrive (then 408 and the connection closed)")
+    parser.add_argument("--exit_with_parent", type=_bool, default=False,
+                        help="stop when the process that started the server exits (kfpc serve, LocalServer)")
     parser.add_argument("--log_format", choices=["json", "text"], default="json", help="log line format")
     parser.add_argument("--log_level", default="INFO", help="log level")
     return parser
@@ -62,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("max_batch_size", "max_rows", "max_request_bytes", "max_string_length"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("header_timeout_s", "body_timeout_s"):
+        if not getattr(args, name) > 0:
+            raise SystemExit(f"--{name} must be more than 0, got {getattr(args, name)}")
+    parent = os.getppid() if args.exit_with_parent else None  # (read first: the parent may exit during loading)
     options = ModelOptions(batching=args.batching, max_batch_size=args.max_batch_size,
                            max_batch_wait_ms=args.max_batch_wait_ms, max_rows=args.max_rows,
                            max_string_length=args.max_string_length)
     observer = Observer(args.model_name, payload_log=args.payload_log or None)
     model = KfpcModel(args.model_name, args.model_dir, options, observer)
     serve(model, http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.enable_grpc,
-          max_request_bytes=args.max_request_bytes)
+          max_request_bytes=args.max_request_bytes, host=args.host, header_timeout_s=args.header_timeout_s,
+          body_timeout_s=args.body_timeout_s, enable_docs=args.enable_docs_url, exit_with_parent=parent)
     return 0
 
 

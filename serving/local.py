@@ -67,7 +67,8 @@ class LocalServer:
     def command(self) -> list[str]:
         """The server command line."""
         command = [sys.executable, "-m", "kfpc.serving", "--model_dir", self.model_dir,
-                   "--model_name", self.model_name, "--http_port", str(self.port)]
+                   "--model_name", self.model_name, "--http_port", str(self.port), "--host", "127.0.0.1",
+                   "--exit_with_parent", "true"]
         if self.grpc_port is None:
             command += ["--enable_grpc", "false"]
         else:

@@ -243,9 +243,11 @@ class KfpcModel(kserve.Model):
                 payload.outputs = await loop.run_in_executor(self._model_thread, self._call_model, payload.columns)
                 self._on_batch(payload.rows, 1)
         except Exception as err:
-            # A model failure on validated input is a server fault (500), but say which model and why.
+            # A model failure on validated input is a server fault (500): the answer names the model, the
+            # log has the error (its text may hold internals: paths, tensors, values).
             logger.exception("prediction failed in model %s", self.name)
-            raise InferenceError(f"model {self.name!r} failed to predict {payload.rows} rows: {err}") from err
+            raise InferenceError(f"model {self.name!r} failed to predict {payload.rows} rows (details are in "
+                                 f"the server log)") from err
         return payload
 
     async def postprocess(self, result: _Prepared, headers: dict[str, str] | None = None,

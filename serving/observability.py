@@ -38,6 +38,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05,
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 OTHER = "__other__"
+#: numeric feature values beyond this magnitude are not added to kfpc_feature_value / _squares (overflow)
+MAX_SUMMED_VALUE = 1e150
 CLOUDEVENT_TYPE = "dev.kfpc.serving.prediction"
 
 REQUEST_LATENCY = Histogram("kfpc_request_latency_seconds", "Request latency by protocol, HTTP included",
@@ -284,6 +286,9 @@ class Observer:
             else:
                 present = column[~np.isnan(column)]
                 missing = column.size - present.size
+                # Beyond +-1e150 a square (or a long sum) overflows to inf, and one inf would spoil the
+                # counter for the server's life: such values are left out of the value metrics.
+                present = present[np.abs(present) <= MAX_SUMMED_VALUE]
                 if present.size:
                     _observe_summary_all(self._children[("value", feature.name)], present)
                     self._children[("squares", feature.name)].inc(float(np.square(present).sum()))

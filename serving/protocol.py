@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
@@ -85,9 +87,43 @@ def features_from_card(card: Any) -> list[Feature]:
     return features
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+#: longest excerpt of a client's value quoted in an error message
+EXCERPT_CHARS = 64
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 2, EXCERPT_CHARS, EXCERPT_CHARS, EXCERPT_CHARS
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxarray = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
+_REPR.maxdeque = 4
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """A short, escaped excerpt of a value for an error message: its ``repr`` (quotes, backslashes and control
+    characters escaped), cut to ``limit`` characters with ``...``; a 10 MB value costs no more than a short one.
+
+    Args:
+        value: any value a client sent.
+        limit: most characters returned.
+    Returns:
+        the excerpt.
+    """
+    if isinstance(value, str | bytes) and len(value) > limit:
+        value = value[:limit]  # (repr below escapes; the cut is marked by the length test)
+        text = repr(value) + "..."
+    else:
+        try:
+            text = _REPR.repr(value)
+        except Exception:  # a value whose repr fails: its type is enough
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+_short = excerpt
+
+
+def _names(names: Any, limit: int = 10) -> str:
+    """A list of names for a message, at most ``limit`` of them, each excerpted."""
+    names = list(names)
+    shown = ", ".join(excerpt(name) for name in names[:limit])
+    return f"[{shown}{', ... (%d in all)' % len(names) if len(names) > limit else ''}]"
 
 
 # ---------------------------------------------------------------- column builders
@@ -189,12 +225,13 @@ def _check_names(given: Sequence[str], features: list[Feature], where: str) -> N
     known = {f.name for f in features}
     unknown = [name for name in given if name not in known]
     if unknown:
-        raise RequestError(f"{where}: unknown feature {unknown[0]!r}; the model's features are {sorted(known)}")
+        raise RequestError(f"{where}: unknown feature {_short(unknown[0])}; the model's features are "
+                           f"{_names(sorted(known))}")
     present = set(given)
     missing = [f.name for f in features if f.name not in present]
     if missing:
-        raise RequestError(f"{where}: missing feature {missing[0]!r} (missing: {missing}); send null for a "
-                           f"missing value")
+        raise RequestError(f"{where}: missing feature {missing[0]!r} (missing: {_names(missing)}); send null "
+                           f"for a missing value")
 
 
 def _check_rows(rows: int, limits: Limits, where: str) -> None:
@@ -226,7 +263,7 @@ def decode_v1(body: Any, features: list[Feature], limits: Limits = Limits()) -> 
         raise RequestError(f"request body must be a JSON object with 'instances' or 'inputs', got {_short(body)}")
     keys = [key for key in ("instances", "inputs") if key in body]
     if len(keys) != 1:
-        raise RequestError(f"request body must have exactly one of 'instances' or 'inputs', got keys {sorted(body)}")
+        raise RequestError(f"request body must have exactly one of 'instances' or 'inputs', got keys {_names(body)}")
     key = keys[0]
     payload = body[key]
     if isinstance(payload, Mapping) and key == "inputs":
@@ -266,7 +303,8 @@ def _decode_columnar(payload: Mapping, features: list[Feature], limits: Limits, 
             raise RequestError(f"'{key}.{feature.name}' must be a list of values, got {_short(values)}")
         lengths[feature.name] = len(values)
     if len(set(lengths.values())) > 1:
-        raise RequestError(f"'{key}': features have different lengths {lengths}")
+        raise RequestError(f"'{key}': features have different lengths "
+                           f"{_names(f'{name}: {n}' for name, n in lengths.items())}")
     _check_rows(next(iter(lengths.values())), limits, f"'{key}'")
     columns = {}
     for feature in features:
@@ -331,14 +369,20 @@ class V1JsonCodec:
             else:
                 kind = float  # (msgspec takes JSON integers too, refuses booleans and numbers out of range)
             fields.append((f"f{i}", kind | None if feature.allow_missing else kind))
-        row = msgspec.defstruct("Row", fields, rename={f"f{i}": f.name for i, f in enumerate(features)},
-                                forbid_unknown_fields=True, gc=False)
+        self._encoders: dict[tuple[str, ...], Any] = {}
+        try:
+            row = msgspec.defstruct("Row", fields, rename={f"f{i}": f.name for i, f in enumerate(features)},
+                                    forbid_unknown_fields=True, gc=False)
+        except ValueError:
+            # msgspec cannot match a field named with '"', '\\' or a control character (training keeps any
+            # column name): every body of such a model takes the general path, which can.
+            self._decoder = None
+            return
         rows = Annotated[list[row], msgspec.Meta(min_length=1, max_length=limits.max_rows)]
         # other top-level keys are ignored, as decode_v1 does (TF Serving clients send "signature_name")
         body = msgspec.defstruct("Body", [("instances", rows),
                                           ("inputs", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET)])
         self._decoder = msgspec.json.Decoder(body)
-        self._encoders: dict[tuple[str, ...], Any] = {}
 
     def decode(self, body: bytes) -> dict[str, np.ndarray]:
         """Feature columns from a v1 JSON body, as :func:`decode_v1` gives them.
@@ -353,6 +397,8 @@ class V1JsonCodec:
 
     def decode_common(self, body: bytes) -> dict[str, np.ndarray] | None:
         """The columns of a body in the common form (see the class), or None for any other body."""
+        if self._decoder is None:
+            return None
         try:
             parsed = self._decoder.decode(body)
         except (msgspec.MsgspecError, ValueError):  # (invalid UTF-8 is a UnicodeDecodeError)
@@ -418,7 +464,7 @@ def decode_v2(request: InferRequest, features: list[Feature], limits: Limits = L
     by_name: dict[str, InferInput] = {}
     for infer_input in request.inputs:
         if infer_input.name in by_name:
-            raise RequestError(f"input {infer_input.name!r} is given twice")
+            raise RequestError(f"input {_short(infer_input.name)} is given twice")
         by_name[infer_input.name] = infer_input
     _check_names(list(by_name), features, "inputs")
     rows = None
@@ -449,10 +495,10 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
     if feature.dtype == STRING:
         if datatype != "BYTES" and datatype not in INTEGER_V2_TYPES:
             raise RequestError(f"input {name!r} is a string feature: datatype must be BYTES (or an integer type "
-                               f"for integer categories), got {datatype!r}")
+                               f"for integer categories), got {_short(datatype)}")
     elif datatype not in NUMERIC_V2_TYPES:
         raise RequestError(f"input {name!r} is a numeric feature: datatype must be one of FP32, FP64, INT64, BOOL "
-                           f"(or another numeric type), got {datatype!r}")
+                           f"(or another numeric type), got {_short(datatype)}")
 
     def where(i: int) -> str:
         return f"input {name!r}[{i}]"
@@ -475,12 +521,7 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
                 raise RequestError(f"input {name!r} has datatype BOOL but holds {_short(bad)}")
             return np.array([math.nan if v is None else float(v) for v in flat], dtype=np.float64)
         return _numeric_column(name, flat, feature, where)
-    try:
-        array = infer_input.as_numpy()
-    except (ValueError, TypeError, IndexError) as err:
-        raise RequestError(f"input {name!r}: binary data does not match shape {list(shape)} and datatype "
-                           f"{datatype} ({err})") from None
-    array = array.reshape(-1)
+    array = decode_binary_tensor(bytes(infer_input._raw_data), datatype, rows, f"input {name!r}")
     if feature.dtype == STRING:
         values = array.tolist() if datatype == "BYTES" else [int(v) for v in array.tolist()]
         return _string_column(name, values, feature, where, limits)
@@ -490,6 +531,97 @@ def _v2_column(infer_input: InferInput, feature: Feature, limits: Limits) -> np.
 
 
 _NONE = object()
+#: bytes per element of the fixed-size v2 datatypes
+_ITEM_TYPES = {"BOOL": np.bool_, "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
+               "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+               "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+_LENGTH = struct.Struct("<I")
+
+
+def decode_binary_tensor(raw: bytes, datatype: str, rows: int, where: str) -> np.ndarray:
+    """The 1-D array of a binary v2 tensor (HTTP after the JSON header, or gRPC ``raw_input_contents``).
+
+    Strict where KServe's own reader is not: a ``BYTES`` element's 4-byte length prefix must stay inside the
+    tensor, and the tensor must hold exactly ``rows`` elements with no byte left over.
+
+    Args:
+        raw: the tensor's bytes.
+        datatype: its v2 datatype.
+        rows: the element count its shape declares.
+        where: names the input in messages.
+    Returns:
+        an ``object`` array of ``bytes`` for BYTES, else an array of the datatype.
+    Raises:
+        RequestError: naming the input, the datatype and the size at fault.
+    """
+    if datatype == "BYTES":
+        values, offset, size = [], 0, len(raw)
+        while offset < size:
+            if len(values) == rows:
+                raise RequestError(f"{where}: BYTES tensor holds more than the {rows} elements of its shape "
+                                   f"({size - offset} bytes left at byte {offset})")
+            if offset + 4 > size:
+                raise RequestError(f"{where}: BYTES tensor ends inside the 4-byte length prefix of element "
+                                   f"{len(values)} (byte {offset} of {size})")
+            (length,) = _LENGTH.unpack_from(raw, offset)
+            offset += 4
+            if length > size - offset:
+                raise RequestError(f"{where}: BYTES element {len(values)} declares {length} bytes but only "
+                                   f"{size - offset} are left in the tensor")
+            values.append(raw[offset:offset + length])
+            offset += length
+        if len(values) != rows:
+            raise RequestError(f"{where}: BYTES tensor holds {len(values)} elements, its shape declares {rows}")
+        array = np.empty(rows, dtype=object)
+        array[:] = values
+        return array
+    kind = _ITEM_TYPES.get(datatype)
+    if kind is None:
+        raise RequestError(f"{where}: datatype {_short(datatype)} cannot be sent as binary data")
+    itemsize = np.dtype(kind).itemsize
+    if len(raw) != rows * itemsize:
+        raise RequestError(f"{where}: binary {datatype} tensor of {rows} elements needs {rows * itemsize} bytes, "
+                           f"got {len(raw)}")
+    return np.frombuffer(raw, dtype=kind)
+
+
+def request_from_binary(body: bytes, header_length: int, model_name: str) -> InferRequest:
+    """An InferRequest from a v2 body with binary tensors after its JSON header
+    (``Inference-Header-Content-Length``); the tensors' ``binary_data_size`` must add up to the bytes after
+    the header exactly, and each tensor must match its shape (:func:`decode_binary_tensor`).
+
+    Raises:
+        RequestError: naming the field or input at fault.
+    """
+    header = loads_json(body[:header_length])
+    check_v2_header(header)
+    offset, size = header_length, len(body)
+    inputs = []
+    for i, tensor in enumerate(header["inputs"]):
+        parameters = tensor.get("parameters") or {}
+        if "binary_data_size" not in parameters:
+            inputs.append(InferInput(name=tensor["name"], shape=tensor["shape"], datatype=tensor["datatype"],
+                                     data=tensor["data"], parameters=tensor.get("parameters")))
+            continue
+        declared = parameters["binary_data_size"]
+        if declared > size - offset:
+            raise RequestError(f"field 'inputs[{i}].parameters.binary_data_size' is {declared} but only "
+                               f"{size - offset} bytes are left in the body")
+        shape = tensor["shape"]
+        if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d for d in shape):
+            raise RequestError(f"field 'inputs[{i}].shape' must hold non-negative integers, got {_short(shape)}")
+        rows = math.prod(shape)
+        datatype = str(tensor["datatype"]).upper()
+        array = decode_binary_tensor(body[offset:offset + declared], datatype, rows, f"input {_short(tensor['name'])}")
+        offset += declared
+        inputs.append(InferInput(name=tensor["name"], shape=shape, datatype=tensor["datatype"], data=array.tolist(),
+                                 parameters=tensor.get("parameters")))
+    if offset != size:
+        raise RequestError(f"the body has {size - offset} bytes after its binary tensors (header of "
+                           f"{header_length} bytes + the inputs' binary_data_size); expected none")
+    outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in header.get("outputs") or []]
+    return InferRequest(model_name=model_name, infer_inputs=inputs, request_id=header.get("id"),
+                        parameters=header.get("parameters"), request_outputs=outputs or None)
 
 
 def _flatten(data: list) -> list:
@@ -498,6 +630,10 @@ def _flatten(data: list) -> list:
             raise RequestError(f"nested data must hold one value per row, got {_short(data[:3])}")
         return [v[0] for v in data]
     return data
+
+
+#: longest v2 request id (it is echoed in the response)
+MAX_ID_CHARS = 256
 
 
 def check_v2_header(header: Any) -> None:
@@ -542,12 +678,25 @@ def check_v2_header(header: Any) -> None:
     parameters = header.get("parameters")
     if parameters is not None and not isinstance(parameters, Mapping):
         raise RequestError(f"field 'parameters' must be an object, got {_short(parameters)}")
-    if "id" in header and not isinstance(header["id"], str):
-        raise RequestError(f"field 'id' must be a string, got {_short(header['id'])}")
+    if "id" in header:
+        # the id is echoed in the response: a string of at most MAX_ID_CHARS characters of valid Unicode
+        if not isinstance(header["id"], str):
+            raise RequestError(f"field 'id' must be a string, got {_short(header['id'])}")
+        if len(header["id"]) > MAX_ID_CHARS or not _utf8((header["id"],)):
+            raise RequestError(f"field 'id' must be valid Unicode text of at most {MAX_ID_CHARS} characters, "
+                               f"got {_short(header['id'])}")
 
 
 def request_from_json(header: Mapping, model_name: str) -> InferRequest:
-    """An InferRequest from an all-JSON v2 body already checked by :func:`check_v2_header`."""
+    """An InferRequest from an all-JSON v2 body already checked by :func:`check_v2_header`.
+
+    Raises:
+        RequestError: a tensor without ``data`` (a binary tensor needs ``Inference-Header-Content-Length``).
+    """
+    for i, tensor in enumerate(header["inputs"]):
+        if "data" not in tensor:
+            raise RequestError(f"field 'inputs[{i}].data' is required: a binary tensor (parameters.binary_data_size) "
+                               f"needs the Inference-Header-Content-Length header")
     inputs = [InferInput(name=t["name"], shape=t["shape"], datatype=t["datatype"], data=t["data"],
                          parameters=t.get("parameters")) for t in header["inputs"]]
     outputs = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in header.get("outputs") or []]
@@ -587,7 +736,7 @@ def encode_v2(outputs: Mapping[str, np.ndarray], request: InferRequest, model_na
         available = set(outputs)
         for output in requested:
             if output.name not in available:
-                raise RequestError(f"outputs: unknown output {output.name!r}; the model's outputs are "
+                raise RequestError(f"outputs: unknown output {_short(output.name)}; the model's outputs are "
                                    f"{sorted(available)}")
     return InferResponse(
         response_id=request.id or "",

@@ -11,6 +11,11 @@ KServe's FastAPI app:
 
 FastAPI's own request validation errors (a v2 body that is not an inference request) become 400s
 naming the field, never 422s or 500s.
+
+Exposure: both ports bind ``--host`` (default 127.0.0.1; the serving image passes 0.0.0.0); a request's
+headers must arrive within ``--header_timeout_s`` and its body within ``--body_timeout_s`` (408, connection
+closed); ``/openapi.json`` and ``/docs`` exist only with ``--enable_docs_url true``; error bodies never hold
+an internal exception's text and quote client values only as short excerpts (:func:`protocol.excerpt`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from typing import Any
 
@@ -35,7 +42,7 @@ from kserve.protocol.dataplane import DataPlane
 from kfpc.serving import protocol
 from kfpc.serving.model import KfpcModel
 from kfpc.serving.observability import Observer
-from kfpc.serving.protocol import RequestError, loads_json
+from kfpc.serving.protocol import RequestError, excerpt, loads_json
 
 logger = logging.getLogger("kfpc.serving")
 
@@ -43,6 +50,17 @@ INFERENCE_HEADER = b"inference-header-content-length"
 _V1_PREDICT = re.compile(r"^/v1/models/([^/:]+):predict$")
 _V2_INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
 DEFAULT_MAX_REQUEST_BYTES = 16 << 20
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+#: longest error text in a response body or a log line (messages quote values as short excerpts already)
+MAX_ERROR_CHARS = 1024
+INTERNAL_ERROR = "internal server error (details are in the server log)"
+
+
+def bounded(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error text cut to ``limit`` characters (``...`` marks the cut)."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def protocol_of(path: str) -> str:
@@ -64,16 +82,20 @@ class ServingMiddleware:
     """
 
     def __init__(self, app: Any, observer: Observer | None = None, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-                 dataplane: DataPlane | None = None):
+                 dataplane: DataPlane | None = None, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
         self.app = app
         self.observer = observer
         self.max_request_bytes = max_request_bytes
         self.dataplane = dataplane
+        self.body_timeout_s = body_timeout_s
         self._kserve_timers: dict[str, tuple] = {}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await self.app(scope, receive, _bounding_errors(send))
             return
         started = time.perf_counter()
         path = scope["path"]
@@ -84,22 +106,29 @@ class ServingMiddleware:
                                f"request body of {int(declared)} bytes is larger than the limit of "
                                f"{self.max_request_bytes} bytes (--max_request_bytes)")
             return
-        # Read the whole body here (bounded), so a chunked upload cannot exceed the limit either.
+        # Read the whole body here (bounded in size and time), so a chunked upload cannot exceed the limit
+        # and a client that stops sending cannot hold the connection.
         chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                await self._reject(send, protocol, started, path,
-                                   f"request body is larger than the limit of {self.max_request_bytes} bytes "
-                                   f"(--max_request_bytes)")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_request_bytes:
+                        await self._reject(send, protocol, started, path,
+                                           f"request body is larger than the limit of {self.max_request_bytes} "
+                                           f"bytes (--max_request_bytes)")
+                        return
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._reject(send, protocol, started, path, f"request body not received within "
+                               f"{self.body_timeout_s:g} s (--body_timeout_s)", status=408)
+            return
         body = b"".join(chunks)
         if self.dataplane is not None and protocol != "other":
             handled = await self._predict(scope, body, send, path, protocol)
@@ -128,7 +157,7 @@ class ServingMiddleware:
         status = {"code": 500}
         error_body = []
 
-        async def send_wrapper(message: dict) -> None:
+        async def observe(message: dict) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
             elif message["type"] == "http.response.body" and status["code"] >= 400:
@@ -136,7 +165,7 @@ class ServingMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, replay, send_wrapper)
+            await self.app(scope, replay, _bounding_errors(observe))
         finally:
             seconds = time.perf_counter() - started
             if self.observer is not None and protocol != "other":
@@ -186,22 +215,28 @@ class ServingMiddleware:
                 response, encode_headers = self.dataplane.encode(name, response, headers, attributes)
                 response_headers.update(encode_headers)
         except InvalidInput as err:
-            status, error = 400, str(err)
-        except InferenceError as err:
-            status, error = 500, str(err)
-        except Exception as err:  # the same answer KServe's generic handler gives, logged with its traceback
+            status, error = 400, bounded(str(err))
+        except InferenceError as err:  # (kfpc's model says which model failed, not the internal error)
+            status, error = 500, bounded(str(err))
+        except Exception:  # logged with its traceback; the body holds no internal text
             logger.exception("unexpected error serving %s", path)
-            status, error = 500, f"{type(err).__name__} : {err}"
+            status, error = 500, INTERNAL_ERROR
         else:
             status = 200
+        if status == 200:
+            try:
+                if isinstance(response, bytes | str):
+                    content = response if isinstance(response, bytes) else response.encode()
+                    content_type = "application/octet-stream" if protocol == "v2" else "application/json"
+                else:
+                    content = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+                    content_type = "application/json"
+            except Exception:  # (a response that cannot be written is a server fault: logged, no internals)
+                logger.exception("cannot encode the response to %s", path)
+                status, error = 500, INTERNAL_ERROR
         if status != 200:
             content, content_type = orjson.dumps({"error": error}), "application/json"
             response_headers = {}
-        elif isinstance(response, bytes | str):
-            content = response if isinstance(response, bytes) else response.encode()
-            content_type = "application/octet-stream" if protocol == "v2" else "application/json"
-        else:
-            content, content_type = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
         content_type = response_headers.pop("content-type", content_type)
         raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(content)).encode())]
         raw_headers += [(key.encode("latin-1"), str(value).encode("latin-1")) for key, value in response_headers.items()
@@ -230,16 +265,50 @@ class ServingMiddleware:
         timers[2].observe(time.perf_counter() - postprocessing)
         return response
 
-    async def _reject(self, send: Any, protocol: str, started: float, path: str, message: str) -> None:
+    async def _reject(self, send: Any, protocol: str, started: float, path: str, message: str,
+                      status: int = 400) -> None:
         body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status == 408:  # the rest of a body that came too slowly is not worth reading: close
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         seconds = time.perf_counter() - started
         if self.observer is not None and protocol != "other":
-            self.observer.record_request(protocol, 400, seconds)
-        logger.warning("request rejected", extra={"path": path, "status": 400, "protocol": protocol,
+            self.observer.record_request(protocol, status, seconds)
+        logger.warning("request rejected", extra={"path": path, "status": status, "protocol": protocol,
                                                   "error": message, "latency_ms": round(seconds * 1000, 3)})
+
+
+def _bounding_errors(send: Any) -> Any:
+    """``send`` for the app behind the middleware: an error answer (4xx/5xx) of KServe or FastAPI is held
+    whole and sent with its error text cut to :data:`MAX_ERROR_CHARS`; a 5xx answer never carries an
+    internal exception's text. Other answers pass through untouched."""
+    held: dict[str, Any] = {}
+
+    async def bounded_send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            if message["status"] < 400:
+                held.clear()
+                await send(message)
+                return
+            held["start"], held["body"] = message, []
+            return
+        if "start" not in held or message["type"] != "http.response.body":
+            await send(message)
+            return
+        held["body"].append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        start, raw = held.pop("start"), b"".join(held.pop("body"))
+        text = INTERNAL_ERROR if start["status"] >= 500 and start["status"] != 503 else _error_text(raw)
+        body = orjson.dumps({"error": bounded(text)})
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send(dict(start, headers=headers))
+        await send({"type": "http.response.body", "body": body})
+
+    return bounded_send
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -251,9 +320,11 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 def _error_text(body: bytes) -> str:
     try:
-        return str(json.loads(body).get("error", body[:500].decode("utf-8", "replace")))
+        parsed = json.loads(body)
+        text = parsed.get("error", parsed.get("detail", body[:MAX_ERROR_CHARS].decode("utf-8", "replace")))
     except (ValueError, AttributeError):
-        return body[:500].decode("utf-8", "replace")
+        text = body[:MAX_ERROR_CHARS].decode("utf-8", "replace")
+    return bounded(text if isinstance(text, str) else excerpt(text, MAX_ERROR_CHARS))
 
 
 async def request_validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -266,7 +337,7 @@ async def request_validation_handler(request: Request, exc: RequestValidationErr
         value = error.get("input")
         text = f"field {location!r}: {error.get('msg')}"
         if value is not None and error.get("type") != "missing":
-            text += f" (got {str(value)[:80]!r})"
+            text += f" (got {excerpt(value)})"
         problems.append(text)
     return JSONResponse(status_code=400, content={"error": "invalid inference request: " + "; ".join(problems)})
 
@@ -292,20 +363,16 @@ class KfpcDataPlane(DataPlane):
             header = loads_json(body)
             protocol.check_v2_header(header)
             return protocol.request_from_json(header, model_name)
-        if not length.isdigit() or int(length) > len(body):
-            raise RequestError(f"header Inference-Header-Content-Length is {length!r} but the body has "
+        if not (length.isascii() and length.isdigit()) or int(length) > len(body):
+            raise RequestError(f"header Inference-Header-Content-Length is {excerpt(length)} but the body has "
                                f"{len(body)} bytes")
-        protocol.check_v2_header(loads_json(body[:int(length)]))
-        try:
-            return super().decode_inference_request(body, headers, model_name)
-        except RequestError:
-            raise
-        except (KeyError, ValueError, TypeError, IndexError) as err:
-            problem = f"missing field {err}" if isinstance(err, KeyError) else str(err)
-            raise RequestError(f"malformed inference request for model {model_name!r}: {problem}") from None
+        # kfpc's own reader: KServe's accepts a tensor shorter than its binary_data_size and fails with a
+        # struct.error (500) on a BYTES length prefix that runs past the tensor.
+        return protocol.request_from_binary(body, int(length), model_name)
 
 
-def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dataplane: DataPlane | None = None) -> None:
+def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dataplane: DataPlane | None = None,
+            body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S, enable_docs: bool = False) -> None:
     """Add kfpc's middleware and error handlers to KServe's FastAPI app (before the server starts).
 
     Args:
@@ -313,6 +380,8 @@ def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dat
         observer: the model's observer.
         max_request_bytes: body size limit.
         dataplane: the server's data plane; given, predictions of kfpc models skip FastAPI's routing.
+        body_timeout_s: seconds a request body may take to arrive.
+        enable_docs: keep ``/openapi.json`` (and ``/docs`` when KServe's ``--enable_docs_url`` made it).
     """
     # Outermost, in front of the middleware KServe adds when it starts (request timing that matches the
     # route and formats a trace line per request, whatever the log level): a prediction answered here
@@ -321,13 +390,120 @@ def install(app: FastAPI, observer: Observer | None, max_request_bytes: int, dat
 
     def build_middleware_stack() -> Any:
         return ServingMiddleware(build_inner_stack(), observer=observer, max_request_bytes=max_request_bytes,
-                                 dataplane=dataplane)
+                                 dataplane=dataplane, body_timeout_s=body_timeout_s)
 
     app.build_middleware_stack = build_middleware_stack
     _answer_idle_telemetry_once(app)
+    if not enable_docs:
+        hide_docs(app)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     # kserve's InvalidInput handler logs a traceback per bad request; ours (for the subclass) does not.
     app.add_exception_handler(RequestError, request_error_handler)
+
+
+def hide_docs(app: FastAPI) -> None:
+    """Remove ``/openapi.json``, ``/docs`` and ``/redoc`` (FastAPI adds them when the app is created): a
+    model server needs no published schema of itself unless asked for (``--enable_docs_url true``)."""
+    paths = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url} - {None}
+    app.router.routes = [route for route in app.router.routes if getattr(route, "path", None) not in paths]
+    app.openapi_url = app.docs_url = app.redoc_url = None
+
+
+async def model_not_found_handler(request: Request, exc: Exception) -> JSONResponse:
+    """404 naming the model asked for by a short excerpt (KServe's handler quotes the whole name)."""
+    name = request.path_params.get("model_name", "")
+    return JSONResponse(status_code=404, content={"error": f"model {excerpt(name)} does not exist"})
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """500 without the exception's text (KServe's generic handler puts it in the body); logged here."""
+    logger.error("unexpected error serving %s", request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"error": INTERNAL_ERROR})
+
+
+def header_timeout_protocol(seconds: float) -> type | str:
+    """uvicorn's httptools HTTP protocol with a deadline for each request's headers.
+
+    uvicorn times only idle keep-alive connections: a client that connects and sends nothing, or sends
+    its headers a byte at a time, holds a connection for ever. Here the headers of each request must be
+    complete ``seconds`` after the connection opens or the request's first byte arrives; otherwise the
+    server answers 408 and closes.
+
+    Returns:
+        the protocol class for ``uvicorn.Config(http=...)`` (``"auto"`` without httptools).
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:  # pragma: no cover - httptools comes with kserve (uvicorn[standard])
+        logger.warning("httptools is not installed: no header read timeout")
+        return "auto"
+    body = orjson.dumps({"error": f"request headers not received within {seconds:g} s (--header_timeout_s)"})
+    answer = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+              b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm_header_timer()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._header_timer is None:
+                self._arm_header_timer()
+
+        def on_headers_complete(self) -> None:
+            self._cancel_header_timer()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_header_timer()
+            super().connection_lost(exc)
+
+        def _arm_header_timer(self) -> None:
+            self._cancel_header_timer()
+            self._header_timer = self.loop.call_later(seconds, self._headers_timed_out)
+
+        def _cancel_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_timed_out(self) -> None:
+            self._header_timer = None
+            if self.transport.is_closing():
+                return
+            if self.cycle is None or self.cycle.response_complete:  # (never in the middle of a response)
+                self.transport.write(answer)
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
+def watch_parent(parent_pid: int, interval_s: float = 0.5, grace_s: float = 30.0) -> threading.Thread:
+    """Stop this process when its parent is gone (``kfpc serve`` or a ``LocalServer`` owner killed, even
+    with SIGKILL): a SIGTERM to itself (KServe's graceful stop), then a hard exit after ``grace_s``.
+
+    Args:
+        parent_pid: the parent's pid when the server started.
+        interval_s: how often to look.
+        grace_s: seconds the graceful stop may take.
+    Returns:
+        the (daemon) watcher thread.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        logger.warning("parent process %d is gone: stopping the server", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="kfpc-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def use_uvloop() -> bool:
@@ -385,8 +561,187 @@ def _answer_idle_telemetry_once(app: FastAPI) -> None:
         telemetry.enabled = lambda: False
 
 
+class KfpcModelServer:
+    """KServe's single-worker ModelServer, started with kfpc's transport settings: both ports bound to
+    ``host``, the header-timeout HTTP protocol, error handlers that quote no internal text, and a gRPC
+    servicer that counts and logs its rejections. (KServe binds 0.0.0.0 and [::] unconditionally.)
+
+    Args:
+        server: a ``kserve.ModelServer`` (workers=1) whose data plane is set.
+        host: the address both ports bind.
+        header_timeout_s: seconds a request's headers may take.
+        observer: the model's observer (gRPC request metrics).
+    """
+
+    def __init__(self, server: Any, host: str, header_timeout_s: float, observer: Observer | None):
+        self.server = server
+        self.host = host
+        self.header_timeout_s = header_timeout_s
+        self.observer = observer
+
+    def start(self, models: list) -> None:
+        """Register the models and serve until SIGTERM/SIGINT (KServe's ``ModelServer.start``, one worker)."""
+        from kserve.protocol.rest.server import RESTServer
+
+        server = self.server
+        server._register_and_check_atleast_one_model_is_ready(models)
+        rest = RESTServer("kserve.model_server:app", server.dataplane, server.model_repository_extension,
+                          server.http_port, access_log_format=server.access_log_format, workers=1,
+                          grace_period=server.grace_period, event_loop=server.event_loop,
+                          timeout_keep_alive=server.timeout_keep_alive, ssl_certfile=server.ssl_certfile,
+                          ssl_keyfile=server.ssl_keyfile)
+        rest.config.host = self.host
+        rest.config.http = header_timeout_protocol(self.header_timeout_s)
+        server._rest_server = rest
+        server.servers.append(self._serve_rest(rest))
+        if server.enable_grpc:
+            from kserve.model_server import args as kserve_args
+
+            server._grpc_server = KfpcGRPCServer(server.grpc_port, server.dataplane, server.model_repository_extension,
+                                                 kwargs=vars(kserve_args), grace_period=server.grace_period,
+                                                 host=self.host, observer=self.observer)
+            server.servers.append(server._grpc_server.start(server.max_threads))
+        server.setup_event_loop()
+        server.register_signal_handler()
+        asyncio.run(server._serve())
+
+    async def _serve_rest(self, rest: Any) -> None:
+        from kserve.errors import ModelNotFound
+
+        from kserve import model_server
+
+        rest.create_application()
+        app = model_server.app
+        # after KServe's own handlers (create_application adds them), so these win
+        app.add_exception_handler(ModelNotFound, model_not_found_handler)
+        app.add_exception_handler(Exception, internal_error_handler)
+        await rest._server.serve()
+
+
+def grpc_listen_address(host: str, port: int) -> str:
+    """The gRPC listen address for ``host``: 0.0.0.0 keeps KServe's dual-stack ``[::]``; IPv6 in brackets."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"[::]:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _grpc_classes() -> tuple:
+    from grpc import StatusCode, aio
+    from kserve.errors import InferenceError as KInferenceError
+    from kserve.errors import ModelNotFound, ModelNotReady, ServerNotLive, ServerNotReady
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+    from kserve.protocol.grpc.interceptors import ExceptionToStatusInterceptor
+    from kserve.protocol.grpc.server import GRPCServer
+    from kserve.protocol.grpc.servicer import InferenceServicer
+    from kserve.protocol.infer_type import InferRequest, InferResponse
+    from kserve.utils.utils import to_headers
+
+    def grpc_error(err: Exception) -> tuple[int, Any, str]:
+        """(HTTP-equivalent code for the metrics, gRPC status, message) of a failed ModelInfer."""
+        if isinstance(err, InvalidInput):
+            return 400, StatusCode.INVALID_ARGUMENT, bounded(str(err))
+        if isinstance(err, ModelNotFound):
+            return 404, StatusCode.NOT_FOUND, "model not found"
+        if isinstance(err, ModelNotReady | ServerNotReady | ServerNotLive):
+            return 503, StatusCode.UNAVAILABLE, bounded(str(err))
+        if isinstance(err, KInferenceError):
+            return 500, StatusCode.INTERNAL, bounded(str(err))
+        return 500, StatusCode.INTERNAL, INTERNAL_ERROR
+
+    class KfpcInferenceServicer(InferenceServicer):
+        """KServe's servicer; ModelInfer checks the request itself (a malformed one is INVALID_ARGUMENT, never
+        INTERNAL), answers errors without internal text and records every answer in the request metrics."""
+
+        def __init__(self, data_plane: DataPlane, extension: Any, observer: Observer | None):
+            super().__init__(data_plane, extension)
+            self._data_plane_ = data_plane
+            self._observer = observer
+
+        async def ModelInfer(self, request: Any, context: Any) -> Any:  # noqa: N802 - the gRPC method name
+            started = time.perf_counter()
+            try:
+                return await self._infer(request, context)
+            except Exception as err:
+                code, status, message = grpc_error(err)
+                seconds = time.perf_counter() - started
+                if self._observer is not None:
+                    self._observer.record_request("grpc-v2", code, seconds)
+                if code >= 500:
+                    logger.error("gRPC ModelInfer failed", exc_info=err)
+                logger.warning("request rejected", extra={"path": "ModelInfer", "status": code, "protocol": "grpc-v2",
+                                                          "error": message, "latency_ms": round(seconds * 1000, 3)})
+                await context.abort(status, message)
+
+        async def _infer(self, request: Any, context: Any) -> Any:
+            raw = len(request.raw_input_contents)
+            if raw and raw != len(request.inputs):
+                raise RequestError(f"{len(request.inputs)} inputs but {raw} raw_input_contents; expected one per input")
+            for i, tensor in enumerate(request.inputs):
+                if raw and tensor.HasField("contents"):
+                    raise RequestError(f"inputs[{i}] ({excerpt(tensor.name)}): contents must be empty when "
+                                       f"raw_input_contents are sent")
+                if tensor.datatype not in protocol.NUMERIC_V2_TYPES | {"BYTES"}:
+                    raise RequestError(f"inputs[{i}] ({excerpt(tensor.name)}): unknown datatype {excerpt(tensor.datatype)}")
+            try:
+                infer_request = InferRequest.from_grpc(request)
+            except InvalidInput:
+                raise
+            except Exception as err:  # anything KServe's converter trips on is the request's fault
+                raise RequestError(f"malformed ModelInferRequest ({type(err).__name__})") from None
+            response, _ = await self._data_plane_.infer(request=infer_request, headers=to_headers(context),
+                                                        model_name=request.model_name)
+            if isinstance(response, pb.ModelInferResponse):
+                return response
+            if isinstance(response, InferResponse):
+                return response.to_grpc()
+            return pb.ModelInferResponse(id=response["id"], model_name=response["model_name"],
+                                         outputs=response["outputs"])
+
+    class StatusInterceptor(ExceptionToStatusInterceptor):
+        """KServe's exception-to-status mapping for the other methods; an abort already made passes through."""
+
+        async def handle_exception(self, ex: Exception, request_or_iterator: Any, context: Any,
+                                   method_name: str) -> None:
+            if isinstance(ex, aio.AbortError):
+                raise ex
+            await super().handle_exception(ex, request_or_iterator, context, method_name)
+
+    class KfpcGRPCServer(GRPCServer):
+        """KServe's gRPC server on ``host`` with :class:`KfpcInferenceServicer`."""
+
+        def __init__(self, *args: Any, host: str = DEFAULT_HOST, observer: Observer | None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self._host = host
+            self._observer = observer
+
+        async def start(self, max_workers: int) -> None:
+            from concurrent import futures
+
+            from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc
+
+            servicer = KfpcInferenceServicer(self._data_plane, self._model_repository_extension, self._observer)
+            self._server = aio.server(
+                futures.ThreadPoolExecutor(max_workers=max_workers), interceptors=(StatusInterceptor(),),
+                options=[("grpc.max_send_message_length", self._kwargs.get("grpc_max_send_message_length")),
+                         ("grpc.max_receive_message_length", self._kwargs.get("grpc_max_receive_message_length"))])
+            grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, self._server)
+            address = grpc_listen_address(self._host, self._port)
+            if self._server.add_insecure_port(address) == 0:
+                raise RuntimeError(f"gRPC: cannot listen on {address}")
+            logger.info("Starting gRPC server on %s", address)
+            await self._server.start()
+            await self._server.wait_for_termination()
+
+    return KfpcInferenceServicer, KfpcGRPCServer
+
+
+KfpcInferenceServicer, KfpcGRPCServer = _grpc_classes()
+
+
 def serve(model: KfpcModel, *, http_port: int, grpc_port: int, enable_grpc: bool,
-          max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES) -> None:
+          max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, host: str = DEFAULT_HOST,
+          header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+          enable_docs: bool = False, exit_with_parent: int | None = None) -> None:
     """Load the model, then serve it until SIGTERM/SIGINT.
 
     One worker process: the dynamic batcher and the metrics live in it. Scale with replicas (KServe's
@@ -398,18 +753,26 @@ def serve(model: KfpcModel, *, http_port: int, grpc_port: int, enable_grpc: bool
         grpc_port: gRPC port.
         enable_grpc: serve gRPC v2 too.
         max_request_bytes: body size limit.
+        host: the address both ports bind (0.0.0.0: every interface, gRPC on [::]).
+        header_timeout_s: seconds a request's headers may take to arrive.
+        body_timeout_s: seconds a request's body may take to arrive.
+        enable_docs: serve ``/openapi.json`` (and ``/docs`` with KServe's ``--enable_docs_url``).
+        exit_with_parent: a pid; the server stops when its parent is no longer that process.
     """
     import kserve
     from kserve import model_server
 
+    if exit_with_parent is not None:
+        watch_parent(exit_with_parent)
     model.load()
     freeze_startup_objects()
     use_uvloop()
     server = kserve.ModelServer(http_port=http_port, grpc_port=grpc_port, enable_grpc=enable_grpc, workers=1)
     server.dataplane = KfpcDataPlane(model_registry=server.registered_models)
-    install(model_server.app, model.observer, max_request_bytes, server.dataplane)
+    install(model_server.app, model.observer, max_request_bytes, server.dataplane, body_timeout_s=body_timeout_s,
+            enable_docs=enable_docs)
     try:
-        server.start([model])
+        KfpcModelServer(server, host, header_timeout_s, model.observer).start([model])
     finally:
         if model.observer is not None:
             model.observer.close()

@@ -55,6 +55,7 @@ ENV PATH=/opt/kfpc/bin:$PATH \
 WORKDIR /home/kfpc
 USER 10001:0
 
-# KServe's conventional ports: HTTP (REST v1/v2) and gRPC.
+# KServe's conventional ports: HTTP (REST v1/v2) and gRPC; the server binds every interface of the pod
+# (kfpc serve on a workstation binds 127.0.0.1).
 EXPOSE 8080 8081
-ENTRYPOINT ["python", "-m", "kfpc.serving"]
+ENTRYPOINT ["python", "-m", "kfpc.serving", "--host", "0.0.0.0"]

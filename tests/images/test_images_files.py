@@ -158,7 +158,8 @@ def test_python_of_the_images_is_the_python_of_the_project():
 
 def test_serving_image_runs_the_server():
     text = build.dockerfile("serving").read_text()
-    assert 'ENTRYPOINT ["python", "-m", "kfpc.serving"]' in text
+    # kfpc serve binds 127.0.0.1 by default; in the pod KServe reaches the predictor from outside it
+    assert 'ENTRYPOINT ["python", "-m", "kfpc.serving", "--host", "0.0.0.0"]' in text
     # Task images must not set an entrypoint: KFP's command would be handed to it as arguments.
     for family in build.TASK_FAMILIES:
         assert "ENTRYPOINT" not in build.dockerfile(family).read_text()
