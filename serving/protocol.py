@@ -123,7 +123,8 @@ def _names(names: Any, limit: int = 10) -> str:
     """A list of names for a message, at most ``limit`` of them, each excerpted."""
     names = list(names)
     shown = ", ".join(excerpt(name) for name in names[:limit])
-    return f"[{shown}{', ... (%d in all)' % len(names) if len(names) > limit else ''}]"
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return f"[{shown}{more}]"
 
 
 # ---------------------------------------------------------------- column builders

@@ -606,9 +606,8 @@ class KfpcModelServer:
         asyncio.run(server._serve())
 
     async def _serve_rest(self, rest: Any) -> None:
-        from kserve.errors import ModelNotFound
-
         from kserve import model_server
+        from kserve.errors import ModelNotFound
 
         rest.create_application()
         app = model_server.app

@@ -99,7 +99,7 @@ def _grpc_request(pb, raw_island: bytes | None = None, datatype: str = "BYTES"):
     request = pb.ModelInferRequest(model_name="penguins")
     raws = []
     for name, value in ROW.items():
-        tensor = request.inputs.add(name=name, shape=[1], datatype=datatype if name == "island" else (
+        request.inputs.add(name=name, shape=[1], datatype=datatype if name == "island" else (
             "BYTES" if name in STRING_FEATURES else "FP64"))
         if name in STRING_FEATURES:
             raws.append(raw_island if name == "island" and raw_island is not None else
