@@ -174,9 +174,7 @@ def smoke_rows(card: dict[str, Any], data_dir: str | os.PathLike | None = None, 
         missing = [n for n in names if n not in table.column_names]
         if missing:
             raise PushError(f"{path}: the model's features {missing} are not columns of the dataset")
-        out = []
-        for row in table.slice(0, rows).to_pylist():
-            out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        out = [{k: _json_value(v) for k, v in row.items()} for row in table.slice(0, rows).to_pylist()]
         if out:
             return out
     synthetic = []
@@ -190,6 +188,20 @@ def smoke_rows(card: dict[str, Any], data_dir: str | os.PathLike | None = None, 
                 row[f["name"]] = None if missing else 1.0
         synthetic.append(row)
     return synthetic
+
+
+def _json_value(value: Any) -> Any:
+    """A Parquet cell as a client would send it in JSON: NaN as null, dates and times as ISO 8601 text."""
+    import datetime
+    import decimal
+
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
 
 
 def _post(url: str, body: dict[str, Any], timeout: float = 30.0) -> tuple[int, Any]:

@@ -152,3 +152,25 @@ def test_cluster_mode_without_credentials_fails_before_copying(fake_model, gcs, 
         core.push_kserve(fake_model, serving_root="gs://models/serving", name="penguins", mode="cluster",
                          storage_client=gcs.client())
     assert gcs.uploads == []
+
+
+def test_smoke_rows_send_dates_and_times_as_iso_text_and_nan_as_null(tmp_path):
+    """A date column of the eval split must reach the smoke request as JSON (it failed to serialize)."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    split = tmp_path / "data" / "Split-eval"
+    split.mkdir(parents=True)
+    pq.write_table(pa.table({
+        "day": pa.array([datetime.date(2013, 1, 1), None], pa.date32()),
+        "at": pa.array([datetime.datetime(2013, 1, 1, 5, 17), datetime.datetime(2013, 1, 2)], pa.timestamp("s")),
+        "x": [float("nan"), 2.5], "ok": [True, False],
+    }), split / "data.parquet")
+    card = {"features": [{"name": n, "dtype": "string" if n in ("day", "at") else "float64"}
+                         for n in ("day", "at", "x", "ok")]}
+    rows = core.smoke_rows(card, tmp_path / "data")
+    assert rows == [{"day": "2013-01-01", "at": "2013-01-01T05:17:00", "x": None, "ok": True},
+                    {"day": None, "at": "2013-01-02T00:00:00", "x": 2.5, "ok": False}]
+    json.dumps(rows)
