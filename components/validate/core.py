@@ -236,7 +236,7 @@ def _string_domain(values: list[str], stats_feature, feature: schema_pb2.Feature
     missing_count = sum(missing.values())
     # (TFDV drops values within min_domain_mass silently; they stay visible here, as a warning)
     shown = list(missing.items())
-    listed = ", ".join(f"{_escape(v)} ({_percentage(c, total)})" for v, c in shown[:_LISTED])
+    listed = ", ".join(f"{_bounded(v)} ({_percentage(c, total)})" for v, c in shown[:_LISTED])
     if len(shown) > _LISTED:
         listed += f" and {len(shown) - _LISTED} more"
     # New values are expected at the rate the reference sample itself kept meeting new ones (Good-Turing):
@@ -303,6 +303,12 @@ def _categorical_tag(feature: schema_pb2.Feature) -> bool:
 
 def _escape(value: str) -> str:
     return value.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _bounded(value: str, limit: int = 60) -> str:
+    """A data value quoted in a message: escaped and cut (a 10 MB cell must not become a 10 MB report)."""
+    text = _escape(value[: limit * 2])
+    return text if len(text) <= limit and len(value) <= limit else text[: limit - 3] + "..."
 
 
 def _int_domain(domain: schema_pb2.IntDomain, stats_feature) -> list[_Description]:

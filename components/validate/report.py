@@ -56,8 +56,13 @@ def _summary(feature) -> str:
             return "no values"
         return f"mean {_fmt(n.mean)} · std {_fmt(n.std_dev)} · min {_fmt(n.min)} · median {_fmt(n.median)} · max {_fmt(n.max)}"
     s = feature.string_stats
-    top = ", ".join(f"{v.value} ({_fmt(v.frequency)})" for v in s.top_values[:3])
+    top = ", ".join(f"{_cut(v.value)} ({_fmt(v.frequency)})" for v in s.top_values[:3])
     return f"{s.unique} unique · top: {top}"
+
+
+def _cut(value: str, limit: int = 60) -> str:
+    """A data value shown in a report: at most ``limit`` characters (a 10 MB cell stays a short excerpt)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _rows(statistics: dict) -> list[tuple]:
@@ -118,16 +123,16 @@ def render_markdown(anomalies: anomalies_pb2.Anomalies, statistics: dict, distan
     datasets = _datasets(statistics)
     labels = list(datasets)
     count = sum(_counts(anomalies))
-    lines = [f"# {title}", ""]
+    lines = [f"# {_md(title)}", ""]
     lines.append(f"**{_verdict(anomalies)}** · "
-                 + " · ".join(f"{label}: {datasets[label].num_examples} examples" for label in labels))
+                 + " · ".join(f"{_md(label)}: {datasets[label].num_examples} examples" for label in labels))
     lines.append("")
     if count:
         lines += ["| feature | severity | reason | description |", "|---|---|---|---|"]
         for name in sorted(anomalies.anomaly_info):
             info = anomalies.anomaly_info[name]
             reasons = ", ".join(f"`{Reason.Type.Name(r.type)}`" for r in info.reason)
-            lines.append(f"| `{name}` | {_severity(info)} | {reasons} | {_md(info.description)} |")
+            lines.append(f"| {_md_name(name)} | {_severity(info)} | {reasons} | {_md(info.description)} |")
         if anomalies.dataset_anomaly_info.reason:
             info = anomalies.dataset_anomaly_info
             reasons = ", ".join(f"`{Reason.Type.Name(r.type)}`" for r in info.reason)
@@ -139,7 +144,7 @@ def render_markdown(anomalies: anomalies_pb2.Anomalies, statistics: dict, distan
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, per in _rows(statistics):
         first = next((f for f in per.values() if f is not None), None)
-        cells = [f"`{name}`", FeatureType.Type.Name(first.type) if first is not None else ""]
+        cells = [_md_name(name), FeatureType.Type.Name(first.type) if first is not None else ""]
         cells += [_missing(per[label], datasets[label].num_examples) for label in labels]
         cells.append(_md(_summary(first)) if first is not None else "")
         if distances:
@@ -149,8 +154,18 @@ def render_markdown(anomalies: anomalies_pb2.Anomalies, statistics: dict, distan
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _md(text: str, limit: int = 2000) -> str:
+    """Text for a Markdown table cell: HTML escaped (the KFP UI renders Markdown as HTML, so a value such as
+    ``<script>`` from the data must stay text), pipes escaped, one line, at most ``limit`` characters."""
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def _md_name(name: str) -> str:
+    """A feature name as inline code, or as escaped text when a backtick or markup would break the span."""
+    if "`" in name or any(ch in name for ch in "<>&|\n\r") or len(name) > 200:
+        return _md(name, 200)
+    return f"`{name}`"
 
 
 def _svg_numeric(per: dict, width: int = 260, height: int = 70) -> str:
@@ -216,7 +231,7 @@ def _svg_categorical(per: dict, width: int = 260) -> str:
         for i, (label, share) in enumerate(shares.items()):
             w = share.get(value, 0.0) / top * (width - label_width)
             parts.append(f'<rect x="{label_width}" y="{y + i * bar}" width="{w:.1f}" height="{bar - 1}" '
-                         f'fill="{_COLORS[i % len(_COLORS)]}"><title>{html.escape(label)}: {html.escape(value)} '
+                         f'fill="{_COLORS[i % len(_COLORS)]}"><title>{html.escape(label)}: {html.escape(_cut(value))} '
                          f'{share.get(value, 0.0):.1%}</title></rect>')
     parts.append("</svg>")
     return "".join(parts)

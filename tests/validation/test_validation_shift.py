@@ -378,3 +378,25 @@ def test_new_values_of_a_free_text_column_are_expected_at_the_rate_train_kept_me
                                stats_core.generate_statistics(evaluation, "eval"))
     assert errors(anomalies) == {"c"}
     assert validate_core.unseen_mass(next(f for f in stats_core.generate_statistics(train, "train").features)) == 0
+
+
+def test_a_huge_or_hostile_cell_stays_a_short_escaped_excerpt_in_anomalies_and_reports():
+    """A 10 MB cell holding `<script>` (issue 18): the anomaly text and both reports quote a short excerpt,
+    and the Markdown (rendered as HTML by the KFP UI) carries no markup from the data."""
+    from kfpc.components.validate import report
+
+    cell = "<script>alert(1)</script>" + "x" * 10_000_000
+    train = stats_core.generate_statistics(pd.DataFrame({"c": ["a", "b"] * 200}), "train")
+    evaluation = stats_core.generate_statistics(pd.DataFrame({"c": [cell] * 100 + ["a"] * 10}), "eval")
+    anomalies = validate_core.validate(evaluation, schema_core.infer_schema(train))
+    description = anomalies.anomaly_info["c"].description
+    assert len(description) < 300 and "<script>alert(1)</script>xxx" in description
+    markdown = report.render_markdown(anomalies, {"eval": evaluation, "train": train})
+    page = report.render_html(anomalies, {"eval": evaluation, "train": train})
+    assert len(markdown) < 5_000 and len(page) < 20_000
+    assert "<script>" not in markdown and "&lt;script&gt;" in markdown
+    assert "<script>" not in page
+    weird = stats_core.generate_statistics(pd.DataFrame({"a`b|<i>": ["x"] * 5}), "eval")
+    row = next(line for line in report.render_markdown(validate_core.validate(weird, schema_core.infer_schema(
+        weird)), {"eval": weird}).splitlines() if "&lt;i&gt;" in line)
+    assert row.startswith("| a`b\\|&lt;i&gt; |")
