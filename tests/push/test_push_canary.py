@@ -9,7 +9,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import exposition
+from prometheus_exposition import exposition
 
 from kfpc.components.push import canary as c
 from kfpc.components.push import core, kube, manifest, rollout

@@ -38,7 +38,7 @@ def test_role_and_binding_are_valid_kubernetes_objects(documents):
 
 
 def test_the_role_grants_every_verb_a_rollout_uses(documents, fake_kube, metrics_server):
-    from conftest import exposition
+    from prometheus_exposition import exposition
 
     from kfpc.components.push import canary
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import exposition
+from prometheus_exposition import exposition
 
 from kfpc.components.push import canary as c
 from kfpc.components.push import kube
