@@ -474,7 +474,9 @@ def evaluate(
             count = state.candidate.count
             entry: dict[str, Any] = {
                 "spec": spec.name(), "spec_index": s, "slice": _slice_name(values), "values": dict(values),
-                "count": count, "too_small": count < config.min_slice_size,
+                # the overall slice is always judged: skipping it would bless an unjudged model (a tiny eval
+                # split is the intervals' business, which widen with fewer rows)
+                "count": count, "too_small": bool(spec.feature_keys) and count < config.min_slice_size,
             }
             entry["candidate"] = state.candidate.result()
             entry["baseline"] = state.baseline.result() if has_baseline else {}

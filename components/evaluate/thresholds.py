@@ -54,7 +54,8 @@ on ``auto``.
 A threshold applies to the overall slice, to one ``slice`` (``{feature: value}``; numeric bucket values
 are written as in the report, e.g. ``"[3.5, 4.2)"``), or to every slice of a ``slicing_spec``.
 Blessed = every applicable threshold passes. Documented non-failing cases: change thresholds without a
-baseline (first run) and slices smaller than ``min_slice_size`` are reported as ``skipped``. A metric
+baseline (first run) and slices other than the overall one smaller than ``min_slice_size`` are reported as
+``skipped``. A metric
 that is undefined (NaN, e.g. ROC AUC of a slice with one class) fails its threshold.
 """
 

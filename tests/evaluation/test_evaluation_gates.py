@@ -236,3 +236,14 @@ def test_equal_quality_false_stop_rate_is_low_and_the_conservative_end_would_sto
             stops[end] += not _paired_verdict(labels, candidate, baseline, end, seed)
     assert stops["optimistic"] <= 2
     assert stops["conservative"] >= 20
+
+
+def test_the_overall_slice_is_judged_however_few_the_eval_rows(models, tmp_path):
+    """29 eval rows (< min_slice_size 30) once skipped the overall slice, so every threshold was 'not judged'
+    and a model was blessed unjudged; a model predicting the prior must fail there too."""
+    frame, labels = _binary(13, 29)
+    frame["score"] = labels.mean()
+    result = _gate(models, tmp_path, frame)
+    skill = _only(result, "skill")
+    assert skill["slice"] == "overall" and skill["count"] == 29 and skill["passed"] is False
+    assert not result.blessed
