@@ -55,3 +55,24 @@ def local_path(uri: str) -> str:
     if uri.startswith("file://"):
         return uri[len("file://"):]
     return uri
+
+
+def parquet_batches(path: str | os.PathLike, error: type[Exception], **options) -> Iterator:
+    """The record batches of a Parquet file (``ParquetFile.iter_batches(**options)``, read without
+    pre-buffering); a damaged file or data page becomes ``error`` naming the file, not Arrow's bare OSError.
+
+    Args:
+        path: the Parquet file.
+        error: the component's input error type (a ``ValueError`` subclass).
+        **options: passed to ``iter_batches`` (``batch_size``, ``columns``, ``use_threads``).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ._redact import excerpt
+
+    try:
+        # pre_buffer keeps every range read until the reader closes: memory would grow with the rows
+        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(**options)
+    except (OSError, pa.ArrowException) as err:
+        raise error(f"{path}: the Parquet file is damaged or unreadable: {excerpt(str(err), 200)}") from None

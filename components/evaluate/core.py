@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import types
-from .._fs import atomic_dir, local_path
+from .._fs import atomic_dir, local_path, parquet_batches
 from . import bootstrap, slicing
 from . import metrics as metric_lib
 from . import thresholds as threshold_lib
@@ -232,7 +232,7 @@ def _numeric_edges(config: EvalConfig, path: Path, numeric: set[str], statistics
     missing = sorted({f for f, b in wanted if (f, b) not in edges})
     if missing:
         reservoirs = {f: metric_lib.Reservoir(100_000, seed=1) for f in missing}
-        for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_size, columns=missing):
+        for batch in parquet_batches(path, EvaluationError, batch_size=batch_size, columns=missing):
             for feature in missing:
                 values = pc.cast(batch.column(feature), pa.float64()).to_numpy(zero_copy_only=False)
                 reservoirs[feature].add({"v": values[np.isfinite(values)]})
@@ -403,7 +403,7 @@ def evaluate(
     alignment = _class_alignment(candidate, baseline) if has_baseline and task != "regression" else None
     rows_without_label = 0
     total_rows = 0
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+    for batch in parquet_batches(path, EvaluationError, batch_size=batch_size, columns=columns):
         if task == "regression":
             labels = pc.cast(batch.column(label), pa.float64()).to_numpy(zero_copy_only=False)
             present = np.isfinite(labels)

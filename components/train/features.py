@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfpc.components import types
+from kfpc.components._fs import parquet_batches
 
 STRING = "string"
 FLOAT64 = "float64"
@@ -437,9 +438,7 @@ def compute_stats(
     missing = collections.Counter()
     rows = 0
     columns = list(dict.fromkeys(numeric + categorical + integer_categorical))
-    # pre_buffer keeps every range read until the reader closes: memory would grow with the rows
-    parquet = pq.ParquetFile(path, pre_buffer=False)
-    for batch in parquet.iter_batches(batch_size=_READ_CHUNK_ROWS, columns=columns):
+    for batch in parquet_batches(path, TrainInputError, batch_size=_READ_CHUNK_ROWS, columns=columns):
         rows += batch.num_rows
         for name in columns:
             column = batch.column(name)
@@ -483,8 +482,7 @@ def compute_datetime_stats(path: Path, names: Iterable[str]) -> dict[str, Column
     missing = collections.Counter()
     with_time = dict.fromkeys(names, False)
     rows = 0
-    parquet = pq.ParquetFile(path, pre_buffer=False)
-    for batch in parquet.iter_batches(batch_size=_READ_CHUNK_ROWS, columns=names):
+    for batch in parquet_batches(path, TrainInputError, batch_size=_READ_CHUNK_ROWS, columns=names):
         rows += batch.num_rows
         for name in names:
             year, timed, valid = _datetime_fields(datetime_strings(batch.column(name)))

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from kfpc.components._fs import parquet_batches
 from kfpc.components.train import features as F
 
 log = logging.getLogger(__name__)
@@ -166,9 +166,8 @@ def count_parts(path: str | Path, spec: F.TrainingSpec, carve: Carve) -> dict[st
         is null (or NaN, or ``""``) and, for classification, a class the model does not know.
     """
     counts = {part: {"rows": 0, "missing_label": 0} for part in (TRAIN_PART, VALIDATION_PART)}
-    parquet = pq.ParquetFile(path, pre_buffer=False)
     position = 0
-    for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=[spec.label.name]):
+    for batch in parquet_batches(path, F.TrainInputError, batch_size=READ_CHUNK_ROWS, columns=[spec.label.name]):
         validation = carve.validation_mask(position, batch.num_rows)
         position += batch.num_rows
         _, keep = label_array(batch, spec, path)
@@ -268,9 +267,8 @@ def _shuffled_buffers(
         raise ValueError("a carve needs the part to read ('train' or 'validation')")
     rng = np.random.default_rng(seed)
     columns = [f.name for f in spec.features] + ([spec.label.name] if with_label else [])
-    # pre_buffer=False: with it, iter_batches keeps every pre-buffered byte range of the file until the reader
-    # is closed (pyarrow 25: Arrow's allocation grows by ~45 MB per million rows of the synthetic table).
-    parquet = pq.ParquetFile(path, pre_buffer=False)
+    # (parquet_batches reads without pre-buffering: with it, iter_batches keeps every pre-buffered byte range
+    # of the file until the reader is closed; pyarrow 25: ~45 MB more per million rows of the synthetic table)
     buffer: list[pa.Table] = []
     buffered = 0
     capacity = max(shuffle_buffer, batch_size)
@@ -280,7 +278,8 @@ def _shuffled_buffers(
         file_position = 0  # row position in the file, for the carve
         # use_threads=False: this runs in the read-ahead thread, overlapped with the rest of the pipeline; Arrow's
         # per-column decode threads only add CPU here (about 20% more per row, same wall time).
-        for batch in parquet.iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns, use_threads=False):
+        for batch in parquet_batches(path, F.TrainInputError, batch_size=READ_CHUNK_ROWS, columns=columns,
+                                     use_threads=False):
             if carve is not None:
                 keep = carve.part_mask(part, file_position, batch.num_rows)
                 file_position += batch.num_rows

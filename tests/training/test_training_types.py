@@ -169,3 +169,26 @@ def test_a_column_of_an_unsupported_type_names_exclude_as_the_fix(tmp_path):
     with pytest.raises(TrainInputError, match=r"column 'tags' has type list<.*exclude=\['tags'\]"):
         F.build_spec(root, "label")
     assert [f.name for f in F.build_spec(root, "label", exclude=["tags"]).features] == ["x"]
+
+
+def test_a_damaged_data_page_is_an_input_error_naming_the_file(tmp_path):
+    """A corrupt Parquet data page was Arrow's bare OSError, without the file (issue 18)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kfpc.components._fs import parquet_batches
+    from kfpc.components.evaluate.core import EvaluationError
+    from kfpc.components.train import features as F
+
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"x": [float(i) for i in range(5000)], "s": [f"v{i}" for i in range(5000)]}), path,
+                   compression="snappy")
+    data = bytearray(path.read_bytes())
+    data[200:1200] = b"\xff" * 1000  # inside the first column chunk's data page
+    path.write_bytes(bytes(data))
+    for error in (F.TrainInputError, EvaluationError):
+        with pytest.raises(error, match=r"data.parquet: the Parquet file is damaged or unreadable: "):
+            for _ in parquet_batches(path, error, batch_size=1000):
+                pass
+    with pytest.raises(F.TrainInputError, match="data.parquet: the Parquet file is damaged"):
+        F.compute_stats(path, ["x"], ["s"], [])
