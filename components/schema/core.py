@@ -34,6 +34,8 @@ from .._fs import atomic_dir, local_path
 
 FeatureType = statistics_pb2.FeatureNameStatistics
 
+#: string features with a longer value get no inferred domain (free text, not categories)
+MAX_DOMAIN_VALUE_CHARS = 1000
 #: TFDV's ``infer_schema(max_string_domain_size=100)``
 DEFAULT_MAX_STRING_DOMAIN_SIZE = 100
 #: in-domain share an inferred string domain asks of validated data (TFDV's min_domain_mass)
@@ -188,7 +190,9 @@ def _infer_domain(stats_feature, feature, schema, domain_names, max_string_domai
     if complete and all(_INT_PATTERN.match(v) for v in values):
         feature.int_domain.SetInParent()
         return
-    if complete and len(values) <= max_string_domain_size:
+    # a value longer than a category name is free text: no domain (a 10 MB cell would otherwise be copied into
+    # the schema and into every anomalies proto that carries it as baseline)
+    if complete and len(values) <= max_string_domain_size and all(len(v) <= MAX_DOMAIN_VALUE_CHARS for v in values):
         domain_name, index = feature.name, 1
         while domain_name in domain_names:
             index += 1

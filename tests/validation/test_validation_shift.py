@@ -400,3 +400,20 @@ def test_a_huge_or_hostile_cell_stays_a_short_escaped_excerpt_in_anomalies_and_r
     row = next(line for line in report.render_markdown(validate_core.validate(weird, schema_core.infer_schema(
         weird)), {"eval": weird}).splitlines() if "&lt;i&gt;" in line)
     assert row.startswith("| a`b\\|&lt;i&gt; |")
+
+
+def test_a_nearly_empty_column_absent_from_a_small_eval_split_is_a_warning():
+    """One value in 267 train rows, none in 77 eval rows: chance (p ~ 0.75), not a broken pipeline. A column
+    the train split always holds and eval never does stays an error."""
+    train = pd.DataFrame({"notes": ["x" * 5000] + [None] * 266, "always": ["a"] * 267})
+    evaluation = pd.DataFrame({"notes": pd.Series([None] * 77, dtype=object), "always": pd.Series([None] * 77,
+                                                                                                 dtype=object)})
+    train_stats = stats_core.generate_statistics(train, "train")
+    anomalies = validate_split(train_stats, stats_core.generate_statistics(evaluation, "eval"))
+    assert anomalies.anomaly_info["notes"].severity == WARNING
+    assert "happens by chance" in anomalies.anomaly_info["notes"].description
+    assert errors(anomalies) == {"always"}
+    text = stats_core.generate_statistics(pd.DataFrame({"c": ["a", "b", "c" * 5000] * 50, "d": ["a", "b"] * 75}),
+                                          "train")
+    schema = schema_core.infer_schema(text)
+    assert [d.name for d in schema.string_domain] == ["d"], "a 5,000-character value is free text: no domain"
