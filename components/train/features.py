@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import logging
 import math
 import os
 import re
@@ -55,6 +56,9 @@ MAX_INTEGER_CLASSES = 20
 DEFAULT_MAX_VOCABULARY = 10_000
 #: vocabularies up to this size (plus the OOV and missing slots) are one-hot encoded, larger ones embedded
 DEFAULT_ONE_HOT_MAX = 16
+log = logging.getLogger(__name__)
+#: longer category values are free text: left out of vocabularies (read as out-of-vocabulary)
+MAX_VOCABULARY_VALUE_CHARS = 1000
 _READ_CHUNK_ROWS = 65_536
 
 #: ISO-8601 date with an optional time (``T`` or a space), fraction and UTC offset: what a datetime feature
@@ -704,7 +708,9 @@ def build_spec(
         if s is None:
             raise TrainInputError(f"{statistics_dir}: the statistics have no entry for feature {name!r}")
         if s.count == 0:
-            raise TrainInputError(f"{train_path}: feature {name!r} is null in every row of the train split")
+            # nothing to learn from; a column with a few values that all landed in other splits is no error
+            log.warning("feature %r is null in every row of the train split: not used", name)
+            continue
         missing_fraction = s.missing / max(1, s.count + s.missing)
         field_type = arrow_schema.field(name).type
         if pa.types.is_dictionary(field_type):
@@ -725,7 +731,13 @@ def build_spec(
                         value_type="bool" if pa.types.is_boolean(field_type) else None)
             )
             continue
-        vocabulary = [v for v in (s.values or {}) if v != ""][:max_vocabulary]
+        # a value longer than a category name is free text: it stays out of the vocabulary (out-of-vocabulary
+        # at serving), so a 10 MB cell does not become a 10 MB lookup table inside the SavedModel
+        vocabulary = [v for v in (s.values or {}) if v != "" and len(v) <= MAX_VOCABULARY_VALUE_CHARS][:max_vocabulary]
+        if not vocabulary and s.values and any(len(v) > MAX_VOCABULARY_VALUE_CHARS for v in s.values):
+            log.warning("feature %r holds only text longer than %d characters (free text): not used",
+                        name, MAX_VOCABULARY_VALUE_CHARS)
+            continue
         if not vocabulary:
             raise TrainInputError(f"{train_path}: categorical feature {name!r} has no values in the train split")
         cardinality = len(vocabulary) + 2  # + out-of-vocabulary + missing
@@ -742,6 +754,10 @@ def build_spec(
                 missing_fraction=missing_fraction,
             )
         )
+
+    if not result:
+        raise TrainInputError(f"{train_path}: no usable feature: every feature is null in the train split or only "
+                              f"free text; columns: {columns}")
 
     # --- label and head
     label_stats = stats[label]

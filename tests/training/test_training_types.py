@@ -192,3 +192,22 @@ def test_a_damaged_data_page_is_an_input_error_naming_the_file(tmp_path):
                 pass
     with pytest.raises(F.TrainInputError, match="data.parquet: the Parquet file is damaged"):
         F.compute_stats(path, ["x"], ["s"], [])
+
+
+def test_a_huge_text_cell_stays_out_of_the_vocabulary(tmp_path):
+    """A 10 MB cell in a text column became a 10 MB lookup table in the SavedModel (issue 18's echo case)."""
+    import pandas as pd
+
+    from kfpc.components.ingest import core as ingest_core
+    from kfpc.components.train import features as F
+
+    frame = pd.DataFrame({"x": [float(i % 17) for i in range(300)], "c": ["a", "b", "c"] * 100,
+                          "notes": [None] * 300, "y": ["p", "q"] * 150})
+    frame.loc[5, "c"] = "x" * 2_000_000
+    frame.loc[7, "notes"] = "n" * 2_000_000
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    ingest_core.ingest(str(tmp_path / "t.csv"), tmp_path / "data", label="y")
+    spec = F.build_spec(tmp_path / "data", "y")
+    by_name = F.feature_by_name(spec)
+    assert "notes" not in by_name  # only free text: not a feature
+    assert sorted(by_name["c"].vocabulary) == ["a", "b", "c"]
