@@ -29,7 +29,7 @@ DRY_RUN ?=
 TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)))
 CHECK_TARGET = @test -n "$(if $(PROJECT),$(PIPELINE_ROOT),$(KFP_HOST))" || { echo "set KFP_HOST=<url> (Kubeflow Pipelines) or PROJECT=<id> PIPELINE_ROOT=gs://<bucket>/<path> (Vertex AI)" >&2; exit 2; }
 
-.PHONY: help install run test compile lint images push-images bench serve submit schedule clean
+.PHONY: help install run test services compile lint images push-images bench serve submit schedule clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,8 +48,16 @@ install: $(STAMP) ## create .venv and install kfpc with the exact versions of co
 run: $(STAMP) ## run the default pipeline locally on the bundled penguins data and print a summary
 	$(BIN)/kfpc run $(PIPELINE) $(foreach p,$(PARAMS),--param $(p))
 
-test: $(STAMP) ## run the whole test suite
+test: $(STAMP) services ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Services the tests run for real, from Debian's packages: Prometheus (the canary bake reads its query API).
+services:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing prometheus (Debian) for the canary tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "the tests need Prometheus: apt-get install prometheus (as root)" >&2; exit 2; fi; }
 
 compile: $(STAMP) ## compile every pipeline (kfp and vertex) and every component to YAML
 	$(BIN)/kfpc compile --target all --components $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))
