@@ -311,10 +311,13 @@ def _bounded(value: str, limit: int = 60) -> str:
     return text if len(text) <= limit and len(value) <= limit else text[: limit - 3] + "..."
 
 
-def _int_domain(domain: schema_pb2.IntDomain, stats_feature) -> list[_Description]:
+def _int_domain(domain: schema_pb2.IntDomain, stats_feature, reference=None) -> list[_Description]:
     out = []
+    severity, why = ERROR, ""
     if stats_feature.type == FeatureType.INT:
         low, high = stats_feature.num_stats.min, stats_feature.num_stats.max
+        severity, why = _range_severity(stats_feature, domain.min if domain.HasField("min") else -math.inf,
+                                        domain.max if domain.HasField("max") else math.inf, reference)
     elif stats_feature.type == FeatureType.STRING:
         values = list(string_values(stats_feature))
         bad = next((v for v in values if not _INT_PATTERN.match(v)), None)
@@ -329,9 +332,11 @@ def _int_domain(domain: schema_pb2.IntDomain, stats_feature) -> list[_Descriptio
         return [_Description(Reason.DOMAIN_INVALID_FOR_TYPE, _INVALID,
                              f"IntDomain incompatible with feature type {FeatureType.Type.Name(stats_feature.type)}")]
     if domain.HasField("min") and domain.min > low:
-        out.append(_Description(Reason.INT_TYPE_SMALL_INT, _OUT_OF_RANGE, f"Unexpectedly small value: {_int(low)}."))
+        out.append(_warned(_Description(Reason.INT_TYPE_SMALL_INT, _OUT_OF_RANGE,
+                                        f"Unexpectedly small value: {_int(low)}.", severity), why))
     if domain.HasField("max") and domain.max < high:
-        out.append(_Description(Reason.INT_TYPE_BIG_INT, _OUT_OF_RANGE, f"Unexpectedly large value: {_int(high)}."))
+        out.append(_warned(_Description(Reason.INT_TYPE_BIG_INT, _OUT_OF_RANGE,
+                                        f"Unexpectedly large value: {_int(high)}.", severity), why))
     return out
 
 
@@ -357,15 +362,49 @@ def _float_domain(domain: schema_pb2.FloatDomain, stats_feature) -> list[_Descri
     return out
 
 
-def _bool_domain(domain: schema_pb2.BoolDomain, stats_feature) -> list[_Description]:
+def _outside(stats_feature, low: float, high: float) -> float:
+    """About how many (integer) values lie below ``low`` or above ``high``: from the standard histogram (a
+    straddling bucket counts in proportion), at least 1 when the minimum or maximum says some do."""
+    low, high = low - 0.5, high + 0.5  # integers: a bucket starting at `high` holds `high` itself
+    count = 0.0
+    histogram = _histogram(stats_feature, statistics_pb2.Histogram.STANDARD)
+    for bucket in histogram.buckets if histogram is not None else ():
+        width = bucket.high_value - bucket.low_value
+        for start, end in ((-math.inf, low), (high, math.inf)):
+            overlap = min(end, bucket.high_value) - max(start, bucket.low_value)
+            if width <= 0:
+                count += bucket.sample_count if start < bucket.low_value and bucket.high_value < end else 0.0
+            elif overlap > 0:
+                count += bucket.sample_count * overlap / width
+    return max(count, 1.0)
+
+
+def _range_severity(stats_feature, low: float, high: float, reference) -> tuple[int, str]:
+    """ERROR, unless a reference sample that never showed such values is too small to say they do not occur:
+    a value absent from N reference values may still have a share up to 3/N (the rule of three)."""
+    if reference is None:
+        return ERROR, ""
+    seen = _common(reference).tot_num_values or _common(reference).num_non_missing
+    if not seen:
+        return ERROR, ""
+    count, total = _outside(stats_feature, low, high), _common(stats_feature).num_non_missing
+    severity = _share_severity(count, total, 3.0 / seen)
+    return severity, (f"about {count:.0f} of {total} values are outside, not significantly more than a value "
+                      f"unseen in {seen} reference values can have (3/{seen}, p >= {MASS_ALPHA:g})")
+
+
+def _bool_domain(domain: schema_pb2.BoolDomain, stats_feature, reference=None) -> list[_Description]:
     if stats_feature.type == FeatureType.INT:
         out = []
+        severity, why = _range_severity(stats_feature, 0, 1, reference)
         if stats_feature.num_stats.min < 0:
-            out.append(_Description(Reason.BOOL_TYPE_SMALL_INT, _INVALID, "Integers (such as "
-                                    f"{_int(stats_feature.num_stats.min)}) not in {{0, 1}}: converting to an integer."))
+            out.append(_warned(_Description(Reason.BOOL_TYPE_SMALL_INT, _INVALID, "Integers (such as "
+                                            f"{_int(stats_feature.num_stats.min)}) not in {{0, 1}}: converting to an "
+                                            "integer.", severity), why))
         if stats_feature.num_stats.max > 1:
-            out.append(_Description(Reason.BOOL_TYPE_BIG_INT, _INVALID, "Integers (such as "
-                                    f"{_int(stats_feature.num_stats.max)}) not in {{0, 1}}: converting to an integer."))
+            out.append(_warned(_Description(Reason.BOOL_TYPE_BIG_INT, _INVALID, "Integers (such as "
+                                            f"{_int(stats_feature.num_stats.max)}) not in {{0, 1}}: converting to an "
+                                            "integer.", severity), why))
         return out
     if stats_feature.type == FeatureType.STRING:
         allowed = {domain.true_value, domain.false_value} if (domain.true_value or domain.false_value) else (
@@ -713,11 +752,11 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
     elif domain == "string_domain":
         out.extend(_string_domain(list(feature.string_domain.value), stats_feature, feature, reference))
     elif domain == "int_domain":
-        out.extend(_int_domain(feature.int_domain, stats_feature))
+        out.extend(_int_domain(feature.int_domain, stats_feature, reference))
     elif domain == "float_domain":
         out.extend(_float_domain(feature.float_domain, stats_feature))
     elif domain == "bool_domain":
-        out.extend(_bool_domain(feature.bool_domain, stats_feature))
+        out.extend(_bool_domain(feature.bool_domain, stats_feature, reference))
     if domain in (None, "domain", "string_domain") and not _categorical_tag(feature):
         mixed = mixed_numeric(stats_feature)
         if mixed is not None:

@@ -417,3 +417,21 @@ def test_a_nearly_empty_column_absent_from_a_small_eval_split_is_a_warning():
                                           "train")
     schema = schema_core.infer_schema(text)
     assert [d.name for d in schema.string_domain] == ["d"], "a 5,000-character value is free text: no domain"
+
+
+def test_a_rare_value_just_outside_an_inferred_range_is_a_warning_a_common_one_an_error():
+    """caravan's ABYSTAND: 0/1 in 4,594 train rows (a bool domain is inferred), one 2 in 1,228 eval rows —
+    chance for a value that rare. 5% of eval rows at 2 is an error; without a reference it stays strict (TFDV)."""
+    rng = np.random.default_rng(11)
+    train = pd.DataFrame({"n": (rng.random(4594) < 0.02).astype(np.int64)})
+    rare = pd.DataFrame({"n": np.r_[(rng.random(1227) < 0.02).astype(np.int64), 2]})
+    common = pd.DataFrame({"n": np.where(rng.random(1228) < 0.05, 2, 0).astype(np.int64)})
+    train_stats = stats_core.generate_statistics(train, "train")
+    schema = schema_core.infer_schema(train_stats)
+    assert next(f for f in schema.feature if f.name == "n").HasField("bool_domain")
+    anomalies = validate_split(train_stats, stats_core.generate_statistics(rare, "eval"))
+    info = anomalies.anomaly_info["n"]
+    assert info.severity == WARNING and info.reason[0].type == anomalies_pb2.AnomalyInfo.BOOL_TYPE_BIG_INT
+    assert "about 1 of 1228 values are outside" in info.description
+    assert errors(validate_split(train_stats, stats_core.generate_statistics(common, "eval"))) == {"n"}
+    assert errors(validate_core.validate(stats_core.generate_statistics(rare, "eval"), schema)) == {"n"}
