@@ -123,7 +123,10 @@ def run_pipeline(entry: dict, run_dir: Path, timeout: float) -> dict:
     if validate:
         record["anomaly_count"] = validate.get("outputs", {}).get("anomaly_count")
         anomalies = validate.get("artifacts", {}).get("anomalies")
-        record["anomalies"] = _read_anomalies(Path(anomalies["path"])) if anomalies else []
+        found = _read_anomalies(Path(anomalies["path"])) if anomalies else []
+        # a warning (e.g. one rare value outside an inferred range) reports, it does not stop: errors only count
+        record["anomalies"] = [a for a in found if not a.endswith(WARNING_SUFFIX)]
+        record["warnings"] = [a[: -len(WARNING_SUFFIX)] for a in found if a.endswith(WARNING_SUFFIX)]
         if validate["status"] == "FAILURE" and record["failed_task"] == "validate":
             record["anomalies"] = record["anomalies"] or _anomalies_in_error(record["error"]) or [
                 record["error_first_line"]]
@@ -167,6 +170,9 @@ def _anomalies_in_error(error: str) -> list[str]:
     return [line.strip() for line in error.splitlines() if re.match(r"^\s*[^:]+: [A-Z][A-Z_]+: ", line)]
 
 
+WARNING_SUFFIX = " [warning]"
+
+
 def _read_anomalies(folder: Path) -> list[str]:
     """``feature: short description`` of every anomaly in an ``anomalies.pbtxt`` (text, no TFMD needed)."""
     path = folder / "anomalies.pbtxt" if folder.is_dir() else folder
@@ -176,7 +182,8 @@ def _read_anomalies(folder: Path) -> list[str]:
     found = []
     for match in re.finditer(r'anomaly_info\s*\{\s*key:\s*"([^"]*)"(.*?)(?=anomaly_info\s*\{|\Z)', text, re.S):
         descriptions = re.findall(r'short_description:\s*"([^"]*)"', match.group(2))
-        found.append(f"{match.group(1)}: {'; '.join(dict.fromkeys(descriptions))}")
+        warning = re.search(r'^\s*severity:\s*WARNING', match.group(2), re.M) is not None
+        found.append(f"{match.group(1)}: {'; '.join(dict.fromkeys(descriptions))}" + (WARNING_SUFFIX if warning else ""))
     return found
 
 
@@ -494,17 +501,23 @@ def main(argv=None) -> int:
             print(json.dumps(short(record)), flush=True)
             options.output.write_text(json.dumps(results, indent=2, default=str))  # partial results survive
     results["machine"]["load_average_at_end"] = os.getloadavg()
-    results["summary"] = {
-        "datasets": len(results["datasets"]), "ok": sum(r["ok"] for r in results["datasets"]),
-        "exit_0": sum(r.get("exit_code") == 0 for r in results["datasets"]),
-        "with_anomalies": [r["name"] for r in results["datasets"] if r.get("anomaly_count") or r.get("anomalies")],
-        "recomputation_mismatch": [r["name"] for r in results["datasets"]
-                                   if "recomputation" in r and not r["recomputation"].get("match")],
-    }
+    results["summary"] = summarize(results["datasets"])
     options.output.write_text(json.dumps(results, indent=2, default=str))
     plot(results, options.output.with_suffix(".png"))
     print(json.dumps(results["summary"]))
     return 0
+
+
+def summarize(records: list[dict]) -> dict:
+    """The suite's verdict: tables that passed, exited 0, had validation errors or warnings, mismatched."""
+    return {
+        "datasets": len(records), "ok": sum(r["ok"] for r in records),
+        "exit_0": sum(r.get("exit_code") == 0 for r in records),
+        "with_anomalies": [r["name"] for r in records if r.get("anomaly_count") or r.get("anomalies")],
+        "with_warnings": [r["name"] for r in records if r.get("warnings")],
+        "recomputation_mismatch": [r["name"] for r in records
+                                   if "recomputation" in r and not r["recomputation"].get("match")],
+    }
 
 
 def short(record: dict) -> dict:
