@@ -153,7 +153,7 @@ def pipeline_defaults(pipeline) -> dict:
     }
 
 
-#: pipeline parameter -> preflight.check_parameters argument (same name unless given here)
+#: pipeline parameters that preflight.check_parameters takes under the same names
 _PREFLIGHT_PARAMETERS = (
     "task", "push_mode", "model_name", "namespace", "canary_traffic_percent", "promote", "prometheus_url",
     "prometheus_selector", "eval_fraction", "validation_fraction",
@@ -319,8 +319,8 @@ def point_latest(run_dir: Path) -> bool:
 
 #: per artifact metadata / output parameter, the keys the summary shows (first found wins)
 _HEADLINE_KEYS = (
-    "rows", "anomaly_count", "warning_count", "validation_accuracy", "validation_rmse", "validation_r2", "accuracy", "roc_auc", "rmse", "r2",
-    "mae", "blessed", "failed_thresholds", "endpoint_url", "model_uri", "previous_model_uri",
+    "rows", "anomaly_count", "warning_count", "validation_accuracy", "validation_rmse", "validation_r2", "accuracy",
+    "roc_auc", "rmse", "r2", "mae", "blessed", "failed_thresholds", "endpoint_url", "model_uri", "previous_model_uri",
 )
 
 
