@@ -1,7 +1,7 @@
 """Parity of kfpc's statistics, schema and anomalies with TFDV 1.16.1 (the peer venv).
 
 Run: ``.venv/bin/python benchmarks/parity_tfdv.py [--quick]``. Needs the peer venv built by
-``/work/shared/peers/tfdv/setup.sh`` (exit code 3 there = no Python 3.10: this script then skips with the
+``../shared/peers/tfdv/setup.sh`` (exit code 3 there = no Python 3.10: this script then skips with the
 reason). Writes ``benchmarks/results/parity_tfdv.json``; exit code 0 when every check holds.
 
 Checks, on the seeded synthetic table (TFDV reads it as a DataFrame, we read the Parquet file):
@@ -36,8 +36,9 @@ from kfpc.components.schema import core as schema_core  # noqa: E402
 from kfpc.components.statistics import core as stats_core  # noqa: E402
 from kfpc.components.validate import core as validate_core  # noqa: E402
 
-SETUP = Path("/work/shared/peers/tfdv/setup.sh")
 HERE = Path(__file__).resolve().parent
+#: the peer's setup, in the steering repository's shared folder beside this checkout
+SETUP = HERE.parents[1] / "shared" / "peers" / "tfdv" / "setup.sh"
 RESULTS = HERE / "results"
 
 
