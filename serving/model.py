@@ -227,6 +227,7 @@ class KfpcModel(kserve.Model):
         else:
             columns = protocol.decode_v1(payload, self.features, self.limits)
             kind = "v1"
+        protocol.check_datetimes(columns, self.features)
         rows = len(next(iter(columns.values())))
         return _Prepared(kind, payload, columns, rows, started)
 

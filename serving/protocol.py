@@ -12,8 +12,10 @@ the card marks ``"value_type": "bool"`` (a boolean column, trained as 0/1) also 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
+import re
 import reprlib
 import struct
 from collections.abc import Mapping, Sequence
@@ -293,6 +295,31 @@ def _column(feature: Feature, values: Sequence[Any], where: Any, limits: Limits)
     if feature.dtype == STRING:
         return _string_column(feature.name, values, feature, where, limits)
     return _numeric_column(feature.name, values, feature, where)
+
+
+def check_datetimes(columns: Mapping[str, np.ndarray], features: Sequence[Feature]) -> None:
+    """A datetime feature's text must be an ISO-8601 date or time (``""`` = missing): the model reads anything
+    else as missing, so a client sending ``"07/12/2026"`` would get an answer made without the date and never
+    know. Every decoder (v1, v2, gRPC) ends here.
+
+    Raises:
+        RequestError: naming the feature, the row and a short excerpt of the value.
+    """
+    for feature in features:
+        if feature.kind != "datetime" or feature.name not in columns:
+            continue
+        for i, value in enumerate(columns[feature.name]):
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            if text and not _iso_datetime().fullmatch(text):
+                raise RequestError(f"row {i}: feature {feature.name!r} must be an ISO-8601 date or time such as "
+                                   f"'2013-01-01' or '2013-01-01T05:17:00', got {excerpt(text)}")
+
+
+@functools.cache
+def _iso_datetime() -> re.Pattern:
+    from kfpc.components.train.features import ISO_DATETIME
+
+    return re.compile(ISO_DATETIME)
 
 
 def _decode_columnar(payload: Mapping, features: list[Feature], limits: Limits, key: str) -> dict[str, np.ndarray]:

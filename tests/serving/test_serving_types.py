@@ -155,3 +155,17 @@ def test_in_process_model_answers_booleans(typed_model_dir, expected):
     response, _ = asyncio.run(model({"instances": ROWS}))
     got = np.array([row["probabilities"] for row in response["predictions"]])
     np.testing.assert_allclose(got, expected["probabilities"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_date_that_is_not_iso_text_is_refused_naming_the_feature(typed_server):
+    """The model reads an unparsable date as missing: answering 200 would hide it from the client."""
+    for body, path in (({"instances": [dict(ROWS[0], day="07/12/2026")]}, "/v1/models/typed:predict"),
+                       ({"inputs": [{"name": "flag", "shape": [1], "datatype": "FP64", "data": [1.0]},
+                                    {"name": "day", "shape": [1], "datatype": "BYTES", "data": ["2013-02-30x"]},
+                                    {"name": "x", "shape": [1], "datatype": "FP64", "data": [0.5]}]},
+                        "/v2/models/typed/infer")):
+        status, answer = post(f"{typed_server.url}{path}", body)
+        assert status == 400, answer
+        assert "feature 'day' must be an ISO-8601 date or time" in json.dumps(answer), answer
+    status, answer = post(f"{typed_server.url}/v1/models/typed:predict", {"instances": [dict(ROWS[0], day="")]})
+    assert status == 200, answer  # "" is a missing date
