@@ -688,13 +688,14 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
                    shift_test: ShiftTest | None, drift_skew: dict) -> list[_Description]:
     common = _common(stats_feature)
     name = feature.name
+    # the sample the schema's bounds are judged against for chance (reference split, previous span)
+    reference = next((c.control[name] for c in comparisons if not c.reverse and name in c.control), None)
     if common.num_non_missing == 0:
         if not _existence_required(feature, schema, environment):
             return []
         absent = _Description(Reason.FEATURE_TYPE_NOT_PRESENT, _DROPPED, "The feature was not present in any examples.")
         # A feature the reference sample holds in a handful of rows is absent from a small sample by chance
         # (1 value in 267 train rows: no value in 77 eval rows 3 times in 4): an error only when unlikely.
-        reference = next((c.control[name] for c in comparisons if not c.reverse and name in c.control), None)
         if reference is not None and num_examples:
             seen = _common(reference).num_non_missing
             total = seen + _common(reference).num_missing
@@ -745,7 +746,6 @@ def _check_feature(feature, stats_feature, schema, num_examples, environment, co
         out.append(_Description(Reason.UNEXPECTED_DATA_TYPE, "Unexpected data type", text))
         return out  # domain checks against data of another type only repeat the same problem
     domain = feature.WhichOneof("domain_info")
-    reference = next((c.control[name] for c in comparisons if not c.reverse and name in c.control), None)
     if domain == "domain":
         values = next((list(d.value) for d in schema.string_domain if d.name == feature.domain), [])
         out.extend(_string_domain(values, stats_feature, feature, reference))
