@@ -74,7 +74,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
-    from kfpc.components.validate.component import validate
+    from kfpc.components.validate.component import validate, validation_gate
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
@@ -177,8 +177,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             split="train",
             previous_statistics=previous_stats.outputs["statistics"],
             previous_split="train",
-            fail_on_anomalies=fail_on_anomalies,
+            fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
+        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="the new span (against the production schema and the previous span)",
+                               fail_on_anomalies=fail_on_anomalies)
 
         trained = placement.placed_training(
             train_op,
@@ -197,7 +199,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
-        ).after(validation)
+        ).after(gate)
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True

@@ -3,12 +3,22 @@
 KFP recurring run, daily at 02:00 UTC (6-field cron, seconds first)::
 
     kfpc schedule create --host https://kfp.example.com --namespace team-a --name nightly-retrain \\
-        --pipeline retraining_pipeline --cron "0 0 2 * * *" --param source_uri=gs://bucket/spans
+        --pipeline retraining_pipeline --cron "0 0 2 * * *" --params-file retrain.yaml
 
 Vertex AI schedule, 02:00 Berlin time (5-field cron, optional TZ= prefix)::
 
     kfpc schedule create --vertex --project my-project --region europe-west4 --pipeline-root gs://b/root \\
-        --name nightly-retrain --pipeline retraining_pipeline --cron "TZ=Europe/Berlin 0 2 * * *"
+        --name nightly-retrain --pipeline retraining_pipeline --cron "TZ=Europe/Berlin 0 2 * * *" \\
+        --param source_pattern=gs://b/churn/span-{SPAN}/data.csv --param schema_uri=gs://b/schema.pbtxt \\
+        --param label=churned --param serving_root=gs://b/models --param model_name=churn
+
+where ``retrain.yaml`` holds the retraining pipeline's required parameters::
+
+    source_pattern: gs://b/churn/span-{SPAN}/data.csv
+    schema_uri: gs://b/schema.pbtxt
+    label: churned
+    serving_root: gs://b/models
+    model_name: churn
 
 The cron is checked for the target before anything is sent; a 5-field cron given to KFP (which would
 fire every hour) or a 6-field one given to Vertex AI is refused with the expression to use instead.

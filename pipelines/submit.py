@@ -3,12 +3,18 @@
 KFP (default)::
 
     kfpc submit --host https://kfp.example.com --namespace team-a --experiment churn \\
-        --pipeline training_pipeline --param source_uri=gs://bucket/data.csv --wait
+        --pipeline training_pipeline --param source_uri=gs://bucket/data.csv \\
+        --param serving_root=gs://bucket/models --wait
 
 Vertex AI::
 
     kfpc submit --vertex --project my-project --region europe-west4 --pipeline-root gs://bucket/root \\
         --package pipelines/compiled/vertex/training_pipeline.yaml --params-file params.yaml
+
+where ``params.yaml`` holds the pipeline's parameters (required ones at least)::
+
+    serving_root: gs://bucket/models
+    source_uri: gs://bucket/data.csv
 
 ``--dry-run`` prints the exact request (built by ``kfp_server_api`` / ``aiplatform``) and sends nothing.
 """

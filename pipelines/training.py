@@ -31,7 +31,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
-    from kfpc.components.validate.component import validate
+    from kfpc.components.validate.component import validate, validation_gate
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
@@ -119,8 +119,10 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],
             reference_split="train",  # skew: the eval split must look like what the model learns from
-            fail_on_anomalies=fail_on_anomalies,
+            fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
+        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="split 'eval' (against the schema and the train split)",
+                               fail_on_anomalies=fail_on_anomalies)
         trained = placement.placed_training(
             train_op,
             target,
@@ -138,7 +140,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
-        ).after(validation)
+        ).after(gate)
         evaluation = evaluate(
             data=data.outputs["data"],
             model=trained.outputs["model"],

@@ -62,14 +62,23 @@ def test_corrupted_data_stops_before_training_and_lists_anomalies(tmp_path, peng
         tmp_path / "run",
     )
     assert summary.status == "FAILURE"
-    assert summary.task("validate").status == "FAILURE"
+    # validate succeeds and records its reports; the gate after it stops the run (kubeflow/pipelines#12425)
+    assert summary.task("validate").status == "SUCCESS"
+    assert summary.task("validation-gate").status == "FAILURE"
     assert summary.task("train") is None or summary.task("train").status == "SKIPPED"
     assert not any(p.name == "train" for p in Path(summary.run_dir).rglob("train") if p.is_dir())
-    # the task's error, as the summary shows it, lists every anomaly with its feature
-    assert "validate: " in summary.error and "AnomaliesFoundError" in summary.error
+    # the reports of the failed run are recorded and listed, under names a browser opens
+    html = Path(summary.reports["validate.html_report"])
+    assert html.suffix == ".html" and "Atlantis" in html.read_text()
+    assert Path(summary.reports["validate.report"]).suffix == ".md"
+    assert summary.task("validate").artifacts["anomalies"]["metadata"]["anomaly_count"] >= 2
+    # the gate's error, as the summary shows it, lists every anomaly with its feature
+    assert "validation-gate: " in summary.error and "AnomaliesFoundError" in summary.error
     assert "island: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in summary.error and "Atlantis" in summary.error
     assert "sex: SCHEMA_MISSING_COLUMN" in summary.error
-    assert "island: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in local_run.format_summary(summary)
+    text = local_run.format_summary(summary)
+    assert "island: ENUM_TYPE_UNEXPECTED_STRING_VALUES" in text and str(html) in text
+    assert local_run.exit_code(summary) == local_run.EXIT_GATE
 
 
 def test_unknown_parameter_is_rejected_before_anything_runs(tmp_path):
