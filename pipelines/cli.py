@@ -20,6 +20,7 @@ _PLUGINS = (
     "kfpc.serving.cli",
     "kfpc.pipelines.submit",
     "kfpc.pipelines.schedule",
+    "kfpc.pipelines.upload",
 )
 
 

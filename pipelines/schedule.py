@@ -90,7 +90,7 @@ def create_kfp(args, package: remote.PipelinePackage, params: dict, out=None) ->
         ]
         print(remote.dry_run_document("kfp", [r.to_dict() for r in log], notes), file=out)
         return submit.EXIT_OK
-    client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+    client = remote.kfp_client_from_args(args)
     body.experiment_id = client.create_experiment(name=experiment, namespace=args.namespace).experiment_id
     created = client.recurring_runs.recurring_run_service_create_recurring_run(recurring_run=body)
     print(f"recurring_run_id: {created.recurring_run_id}", file=out)
@@ -198,7 +198,7 @@ def run_list(args: argparse.Namespace, out=None) -> int:
             apis.recurring_runs.recurring_run_service_list_recurring_runs(**query)
             print(remote.dry_run_document("kfp", [r.to_dict() for r in log]), file=out)
             return submit.EXIT_OK
-        client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+        client = remote.kfp_client_from_args(args)
         print(f"{'RECURRING RUN ID':<38} {'MODE':<8} {'TRIGGER':<32} {'MAX':<4} NAME", file=out)
         token = ""
         while True:
@@ -258,7 +258,7 @@ def run_action(args: argparse.Namespace, out=None) -> int:
             getattr(apis.recurring_runs, _KFP_ACTIONS[action])(recurring_run_id=args.schedule_id)
             print(remote.dry_run_document("kfp", [r.to_dict() for r in log]), file=out)
             return submit.EXIT_OK
-        client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+        client = remote.kfp_client_from_args(args)
         getattr(client.recurring_runs, _KFP_ACTIONS[action])(recurring_run_id=args.schedule_id)
         print(f"{_DONE[action]}: {args.schedule_id}", file=out)
         return submit.EXIT_OK

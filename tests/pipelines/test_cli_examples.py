@@ -63,7 +63,7 @@ EXAMPLES = _collect()
 
 def test_the_help_texts_show_examples_of_every_command_that_reaches_out():
     commands = {shlex.split(example)[1] for example in EXAMPLES}
-    assert {"run", "params", "submit", "schedule"} <= commands, sorted(EXAMPLES)
+    assert {"run", "params", "submit", "schedule", "upload"} <= commands, sorted(EXAMPLES)
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES), ids=lambda e: e[:60])
@@ -75,7 +75,7 @@ def test_every_help_example_runs(example, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KFPC_KFP_TOKEN", "example-token")  # the KFP examples would otherwise look for one
     argv = shlex.split(example)[1:]
-    if argv[0] in ("run", "submit", "schedule", "push") and "--dry-run" not in argv:
+    if argv[0] in ("run", "submit", "schedule", "push", "upload") and "--dry-run" not in argv:
         argv.append("--dry-run")
     argv = [a for a in argv if a != "--wait"]  # --wait follows a run that a dry run never starts
     out = io.StringIO()
