@@ -406,7 +406,7 @@ def link_reports(run_dir: Path, tasks: list[TaskSummary]) -> dict:
 
     KFP names an artifact file after the output (``html_report``, ``report``) with no extension, and the
     KFP UI reads it from exactly that URI, so the artifact itself keeps its name; the run folder gets
-    symlinks with the right extension beside it. Reports of tasks that failed after writing them count too.
+    hard links with the right extension beside it. Reports of tasks that failed after writing them count too.
 
     Returns:
         ``"<task>.<output>" -> path of the link``.
@@ -423,7 +423,12 @@ def link_reports(run_dir: Path, tasks: list[TaskSummary]) -> dict:
             link = folder / f"{task.name}-{output}.{kind}"
             if link.is_symlink() or link.exists():
                 link.unlink()
-            link.symlink_to(os.path.relpath(path, folder))
+            # a hard link (a copy across file systems), not a symlink: browsers take the type from the
+            # resolved file's name, and would show a symlinked report as source
+            try:
+                os.link(path, link)
+            except OSError:
+                shutil.copyfile(path, link)
             links[f"{task.name}.{output}"] = str(link)
     return links
 

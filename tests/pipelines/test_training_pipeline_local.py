@@ -10,6 +10,7 @@ import pytest
 
 from kfpc.components.train.core import load_model_card
 from kfpc.pipelines import local_run
+from tests import report_browser
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,30 @@ def test_a_blessing_that_failed_is_said_in_the_summary_with_the_push_skipped():
     text = local_run.format_summary(summary)
     assert "evaluate: the model was NOT blessed, so the push was skipped and nothing served changed." in text
     assert "  - roc_auc 0.51 (interval [0.45, 0.57]) does not beat 0.5" in text
+
+
+@pytest.mark.skipif(report_browser.CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("name", ["validate.html_report", "evaluate.report"])
+def test_the_reports_render_their_plots_in_a_browser_without_errors_or_fetches(penguins_run, name, tmp_path):
+    from matplotlib import image
+
+    seen = report_browser.open_report(penguins_run.reports[name])
+    assert seen.console_errors == [] and seen.exceptions == [], (seen.console_errors, seen.exceptions)
+    assert seen.fetches == [], f"{name} fetches from the network: {seen.fetches}"
+    assert seen.broken_images == 0
+    assert seen.plots >= 1, f"{name}: {seen.plots} plots rendered"
+    shot = tmp_path / f"{name}.png"
+    shot.write_bytes(seen.screenshot)
+    pixels = image.imread(shot)
+    assert pixels.shape[0] > 400 and pixels.std() > 0.05  # a page with content, not a blank one
+
+
+@pytest.mark.skipif(report_browser.CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_browser_check_sees_console_errors_broken_plots_and_fetches(tmp_path):
+    page = tmp_path / "bad.html"
+    page.write_text('<!doctype html><html><body><h1>bad</h1><script>console.error("boom")</script>'
+                    '<img src="http://192.0.2.1/plot.png"><img src="data:image/png;base64,AAAA"></body></html>')
+    seen = report_browser.open_report(page)
+    assert any("boom" in e for e in seen.console_errors)
+    assert seen.fetches == ["http://192.0.2.1/plot.png"]
+    assert seen.broken_images == 2 and seen.plots == 0
