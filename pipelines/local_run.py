@@ -290,7 +290,7 @@ def run(
     Args:
         name: a key of ``registry.PIPELINES``.
         params: pipeline parameters; unknown names raise ``ValueError`` before anything runs.
-        output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``runs/latest`` points at it.
+        output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``latest`` beside it points at it.
         verbose: stream kfp.local's full task logs; otherwise they go to ``<run_dir>/run.log``.
         progress: where to write one line per finished task (e.g. ``sys.stdout``); ``None``: nowhere.
     """
@@ -363,8 +363,8 @@ def run(
     summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), resolved, tasks, error,
                          versions=_versions(), images=_images(), reports=link_reports(run_dir, tasks))
     (run_dir / "summary.json").write_text(summary.to_json())
-    if run_dir.parent.name == "runs":
-        point_latest(run_dir)
+    # `latest` beside the run, wherever --output-dir put it (only a link of our own making is replaced)
+    point_latest(run_dir)
     return summary
 
 

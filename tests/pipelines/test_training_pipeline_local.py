@@ -1,8 +1,10 @@
 """The whole training pipeline through kfp.local on the bundled penguins data — what `make run` does —
 and a run on corrupted data that must stop at validation, before training, listing the anomalies."""
 
+import io
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,18 @@ from tests import report_browser
 @pytest.fixture(scope="module")
 def penguins_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    return local_run.run("training_pipeline", {}, out / "penguins")
+    progress = io.StringIO()
+    summary = local_run.run("training_pipeline", {}, out / "penguins", progress=progress)
+    summary.progress_text = progress.getvalue()
+    return summary
+
+
+def test_progress_shows_each_task_start_and_end_and_every_epoch_with_an_eta(penguins_run):
+    text = penguins_run.progress_text
+    assert "  train            started\n" in text and re.search(r"  train            SUCCESS +\d+\.\d s", text)
+    epochs = re.findall(r"^    train: epoch (\d+)/(\d+) .*val_loss=", text, re.M)
+    assert len(epochs) >= 2 and epochs[0] == ("1", "100")
+    assert re.search(r"^    train: epoch 1/100 .*\(ETA \d+:\d\d\)$", text, re.M)
 
 
 def test_every_task_succeeds_and_the_model_is_pushed(penguins_run):
@@ -47,6 +60,10 @@ def test_model_artifact_has_kserve_layout_and_card(penguins_run):
 def test_summary_is_written_and_printed(penguins_run):
     saved = json.loads((Path(penguins_run.run_dir) / "summary.json").read_text())
     assert saved["status"] == "SUCCESS"
+    # resolved parameters (defaults included), versions and the images the tasks name when compiled
+    assert saved["parameters"]["epochs"] == 100 and saved["parameters"]["label"] == "species"
+    assert saved["versions"]["kfp"] == "2.17.0" and "tensorflow" in saved["versions"]
+    assert saved["images"]["tf"].endswith(f"/kfpc-tf:{saved['versions']['kfpc']}")
     text = local_run.format_summary(penguins_run)
     assert "accuracy=" in text and "train.model:" in text and "push-kserve" in text
 
