@@ -51,13 +51,16 @@ run: $(STAMP) ## run the default pipeline locally on the bundled penguins data a
 test: $(STAMP) services ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Services the tests run for real, from Debian's packages: Prometheus (the canary bake reads its query API).
+# Programs the tests run for real, from Debian's packages: Prometheus (the canary bake reads its query API)
+# and Chromium (the reports are opened in a headless browser). Installed when missing, as root.
+SERVICES := prometheus:prometheus chromium:chromium
 services:
-	@command -v prometheus >/dev/null 2>&1 || { \
+	@missing=""; for entry in $(SERVICES); do command -v $${entry%%:*} >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing prometheus (Debian) for the canary tests"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-	  else echo "the tests need Prometheus: apt-get install prometheus (as root)" >&2; exit 2; fi; }
+	    echo "installing$$missing (Debian) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "the tests need:$$missing (apt-get install$$missing, as root)" >&2; exit 2; fi; fi
 
 compile: $(STAMP) ## compile every pipeline (kfp and vertex) and every component to YAML
 	$(BIN)/kfpc compile --target all --components $(if $(IMAGE_REGISTRY),--image-registry $(IMAGE_REGISTRY))

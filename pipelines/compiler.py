@@ -32,6 +32,7 @@ COMPONENTS: dict[str, str] = {
     "import_schema": "kfpc.components.schema.component:import_schema",
     "resolve_schema": "kfpc.components.schema.component:resolve_schema",
     "validate": "kfpc.components.validate.component:validate",
+    "validation_gate": "kfpc.components.validate.component:validation_gate",
     "train": "kfpc.components.train.component:train",
     "evaluate": "kfpc.components.evaluate.component:evaluate",
     "push_kserve": "kfpc.components.push.component:push_kserve",

@@ -10,14 +10,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import io
 import json
 import logging
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import TextIO
 
+from kfpc.components._progress import MARK
 from kfpc.pipelines import registry
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,6 +50,9 @@ class RunSummary:
     parameters: dict
     tasks: list[TaskSummary]
     error: str = ""
+    versions: dict = dataclasses.field(default_factory=dict)  # kfpc and the libraries the tasks ran with
+    images: dict = dataclasses.field(default_factory=dict)  # family -> the image each task names when compiled
+    reports: dict = dataclasses.field(default_factory=dict)  # "<task>.<output>" -> reports/<file>.html|.md
 
     def task(self, name: str) -> TaskSummary | None:
         """The task called ``name`` (KFP may suffix repeated names with -2, -3, ...)."""
@@ -57,32 +63,93 @@ class RunSummary:
         return json.dumps(dataclasses.asdict(self), indent=2, default=str)
 
 
+class _Progress:
+    """Where a run's progress goes: task starts and ends, and the tasks' own progress lines.
+
+    On a terminal a task's progress lines replace each other on one line (a live status line); anywhere
+    else (CI logs, files) each is a plain line of its own.
+    """
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.live = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+        self.dangling = False
+
+    def clear(self) -> None:
+        """Remove a live status line left on the terminal."""
+        if self.dangling and self.stream is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.dangling = False
+
+    def write_line(self, text: str, transient: bool = False) -> None:
+        if self.stream is None:
+            return
+        if self.dangling:
+            self.stream.write("\r\x1b[K")
+            self.dangling = False
+        if transient and self.live:
+            self.stream.write(text[: shutil.get_terminal_size((120, 20)).columns - 1])
+            self.dangling = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class _Tee(io.TextIOBase):
+    """The run log, which also hands the tasks' progress lines (``[kfpc] ...``) to :class:`_Progress`."""
+
+    def __init__(self, log: TextIO, progress: _Progress) -> None:
+        super().__init__()
+        self.log, self.progress, self.pending = log, progress, ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.pending += text
+        *complete, self.pending = self.pending.split("\n")
+        for chunk in complete:
+            at = chunk.find(MARK)
+            if at >= 0:
+                self.progress.write_line("    " + _ANSI.sub("", chunk[at + len(MARK):]).rstrip(), transient=True)
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+
 class _TaskTimer(logging.Filter):
-    """Collects task start/end times from kfp.local's log records.
+    """Collects task start/end times from kfp.local's log records, and reports them as they happen.
 
     A filter on the root logger, not a handler: kfp.local replaces the root logger's handlers while a
     pipeline runs, but leaves its filters alone.
     """
 
-    def __init__(self, progress: TextIO | None = None) -> None:
+    def __init__(self, progress: _Progress | None = None) -> None:
         super().__init__()
         self.started: dict[str, float] = {}
         self.finished: dict[str, tuple[str, float]] = {}
+        self.attempts: dict[str, int] = {}
         self.order: list[str] = []
-        self.progress = progress
+        self.progress = progress or _Progress(None)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = _ANSI.sub("", record.getMessage())
         if match := _START.search(message):
-            self.started[match.group(1)] = record.created
-            self.order.append(match.group(1))
+            name = match.group(1)
+            self.started[name] = record.created
+            self.attempts[name] = self.attempts.get(name, 0) + 1
+            if name not in self.order:
+                self.order.append(name)
+            attempt = f" (attempt {self.attempts[name]})" if self.attempts[name] > 1 else ""
+            self.progress.write_line(f"  {name:<16} started{attempt}")
         elif match := _END.search(message):
             name, status = match.group(1), match.group(2)
             self.finished[name] = (status, record.created)
-            if self.progress is not None:
-                seconds = record.created - self.started.get(name, record.created)
-                self.progress.write(f"  {name:<16} {status:<8} {seconds:6.1f} s\n")
-                self.progress.flush()
+            seconds = record.created - self.started.get(name, record.created)
+            self.progress.write_line(f"  {name:<16} {status:<8} {seconds:6.1f} s")
         return True
 
 
@@ -223,7 +290,7 @@ def run(
     Args:
         name: a key of ``registry.PIPELINES``.
         params: pipeline parameters; unknown names raise ``ValueError`` before anything runs.
-        output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``runs/latest`` points at it.
+        output_dir: folder for this run (default ``runs/<name>-<timestamp>``); ``latest`` beside it points at it.
         verbose: stream kfp.local's full task logs; otherwise they go to ``<run_dir>/run.log``.
         progress: where to write one line per finished task (e.g. ``sys.stdout``); ``None``: nowhere.
     """
@@ -250,7 +317,8 @@ def run(
     root.mkdir(parents=True, exist_ok=True)
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
 
-    timer = _TaskTimer(progress)
+    shown = _Progress(progress)
+    timer = _TaskTimer(shown)
     logging.getLogger().addFilter(timer)
     log_path = run_dir / "run.log"
     start = time.time()
@@ -258,14 +326,16 @@ def run(
     with open(log_path, "w") as log, contextlib.ExitStack() as stack:
         if not verbose:
             # kfp.local logs through a handler on sys.stdout and prints the tasks' output there
-            stack.enter_context(contextlib.redirect_stdout(log))
-            stack.enter_context(contextlib.redirect_stderr(log))
+            tee = _Tee(log, shown)
+            stack.enter_context(contextlib.redirect_stdout(tee))
+            stack.enter_context(contextlib.redirect_stderr(tee))
         try:
             pipeline(**params)
         except Exception as exc:  # the summary records the failure; the caller decides the exit code
             status, error = "FAILURE", _ANSI.sub("", str(exc))
         finally:
             logging.getLogger().removeFilter(timer)
+            shown.clear()
     elapsed = time.time() - start
 
     run_roots = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
@@ -289,11 +359,78 @@ def run(
         for task in tasks:
             if task.status == "FAILURE" and (cause := task_error(log_text, task.name)):
                 error = f"{error}\n{task.name}: {cause}"
-    summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), params, tasks, error)
+    resolved = {**pipeline_defaults(pipeline), **params}
+    summary = RunSummary(name, str(run_dir), status, round(elapsed, 1), resolved, tasks, error,
+                         versions=_versions(), images=_images(), reports=link_reports(run_dir, tasks))
     (run_dir / "summary.json").write_text(summary.to_json())
-    if run_dir.parent.name == "runs":
-        point_latest(run_dir)
+    # `latest` beside the run, wherever --output-dir put it (only a link of our own making is replaced)
+    point_latest(run_dir)
     return summary
+
+
+def _versions() -> dict:
+    import platform
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for dist in ("kfpc", "kfp", "tensorflow", "kserve", "pyarrow", "pandas", "ydf"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _images() -> dict:
+    from kfpc.components import images
+
+    return {family: images.image(family) for family in images.FAMILIES}
+
+
+def _report_kind(path: Path) -> str | None:
+    """``html`` / ``md`` for a report file (told by its first bytes: KFP names artifact files by output)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512).lstrip().lower()
+    except OSError:
+        return None
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    if head.startswith((b"#", b"|", b"**")):
+        return "md"
+    return None
+
+
+def link_reports(run_dir: Path, tasks: list[TaskSummary]) -> dict:
+    """Give each HTML/Markdown report of the run a name a browser or editor opens: ``reports/<task>-<output>.html``.
+
+    KFP names an artifact file after the output (``html_report``, ``report``) with no extension, and the
+    KFP UI reads it from exactly that URI, so the artifact itself keeps its name; the run folder gets
+    hard links with the right extension beside it. Reports of tasks that failed after writing them count too.
+
+    Returns:
+        ``"<task>.<output>" -> path of the link``.
+    """
+    links = {}
+    folder = run_dir / "reports"
+    for task in tasks:
+        for output, artifact in task.artifacts.items():
+            path = Path(artifact["path"])
+            kind = _report_kind(path) if path.is_file() else None
+            if kind is None:
+                continue
+            folder.mkdir(exist_ok=True)
+            link = folder / f"{task.name}-{output}.{kind}"
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            # a hard link (a copy across file systems), not a symlink: browsers take the type from the
+            # resolved file's name, and would show a symlinked report as source
+            try:
+                os.link(path, link)
+            except OSError:
+                shutil.copyfile(path, link)
+            links[f"{task.name}.{output}"] = str(link)
+    return links
 
 
 def point_latest(run_dir: Path) -> bool:
@@ -363,6 +500,24 @@ def gate_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+#: exit codes of ``kfpc run`` (and documented in ``kfpc --help``)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
+
+#: tasks whose failure means "a gate stopped the run", not "something broke"
+GATE_TASKS = ("validation-gate",)
+
+
+def exit_code(summary: RunSummary) -> int:
+    """0: the run succeeded and pushed what it should; 3: a gate stopped it (anomalies in the data, or a
+    model that was not blessed, so nothing was pushed); 1: a task failed for another reason."""
+    if summary.status == "SUCCESS":
+        return EXIT_GATE if gate_lines(summary) else EXIT_OK
+    failed = [t.name for t in summary.tasks if t.status == "FAILURE"]
+    if failed and all(name.startswith(GATE_TASKS) for name in failed):
+        return EXIT_GATE
+    return EXIT_FAILED
+
+
 def format_summary(summary: RunSummary) -> str:
     """A human-readable table of the run: task, status, seconds, key metrics; then where things are."""
     lines = [f"pipeline {summary.pipeline}: {summary.status} in {summary.seconds:.1f} s", ""]
@@ -374,6 +529,9 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  {task.name:<{width}}  {task.status:<8} {secs}  {shown}")
     lines += [""] + gate_lines(summary)
     lines.append(f"run folder: {summary.run_dir} (task logs: run.log)")
+    if summary.reports:
+        lines.append("  reports (open in a browser / editor):")
+        lines += [f"    {path}" for path in summary.reports.values()]
     for task in summary.tasks:
         for out_name, artifact in task.artifacts.items():
             if out_name in ("data", "statistics", "schema", "anomalies", "html_report", "model", "report", "manifest"):

@@ -408,10 +408,13 @@ class _RecordingPoolManager:
     def __init__(self, log: list[RecordedRequest]):
         self.log = log
 
-    def request(self, method, url, body=None, fields=None, headers=None, **_):
-        if fields:  # GET/HEAD: urllib3 would encode the query parameters into the URL
-            url = f"{url}?{urlencode(fields)}"
+    def request(self, method, url, body=None, fields=None, headers=None, encode_multipart=None, **_):
         payload = json.loads(body) if isinstance(body, (str, bytes)) and body else body
+        if fields and encode_multipart:  # a file upload: each part by name, a file as its name and size
+            payload = {name: ({"filename": value[0], "bytes": len(value[1])} if isinstance(value, tuple) else value)
+                       for name, value in fields}
+        elif fields:  # GET/HEAD: urllib3 would encode the query parameters into the URL
+            url = f"{url}?{urlencode(fields)}"
         self.log.append(RecordedRequest(method, url, dict(headers or {}), payload))
         raise _Recorded()
 
@@ -453,6 +456,8 @@ def kfp_dry_run_apis(host: str | None, token: str | None = None):
         return _Service()
 
     apis = types.SimpleNamespace(
+        pipelines=recording(kfp_server_api.PipelineServiceApi(api_client)),
+        uploads=recording(kfp_server_api.PipelineUploadServiceApi(api_client)),
         runs=recording(kfp_server_api.RunServiceApi(api_client)),
         recurring_runs=recording(kfp_server_api.RecurringRunServiceApi(api_client)),
         experiments=recording(kfp_server_api.ExperimentServiceApi(api_client)),
@@ -469,30 +474,71 @@ def normalize_host(host: str | None) -> str:
     return host.rstrip("/")
 
 
+#: how ``kfp_client`` authenticates (``--credentials``)
+CREDENTIALS = ("auto", "token", "service-account", "cookies", "iap", "kube", "none")
+
+
 def kfp_client(
     host: str | None, namespace: str | None = None, token: str | None = None, kube_context: str | None = None,
-    ssl_ca_cert: str | None = None, verify_ssl: bool | None = None,
+    ssl_ca_cert: str | None = None, verify_ssl: bool | None = None, credentials: str = "auto",
+    cookies: str | None = None, iap_client_id: str | None = None,
 ):
-    """A connected ``kfp.Client`` with the right credentials.
+    """A connected ``kfp.Client`` with the right credentials: every real KFP call goes through it.
 
-    Credentials, first found wins: ``token`` (``--token`` or ``KFPC_KFP_TOKEN``); a Kubeflow-projected
-    service-account token (``KF_PIPELINES_SA_TOKEN_PATH``, default ``/var/run/secrets/kubeflow/pipelines/
-    token``) - the multi-user in-cluster case; otherwise kfp's own discovery (in-cluster service DNS, or the
-    kube config's context through the API-server proxy when no host is given).
+    ``credentials`` picks the method; ``auto`` (default) takes the first found of: ``token`` (``--token`` or
+    ``KFPC_KFP_TOKEN``); a Kubeflow-projected service-account token (``KF_PIPELINES_SA_TOKEN_PATH``, default
+    ``/var/run/secrets/kubeflow/pipelines/token``) - the multi-user in-cluster case; otherwise kfp's own
+    discovery (in-cluster service DNS, or the kube config's context through the API-server proxy when no host
+    is given). The others force one method and fail when it has nothing to work with:
+
+    - ``token``: a bearer token (``--token``/``KFPC_KFP_TOKEN``), e.g. from ``kubectl create token``;
+    - ``service-account``: the projected token file (a pod of the cluster);
+    - ``cookies``: a Dex / oauth2-proxy session (``--cookies 'authservice_session=...'``, copied from a
+      browser logged in to the Kubeflow UI);
+    - ``iap``: a deployment behind Google Cloud IAP (``--iap-client-id``; kfp fetches the ID token with the
+      application-default credentials);
+    - ``kube``: the kube config's context (``--kube-context``), through the API-server proxy;
+    - ``none``: no credentials (a port-forwarded single-user deployment).
     """
     import kfp
     from kfp.client import set_volume_credentials
 
-    kwargs: dict = {"host": host, "kube_context": kube_context, "ssl_ca_cert": ssl_ca_cert, "verify_ssl": verify_ssl}
+    if credentials not in CREDENTIALS:
+        raise SubmitError(f"--credentials {credentials!r}: expected one of {', '.join(CREDENTIALS)}")
+    kwargs: dict = {"host": host, "ssl_ca_cert": ssl_ca_cert, "verify_ssl": verify_ssl}
     if namespace:
         kwargs["namespace"] = namespace
     token = token or os.environ.get("KFPC_KFP_TOKEN")
     token_path = os.environ.get("KF_PIPELINES_SA_TOKEN_PATH", KFP_SA_TOKEN_PATH)
-    if token:
+    if credentials == "auto":
+        credentials = "token" if token else "service-account" if Path(token_path).is_file() else "kube"
+    if credentials == "token":
+        if not token:
+            raise SubmitError("--credentials token: give --token or set KFPC_KFP_TOKEN")
         kwargs["existing_token"] = token
-    elif Path(token_path).is_file():
+    elif credentials == "service-account":
+        if not Path(token_path).is_file():
+            raise SubmitError(f"--credentials service-account: no token file at {token_path} "
+                              "(set KF_PIPELINES_SA_TOKEN_PATH, or run in a pod with the projected token)")
         kwargs["credentials"] = set_volume_credentials.ServiceAccountTokenVolumeCredentials(path=token_path)
+    elif credentials == "cookies":
+        if not cookies:
+            raise SubmitError("--credentials cookies: give --cookies 'authservice_session=...'")
+        kwargs["cookies"] = cookies
+    elif credentials == "iap":
+        if not iap_client_id:
+            raise SubmitError("--credentials iap: give --iap-client-id (the OAuth client of the IAP)")
+        kwargs["client_id"] = iap_client_id
+    elif credentials == "kube":
+        kwargs["kube_context"] = kube_context
     return kfp.Client(**kwargs)
+
+
+def kfp_client_from_args(args) -> object:
+    """:func:`kfp_client` from a command's parsed ``add_target_arguments`` options."""
+    return kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert,
+                      credentials=getattr(args, "credentials", "auto"), cookies=getattr(args, "cookies", None),
+                      iap_client_id=getattr(args, "iap_client_id", None))
 
 
 def kfp_run_url(host: str | None, run_id: str) -> str:
@@ -500,6 +546,13 @@ def kfp_run_url(host: str | None, run_id: str) -> str:
     from kfpc.components._redact import redact
 
     return redact(f"{normalize_host(host)}/#/runs/details/{run_id}")
+
+
+def kfp_pipeline_url(host: str | None, pipeline_id: str) -> str:
+    """The KFP UI link of a pipeline."""
+    from kfpc.components._redact import redact
+
+    return redact(f"{normalize_host(host)}/#/pipelines/details/{pipeline_id}")
 
 
 def kfp_recurring_run_url(host: str | None, recurring_run_id: str) -> str:

@@ -74,7 +74,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
-    from kfpc.components.validate.component import validate
+    from kfpc.components.validate.component import validate, validation_gate
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
@@ -120,10 +120,19 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             serving_root: where kfpc pushes versioned models; the baseline is found here.
             model_name: InferenceService name and folder under ``serving_root``.
             baseline_model_uri: the served model; empty: the newest version under ``serving_root``.
-            key_column, eval_fraction, validation_fraction: the train/validation/eval split (as in the
-                training pipeline).
-            exclude_columns, numeric_columns: as in the training pipeline.
-            task, hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training.
+            key_column: column whose hash decides the train/eval split; empty hashes the row.
+            eval_fraction: share of rows held out for evaluation; training never sees them.
+            validation_fraction: share of the train split carved out for early stopping and model selection.
+            exclude_columns: columns never used (IDs, leakage).
+            numeric_columns: text columns to read as numbers.
+            task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
+            hidden_units: sizes of the network's hidden layers.
+            dropout: dropout rate after each hidden layer.
+            learning_rate: Adam's learning rate.
+            batch_size: rows per step; 0 chooses it from the training rows.
+            epochs: most passes over the training rows (early stopping usually ends sooner).
+            patience: epochs without a better validation loss before training stops (0: never early-stop).
+            seed: seed of the validation carve, the weights' initialization and the shuffling.
             fail_on_anomalies: stop before training when the new span breaks the schema or drifts.
             min_accuracy: accuracy lower bound for classification; 0 (default) leaves the decision to the
                 skill gates (beat the trivial predictor, and not be worse than the served model).
@@ -134,9 +143,9 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             push_mode: ``dry_run``, ``local`` or ``cluster`` (see push_kserve).
             canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
             promote: after a canary that stayed healthy for the bake period, move it to 100%.
-            prometheus_url, prometheus_selector: where the canary's error rate and p99 latency are read during
-                the bake (the Prometheus query API and label matchers selecting the canary's pods); needed to
-                promote in cluster mode.
+            prometheus_url: the Prometheus query API the canary's error rate and p99 latency are read from
+                during the bake; needed to promote in cluster mode.
+            prometheus_selector: label matchers selecting the canary's series in Prometheus.
         """
         resolved = resolve_retraining_inputs(
             source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
@@ -177,8 +186,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             split="train",
             previous_statistics=previous_stats.outputs["statistics"],
             previous_split="train",
-            fail_on_anomalies=fail_on_anomalies,
+            fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
+        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="the new span (against the production schema and the previous span)",
+                               fail_on_anomalies=fail_on_anomalies)
 
         trained = placement.placed_training(
             train_op,
@@ -197,7 +208,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
-        ).after(validation)
+        ).after(gate)
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True

@@ -3,12 +3,22 @@
 KFP recurring run, daily at 02:00 UTC (6-field cron, seconds first)::
 
     kfpc schedule create --host https://kfp.example.com --namespace team-a --name nightly-retrain \\
-        --pipeline retraining_pipeline --cron "0 0 2 * * *" --param source_uri=gs://bucket/spans
+        --pipeline retraining_pipeline --cron "0 0 2 * * *" --params-file retrain.yaml
 
 Vertex AI schedule, 02:00 Berlin time (5-field cron, optional TZ= prefix)::
 
     kfpc schedule create --vertex --project my-project --region europe-west4 --pipeline-root gs://b/root \\
-        --name nightly-retrain --pipeline retraining_pipeline --cron "TZ=Europe/Berlin 0 2 * * *"
+        --name nightly-retrain --pipeline retraining_pipeline --cron "TZ=Europe/Berlin 0 2 * * *" \\
+        --param source_pattern=gs://b/churn/span-{SPAN}/data.csv --param schema_uri=gs://b/schema.pbtxt \\
+        --param label=churned --param serving_root=gs://b/models --param model_name=churn
+
+where ``retrain.yaml`` holds the retraining pipeline's required parameters::
+
+    source_pattern: gs://b/churn/span-{SPAN}/data.csv
+    schema_uri: gs://b/schema.pbtxt
+    label: churned
+    serving_root: gs://b/models
+    model_name: churn
 
 The cron is checked for the target before anything is sent; a 5-field cron given to KFP (which would
 fire every hour) or a 6-field one given to Vertex AI is refused with the expression to use instead.
@@ -80,7 +90,7 @@ def create_kfp(args, package: remote.PipelinePackage, params: dict, out=None) ->
         ]
         print(remote.dry_run_document("kfp", [r.to_dict() for r in log], notes), file=out)
         return submit.EXIT_OK
-    client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+    client = remote.kfp_client_from_args(args)
     body.experiment_id = client.create_experiment(name=experiment, namespace=args.namespace).experiment_id
     created = client.recurring_runs.recurring_run_service_create_recurring_run(recurring_run=body)
     print(f"recurring_run_id: {created.recurring_run_id}", file=out)
@@ -188,7 +198,7 @@ def run_list(args: argparse.Namespace, out=None) -> int:
             apis.recurring_runs.recurring_run_service_list_recurring_runs(**query)
             print(remote.dry_run_document("kfp", [r.to_dict() for r in log]), file=out)
             return submit.EXIT_OK
-        client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+        client = remote.kfp_client_from_args(args)
         print(f"{'RECURRING RUN ID':<38} {'MODE':<8} {'TRIGGER':<32} {'MAX':<4} NAME", file=out)
         token = ""
         while True:
@@ -248,7 +258,7 @@ def run_action(args: argparse.Namespace, out=None) -> int:
             getattr(apis.recurring_runs, _KFP_ACTIONS[action])(recurring_run_id=args.schedule_id)
             print(remote.dry_run_document("kfp", [r.to_dict() for r in log]), file=out)
             return submit.EXIT_OK
-        client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+        client = remote.kfp_client_from_args(args)
         getattr(client.recurring_runs, _KFP_ACTIONS[action])(recurring_run_id=args.schedule_id)
         print(f"{_DONE[action]}: {args.schedule_id}", file=out)
         return submit.EXIT_OK

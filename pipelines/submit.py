@@ -3,12 +3,18 @@
 KFP (default)::
 
     kfpc submit --host https://kfp.example.com --namespace team-a --experiment churn \\
-        --pipeline training_pipeline --param source_uri=gs://bucket/data.csv --wait
+        --pipeline training_pipeline --param source_uri=gs://bucket/data.csv \\
+        --param serving_root=gs://bucket/models --wait
 
 Vertex AI::
 
     kfpc submit --vertex --project my-project --region europe-west4 --pipeline-root gs://bucket/root \\
         --package pipelines/compiled/vertex/training_pipeline.yaml --params-file params.yaml
+
+where ``params.yaml`` holds the pipeline's parameters (required ones at least)::
+
+    serving_root: gs://bucket/models
+    source_uri: gs://bucket/data.csv
 
 ``--dry-run`` prints the exact request (built by ``kfp_server_api`` / ``aiplatform``) and sends nothing.
 """
@@ -63,6 +69,12 @@ def add_target_arguments(parser: argparse.ArgumentParser, job_options: bool = Tr
     kfp_group.add_argument("--token", help="bearer token (default: KFPC_KFP_TOKEN, then the in-cluster "
                                            "service-account token)")
     kfp_group.add_argument("--kube-context", help="kube config context, when no --host is given")
+    kfp_group.add_argument("--credentials", choices=remote.CREDENTIALS, default="auto",
+                           help="how to authenticate (default auto: --token/KFPC_KFP_TOKEN, else the projected "
+                                "service-account token, else the kube config)")
+    kfp_group.add_argument("--cookies", help="--credentials cookies: a Dex/oauth2-proxy session, "
+                                             "e.g. 'authservice_session=...'")
+    kfp_group.add_argument("--iap-client-id", help="--credentials iap: the OAuth client ID of the IAP in front of KFP")
     kfp_group.add_argument("--ssl-ca-cert", metavar="FILE", help="CA bundle for a private TLS endpoint")
     vertex = parser.add_argument_group("Vertex AI")
     vertex.add_argument("--vertex", action="store_true", help="send to Vertex AI Pipelines instead of KFP")
@@ -217,7 +229,7 @@ def submit_kfp(args: argparse.Namespace, package: remote.PipelinePackage, params
             + " (created if it does not exist)",
         ]), file=out)
         return EXIT_OK
-    client = remote.kfp_client(args.host, args.namespace, args.token, args.kube_context, args.ssl_ca_cert)
+    client = remote.kfp_client_from_args(args)
     body.experiment_id = client.create_experiment(name=experiment, namespace=args.namespace).experiment_id
     run = client.runs.run_service_create_run(run=body)
     print(f"run_id: {run.run_id}", file=out)

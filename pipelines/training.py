@@ -31,7 +31,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
-    from kfpc.components.validate.component import validate
+    from kfpc.components.validate.component import validate, validation_gate
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
@@ -81,8 +81,13 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
             exclude_columns: columns never used (IDs, leakage); columns null in every row are left out too.
             numeric_columns: text columns to read as numbers (values that are not numbers become missing).
-            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: training
-                (``batch_size=0`` chooses it from the training rows: 32 for hundreds, 1024 from ~100k).
+            hidden_units: sizes of the network's hidden layers.
+            dropout: dropout rate after each hidden layer.
+            learning_rate: Adam's learning rate.
+            batch_size: rows per step; 0 chooses it from the training rows (32 for hundreds, 1024 from ~100k).
+            epochs: most passes over the training rows (early stopping usually ends sooner).
+            patience: epochs without a better validation loss before training stops (0: never early-stop).
+            seed: seed of the validation carve, the weights' initialization and the shuffling.
             fail_on_anomalies: stop before training when the eval split breaks the schema or differs from the
                 train split beyond sampling noise (a sample-size-aware shift test per feature); warnings, such
                 as a rare category the train split lacks, never stop the run.
@@ -97,9 +102,9 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
                 ``cluster`` (create/patch the InferenceService).
             canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
             promote: after a canary that stayed healthy for the bake period, move it to 100%.
-            prometheus_url, prometheus_selector: where the canary's error rate and p99 latency are read during
-                the bake (the Prometheus query API and label matchers selecting the canary's pods); needed to
-                promote in cluster mode.
+            prometheus_url: the Prometheus query API the canary's error rate and p99 latency are read from
+                during the bake; needed to promote in cluster mode.
+            prometheus_selector: label matchers selecting the canary's series in Prometheus.
         """
         checked = preflight(
             source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
@@ -119,8 +124,10 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             statistics=stats.outputs["statistics"],
             schema=schema.outputs["schema"],
             reference_split="train",  # skew: the eval split must look like what the model learns from
-            fail_on_anomalies=fail_on_anomalies,
+            fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
+        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="split 'eval' (against the schema and the train split)",
+                               fail_on_anomalies=fail_on_anomalies)
         trained = placement.placed_training(
             train_op,
             target,
@@ -138,7 +145,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
-        ).after(validation)
+        ).after(gate)
         evaluation = evaluate(
             data=data.outputs["data"],
             model=trained.outputs["model"],

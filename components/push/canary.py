@@ -26,6 +26,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
+from kfpc.components import _progress as progress
+
 REQUESTS_METRIC = "kfpc_requests_total"
 LATENCY_METRIC = "kfpc_request_latency_seconds"
 
@@ -254,4 +256,6 @@ def bake(
                 f"canary answered only {sample.requests:g} requests in {elapsed:.0f} s (min_requests "
                 f"{thresholds.min_requests}): not enough traffic to judge it ({sample.describe()})"
             )
+        progress.emit("push", f"canary bake {elapsed:.0f}/{thresholds.bake_s:g} s: {sample.describe()}",
+                      eta_s=max(thresholds.bake_s - elapsed, 0.0))
         sleep(poll_s)

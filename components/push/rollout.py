@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kfpc.components import _progress as progress
 from kfpc.components.push import canary as canary_mod
 from kfpc.components.push import kube, manifest
 
@@ -206,6 +207,9 @@ def wait_live(
                 f"(generation {written.generation} written, observed "
                 f"{(obj.get('status') or {}).get('observedGeneration')}): {detail}"
             )
+        waited = timeout_s - (deadline - clock())
+        progress.emit("push", f"waiting for {namespace}/{name} to be Ready: {waited:.0f} s of at most "
+                      f"{timeout_s:g} s ({_ready_condition(obj).get('reason') or 'not reported yet'})")
         sleep(poll_s)
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, types
+from .. import _progress as progress
 from .._fs import atomic_dir
 from . import features as F
 from .features import TrainInputError  # noqa: F401  (re-exported for callers)
@@ -211,7 +212,17 @@ def _make_checkpoint_callback(model, state: _State, checkpoint_dir: Path | None,
                 self.last.save(checkpoint_number=epoch + 1)
             if is_chief:
                 state.write()
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={float(v):.5g}" for k, v in logs.items()))
+            # a progress line on stdout: the task log in the KFP UI, and `kfpc run` shows it in the terminal
+            total = int((self.params or {}).get("epochs") or 0)
+            begun = getattr(self, "first_epoch", epoch)
+            progress.emit("train", f"epoch {epoch + 1}/{total or '?'} "
+                          + " ".join(f"{k}={float(v):.4g}" for k, v in logs.items())
+                          + f" best_epoch={state.best_epoch}",
+                          eta_s=progress.remaining(epoch + 1 - begun, total - begun, time.time() - self.started))
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if not hasattr(self, "started"):
+                self.started, self.first_epoch = time.time(), epoch
 
         def restore_best(self):
             if self.best is not None and self.best.latest_checkpoint:

@@ -69,3 +69,27 @@ def validate(
     if fail_on_anomalies:
         core.raise_if_anomalies(result.anomalies, f"split {split!r}")
     return (result.count, result.count > 0, result.warnings)  # the executor maps a tuple onto the NamedTuple
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def validation_gate(anomalies: Input[Artifact], what: str = "the validated data", fail_on_anomalies: bool = True) -> int:
+    """Stop the run when validation found anomalies, after ``validate`` has recorded its artifacts.
+
+    KFP records no output artifact of a failed task (kubeflow/pipelines#12425), so a validation that failed
+    itself would lose its report exactly when the data is bad. Pipelines therefore run ``validate`` with
+    ``fail_on_anomalies=False`` (it always succeeds and its reports stay in the UI) and put this step between
+    it and training: it fails with the list of anomalies, and nothing downstream runs.
+
+    Args:
+        anomalies: the Anomalies artifact of ``validate``.
+        what: what was validated, for the message (e.g. ``split 'eval'``).
+        fail_on_anomalies: fail when there is any error; False only reports the count (warnings never fail).
+    Returns:
+        the number of features with errors.
+    """
+    from kfpc.components.validate import core
+
+    found = core.load_anomalies(anomalies.path)
+    if fail_on_anomalies:
+        core.raise_if_anomalies(found, what)
+    return core.anomaly_count(found)

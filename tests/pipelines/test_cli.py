@@ -1,12 +1,14 @@
 """The kfpc command line: clear errors for unknown pipelines and parameters, component listing, compile."""
 
+import json
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from kfpc.pipelines import cli, compiler, local_run
+from kfpc.pipelines import cli, compiler, local_run, registry
 
 
 def kfpc(*args: str) -> subprocess.CompletedProcess:
@@ -100,3 +102,56 @@ def test_a_table_with_one_class_fails_kfpc_run_naming_the_label(tmp_path, pengui
     result = kfpc("run", "--output-dir", str(tmp_path / "run"), "--param", f"source_uri={tmp_path / 'one.csv'}")
     assert result.returncode == 2
     assert "label 'species' has a single class ('Adelie') in every labelled row: nothing to learn" in result.stderr
+
+
+@pytest.mark.parametrize("pipeline", sorted(registry.PIPELINES))
+def test_params_lists_every_parameter_with_type_default_and_a_description(pipeline):
+    result = kfpc("params", pipeline)
+    assert result.returncode == 0, result.stderr
+    built = registry.build(pipeline)
+    names = local_run.pipeline_parameters(built)
+    lines = result.stdout.splitlines()
+    listed = {i: line.split()[0] for i, line in enumerate(lines) if re.match(r"^  \w+ \(", line)}
+    assert sorted(listed.values()) == sorted(names)
+    undocumented = [name for i, name in listed.items()
+                    if not (i + 1 < len(lines) and lines[i + 1].startswith("      "))]
+    assert undocumented == [], f"{pipeline}: parameters without a description (KFP UI shows none): {undocumented}"
+    assert "  epochs (integer, default " in result.stdout
+
+
+def test_run_help_with_a_pipeline_lists_its_parameters():
+    result = kfpc("run", "retraining_pipeline", "--help")
+    assert result.returncode == 0
+    assert "--params-file" in result.stdout and "exit codes:" in result.stdout
+    assert "  source_pattern (string, required)" in result.stdout
+    assert "  3  a gate stopped the run" in kfpc("--help").stdout
+
+
+def test_params_file_and_param_merge_with_param_winning(tmp_path):
+    (tmp_path / "p.yaml").write_text("epochs: 7\nlearning_rate: 0.003\n")
+    result = kfpc("run", "--params-file", str(tmp_path / "p.yaml"), "--param", "epochs=9", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout.split("\n", 1)[1])
+    assert resolved["epochs"] == 9 and resolved["learning_rate"] == 0.003
+    (tmp_path / "bad.yaml").write_text("epoch: 7\n")
+    result = kfpc("run", "--params-file", str(tmp_path / "bad.yaml"))
+    assert result.returncode == 2 and f"--params-file {tmp_path / 'bad.yaml'}: unknown parameter 'epoch'" in result.stderr
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    result = kfpc("run", "--params-file", str(tmp_path / "list.yaml"))
+    assert result.returncode == 2 and "expected a mapping of parameter name to value, got list" in result.stderr
+
+
+def _summary(status, tasks):
+    return local_run.RunSummary("training_pipeline", "runs/x", status, 1.0, {}, tasks)
+
+
+def test_exit_codes_tell_a_gate_from_a_failure():
+    ok = local_run.TaskSummary("train", "SUCCESS", 1.0)
+    assert local_run.exit_code(_summary("SUCCESS", [ok])) == 0
+    gate = local_run.TaskSummary("validation-gate", "FAILURE", 1.0)
+    assert local_run.exit_code(_summary("FAILURE", [ok, gate])) == 3
+    broken = local_run.TaskSummary("train", "FAILURE", 1.0)
+    assert local_run.exit_code(_summary("FAILURE", [broken])) == 1
+    not_blessed = local_run.TaskSummary("evaluate", "SUCCESS", 1.0, {}, {"blessing": {"path": "b", "metadata": {
+        "blessed": False, "failed_thresholds": ["roc_auc does not beat 0.5"]}}})
+    assert local_run.exit_code(_summary("SUCCESS", [not_blessed])) == 3

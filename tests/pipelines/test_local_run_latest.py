@@ -34,3 +34,10 @@ def test_a_foreign_symlink_named_latest_is_left_alone(tmp_path):
     (runs / "latest").symlink_to(tmp_path)
     assert not point_latest(runs / "a")
     assert os.readlink(runs / "latest") == str(tmp_path)
+
+
+def test_latest_points_beside_a_run_written_anywhere(tmp_path):
+    """`kfpc run --output-dir elsewhere/x` gets `elsewhere/latest` too, not only runs under runs/."""
+    (tmp_path / "experiments" / "try1").mkdir(parents=True)
+    assert point_latest(tmp_path / "experiments" / "try1")
+    assert os.readlink(tmp_path / "experiments" / "latest") == "try1"

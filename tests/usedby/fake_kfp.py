@@ -22,6 +22,7 @@ class FakeKfp:
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
         self.recurring_runs: dict[str, dict] = {}
+        self.pipelines: dict[str, dict] = {}  # id -> pipeline, with "versions": [{name, id, package}]
         self.run_states = run_states
         self._polls: dict[str, int] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -75,7 +76,10 @@ class FakeKfp:
                 url = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                if self.headers.get("Content-Type", "").startswith("multipart/form-data"):
+                    body = _multipart(self.headers["Content-Type"], raw)
+                else:
+                    body = json.loads(raw) if raw else None
                 fake.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query),
                                       "headers": dict(self.headers), "body": body})
                 path = url.path.removeprefix("/apis/v2beta1")
@@ -90,6 +94,35 @@ class FakeKfp:
                     experiment = dict(body, experiment_id=str(uuid.uuid4()))
                     fake.experiments[experiment["experiment_id"]] = experiment
                     return self._reply(200, experiment)
+                if path == "/pipelines" and method == "GET":
+                    flt = json.loads(parse_qs(url.query).get("filter", ["{}"])[0])
+                    names = [p.get("string_value") or p.get("stringValue") for p in flt.get("predicates", [])]
+                    found = [{k: v for k, v in p.items() if k != "versions"} for p in fake.pipelines.values()
+                             if p["display_name"] in names]
+                    return self._reply(200, {"pipelines": found, "total_size": len(found)})
+                if path in ("/pipelines/upload", "/pipelines/upload_version") and method == "POST":
+                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    package = body.get("uploadfile") if isinstance(body, dict) else None
+                    if not package:
+                        return self._reply(400, {"error": "no uploadfile part"})
+                    if path == "/pipelines/upload":
+                        if any(p["display_name"] == query["name"] for p in fake.pipelines.values()):
+                            return self._reply(409, {"error": f"pipeline {query['name']} already exists"})
+                        pipeline = {"pipeline_id": str(uuid.uuid4()), "display_name": query["name"],
+                                    "namespace": query.get("namespace", ""), "versions": []}
+                        fake.pipelines[pipeline["pipeline_id"]] = pipeline
+                        version_name = query["name"]
+                    else:
+                        pipeline = fake.pipelines.get(query.get("pipelineid", ""))
+                        if pipeline is None:
+                            return self._reply(404, {"error": f"pipeline {query.get('pipelineid')} not found"})
+                        version_name = query["name"]
+                    version = {"pipeline_version_id": str(uuid.uuid4()), "display_name": version_name,
+                               "pipeline_id": pipeline["pipeline_id"], "package": package}
+                    pipeline["versions"].append(version)
+                    if path == "/pipelines/upload":
+                        return self._reply(200, {k: v for k, v in pipeline.items() if k != "versions"})
+                    return self._reply(200, {k: v for k, v in version.items() if k != "package"})
                 if path == "/runs" and method == "POST":
                     run = dict(body, run_id=str(uuid.uuid4()), state="PENDING")
                     fake.runs[run["run_id"]] = run
@@ -127,3 +160,13 @@ class FakeKfp:
                 self._dispatch("DELETE")
 
         return Handler
+
+
+def _multipart(content_type: str, raw: bytes) -> dict:
+    """The parts of a multipart/form-data body: name -> text (files as their decoded content)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    return {part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+            for part in message.iter_parts()}
