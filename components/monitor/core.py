@@ -56,7 +56,7 @@ def default_selectors(name: str, namespace: str) -> tuple[str, str]:
     """Series selector and readiness target selector of an InferenceService ``name`` in ``namespace``."""
     q = rules.promql_string
     if not namespace:
-        return f"model_name={q(name)}", f"job=~{q('.+')},model_name={q(name)}"
+        return f"model_name={q(name)}", f"job=~{q('.+')}"
     return (f"namespace={q(namespace)},model_name={q(name)}",
             f"namespace={q(namespace)},pod=~{q(name + '-predictor-.*')}")
 
