@@ -59,9 +59,11 @@ def trigger_retraining(
     import datetime as dt
     import json
     import os
+    import subprocess
+    import sys
     import tempfile
 
-    from kfpc.pipelines import compiler, remote
+    from kfpc.pipelines import remote
 
     if trigger_mode not in ("dry_run", "kfp"):
         raise ValueError(f"trigger_mode must be 'dry_run' or 'kfp', got {trigger_mode!r}")
@@ -74,8 +76,15 @@ def trigger_retraining(
     submitted = False
     if drift_confirmed and trigger:
         with tempfile.TemporaryDirectory(prefix="kfpc-trigger-") as scratch:
-            path = compiler.compile_pipeline("retraining_pipeline", target="kfp",
-                                             output_path=os.path.join(scratch, "retraining_pipeline.yaml"))
+            # inside a task kfp.dsl is its runtime-only half (_KFP_RUNTIME=true) and the compiler cannot load:
+            # compile in a fresh interpreter without that flag (it keeps KFPC_IMAGE_REGISTRY)
+            path = os.path.join(scratch, "retraining_pipeline.yaml")
+            call = {"kind": "pipeline", "name": "retraining_pipeline", "target": "kfp", "output": path, "options": {}}
+            env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
+            compiled = subprocess.run([sys.executable, "-m", "kfpc.pipelines.compiler", json.dumps(call)],
+                                      capture_output=True, text=True, cwd=scratch, env=env)
+            if compiled.returncode != 0:
+                raise RuntimeError(f"compiling retraining_pipeline failed:\n{compiled.stderr[-2000:]}")
             package = remote.load_package(path)
             params_file = os.path.join(scratch, "params.json")
             with open(params_file, "w", encoding="utf-8") as handle:
