@@ -179,11 +179,10 @@ def monitor_window(output_dir: str | os.PathLike, payload_uri: str, model_dir, t
         if drift is not None:
             (scratch / "drift_anomalies.pbtxt").write_text(text_format.MessageToString(drift))
         (scratch / VERDICT_FILE).write_text(json.dumps({
-            "window_start": start.isoformat(), "window_end": end.isoformat(),
+            **result.metrics(), "window_start": start.isoformat(), "window_end": end.isoformat(),
             "previous_window_start": previous_start.isoformat(), "payload_uri": payload_uri,
             "drift_confirmed": result.drift_confirmed, "reason": result.reason,
-            "skew_features": result.skew_features, "drift_features": result.drift_features,
-            **result.metrics()}, indent=2, ensure_ascii=False))
+            "skew_features": result.skew_features, "drift_features": result.drift_features}, indent=2, ensure_ascii=False))
     text = analysis.render_markdown(result, window_text)
     if markdown_path:
         Path(markdown_path).parent.mkdir(parents=True, exist_ok=True)
