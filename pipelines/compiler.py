@@ -37,6 +37,8 @@ COMPONENTS: dict[str, str] = {
     "evaluate": "kfpc.components.evaluate.component:evaluate",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
+    "monitoring_config": "kfpc.components.monitor.component:monitoring_config",
+    "monitor_window": "kfpc.components.monitor.component:monitor_window",
 }
 
 

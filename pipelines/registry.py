@@ -21,6 +21,11 @@ PIPELINES: dict[str, tuple[str, str]] = {
         "scheduled retraining: newest span vs production schema and previous span, evaluate against the "
         "served model, push only if better",
     ),
+    "monitoring_pipeline": (
+        "kfpc.pipelines.monitoring:build_monitoring_pipeline",
+        "payload logs of a window -> skew vs training, drift vs the previous window -> report -> optionally "
+        "submit retraining_pipeline when drift is confirmed",
+    ),
 }
 
 TARGETS = ("kfp", "vertex")
