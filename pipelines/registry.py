@@ -21,6 +21,11 @@ PIPELINES: dict[str, tuple[str, str]] = {
         "scheduled retraining: newest span vs production schema and previous span, evaluate against the "
         "served model, push only if better",
     ),
+    "validation_pipeline": (
+        "kfpc.pipelines.validation:build_validation_pipeline",
+        "big data: plan shards -> statistics per shard in parallel -> exact merge -> schema -> anomalies and "
+        "drift vs the previous span",
+    ),
 }
 
 TARGETS = ("kfp", "vertex")

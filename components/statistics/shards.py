@@ -102,7 +102,7 @@ def plan_shards(source: str | list[str], num_shards: int) -> list[dict]:
         num_shards: shards wanted (fewer when there are fewer units).
     Returns:
         JSON-able descriptors ``{"index", "count", "format", "rows", "bytes", "parts": [{"path",
-        "row_groups": [start, stop] or None}], "csv_column_types"}`` (``rows`` is None for CSV).
+        "row_groups": [start, stop], or [] for the whole file}], "csv_column_types"}`` (``rows`` is -1 for CSV).
     Raises:
         StatisticsError: no files, an unreadable file, ``num_shards`` < 1.
     """
@@ -148,12 +148,13 @@ def plan_shards(source: str | list[str], num_shards: int) -> list[dict]:
             if group is not None and last and last["path"] == path and last["row_groups"][1] == group:
                 last["row_groups"][1] = group + 1
             else:
-                parts.append({"path": path, "row_groups": None if group is None else [group, group + 1]})
+                parts.append({"path": path, "row_groups": [] if group is None else [group, group + 1]})
         for part in parts:  # a whole file is read whole
-            if part["row_groups"] is not None and part["row_groups"][0] == 0 and part["row_groups"][1] == \
+            if part["row_groups"] and part["row_groups"][0] == 0 and part["row_groups"][1] == \
                     pq.ParquetFile(part["path"]).metadata.num_row_groups:
-                part["row_groups"] = None
-        rows = None if fmt == "csv" else sum(u[2] for u in run)
+                part["row_groups"] = []
+        # (no None anywhere: KFP refuses null values inside a dict parameter)
+        rows = -1 if fmt == "csv" else sum(u[2] for u in run)
         shards.append({"index": index, "count": count, "format": fmt, "rows": rows,
                        "bytes": sum(u[3] for u in run), "parts": parts, "csv_column_types": csv_types})
     return shards
