@@ -36,6 +36,7 @@ COMPONENTS: dict[str, str] = {
     "resolve_schema": "kfpc.components.schema.component:resolve_schema",
     "validate": "kfpc.components.validate.component:validate",
     "train": "kfpc.components.train.component:train",
+    "train_trainjob": "kfpc.components.train.trainjob_component:train_trainjob",
     "evaluate": "kfpc.components.evaluate.component:evaluate",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
