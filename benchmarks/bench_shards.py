@@ -146,7 +146,7 @@ def main(argv=None) -> int:
         # linear fit of the merge time in the shard count (least squares), for the projection
         xs, ys = [m["shards"] for m in merges], [m["seconds"] for m in merges]
         mx, my = statistics.fmean(xs), statistics.fmean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
         intercept = my - slope * mx
         # the larger shards' cost per row (the smallest carry more fixed cost per row)
         largest = per_shard[str(min(int(k) for k in per_shard))]

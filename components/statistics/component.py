@@ -3,8 +3,6 @@
 They call :mod:`kfpc.components.statistics.core` / :mod:`.shards` and write artifact metadata.
 """
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
@@ -75,7 +73,7 @@ def shard_statistics(
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def merge_statistics(
-    accumulators: Input[List[Artifact]],
+    accumulators: Input[list[Artifact]],
     statistics: Output[Artifact],
     split: str = "train",
 ):

@@ -21,8 +21,14 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from .. import types
 from .._fs import atomic_dir, local_path
 from . import wire
-from .core import (DEFAULT_QUANTILE_K, DEFAULT_TOP_K, StatisticsAccumulator, StatisticsError, _tune_malloc,
-                   merge_accumulators)
+from .core import (
+    DEFAULT_QUANTILE_K,
+    DEFAULT_TOP_K,
+    StatisticsAccumulator,
+    StatisticsError,
+    _tune_malloc,
+    merge_accumulators,
+)
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2")

@@ -4,6 +4,7 @@ Trainer's CRD schemas, the Vertex worker-pool request field by field, the launch
 
 import gzip
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -67,6 +68,7 @@ def test_tf_config_from_jobset_environment():
         distribution.build_tf_config({"worker": ["a"]}, "worker", 0)
 
 
+@pytest.mark.slow
 def test_two_local_workers_through_the_trainjob_entrypoint_export_one_model(penguins_dataset, tmp_path):
     ports = _free_ports(2)
     hosts = ",".join(f"127.0.0.1:{p}" for p in ports)
@@ -76,7 +78,7 @@ def test_two_local_workers_through_the_trainjob_entrypoint_export_one_model(peng
     for index in range(2):
         env = {"JOB_COMPLETION_INDEX": str(index), "KFPC_NUM_NODES": "2", "KFPC_WORKER_HOSTS": hosts,
                "TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"}
-        env.update({k: v for k, v in __import__("os").environ.items() if k in ("PYTHONPATH", "HOME")})
+        env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "HOME")})
         command = [sys.executable, "-m", "kfpc.components.train.trainjob", "run", "--dataset", str(penguins_dataset),
                    "--model-dir", str(model), "--label", "species", "--checkpoint-dir", str(tmp_path / "ckpt"),
                    "--train-args", json.dumps(train_args)]
