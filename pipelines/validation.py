@@ -25,7 +25,8 @@ def build_validation_pipeline(target: str = "kfp", parallelism: int = DEFAULT_PA
     Args:
         target: compile target (accepted for the registry's signature).
         parallelism: shard tasks running at once (``dsl.ParallelFor(parallelism=...)``; KFP fixes it at
-            compile time, so it is a build option, ``kfpc compile ... -o parallelism=N``, not a run parameter).
+            compile time, so it is a build option — ``compiler.compile_pipeline("validation_pipeline",
+            parallelism=N)`` — not a run parameter; the committed YAML uses the default, 8).
     Returns:
         The ``@dsl.pipeline`` function.
     """

@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from kfpc.components.statistics import core
 from kfpc.pipelines import local_run
@@ -53,3 +54,16 @@ def test_four_shards_with_drift_check_merge_to_the_one_pass_statistics(spans, tm
             assert list(a.string_stats.top_values) == list(b.string_stats.top_values)
     assert summary.task("merge-statistics-2").artifacts["statistics"]["metadata"]["rows"] == {"train": 20_000}
     assert summary.task("validate").outputs["anomaly_count"] == 0
+
+
+def test_parallelism_is_compiled_into_both_fan_outs(tmp_path):
+    from kfpc.pipelines import compiler
+
+    path = compiler.compile_pipeline("validation_pipeline", "kfp", tmp_path / "v.yaml", parallelism=3)
+    spec = yaml.safe_load(path.read_text())
+    policies = [task["iteratorPolicy"] for task in spec["root"]["dag"]["tasks"].values() if "iteratorPolicy" in task]
+    policies += [task["iteratorPolicy"] for component in spec["components"].values()
+                 for task in component.get("dag", {}).get("tasks", {}).values() if "iteratorPolicy" in task]
+    assert policies == [{"parallelismLimit": 3}] * 2
+    with pytest.raises(ValueError, match="parallelism must be at least 1"):
+        compiler.compile_pipeline("validation_pipeline", "kfp", tmp_path / "w.yaml", parallelism=0)
