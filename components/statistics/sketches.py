@@ -461,6 +461,14 @@ class FrequencySketch:
             return len(self.keys)
         return max(len(self.keys), int(round(self.distinct.estimate())))
 
+    def top_array(self, k: int) -> tuple[pa.Array, np.ndarray]:
+        """:meth:`top` as an Arrow array of the values (no Python objects per value)."""
+        if len(self.keys) == 0:
+            return self.keys, np.empty(0, dtype=np.int64)
+        table = pa.table({"k": self.keys, "c": from_numpy(self.counts)})
+        order = pc.sort_indices(table, sort_keys=[("c", "descending"), ("k", "descending")])[:k]
+        return self.keys.take(order), self.counts[to_numpy(order)]
+
     def top(self, k: int) -> tuple[list, np.ndarray]:
         """The ``k`` most frequent values, by count descending, ties by value descending (TFDV's order)."""
         if len(self.keys) == 0:
