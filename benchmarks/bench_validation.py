@@ -14,7 +14,9 @@ both; reported are the medians over all runs and the speed-up per pair of blocks
 runs instead was unfair to whichever ran right after the other tool: this VM runs the first work after
 a switch or a pause up to 4x slower.) Peak RSS (``VmHWM`` of a fresh process, i.e. its
 own high-water mark, plus its RSS after imports) computing our statistics at 1M and 10M rows
-(``--quick``: 100k). The machine's load average is recorded with each size.
+(``--quick``: 100k). The machine's load average is recorded with each size and each block, the spread over
+blocks (each block's median, and kfpc / read per block), and beside the wall time the CPU seconds of all
+threads and the minor page faults per run: on a shared machine the wall time moves with the neighbours.
 Goals: >= 10x faster than TFDV at 1M rows, within 3x of the bare read, 10M rows under 1.5 GiB.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,16 +110,26 @@ def main(argv=None) -> int:
         path = synthetic.write_parquet(work / f"data_{rows}.parquet", rows, seed=0)
         load_before = os.getloadavg()[0]
         runs: dict[str, list[float]] = {"kfpc": [], "kfpc_single_thread": [], "bare_read": []}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        faults: dict[str, list[int]] = {name: [] for name in runs}
+        block_loads = []
         if peer is not None:
             runs["tfdv"] = []
         blocks = ROUNDS if rows <= 1_000_000 else 1
         for _ in range(blocks):
+            block_loads.append(round(os.getloadavg()[0], 2))
             # a block of back-to-back runs per tool, after an untimed warm-up run; blocks alternate
             for name, run in (("bare_read", lambda p=path: pq.read_table(p)),
                               ("kfpc", lambda p=path: core.generate_statistics(p)),
                               ("kfpc_single_thread", lambda p=path: core.generate_statistics(p, threads=1))):
                 run()
-                runs[name].extend(timed(run) for _ in range(repeat))
+                for _ in range(repeat):
+                    # CPU seconds (all threads) and minor page faults beside the wall time: on a shared machine
+                    # the wall time moves with the neighbours, the CPU time much less
+                    before_cpu, before_faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                    runs[name].append(timed(run))
+                    cpu[name].append(time.process_time() - before_cpu)
+                    faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before_faults)
             if peer is not None:
                 runs["tfdv"].extend(peer.seconds(path, repeat if rows <= 1_000_000 else 1))
         ours, single, read = (statistics.median(runs[k]) for k in ("kfpc", "kfpc_single_thread", "bare_read"))
@@ -132,6 +145,16 @@ def main(argv=None) -> int:
                 statistics.median(runs["tfdv"][i * tfdv_block:(i + 1) * tfdv_block])
                 / statistics.median(runs["kfpc"][i * kfpc_block:(i + 1) * kfpc_block]) for i in range(blocks)]
         entry["load_average"] = [load_before, os.getloadavg()[0]]
+        entry["load_average_per_block"] = block_loads
+        entry["cpu_seconds"] = {name: statistics.median(v) for name, v in cpu.items()}
+        entry["cpu_ratio_to_read"] = entry["cpu_seconds"]["kfpc"] / entry["cpu_seconds"]["bare_read"]
+        entry["minor_page_faults"] = {name: statistics.median(v) for name, v in faults.items()}
+        # spread over blocks: the median of each block, per tool, and kfpc / read per block
+        per_block = len(runs["kfpc"]) // blocks
+        entry["block_medians"] = {name: [statistics.median(runs[name][i * per_block:(i + 1) * per_block])
+                                         for i in range(blocks)] for name in ("kfpc", "kfpc_single_thread", "bare_read")}
+        entry["ratio_to_read_by_block"] = [k / r for k, r in zip(entry["block_medians"]["kfpc"],
+                                                                entry["block_medians"]["bare_read"], strict=True)]
         rows_out.append(entry)
         print(json.dumps(entry))
     if peer is not None:

@@ -26,6 +26,11 @@ PIPELINES: dict[str, tuple[str, str]] = {
         "payload logs of a window -> skew vs training, drift vs the previous window -> report -> optionally "
         "submit retraining_pipeline when drift is confirmed",
     ),
+    "validation_pipeline": (
+        "kfpc.pipelines.validation:build_validation_pipeline",
+        "big data: plan shards -> statistics per shard in parallel -> exact merge -> schema -> anomalies and "
+        "drift vs the previous span",
+    ),
 }
 
 TARGETS = ("kfp", "vertex")

@@ -34,6 +34,15 @@ def test_no_core_imports_kfp_and_data_cores_do_not_import_tensorflow():
             assert "tensorflow" not in loaded, f"{folder.name}/core.py imports tensorflow"
 
 
+def test_sharded_statistics_modules_stay_plain_python():
+    # the shard planner, the accumulator wire format and the TF_CONFIG builder run in pods without kfp or TF
+    for module in ("kfpc.components.statistics.shards", "kfpc.components.statistics.wire",
+                   "kfpc.components.train.distribution"):
+        loaded = _modules_after_import(module)
+        assert not {m for m in loaded if m == "kfp" or m.startswith("kfp.")}, f"{module} imports kfp"
+        assert "tensorflow" not in loaded, f"{module} imports tensorflow"
+
+
 def test_every_python_package_is_listed_in_setup_cfg():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")

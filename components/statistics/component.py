@@ -1,4 +1,7 @@
-"""KFP v2 component: statistics. Calls :mod:`kfpc.components.statistics.core`, writes artifact metadata."""
+"""KFP v2 components: statistics (one pass) and the sharded trio plan_shards -> shard_statistics -> merge_statistics.
+
+They call :mod:`kfpc.components.statistics.core` / :mod:`.shards` and write artifact metadata.
+"""
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
@@ -25,5 +28,67 @@ def statistics(
     from kfpc.components.statistics import core
 
     metadata = core.write_statistics(data.path, statistics.path, top_k=top_k, quantile_k=quantile_sketch_size)
+    statistics.metadata.update(metadata)
+    statistics.metadata["kind"] = "statistics"
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def plan_shards(source: str, num_shards: int = 8) -> list:
+    """Split a table into shards for ``shard_statistics`` (one per ``dsl.ParallelFor`` iteration).
+
+    Args:
+        source: a Parquet/CSV file, folder, glob or path prefix (``gs://`` read through ``/gcs``); one large
+            Parquet file is split by row groups.
+        num_shards: shards wanted (fewer when there are fewer row groups / CSV files).
+    Returns:
+        Shard descriptors (JSON objects: ``index``, ``count``, ``format``, ``rows``, ``bytes``, ``parts``).
+    """
+    from kfpc.components.statistics import shards
+
+    return shards.plan_shards(source, num_shards)
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def shard_statistics(
+    shard: dict,
+    accumulator: Output[Artifact],
+    top_k: int = 10000,
+    quantile_sketch_size: int = 2048,
+):
+    """Summarize one shard into a mergeable accumulator (``accumulator.kfpcacc``, versioned wire format).
+
+    Args:
+        shard: one descriptor from ``plan_shards``.
+        accumulator: the shard's accumulator artifact; metadata ``kind: statistics_accumulator``,
+            ``shard_index``, ``shard_count``, ``rows``.
+        top_k: string values kept per feature (the same for every shard and the one-pass statistics).
+        quantile_sketch_size: values per quantile sketch level.
+    """
+    from kfpc.components.statistics import shards
+
+    metadata = shards.shard_statistics(shard, accumulator.path, top_k=top_k, quantile_k=quantile_sketch_size)
+    accumulator.metadata.update(metadata)
+    accumulator.metadata["kind"] = "statistics_accumulator"
+
+
+@dsl.component(base_image=images.DATA, install_kfp_package=False)
+def merge_statistics(
+    accumulators: Input[list[Artifact]],
+    statistics: Output[Artifact],
+    split: str = "train",
+):
+    """Merge the shard accumulators into one statistics artifact (``Split-<split>/FeatureStats.pb``).
+
+    Refuses a missing or repeated shard (rows would be silently left out) and an unknown wire format version.
+
+    Args:
+        accumulators: every shard's accumulator (``dsl.Collected`` of ``shard_statistics``), in any order.
+        statistics: the statistics artifact, as the one-pass ``statistics`` component writes it; metadata
+            ``kind: statistics``, ``split_names``, ``rows``, ``shards``.
+        split: the split name the statistics are written under.
+    """
+    from kfpc.components.statistics import shards
+
+    metadata = shards.merge_statistics([a.path for a in accumulators], statistics.path, split=split)
     statistics.metadata.update(metadata)
     statistics.metadata["kind"] = "statistics"

@@ -18,6 +18,7 @@ partitions combine into the statistics of their union.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import math
 import os
@@ -115,6 +116,7 @@ class _FeatureAccumulator:
             self.sketch = QuantileSketch(quantile_k)
             self.count_finite = 0
             self.mean = 0.0
+            self.mean_lo = 0.0  # the mean is mean + mean_lo (a double-double: see _add_numeric)
             self.m2 = 0.0  # sum of squared deviations from the mean (Chan et al.'s parallel form)
             self.num_zeros = 0
             self.num_pos_inf = 0
@@ -175,17 +177,24 @@ class _FeatureAccumulator:
         batch_mean = float(finite.mean())
         # (not np.dot: it goes to a multithreaded BLAS whose spinning threads cost more than they save)
         deviations = finite - batch_mean
+        # The float mean of large values with a small spread (timestamps) is off by several units of its last
+        # place; the mean of the deviations recovers that part (kept as mean_lo), and m2 about the true mean
+        # follows from m2 about the rounded one. Without it, batch boundaries (one pass vs shards) moved the
+        # std_dev of such a column in the 7th digit.
+        correction = float(deviations.mean())
         np.square(deviations, out=deviations)
-        batch_m2 = float(deviations.sum())
-        self._combine_moments(finite.size, batch_mean, batch_m2)
+        batch_m2 = max(0.0, float(deviations.sum()) - finite.size * correction * correction)
+        self._combine_moments(finite.size, batch_mean, batch_m2, correction)
         self.sketch.add_sorted(finite)
 
-    def _combine_moments(self, count: int, mean: float, m2: float) -> None:
-        total = self.count_finite + count
-        delta = mean - self.mean
-        self.mean += delta * count / total
-        self.m2 += m2 + delta * delta * self.count_finite * count / total
-        self.count_finite = total
+    def _combine_moments(self, count: int, mean: float, m2: float, mean_lo: float = 0.0) -> None:
+        # Symmetric in its two operands and correctly rounded (see combine_moments): merging shard A into B
+        # gives the very same bits as B into A.
+        if self.count_finite == 0:
+            self.count_finite, self.mean, self.mean_lo, self.m2 = count, mean, mean_lo, m2
+            return
+        self.count_finite, self.mean, self.mean_lo, self.m2 = combine_moments(
+            [(self.count_finite, self.mean, self.m2, self.mean_lo), (count, mean, m2, mean_lo)])
 
     # ---- strings ----
     def _add_strings(self, array: pa.Array) -> None:
@@ -294,7 +303,7 @@ class _FeatureAccumulator:
         self.num_nan += other.num_nan
         if self.kind in (FeatureType.INT, FeatureType.FLOAT):
             if other.count_finite:
-                self._combine_moments(other.count_finite, other.mean, other.m2)
+                self._combine_moments(other.count_finite, other.mean, other.m2, other.mean_lo)
             self.num_zeros += other.num_zeros
             self.num_pos_inf += other.num_pos_inf
             self.num_neg_inf += other.num_neg_inf
@@ -355,7 +364,7 @@ class _FeatureAccumulator:
             custom.add(name=CUSTOM_NUM_NEG_INF, num=self.num_neg_inf)
         if self.count_finite == 0:
             return
-        stats.mean = self.mean
+        stats.mean = self.mean + self.mean_lo
         stats.std_dev = math.sqrt(max(0.0, self.m2 / self.count_finite))
         custom.add(name=CUSTOM_QUANTILE_RANK_ERROR, num=self.sketch.rank_error_bound())
         items, weights = self.sketch.weighted_items()
@@ -396,8 +405,21 @@ class _FeatureAccumulator:
         stats.unique = sketch.unique()
         if self.num_non_missing:
             stats.avg_length = self.total_length / self.num_non_missing
-        values, counts = sketch.top(top_k)
-        if values and not isinstance(values[0], str):
+        if self.kind == FeatureType.STRING:
+            labels, counts = sketch.top_array(top_k)
+            if len(labels):
+                try:
+                    # thousands of entries: encoded in bulk, parsed by protobuf's C code (a Python add() per
+                    # entry was ~15% of a 1M-row pass)
+                    stats.MergeFromString(_encode_top_values(labels, counts.astype(np.float64)))
+                except Exception:  # noqa: BLE001 - e.g. invalid UTF-8 refused by the parser: the slow path below
+                    del stats.top_values[:]
+                    stats.ClearField("rank_histogram")
+                else:
+                    counts = counts[:0]
+            values = labels.to_pylist() if len(counts) else []
+        else:
+            values, counts = sketch.top(top_k)
             values = [value.decode("utf-8", errors="backslashreplace") for value in values]
         add_top, add_rank = stats.top_values.add, stats.rank_histogram.buckets.add
         for rank, (label, count) in enumerate(zip(values, counts.astype(np.float64).tolist(), strict=True)):
@@ -408,6 +430,81 @@ class _FeatureAccumulator:
             custom.add(name=CUSTOM_NUM_NUMERIC_STRINGS, num=float(self.numeric))
         if not sketch.exact:
             custom.add(name=CUSTOM_TOP_K_ERROR, num=float(sketch.error))
+
+
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    sizes = np.ones(values.size, dtype=np.int64)
+    for shift in range(7, 64, 7):
+        sizes += values >= (1 << shift)
+    return sizes
+
+
+def _put_varints(out: np.ndarray, position: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> None:
+    for k in range(int(sizes.max()) if sizes.size else 0):
+        more = sizes > k
+        byte = (values[more] >> (7 * k)) & 0x7F
+        byte |= np.where(sizes[more] > k + 1, 0x80, 0)
+        out[position[more] + k] = byte
+
+
+def _encode_top_values(labels: pa.Array, counts: np.ndarray) -> bytes:
+    """``StringStatistics`` wire bytes of ``top_values`` and ``rank_histogram`` (rank i = i-th label), vectorized.
+
+    Per entry i with label bytes L and count c (protobuf wire format, proto3 zeros included, which parse the same):
+    ``top_values`` (field 3): ``FreqAndValue{value(2)=L, frequency(3)=c}``; ``rank_histogram`` (field 5) holds
+    ``buckets`` (field 1): ``Bucket{low_rank(1)=i, high_rank(2)=i, label(4)=L, sample_count(5)=c}``.
+    """
+    labels = labels.cast(pa.large_string())
+    n = len(labels)
+    offsets = np.frombuffer(labels.buffers()[1], dtype=np.int64)[labels.offset: labels.offset + n + 1]
+    data = np.frombuffer(labels.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]] if labels.buffers()[2] \
+        else np.empty(0, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    ranks = np.arange(n, dtype=np.int64)
+    doubles = np.ascontiguousarray(counts, dtype="<f8").view(np.uint8).reshape(n, 8)
+    length_sizes, rank_sizes = _varint_sizes(lengths), _varint_sizes(ranks)
+    value_size = 1 + length_sizes + lengths + 9  # FreqAndValue body
+    bucket_size = 2 * (1 + rank_sizes) + 1 + length_sizes + lengths + 9  # Bucket body
+    value_sizes, bucket_sizes = _varint_sizes(value_size), _varint_sizes(bucket_size)
+    top_entry = 1 + value_sizes + value_size
+    bucket_entry = 1 + bucket_sizes + bucket_size
+    histogram = int(bucket_entry.sum())
+    histogram_header = 1 + int(_varint_sizes(np.array([histogram]))[0])
+    total = int(top_entry.sum()) + histogram_header + histogram
+    out = np.zeros(total, dtype=np.uint8)
+    label_index = np.arange(data.size, dtype=np.int64) - np.repeat(offsets[:-1] - offsets[0], lengths)
+
+    def put_label_and_double(position: np.ndarray, double_tag: int) -> np.ndarray:
+        out[np.repeat(position, lengths) + label_index] = data
+        position = position + lengths
+        out[position] = double_tag
+        out[(position + 1)[:, None] + np.arange(8)] = doubles
+        return position + 9
+
+    # top_values entries, one after another
+    position = np.concatenate([[0], np.cumsum(top_entry)[:-1]]).astype(np.int64)
+    out[position] = 0x1A
+    _put_varints(out, position + 1, value_size, value_sizes)
+    position = position + 1 + value_sizes
+    out[position] = 0x12
+    _put_varints(out, position + 1, lengths, length_sizes)
+    put_label_and_double(position + 1 + length_sizes, 0x19)
+    # rank_histogram: one length-delimited message holding every bucket
+    start = int(top_entry.sum())
+    out[start] = 0x2A
+    _put_varints(out, np.array([start + 1]), np.array([histogram]), _varint_sizes(np.array([histogram])))
+    position = start + histogram_header + np.concatenate([[0], np.cumsum(bucket_entry)[:-1]]).astype(np.int64)
+    out[position] = 0x0A
+    _put_varints(out, position + 1, bucket_size, bucket_sizes)
+    position = position + 1 + bucket_sizes
+    for tag in (0x08, 0x10):  # low_rank, high_rank
+        out[position] = tag
+        _put_varints(out, position + 1, ranks, rank_sizes)
+        position = position + 1 + rank_sizes
+    out[position] = 0x22
+    _put_varints(out, position + 1, lengths, length_sizes)
+    put_label_and_double(position + 1 + length_sizes, 0x29)
+    return out.tobytes()
 
 
 class StatisticsAccumulator:
@@ -473,8 +570,8 @@ class StatisticsAccumulator:
         else:
             _add_chunks(work)
 
-    def add_parquet(self, path: str | os.PathLike) -> None:
-        """Add every row of a Parquet file, column by column on the worker threads.
+    def add_parquet(self, path: str | os.PathLike, row_groups: tuple[int, int] | None = None) -> None:
+        """Add every row of a Parquet file (or of row groups ``[start, stop)``), column by column on the workers.
 
         Each worker reads and summarizes whole columns (:func:`_parquet_tasks`) with Arrow's own reader
         threads off, so the file is decoded and summarized on all cores at once with no batch shared
@@ -490,14 +587,16 @@ class StatisticsAccumulator:
             raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
         schema = parquet.schema_arrow
         _check_unique_names(schema, path)
+        groups = _row_group_range(parquet.metadata, row_groups, path)
         features = {field.name: self._feature(field.name, field.type, path) for field in schema}
         tasks = _parquet_tasks(parquet, self.threads)
-        num_examples = self.num_examples + parquet.metadata.num_rows
+        rows = sum(parquet.metadata.row_group(g).num_rows for g in groups) if row_groups else parquet.metadata.num_rows
+        num_examples = self.num_examples + rows
         # the workers' batches together stay near one _TARGET_BATCH_BYTES
         batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
 
         def summarize(columns: list[str]) -> None:
-            near_unique = _mostly_distinct(path, columns, parquet.metadata)
+            near_unique = _mostly_distinct(path, columns, parquet.metadata, first_group=groups[0] if groups else 0)
             for name in near_unique:
                 features[name].near_unique = True
 
@@ -507,7 +606,7 @@ class StatisticsAccumulator:
                 return frozenset(near_unique)
 
             for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes,
-                                          metadata=parquet.metadata):
+                                          metadata=parquet.metadata, row_groups=row_groups):
                 for i, name in enumerate(columns):
                     features[name].add(batch.column(i))
             for name in columns:  # while the other workers still count
@@ -523,7 +622,7 @@ class StatisticsAccumulator:
                     summarize(columns)
         except (pa.ArrowInvalid, OSError) as err:  # e.g. a damaged page behind an intact footer
             raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
-        self.num_examples += parquet.metadata.num_rows
+        self.num_examples += rows
 
     def merge(self, other: StatisticsAccumulator) -> None:
         """Fold the partial statistics of other rows of the same table into this one."""
@@ -553,6 +652,65 @@ class StatisticsAccumulator:
         result = statistics_pb2.DatasetFeatureStatistics(name=name, num_examples=self.num_examples)
         result.features.extend(feature.to_proto(self.num_examples, self.top_k) for feature in self.features.values())
         return result
+
+
+def combine_moments(parts: list[tuple]) -> tuple[int, float, float, float]:
+    """Moments of the union of partitions given as ``(count, mean, m2[, mean_lo])``, in any order.
+
+    The n-way form of Chan et al.'s update, with correctly rounded sums (``math.fsum``) and the means taken
+    relative to the smallest partition mean (so large values with a small spread keep their digits):
+    ``mean = ref + sum(n_i * o_i) / N`` with ``o_i = (mean_i - ref) + mean_lo_i``, and
+    ``m2 = sum(m2_i) + sum(n_i * (o_i - o)**2)``. Every term depends only on its partition and on order-free
+    values (ref, o), so the result is the same bits whatever the order of ``parts``.
+
+    Returns:
+        (count, mean, mean_lo, m2): the mean is ``mean + mean_lo``.
+    """
+    parts = [(int(p[0]), float(p[1]), float(p[2]), float(p[3]) if len(p) > 3 else 0.0) for p in parts if p[0]]
+    total = sum(p[0] for p in parts)
+    if total == 0:
+        return 0, 0.0, 0.0, 0.0
+    ref = min(p[1] for p in parts)
+    offsets = [(p[1] - ref) + p[3] for p in parts]
+    offset = math.fsum(p[0] * o for p, o in zip(parts, offsets, strict=True)) / total
+    mean = ref + offset
+    mean_lo = offset - (mean - ref)
+    m2 = math.fsum([p[2] for p in parts] + [p[0] * (o - offset) ** 2 for p, o in zip(parts, offsets, strict=True)])
+    return total, mean, mean_lo, m2
+
+
+def merge_accumulators(accumulators: list[StatisticsAccumulator]) -> StatisticsAccumulator:
+    """One accumulator for the union of the rows of ``accumulators`` (shards of one table).
+
+    Sketches are folded in the order given (pass shards in their planned order: the quantile sketch's
+    retained items depend on it, within its error bound); means and variances come from
+    :func:`combine_moments` over all shards at once, so they do not depend on the order at all. Counts,
+    missing counts, min/max, zeros, infinities and exact value counts are sums/extremes, hence exact.
+
+    Raises:
+        StatisticsError: no accumulators, or a column of different types in two shards.
+    """
+    if not accumulators:
+        raise StatisticsError("no shard statistics to merge")
+    first = accumulators[0]
+    merged = StatisticsAccumulator(top_k=first.top_k, quantile_k=first.quantile_k, threads=1)
+    moments: dict[str, list[tuple[int, float, float]]] = {}
+    for accumulator in accumulators:
+        if (accumulator.top_k, accumulator.quantile_k) != (first.top_k, first.quantile_k):
+            raise StatisticsError(
+                f"shards were summarized with different settings: top_k/quantile_k {first.top_k}/"
+                f"{first.quantile_k} and {accumulator.top_k}/{accumulator.quantile_k}")
+        for name, feature in accumulator.features.items():
+            if feature.kind in (FeatureType.INT, FeatureType.FLOAT):
+                moments.setdefault(name, []).append((feature.count_finite, feature.mean, feature.m2,
+                                                     feature.mean_lo))
+        merged.merge(copy.deepcopy(accumulator))
+    for name, parts in moments.items():
+        feature = merged.features[name]
+        if feature.kind in (FeatureType.INT, FeatureType.FLOAT):
+            feature.count_finite, feature.mean, feature.mean_lo, feature.m2 = combine_moments(parts)
+            feature._proto = None
+    return merged
 
 
 def _sorted(values: np.ndarray) -> np.ndarray:
@@ -618,7 +776,19 @@ def _parquet_tasks(parquet: pq.ParquetFile, threads: int) -> list[list[str]]:
     return [columns for columns, _ in tasks]
 
 
-def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | None = None) -> set[str]:
+def _row_group_range(metadata: pq.FileMetaData, row_groups: tuple[int, int] | None, path: str) -> list[int]:
+    """Row group indices ``[start, stop)`` of a file (all when ``row_groups`` is None), checked."""
+    if row_groups is None:
+        return list(range(metadata.num_row_groups))
+    start, stop = (int(v) for v in row_groups)
+    if not 0 <= start < stop <= metadata.num_row_groups:
+        raise StatisticsError(f"{path}: row groups [{start}, {stop}) out of range; the file has "
+                              f"{metadata.num_row_groups}")
+    return list(range(start, stop))
+
+
+def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | None = None,
+                     first_group: int = 0) -> set[str]:
     """String columns of ``columns`` whose first :data:`_PROBE_ROWS` values are mostly distinct.
 
     Those are read plain from the start: writers store such columns' pages plain once the dictionary page
@@ -628,7 +798,7 @@ def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | 
     schema = parquet.schema_arrow
     if parquet.metadata.num_row_groups == 0:
         return set()
-    first = parquet.metadata.row_group(0)
+    first = parquet.metadata.row_group(first_group)
 
     def small_dictionary(name: str) -> bool:
         # a dictionary page of less than a quarter byte per row (compressed) holds few distinct values
@@ -640,7 +810,7 @@ def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | 
     candidates = [name for name in columns if name in strings and not small_dictionary(name)]
     if not candidates:
         return set()
-    batch = next(parquet.iter_batches(batch_size=_PROBE_ROWS, row_groups=[0], columns=candidates,
+    batch = next(parquet.iter_batches(batch_size=_PROBE_ROWS, row_groups=[first_group], columns=candidates,
                                       use_threads=False), None)
     found = set()
     for name, column in zip(candidates, batch.columns if batch is not None else [], strict=False):
@@ -652,7 +822,8 @@ def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | 
 
 def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: frozenset(),
                      batch_bytes: int = _TARGET_BATCH_BYTES,
-                     metadata: pq.FileMetaData | None = None) -> Iterator[pa.RecordBatch]:
+                     metadata: pq.FileMetaData | None = None,
+                     row_groups: tuple[int, int] | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of ``columns`` (default: all) of a Parquet file, about ``batch_bytes`` of decoded data each.
 
     String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
@@ -668,10 +839,11 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
         schema = parquet.schema_arrow
         columns = list(schema.names) if columns is None else columns
         strings = _string_columns(schema) & set(columns)
-        groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+        first = 0 if row_groups is None else int(row_groups[0])
+        groups = [metadata.row_group(i) for i in _row_group_range(metadata, row_groups, path)]
         index = [schema.get_field_index(name) for name in columns]
         column_bytes = sum(g.column(j).total_uncompressed_size for g in groups for j in index if j < g.num_columns)
-        row_bytes = max(1, column_bytes // max(1, metadata.num_rows))
+        row_bytes = max(1, column_bytes // max(1, sum(g.num_rows for g in groups)))
         # Fewer, larger batches (less per-batch overhead): a large row group is read in slices, small
         # consecutive ones are read together.
         batch_rows = int(max(1024, min(_MAX_BATCH_ROWS, batch_bytes // row_bytes)))
@@ -695,11 +867,12 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
                 stop += 1
             chosen = reader(frozenset(plain()) & strings)
             if stop - start == 1:
-                yield from chosen.iter_batches(batch_size=batch_rows, row_groups=[start], columns=columns,
+                yield from chosen.iter_batches(batch_size=batch_rows, row_groups=[first + start], columns=columns,
                                                use_threads=False)
             else:
                 # (iter_batches would cut a batch at every row group, where the dictionaries change)
-                table = chosen.read_row_groups(list(range(start, stop)), columns=columns, use_threads=False)
+                table = chosen.read_row_groups(list(range(first + start, first + stop)), columns=columns,
+                                               use_threads=False)
                 yield from table.combine_chunks().to_batches(max_chunksize=batch_rows)
             start = stop
     except (pa.ArrowInvalid, OSError) as err:

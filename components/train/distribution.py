@@ -1,7 +1,8 @@
 """Choosing the ``tf.distribute`` strategy and the precision for the node the task runs on.
 
-* ``TF_CONFIG`` with more than one task (Kubeflow Training Operator TFJob, Vertex AI custom jobs) or
-  Vertex's ``CLUSTER_SPEC`` (translated to ``TF_CONFIG``) -> ``MultiWorkerMirroredStrategy``;
+* ``TF_CONFIG`` with more than one task, Vertex's ``CLUSTER_SPEC`` (worker pools) or a Kubeflow Trainer v2
+  TrainJob node's JobSet environment (both turned into ``TF_CONFIG`` by :func:`build_tf_config`, the one
+  builder) -> ``MultiWorkerMirroredStrategy``;
 * more than one GPU on the node -> ``MirroredStrategy``;
 * otherwise TensorFlow's default strategy (one GPU or the CPU).
 
@@ -63,6 +64,96 @@ class Placement:
         }
 
 
+#: TF_CONFIG port on every node of a Trainer v2 TrainJob (the ClusterTrainingRuntime opens it)
+DEFAULT_TF_PORT = 2222
+#: replicated job of the trainer nodes in Kubeflow Trainer's JobSet (its fixed name for the trainer step)
+TRAINER_REPLICATED_JOB = "node"
+
+
+def build_tf_config(cluster: dict[str, list[str]], task_type: str, task_index: int) -> dict:
+    """The one ``TF_CONFIG`` builder: Trainer v2 TrainJob nodes, Vertex worker pools and local workers use it.
+
+    Args:
+        cluster: task type (``chief``, ``worker``, ``ps``, ``evaluator``) -> ``host:port`` list; empty lists
+            are dropped.
+        task_type: this process's task type.
+        task_index: its index within that type.
+    Returns:
+        ``{"cluster": {...}, "task": {"type": ..., "index": ...}}`` (what ``MultiWorkerMirroredStrategy`` reads).
+    Raises:
+        DistributionError: no workers, a malformed address, a task outside the cluster, a repeated address.
+    """
+    cluster = {kind: [str(h) for h in hosts] for kind, hosts in cluster.items() if hosts}
+    if not cluster.get("worker") and not cluster.get("chief"):
+        raise DistributionError(f"TF_CONFIG cluster needs a chief or workers, got {cluster}")
+    if len(cluster.get("chief", [])) > 1:
+        raise DistributionError(f"TF_CONFIG cluster has more than one chief: {cluster['chief']}")
+    addresses = [h for hosts in cluster.values() for h in hosts]
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise DistributionError(f"TF_CONFIG address {address!r} is not host:port")
+    if len(set(addresses)) != len(addresses):
+        raise DistributionError(f"TF_CONFIG cluster repeats an address: {addresses}")
+    index = int(task_index)
+    if task_type not in cluster or not 0 <= index < len(cluster[task_type]):
+        raise DistributionError(f"task {task_type}:{index} is not in the TF_CONFIG cluster {cluster}")
+    return {"cluster": cluster, "task": {"type": task_type, "index": index}}
+
+
+def jobset_hosts(jobset_name: str, num_nodes: int, port: int = DEFAULT_TF_PORT,
+                 replicated_job: str = TRAINER_REPLICATED_JOB, subdomain: str | None = None) -> list[str]:
+    """Addresses of a JobSet's pods, as Kubeflow Trainer names them: ``<jobset>-<rjob>-0-<i>.<subdomain>:<port>``.
+
+    (The JobSet of a TrainJob bears the TrainJob's name; its headless service, the subdomain, too.)
+    """
+    if int(num_nodes) < 1:
+        raise DistributionError(f"number of nodes must be at least 1, got {num_nodes}")
+    domain = subdomain or jobset_name
+    return [f"{jobset_name}-{replicated_job}-0-{i}.{domain}:{int(port)}" for i in range(int(num_nodes))]
+
+
+def tf_config_from_jobset(environ: dict | None = None) -> dict | None:
+    """TF_CONFIG of a Trainer v2 TrainJob node (plain runtime), from the JobSet's environment.
+
+    Reads ``JOB_COMPLETION_INDEX`` (the Indexed Job's pod index, set by Kubernetes), ``KFPC_NUM_NODES`` and
+    ``KFPC_JOBSET_NAME`` (the ``kfpc-tensorflow`` ClusterTrainingRuntime passes the JobSet name through the
+    downward API; the launcher sets the node count), optional ``KFPC_TF_PORT`` (2222) and
+    ``KFPC_WORKER_HOSTS`` (comma-separated ``host:port`` list replacing the JobSet names, e.g. for local runs).
+    Every node is a ``worker``; worker 0 is the chief (``MultiWorkerMirroredStrategy``'s convention).
+
+    Returns:
+        The TF_CONFIG dict, or None when the variables are absent (not a TrainJob node).
+    Raises:
+        DistributionError: a variable present but malformed.
+    """
+    environ = os.environ if environ is None else environ
+    if "JOB_COMPLETION_INDEX" not in environ or "KFPC_NUM_NODES" not in environ:
+        return None
+    try:
+        index, nodes = int(environ["JOB_COMPLETION_INDEX"]), int(environ["KFPC_NUM_NODES"])
+        port = int(environ.get("KFPC_TF_PORT", DEFAULT_TF_PORT))
+    except ValueError as err:
+        raise DistributionError(f"JOB_COMPLETION_INDEX / KFPC_NUM_NODES / KFPC_TF_PORT must be integers ({err})") from err
+    explicit = environ.get("KFPC_WORKER_HOSTS", "").strip()
+    if explicit:
+        hosts = [h.strip() for h in explicit.split(",") if h.strip()]
+        if len(hosts) != nodes:
+            raise DistributionError(f"KFPC_WORKER_HOSTS lists {len(hosts)} hosts but KFPC_NUM_NODES is {nodes}")
+    else:
+        name = environ.get("KFPC_JOBSET_NAME", "").strip()
+        if not name:
+            raise DistributionError("KFPC_JOBSET_NAME is empty: the runtime must pass the JobSet name "
+                                    "(metadata.labels['jobset.sigs.k8s.io/jobset-name'])")
+        hosts = jobset_hosts(name, nodes, port, environ.get("KFPC_REPLICATED_JOB", TRAINER_REPLICATED_JOB))
+    return build_tf_config({"worker": hosts}, "worker", index)
+
+
+def vertex_cluster(chief: str, workers: list[str]) -> dict[str, list[str]]:
+    """The cluster of a Vertex custom job with worker pool 0 (chief) and pool 1 (workers), as TF_CONFIG types."""
+    return {"chief": [chief], "worker": list(workers)}
+
+
 def cluster_from_environment(environ: dict | None = None) -> dict | None:
     """The TF_CONFIG dict of a multi-worker job, or None on a single node.
 
@@ -91,8 +182,9 @@ def cluster_from_environment(environ: dict | None = None) -> dict | None:
         if variable == "CLUSTER_SPEC":
             cluster = {_VERTEX_POOLS.get(pool, pool): hosts for pool, hosts in cluster.items() if hosts}
             task = {"type": _VERTEX_POOLS.get(task["type"], task["type"]), "index": int(task.get("index", 0))}
+            return build_tf_config(cluster, task["type"], task["index"])
         return {"cluster": cluster, "task": {"type": task["type"], "index": int(task.get("index", 0))}}
-    return None
+    return tf_config_from_jobset(environ)
 
 
 def _cluster_size(config: dict) -> int:
