@@ -36,6 +36,7 @@ COMPONENTS: dict[str, str] = {
     "evaluate": "kfpc.components.evaluate.component:evaluate",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
+    "register_model": "kfpc.components.registry.component:register_model",
 }
 
 

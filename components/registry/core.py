@@ -399,3 +399,90 @@ def resolve_storage_uri(uri: str, registry: Registry) -> Version:
 def dumps(record: Any) -> str:
     """Stable JSON text of a record (for custom properties and files)."""
     return json.dumps(record, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------ the pipeline step
+
+
+REGISTRY_FILE = "registry.json"
+
+
+def _read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """The model card (the one place this package reads it: repoint to the contract module when it lands)."""
+    from ..push.core import read_model_card
+
+    return read_model_card(model_dir)
+
+
+def _baseline_version(registry: Registry, name: str, baseline_uri: str) -> str:
+    """The registered version whose URI is ``baseline_uri`` ("" when it is not registered)."""
+    if not baseline_uri:
+        return ""
+    try:
+        versions = registry.versions(name)
+    except NotFound:
+        return ""
+    return next((v.version for v in versions if v.uri.rstrip("/") == baseline_uri.rstrip("/")), "")
+
+
+def register_pushed_model(
+    model_dir: str | os.PathLike,
+    *,
+    backend: str,
+    address: str,
+    name: str,
+    uri: str,
+    version: str = "",
+    aliases: list[str] | tuple[str, ...] = (),
+    champion: bool = False,
+    lineage_inputs: dict[str, Any] | None = None,
+    output_dir: str | os.PathLike | None = None,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """Register a pushed model with its lineage, optionally make it champion, and write the record.
+
+    Args:
+        model_dir: the Model artifact (its card gives hyperparameters, training metrics, schema hash).
+        backend, address: the registry (see :func:`open_registry`).
+        name: registered model name.
+        uri: the pushed, immutable copy to register.
+        version: version name; empty = the pushed folder's ``v<N>``.
+        aliases: aliases for the new version other than champion (e.g. ``challenger``).
+        champion: make it champion (alias + history; nothing is redeployed: push has deployed it).
+        lineage_inputs: keyword arguments of :func:`build_lineage` except ``card``; ``baseline_version`` is
+            looked up in the registry from ``baseline_uri`` when not given.
+        output_dir: where to write ``registry.json`` and ``model_card.json`` (the card with its registry section).
+        registry: an opened registry (tests); default opens ``backend`` at ``address``.
+    Returns:
+        The registry section: backend, address, model_name, version, uri, aliases, created, lineage (+
+        ``vertex_model`` for Vertex).
+    """
+    from .._fs import atomic_dir
+
+    if output_dir is not None and Path(output_dir).exists() and any(Path(output_dir).iterdir()):
+        raise RegistryError(f"output_dir {output_dir} is not empty")
+    card = _read_card(model_dir)
+    registry = registry or open_registry(backend, address)
+    inputs = dict(lineage_inputs or {})
+    if not inputs.get("baseline_version"):
+        inputs["baseline_version"] = _baseline_version(registry, name, inputs.get("baseline_uri", ""))
+    lineage = build_lineage(card=card, **inputs)
+    registered, created = registry.register(name, uri, version=version, lineage=lineage,
+                                            aliases=[a for a in aliases if a and a != CHAMPION])
+    if champion or CHAMPION in aliases:
+        promote(registry, name, registered.version)
+        registered = registry.get(name, registered.version)
+    section = {"backend": registry.backend, "address": registry.address, "model_name": name,
+               "version": registered.version, "uri": registered.uri, "aliases": registered.aliases,
+               "created": created, "resource_name": registered.resource_name,
+               "lineage": registered.lineage or lineage}
+    if registry.backend == "vertex":
+        section["vertex_model"] = registry.vertex_model(registered)
+    if output_dir is not None:
+        with atomic_dir(output_dir) as scratch:
+            (scratch / REGISTRY_FILE).write_text(json.dumps(section, indent=2, default=str))
+            from .. import types
+
+            (scratch / types.MODEL_CARD_FILE).write_text(
+                json.dumps(card_with_registry(card, section), indent=2, default=str))
+    return section
