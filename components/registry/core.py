@@ -133,15 +133,7 @@ class Registry:
         Raises:
             NotFound: neither a version nor an alias of ``name``.
         """
-        versions = self.versions(name)
-        for v in versions:
-            if v.version == ref:
-                return v
-        for v in versions:
-            if ref in v.aliases:
-                return v
-        raise NotFound(f"model {name!r} in {self.backend} registry {self.address}: no version or alias {ref!r} "
-                       f"(versions: {[v.version for v in versions]})")
+        return _find(self, name, self.versions(name), ref)
 
     def alias(self, name: str, alias: str = CHAMPION) -> Version | None:
         """The version carrying ``alias`` (``None`` when no version does, or the model is not registered)."""
@@ -192,7 +184,7 @@ class Registry:
             if alias == CHAMPION:
                 raise RegistryError("register: give the champion alias with promote (it deploys and keeps history)")
             self._move_alias(name, alias, created)
-            created.aliases.append(alias)
+            created = _moved(created, alias, None)
         return created, True
 
 
@@ -210,6 +202,20 @@ def default_version_name(uri: str, taken: list[str]) -> str:
 Deploy = Callable[[Version], dict[str, Any]]
 
 
+def _find(registry: Registry, name: str, versions: list[Version], ref: str) -> Version:
+    match = next((v for v in versions if v.version == ref), None) or next((v for v in versions if ref in v.aliases), None)
+    if match is None:
+        raise NotFound(f"model {name!r} in {registry.backend} registry {registry.address}: no version or alias {ref!r} "
+                       f"(versions: {[v.version for v in versions]})")
+    return match
+
+
+def _moved(version: Version, alias: str, champion_at: float | None) -> Version:
+    """``version`` as the registry now holds it (saves a re-read)."""
+    return dataclasses.replace(version, aliases=sorted(set(version.aliases) | {alias}), rolled_back=False,
+                               champion_at=champion_at if champion_at is not None else version.champion_at)
+
+
 def promote(registry: Registry, name: str, ref: str, *, alias: str = CHAMPION, deploy: Deploy | None = None,
             clock: Callable[[], float] = time.time) -> Promotion:
     """Make version ``ref`` (a name or an alias) the ``alias`` of ``name``: deploy it, then move the alias.
@@ -225,15 +231,17 @@ def promote(registry: Registry, name: str, ref: str, *, alias: str = CHAMPION, d
     Returns:
         The promotion (with the version that held the alias before).
     """
-    target = registry.get(name, ref)
-    previous = registry.alias(name, alias)
+    versions = registry.versions(name)
+    target = _find(registry, name, versions, ref)
+    previous = next((v for v in versions if alias in v.aliases), None)
     deployed = deploy(target) if deploy else {}
+    now = clock() if alias == CHAMPION else None
     if alias == CHAMPION:
-        registry._set_state(name, target, champion_at=clock(), rolled_back=False)
+        registry._set_state(name, target, champion_at=now, rolled_back=False)
     registry._move_alias(name, alias, target)
     log.info("model %s: %s -> version %s (was %s)", name, alias, target.version,
              previous.version if previous else "none")
-    return Promotion(name, alias, registry.get(name, target.version), previous, deployed)
+    return Promotion(name, alias, _moved(target, alias, now), previous, deployed)
 
 
 def rollback_target(versions: list[Version], current: Version | None) -> Version | None:
@@ -260,11 +268,12 @@ def rollback(registry: Registry, name: str, *, deploy: Deploy | None = None,
         raise NotFound(f"model {name!r} in {registry.backend} registry {registry.address}: version "
                        f"{current.version!r} is the only champion on record; no previous champion to roll back to")
     deployed = deploy(target) if deploy else {}
+    now = clock()
     registry._set_state(name, current, rolled_back=True)
-    registry._set_state(name, target, champion_at=clock(), rolled_back=False)
+    registry._set_state(name, target, champion_at=now, rolled_back=False)
     registry._move_alias(name, CHAMPION, target)
     log.info("model %s: rolled back champion %s -> %s", name, current.version, target.version)
-    return Promotion(name, CHAMPION, registry.get(name, target.version), current, deployed)
+    return Promotion(name, CHAMPION, _moved(target, CHAMPION, now), current, deployed)
 
 
 # ------------------------------------------------------------------ lineage
@@ -470,8 +479,7 @@ def register_pushed_model(
     registered, created = registry.register(name, uri, version=version, lineage=lineage,
                                             aliases=[a for a in aliases if a and a != CHAMPION])
     if champion or CHAMPION in aliases:
-        promote(registry, name, registered.version)
-        registered = registry.get(name, registered.version)
+        registered = promote(registry, name, registered.version).version
     section = {"backend": registry.backend, "address": registry.address, "model_name": name,
                "version": registered.version, "uri": registered.uri, "aliases": registered.aliases,
                "created": created, "resource_name": registered.resource_name,
