@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "default: the registered artifact URI, resolved here")
         p.add_argument("--endpoint", default="", help="vertex: endpoint to deploy to")
         p.add_argument("--timeout-s", type=float, default=600.0, help="seconds to wait for the deployment")
+        p.add_argument("--poll-s", type=float, default=2.0, help="kserve: seconds between status reads")
     parser.set_defaults(func=run)
 
 
@@ -64,7 +65,8 @@ def _deployer(args: argparse.Namespace, registry):
         client = kube.IsvcClient.for_host(args.kube_host) if args.kube_host else kube.IsvcClient.from_environment()
         opts = manifest.ServingOptions(name=args.isvc or args.name, namespace=args.namespace,
                                        image=args.image or images.SERVING, deployment_mode=args.deployment_mode)
-        return deploy.kserve_deployer(client, opts, use_registry_uri=args.use_registry_uri, timeout_s=args.timeout_s)
+        return deploy.kserve_deployer(client, opts, use_registry_uri=args.use_registry_uri, timeout_s=args.timeout_s,
+                                       poll_s=args.poll_s)
     from ..push import vertex as push_vertex
 
     if not args.endpoint:
