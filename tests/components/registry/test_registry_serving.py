@@ -7,6 +7,8 @@ import json
 import sys
 import time
 import urllib.request
+
+import pytest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[2] / "serving"))
@@ -24,6 +26,7 @@ def post(url: str, body: dict) -> tuple[dict, dict]:
         return dict(response.headers), json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_registered_version_in_headers_v2_model_version_and_payload_log(tmp_path):
     model_dir = toy_model.build(tmp_path / "model")
     card_path = model_dir / "model_card.json"
