@@ -2,7 +2,8 @@
 
 1. ``resolve_retraining_inputs`` finds the newest complete data span and the one before it
    (``source_pattern`` with ``{SPAN}``, see :mod:`kfpc.pipelines.spans`) and the model now served
-   (``baseline_model_uri``, or the newest version kfpc pushed under ``serving_root/model_name``).
+   (``baseline_model_uri``; else the model registry's champion when ``registry_backend`` is set and a
+   champion exists; else the newest version kfpc pushed under ``serving_root/model_name``).
 2. The newest span is ingested and its statistics computed; so is the previous span, for drift.
 3. ``validate`` checks the new span against the **production** schema (``import_schema`` from
    ``schema_uri``; its drift comparators against the previous span's statistics). Anomalies stop the run
@@ -10,7 +11,9 @@
 4. ``train`` (GPU placement as in the training pipeline), then ``evaluate`` the candidate against the
    served model, imported with ``dsl.importer``: blessed only if it meets the thresholds *and* does not
    regress beyond ``max_regression``.
-5. ``push_kserve`` runs only when blessed. Nothing served is touched otherwise.
+5. ``push_kserve`` runs only when blessed. Nothing served is touched otherwise. With ``registry_backend``
+   set, ``register_model`` then registers the pushed version with its lineage (champion at 100% traffic,
+   challenger in a canary).
 
 Every parameter keeps working unchanged from one scheduled run to the next: the span and the baseline are
 resolved at run time, so a recurring run needs no edits after each push.

@@ -97,7 +97,7 @@ def test_retraining_twice_registers_lineage_and_rollback_serves_v1(tmp_path, mr)
     second = local_run.run("retraining_pipeline", params, tmp_path / "run2")  # baseline: the champion
     assert second.status == "SUCCESS", second.error
     v1, v2 = registry.get("penguins", "v1"), registry.get("penguins", "v2")
-    assert second.task("resolve-span-and-baseline").outputs["baseline_model_uri"] == v1.uri
+    assert second.task("resolve-retraining-inputs").outputs["baseline_model_uri"] == v1.uri
     assert registry.alias("penguins").version == "v2"
     lineage = v2.lineage
     assert lineage["baseline"] == {"uri": v1.uri, "version": "v1", "beaten": True}
