@@ -57,8 +57,8 @@ def serve_and_ask(registry_uri: str, payload_log: Path) -> tuple[dict, dict, lis
         answers = []
         inputs = [{"name": k, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]}
                   for k, v in row.items()]
-        for path, body in ((f"/v1/models/penguins:predict", {"instances": [row]}),
-                           (f"/v2/models/penguins/infer", {"inputs": inputs})):
+        for path, body in (("/v1/models/penguins:predict", {"instances": [row]}),
+                           ("/v2/models/penguins/infer", {"inputs": inputs})):
             request = urllib.request.Request(url + path, data=json.dumps(body).encode(),
                                              headers={"Content-Type": "application/json"}, method="POST")
             with urllib.request.urlopen(request, timeout=60) as response:

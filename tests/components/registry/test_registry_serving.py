@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.request
-
-import pytest
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "serving"))
+import pytest
 
-import toy_model  # noqa: E402
+from kfpc.components.registry import core
 
-from kfpc.components.registry import core  # noqa: E402
-from kfpc.serving.local import LocalServer  # noqa: E402
+SERVING_TESTS = Path(__file__).parents[2] / "serving"
 
 
 def post(url: str, body: dict) -> tuple[dict, dict]:
@@ -28,6 +24,11 @@ def post(url: str, body: dict) -> tuple[dict, dict]:
 
 @pytest.mark.slow
 def test_registered_version_in_headers_v2_model_version_and_payload_log(tmp_path):
+    sys.path.insert(0, str(SERVING_TESTS))
+    import toy_model  # (imports TensorFlow)
+
+    from kfpc.serving.local import LocalServer
+
     model_dir = toy_model.build(tmp_path / "model")
     card_path = model_dir / "model_card.json"
     card = core.card_with_registry(json.loads(card_path.read_text()),
@@ -49,16 +50,11 @@ def test_registered_version_in_headers_v2_model_version_and_payload_log(tmp_path
     assert {(r["registered_model"], r["model_version"]) for r in records} == {("churn", "v7")}
 
 
-def test_card_registry_section_is_the_default(tmp_path):
-    model_dir = toy_model.build(tmp_path / "model")
-    card_path = model_dir / "model_card.json"
-    card_path.write_text(json.dumps(core.card_with_registry(
-        json.loads(card_path.read_text()), {"model_name": "churn", "version": "v3"})))
-    from kfpc.serving.model import KfpcModel, ModelOptions, registered_identity
+def test_card_registry_section_is_the_default_and_options_win():
+    from kfpc.serving.model import ModelOptions, registered_identity
 
-    assert registered_identity(json.loads(card_path.read_text()), ModelOptions()) == ("churn", "v3")
-    assert registered_identity({}, ModelOptions()) == ("", "")
-    started = time.perf_counter()
-    model = KfpcModel("m", str(model_dir))
-    model.load()
-    assert model.registered == ("churn", "v3") and time.perf_counter() - started < 60
+    card = core.card_with_registry({"task": "binary"}, {"model_name": "churn", "version": "v3"})
+    assert registered_identity(card, ModelOptions()) == ("churn", "v3")
+    assert registered_identity(card, ModelOptions(registered_model_name="c", registered_version="v9")) == ("c", "v9")
+    assert registered_identity({"task": "binary"}, ModelOptions()) == ("", "")
+    assert core.registered_identity(card) == ("churn", "v3")
