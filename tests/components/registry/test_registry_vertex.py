@@ -87,3 +87,30 @@ def test_unknown_model_and_bad_address(vertex):
         registry.versions("nope")
     with pytest.raises(core.RegistryError, match="expected projects/<project>/locations/<region>"):
         VertexRegistry("kfpc-test/europe-west4", client=object())
+
+
+def test_pipeline_step_writes_record_card_section_and_vertex_model(vertex, tmp_path):
+    import json
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "model_card.json").write_text(json.dumps({"task": "binary", "hyperparameters": {"epochs": 2},
+                                                           "schema_hash": "h1", "kfpc_version": "0.9"}))
+    registry = open_(vertex)
+    registry.register("churn", "gs://b/churn/v1")
+    core.promote(registry, "churn", "v1")
+    section = core.register_pushed_model(
+        model_dir, backend="vertex", address=ADDRESS, name="churn", uri="gs://b/churn/v2", champion=True,
+        lineage_inputs={"run_id": "r2", "baseline_uri": "gs://b/churn/v1", "blessing": {"blessed": True}},
+        output_dir=tmp_path / "out", registry=registry)
+    assert section["version"] == "v2" and section["aliases"] == ["champion"]
+    assert section["lineage"]["baseline"] == {"uri": "gs://b/churn/v1", "version": "v1", "beaten": True}
+    assert section["lineage"]["hyperparameters"] == {"epochs": 2}
+    assert section["vertex_model"]["resourceName"].endswith("@2")
+    card = json.loads((tmp_path / "out" / "model_card.json").read_text())
+    assert card["registry"]["version"] == "v2" and card["hyperparameters"] == {"epochs": 2}
+    assert json.loads((tmp_path / "out" / "registry.json").read_text())["version"] == "v2"
+    assert registry.alias("churn").version == "v2"
+    with pytest.raises(core.RegistryError, match="not empty"):
+        core.register_pushed_model(model_dir, backend="vertex", address=ADDRESS, name="churn", uri="gs://b/churn/v2",
+                                   output_dir=tmp_path / "out", registry=registry)
