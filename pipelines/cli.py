@@ -17,6 +17,7 @@ from kfpc.components import __version__
 _PLUGINS = (
     "kfpc.components.validate.cli",
     "kfpc.components.push.cli",
+    "kfpc.components.registry.cli",
     "kfpc.serving.cli",
     "kfpc.pipelines.submit",
     "kfpc.pipelines.schedule",

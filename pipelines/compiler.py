@@ -43,6 +43,7 @@ COMPONENTS: dict[str, str] = {
     "push_vertex": "kfpc.components.push.component:push_vertex",
     "monitoring_config": "kfpc.components.monitor.component:monitoring_config",
     "monitor_window": "kfpc.components.monitor.component:monitor_window",
+    "register_model": "kfpc.components.registry.component:register_model",
 }
 
 

@@ -2,7 +2,8 @@
 
 1. ``resolve_retraining_inputs`` finds the newest complete data span and the one before it
    (``source_pattern`` with ``{SPAN}``, see :mod:`kfpc.pipelines.spans`) and the model now served
-   (``baseline_model_uri``, or the newest version kfpc pushed under ``serving_root/model_name``).
+   (``baseline_model_uri``; else the model registry's champion when ``registry_backend`` is set and a
+   champion exists; else the newest version kfpc pushed under ``serving_root/model_name``).
 2. The newest span is ingested and its statistics computed; so is the previous span, for drift.
 3. ``validate`` checks the new span against the **production** schema (``import_schema`` from
    ``schema_uri``; its drift comparators against the previous span's statistics). Anomalies stop the run
@@ -10,7 +11,9 @@
 4. ``train`` (GPU placement as in the training pipeline), then ``evaluate`` the candidate against the
    served model, imported with ``dsl.importer``: blessed only if it meets the thresholds *and* does not
    regress beyond ``max_regression``.
-5. ``push_kserve`` runs only when blessed. Nothing served is touched otherwise.
+5. ``push_kserve`` runs only when blessed. Nothing served is touched otherwise. With ``registry_backend``
+   set, ``register_model`` then registers the pushed version with its lineage (champion at 100% traffic,
+   challenger in a canary).
 
 Every parameter keeps working unchanged from one scheduled run to the next: the span and the baseline are
 resolved at run time, so a recurring run needs no edits after each push.
@@ -36,6 +39,8 @@ def resolve_retraining_inputs(
     serving_root: str,
     model_name: str,
     baseline_model_uri: str = "",
+    registry_backend: str = "",
+    registry_uri: str = "",
 ) -> NamedTuple("RetrainingInputs", data_uri=str, span=int, previous_data_uri=str, previous_span=int,
                 baseline_model_uri=str):
     """Resolve the newest span, the previous span and the served model for this run.
@@ -44,7 +49,10 @@ def resolve_retraining_inputs(
         source_pattern: data URI with ``{SPAN}`` in one folder or file name (``gs://b/d/span-{SPAN}/data.csv``).
         serving_root: where kfpc pushes versioned models (``<root>/<model_name>/v<N>``).
         model_name: the model's folder under ``serving_root`` (the InferenceService name).
-        baseline_model_uri: the served model's URI; empty: the newest complete version under the root.
+        baseline_model_uri: the served model's URI; empty: the registry's champion (when ``registry_backend``
+            is set and a champion exists), else the newest complete version under the root.
+        registry_backend: ``kubeflow`` or ``vertex``; empty = no model registry.
+        registry_uri: the registry's address (see ``register_model``).
     Returns:
         data_uri, span, previous_data_uri, previous_span, baseline_model_uri.
     """
@@ -53,6 +61,11 @@ def resolve_retraining_inputs(
     from kfpc.pipelines import spans
 
     found = spans.resolve_spans(source_pattern)
+    if registry_backend and not baseline_model_uri:
+        from kfpc.components.registry import core as registry_core
+
+        champion = registry_core.open_registry(registry_backend, registry_uri).alias(model_name)
+        baseline_model_uri = champion.uri if champion else ""
     baseline = spans.resolve_baseline(baseline_model_uri, serving_root, model_name)
     outputs = namedtuple("RetrainingInputs",
                          ["data_uri", "span", "previous_data_uri", "previous_span", "baseline_model_uri"])
@@ -72,6 +85,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     from kfpc.components.ingest.component import ingest
     from kfpc.components.preflight.component import preflight
     from kfpc.components.push.component import push_kserve
+    from kfpc.components.registry.component import register_model
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate, validation_gate
@@ -110,6 +124,9 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         promote: bool = False,
         prometheus_url: str = "",
         prometheus_selector: str = "",
+        registry_backend: str = "",
+        registry_uri: str = "",
+        run_url: str = "",
     ):
         """Retrain on the newest span and push only a model better than the one served.
 
@@ -146,10 +163,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             prometheus_url: the Prometheus query API the canary's error rate and p99 latency are read from
                 during the bake; needed to promote in cluster mode.
             prometheus_selector: label matchers selecting the canary's series in Prometheus.
+            registry_backend: ``kubeflow`` or ``vertex``: the baseline is the registry's champion, and a pushed
+                model is registered with its lineage (champion at 100% traffic, challenger in a canary);
+                empty = no registry.
+            registry_uri: the registry (``http(s)://host:port``; ``projects/<p>/locations/<region>``).
+            run_url: the run's UI URL for the lineage; ``{run_id}`` and ``{run_name}`` are filled in.
         """
         resolved = resolve_retraining_inputs(
             source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
-            baseline_model_uri=baseline_model_uri,
+            baseline_model_uri=baseline_model_uri, registry_backend=registry_backend, registry_uri=registry_uri,
         ).set_caching_options(False)  # spans and the served model change between runs with the same inputs
         resolved.set_display_name("resolve-span-and-baseline")
 
@@ -224,7 +246,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             config_json=eval_config_json,
         )
         with dsl.If(evaluation.outputs["Output"] == True, name="better-than-served"):  # noqa: E712 (KFP condition)
-            push_kserve(
+            pushed = push_kserve(
                 model=trained.outputs["model"],
                 blessing=evaluation.outputs["blessing"],
                 data=data.outputs["data"],
@@ -239,5 +261,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 # chosen at build time so that `kfpc compile --image-registry` moves it with the others
                 image=images.SERVING,
             )
+            with dsl.If(registry_backend != "", name="registry-configured"):
+                register_model(
+                    model=trained.outputs["model"], model_uri=pushed.outputs["model_uri"], name=model_name,
+                    registry_uri=registry_uri, backend=registry_backend, push_result=pushed.outputs["manifest"],
+                    blessing=evaluation.outputs["blessing"], metrics=evaluation.outputs["metrics"],
+                    data=data.outputs["data"], statistics=stats.outputs["statistics"],
+                    schema=schema.outputs["schema"], baseline_model_uri=resolved.outputs["baseline_model_uri"],
+                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    run_url=run_url,
+                ).set_caching_options(False)  # the registry's state, not the inputs, decides what it does
 
     return retraining_pipeline

@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds a request's body may take to arrive (then 408 and the connection closed)")
     parser.add_argument("--exit_with_parent", type=_bool, default=False,
                         help="stop when the process that started the server exits (kfpc serve, LocalServer)")
+    parser.add_argument("--registered_model_name", default="",
+                        help="model registry name of the served model (default: the model card's registry section)")
+    parser.add_argument("--registered_version", default="",
+                        help="model registry version of the served model, reported in a response header, the v2 "
+                             "model_version and every payload-log record (default: the model card's registry section)")
     parser.add_argument("--log_format", choices=["json", "text"], default="json", help="log line format")
     parser.add_argument("--log_level", default="INFO", help="log level")
     return parser
@@ -78,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parent = os.getppid() if args.exit_with_parent else None  # (read first: the parent may exit during loading)
     options = ModelOptions(batching=args.batching, max_batch_size=args.max_batch_size,
                            max_batch_wait_ms=args.max_batch_wait_ms, max_rows=args.max_rows,
-                           max_string_length=args.max_string_length)
+                           max_string_length=args.max_string_length,
+                           registered_model_name=args.registered_model_name,
+                           registered_version=args.registered_version)
     observer = Observer(args.model_name, payload_log=args.payload_log or None)
     model = KfpcModel(args.model_name, args.model_dir, options, observer)
     serve(model, http_port=args.http_port, grpc_port=args.grpc_port, enable_grpc=args.enable_grpc,

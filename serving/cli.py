@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--payload-log", default="", help="JSONL file or CloudEvents URL for request/response logs")
     parser.add_argument("--log-format", choices=["json", "text"], default="text", help="log line format")
     parser.add_argument("--enable-docs", action="store_true", help="serve /openapi.json and /docs (default off)")
+    parser.add_argument("--registry-uri", default="",
+                        help="model registry for a --model-dir model-registry://<name>/<version or alias> "
+                             "(kubeflow: http(s)://host:port; vertex: projects/<p>/locations/<region>)")
+    parser.add_argument("--registry-backend", choices=("kubeflow", "vertex"), default="kubeflow")
+    parser.add_argument("--registered-model-name", default="", help="registry name reported in responses")
+    parser.add_argument("--registered-version", default="",
+                        help="registry version reported in responses (default: the model card's registry section)")
     parser.set_defaults(func=run)
 
 
@@ -48,7 +55,27 @@ def command(args: argparse.Namespace) -> list[str]:
         line += ["--payload_log", args.payload_log]
     if getattr(args, "enable_docs", False):
         line += ["--enable_docs_url", "true"]
+    if getattr(args, "registered_version", ""):
+        line += ["--registered_model_name", args.registered_model_name, "--registered_version", args.registered_version]
     return line
+
+
+def resolve_registry_uri(args: argparse.Namespace) -> None:
+    """A ``model-registry://name/ref`` --model-dir becomes the registered artifact's folder, and the registered
+    name and version are reported by the server."""
+    if not args.model_dir.startswith("model-registry://"):
+        return
+    from kfpc.components._fs import local_path
+    from kfpc.components.registry import core
+
+    if not args.registry_uri:
+        raise SystemExit(f"kfpc serve: --model-dir {args.model_dir} needs --registry-uri")
+    try:
+        version = core.resolve_storage_uri(args.model_dir, core.open_registry(args.registry_backend, args.registry_uri))
+    except core.RegistryError as err:
+        raise SystemExit(f"kfpc serve: {err}") from None
+    args.model_dir = str(local_path(version.uri))
+    args.registered_model_name, args.registered_version = version.model, version.version
 
 
 def _url_host(host: str) -> str:
@@ -63,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     SIGTERM, SIGINT (Ctrl-C) and SIGHUP to ``kfpc serve`` are passed on to the server, which stops
     gracefully; the server also stops by itself if ``kfpc serve`` dies without passing them on (SIGKILL).
     """
+    resolve_registry_uri(args)
     # A child process, not an in-process call: kserve parses sys.argv when it is imported, and the
     # server must see its own flags, not ``kfpc serve``'s. Its own session: a terminal's Ctrl-C reaches
     # only this process, which passes it on once.

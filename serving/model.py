@@ -29,6 +29,10 @@ from kfpc.serving.batching import DynamicBatcher
 
 logger = logging.getLogger("kfpc.serving")
 
+#: response headers naming the registered model and version that answered (every predict/infer response)
+REGISTERED_MODEL_HEADER = "kfpc-registered-model"
+MODEL_VERSION_HEADER = "kfpc-model-version"
+
 CLASSIFICATION_OUTPUTS = ("probabilities", "class_ids", "classes")
 REGRESSION_OUTPUTS = ("predictions",)
 
@@ -43,6 +47,9 @@ class ModelOptions:
         max_batch_wait_ms: how long an idle model waits to fill a batch (0 = run at once).
         max_rows: most rows in one request.
         max_string_length: longest string feature value.
+        registered_model_name, registered_version: the model registry's name and version of the served
+            model (``--registered_model_name`` / ``--registered_version``); empty = the model card's
+            ``registry`` section, if any. Reported in every response and payload-log record.
     """
 
     batching: bool = True
@@ -50,6 +57,8 @@ class ModelOptions:
     max_batch_wait_ms: float = 0.0
     max_rows: int = 10_000
     max_string_length: int = 4_096
+    registered_model_name: str = ""
+    registered_version: str = ""
 
 
 @dataclasses.dataclass
@@ -80,6 +89,17 @@ def model_call_on_loop() -> bool:
     return value == "loop"
 
 
+def registered_identity(card: Any, options: ModelOptions) -> tuple[str, str]:
+    """(registered model name, version): the options when given, else the card's ``registry`` section."""
+    if options.registered_version:
+        return options.registered_model_name, options.registered_version
+    section = protocol._get(card, "registry", None)
+    if not isinstance(section, dict):
+        return options.registered_model_name, ""
+    return (options.registered_model_name or str(section.get("model_name") or ""),
+            str(section.get("version") or ""))
+
+
 class KfpcModel(kserve.Model):
     """A kfpc SavedModel served over v1, v2 and gRPC v2.
 
@@ -102,6 +122,8 @@ class KfpcModel(kserve.Model):
         self.card: Any = None
         self.features: list[protocol.Feature] = []
         self.task = ""
+        #: (registered model name, version) reported with every prediction; ("", "") when not registered
+        self.registered: tuple[str, str] = ("", "")
         self.batcher: DynamicBatcher | None = None
         self.v1_codec: protocol.V1JsonCodec | None = None
         self._model_thread: concurrent.futures.ThreadPoolExecutor | None = None
@@ -123,6 +145,7 @@ class KfpcModel(kserve.Model):
         self.card = self.predictor.card
         self.features = protocol.features_from_card(self.card)
         self.task = str(protocol._get(self.card, "task", ""))
+        self.registered = registered_identity(self.card, self.options)
         self.v1_codec = protocol.V1JsonCodec(self.features, self.limits)
         started = time.perf_counter()
         outputs = self._predict_raw(self._warmup_columns())
@@ -261,6 +284,8 @@ class KfpcModel(kserve.Model):
             response = protocol.encode_v1(result.outputs)
         else:
             response = protocol.encode_v2(result.outputs, result.request, self.name)
+            if self.registered[1]:
+                response.model_version = self.registered[1]
         if self.observer is not None:
             self.observer.record_prediction(result.protocol, result.columns, result.outputs,
                                             time.perf_counter() - result.started, headers or {})

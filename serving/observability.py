@@ -193,10 +193,13 @@ class Observer:
         self._lock = threading.Lock()
         self._children: dict = {}
         self._request_children: dict[tuple[str, int], tuple] = {}
+        #: (registered model name, version) of the bound model, written into every payload-log record
+        self.registered: tuple[str, str] = ("", "")
 
     def bind(self, model: Any) -> None:
         """Take the feature spec and classes from a loaded model."""
         self._features = list(model.features)
+        self.registered = tuple(getattr(model, "registered", ("", "")))
         self._classes = [str(c) for c in (_card_get(model.card, "classes") or [])]
         self._binary = model.task == "binary" or len(self._classes) == 2
         self._seen = {f.name: set() for f in self._features}
@@ -242,6 +245,8 @@ class Observer:
                 "id": headers.get("x-request-id") or headers.get("ce-id") or str(uuid.uuid4()),
                 "time": datetime.datetime.now(datetime.UTC).isoformat(),
                 "model_name": self.model_name,
+                "registered_model": self.registered[0],
+                "model_version": self.registered[1],
                 "protocol": protocol,
                 "inputs": {name: _jsonable(values) for name, values in columns.items()},
                 "outputs": {name: _jsonable(values) for name, values in outputs.items()},

@@ -40,7 +40,7 @@ from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get
 from kserve.protocol.dataplane import DataPlane
 
 from kfpc.serving import protocol
-from kfpc.serving.model import KfpcModel
+from kfpc.serving.model import MODEL_VERSION_HEADER, REGISTERED_MODEL_HEADER, KfpcModel
 from kfpc.serving.observability import Observer
 from kfpc.serving.protocol import RequestError, excerpt, loads_json
 
@@ -241,6 +241,9 @@ class ServingMiddleware:
         raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(content)).encode())]
         raw_headers += [(key.encode("latin-1"), str(value).encode("latin-1")) for key, value in response_headers.items()
                         if key.lower() != "content-length"]
+        if model.registered[1]:  # which registered model answered: on errors too (it refused the request)
+            raw_headers += [(REGISTERED_MODEL_HEADER.encode(), model.registered[0].encode("latin-1", "replace")),
+                            (MODEL_VERSION_HEADER.encode(), model.registered[1].encode("latin-1", "replace"))]
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": content})
         return status, error

@@ -70,7 +70,7 @@ def test_compile_components_go_under_the_output_dir(tmp_path):
 
 def test_help_lists_every_command():
     result = kfpc("--help")
-    for command in ("run", "compile", "components", "validate", "serve", "push", "submit", "schedule"):
+    for command in ("run", "compile", "components", "validate", "serve", "push", "registry", "submit", "schedule"):
         assert f"    {command}" in result.stdout
 
 
