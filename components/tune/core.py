@@ -474,3 +474,16 @@ def record_in_card(model_dir: str | os.PathLike, tuning_dir: str | os.PathLike,
                 shutil.copy2(Path(tuning_dir) / name, scratch / CARD_FOLDER / name)
         (scratch / types.MODEL_CARD_FILE).write_text(json.dumps(card, indent=2, default=_cell))
     return card
+
+
+def pipeline_outputs(result: TuneResult) -> dict:
+    """The chosen configuration as the tune components' outputs (what the train step takes), plus all of it
+    as JSON (``hyperparameters_json``, for parameters the train step gains later, such as ``model_family``)."""
+    chosen = result.hyperparameters
+    return {
+        "hidden_units": [int(u) for u in chosen["hidden_units"]], "dropout": float(chosen["dropout"]),
+        "learning_rate": float(chosen["learning_rate"]), "batch_size": int(chosen["batch_size"]),
+        "epochs": int(chosen["epochs"]), "patience": int(chosen["patience"]),
+        "model_family": str(chosen.get("model_family", "")),
+        "hyperparameters_json": json.dumps(chosen, sort_keys=True, default=_cell),
+    }

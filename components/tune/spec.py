@@ -109,6 +109,13 @@ class Parameter:
         for value in self.values:
             if self.encode(value) == str(text).strip():
                 return list(value) if isinstance(value, (list, tuple)) else value
+        for value in self.values:  # Vertex AI returns discrete values as floats: 32.0 for 32
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                try:
+                    if float(text) == value:
+                        return value
+                except ValueError:
+                    pass
         raise SpecError(f"parameters.{self.name}: {text!r} is none of the choices {list(self.values)}")
 
 
