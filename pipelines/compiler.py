@@ -34,6 +34,11 @@ COMPONENTS: dict[str, str] = {
     "validate": "kfpc.components.validate.component:validate",
     "train": "kfpc.components.train.component:train",
     "evaluate": "kfpc.components.evaluate.component:evaluate",
+    "tune": "kfpc.components.tune.component:tune",
+    "katib_tune": "kfpc.components.tune.component:katib_tune",
+    "vertex_tuning_request": "kfpc.components.tune.component:vertex_tuning_request",
+    "vertex_best_trial": "kfpc.components.tune.component:vertex_best_trial",
+    "record_tuning": "kfpc.components.tune.component:record_tuning",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
 }

@@ -68,6 +68,12 @@ class TrialPlacement:
         return cls(**values)
 
 
+def experiment_name(run_id: str) -> str:
+    """``kfpc-tune-<run id>`` as a DNS-1123 label (lower case, other characters as ``-``, at most 63)."""
+    text = re.sub(r"[^a-z0-9-]+", "-", f"kfpc-tune-{run_id}".lower())
+    return text[:63].strip("-")
+
+
 def _parameter(p: S.Parameter) -> dict:
     if p.type == S.CHOICE:
         return {"name": p.name, "parameterType": "categorical", "feasibleSpace": {"list": [p.encode(v) for v in p.values]}}
