@@ -160,7 +160,7 @@ class SearchSpec:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return json.dumps(self.to_dict())  # parameter order kept: trials name them in this order
 
 
 #: the search a pipeline runs when given none: what usually matters for a small tabular DNN

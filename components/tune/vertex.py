@@ -154,5 +154,11 @@ def fetch_job(job_name: str) -> dict:
 
     location = job_name.split("/")[3]
     client = aiplatform_v1.JobServiceClient(client_options={"api_endpoint": f"{location}-aiplatform.googleapis.com"})
-    job = client.get_hyperparameter_tuning_job(name=job_name)
-    return json.loads(aiplatform_v1.HyperparameterTuningJob.to_json(job))
+    return job_to_dict(client.get_hyperparameter_tuning_job(name=job_name))
+
+
+def job_to_dict(job) -> dict:
+    """A ``HyperparameterTuningJob`` message as its REST JSON (camelCase, enums by name)."""
+    from google.cloud import aiplatform_v1
+
+    return json.loads(aiplatform_v1.HyperparameterTuningJob.to_json(job, use_integers_for_enums=False))
