@@ -59,12 +59,16 @@ def resolve_retraining_inputs(
     return outputs(found.latest_uri, found.latest_span, found.previous_uri, found.previous_span, baseline)
 
 
-def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None, tune: str = "",
+                              search_space: str = ""):
     """Build ``retraining_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+        tune: search before training with this backend (``local`` | ``katib`` on kfp, ``vertex`` on vertex; see
+            :mod:`kfpc.pipelines.tuned_training`); empty: train the pipeline's parameters as given.
+        search_space: with ``tune``: the search space (YAML/JSON), fixed at build time; empty: the default space.
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -78,6 +82,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
+    if tune:
+        from kfpc.pipelines import tuned_training
+
+        tune = tuned_training.check_backend(target, tune)
 
     @dsl.pipeline(name="retraining-pipeline", description=DESCRIPTION)
     def retraining_pipeline(
@@ -180,6 +188,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             fail_on_anomalies=fail_on_anomalies,
         )
 
+        hyperparameters = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
+                           "batch_size": batch_size, "epochs": epochs, "patience": patience}
+        if tune:
+            chosen, searched = tuned_training.add_search(
+                tune, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
+                schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
+                validation_fraction=validation_fraction, seed=seed, base=hyperparameters)
+            searched.after(validation)
+            hyperparameters = {name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS}
         trained = placement.placed_training(
             train_op,
             target,
@@ -189,15 +206,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             schema=schema.outputs["schema"],
             label=label,
             task=task,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
+            **hyperparameters,
         ).after(validation)
+        candidate = trained.outputs["model"]
+        if tune:
+            from kfpc.components.tune.component import record_tuning
+
+            candidate = record_tuning(model=candidate, tuning=chosen.outputs["tuning"]).outputs["tuned_model"]
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True
@@ -205,7 +222,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         served.set_display_name("served-model")
         evaluation = evaluate(
             data=data.outputs["data"],
-            model=trained.outputs["model"],
+            model=candidate,
             baseline_model=served.output,
             statistics=stats.outputs["statistics"],
             min_accuracy=min_accuracy,
@@ -214,7 +231,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         )
         with dsl.If(evaluation.outputs["Output"] == True, name="better-than-served"):  # noqa: E712 (KFP condition)
             push_kserve(
-                model=trained.outputs["model"],
+                model=candidate,
                 blessing=evaluation.outputs["blessing"],
                 data=data.outputs["data"],
                 name=model_name,

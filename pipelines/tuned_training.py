@@ -35,6 +35,71 @@ def katib_placement(options: "placement.GpuOptions") -> dict:
             "memory_limit": options.memory_limit, "retries": options.retries}
 
 
+def check_backend(target: str, backend: str) -> str:
+    """The backend to use on ``target`` (``""``: its default); a backend the target cannot run is an error."""
+    if target not in BACKENDS:
+        raise placement.PlacementError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
+    backend = backend or BACKENDS[target][0]
+    if backend not in BACKENDS[target]:
+        raise ValueError(f"backend {backend!r} does not run on target {target!r}; choose {', '.join(BACKENDS[target])}")
+    return backend
+
+
+def add_search(backend: str, target: str, options: "placement.GpuOptions", *, data, statistics, schema, label, task,
+               search_space, validation_fraction, seed, base: dict, katib_namespace=D.NAMESPACE,
+               katib_mode="dry_run"):
+    """Add the search's tasks to the pipeline being defined (call it inside a ``@dsl.pipeline`` function).
+
+    Args:
+        backend: ``local`` | ``katib`` | ``vertex`` (see :func:`check_backend`).
+        target, options: as for the training step; the search's trials are placed the same way.
+        data, statistics, schema: upstream artifacts.
+        label, task, search_space, validation_fraction, seed: pipeline parameters (or constants).
+        base: the baseline training parameters by name (pipeline parameters or constants).
+        katib_namespace, katib_mode: Katib only.
+    Returns:
+        ``(chosen, first)``: the task whose outputs are the chosen parameters and ``tuning``, and the first task
+        of the search (to order it after validation).
+    """
+    from kfpc.components.tune import component as tune_components
+
+    common = {"label": label, "search_space": search_space, "task": task,
+              "validation_fraction": validation_fraction, "seed": seed, **base}
+    trial_image = images.TF_GPU if options.gpu_count > 0 else images.TF
+    if backend == "local":
+        op = (tune_components.tune if options.gpu_count == 0 else
+              dsl.component(base_image=images.TF_GPU, install_kfp_package=False)(tune_components.tune.python_func))
+        task_ = placement.apply_placement(op(data=data, statistics=statistics, schema=schema, **common), target,
+                                          options)
+        return task_, task_
+    if backend == "katib":
+        task_ = tune_components.katib_tune(
+            data=data, statistics=statistics, schema=schema, image=trial_image, namespace=katib_namespace,
+            mode=katib_mode, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            placement_json=json.dumps(katib_placement(options)), **common)
+        return task_, task_
+    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import HyperparameterTuningJobRunOp
+
+    accelerator = options.vertex_accelerator_type if options.gpu_count > 0 else ""
+    request = tune_components.vertex_tuning_request(
+        data=data, statistics=statistics, schema=schema, image=trial_image,
+        machine_type=options.vertex_machine_type, accelerator_type=accelerator,
+        accelerator_count=options.gpu_count if accelerator else 0, replica_count=options.vertex_replica_count,
+        boot_disk_size_gb=options.vertex_boot_disk_size_gb, service_account=options.vertex_service_account,
+        network=options.vertex_network, **common)
+    job = HyperparameterTuningJobRunOp(**{name: request.outputs[name] for name in (
+        "display_name", "base_output_directory", "worker_pool_specs", "study_spec_metrics",
+        "study_spec_parameters", "max_trial_count", "parallel_trial_count", "max_failed_trial_count",
+        "study_spec_algorithm", "service_account", "network")})
+    best = tune_components.vertex_best_trial(gcp_resources=job.outputs["gcp_resources"], search_space=search_space,
+                                             **base)
+    return best, request
+
+
+#: the train inputs a search decides
+TUNED_INPUTS = ("hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience")
+
+
 def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None, backend: str = ""):
     """Build ``tuned_training_pipeline`` for ``target``.
 
@@ -54,47 +119,9 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
     from kfpc.components.tune import component as tune_components
     from kfpc.components.validate.component import validate
 
-    if target not in BACKENDS:
-        raise placement.PlacementError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
-    backend = backend or BACKENDS[target][0]
-    if backend not in BACKENDS[target]:
-        raise ValueError(f"backend {backend!r} does not run on target {target!r}; choose {', '.join(BACKENDS[target])}")
+    backend = check_backend(target, backend)
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
-    trial_image = images.TF_GPU if options.gpu_count > 0 else images.TF
-    local_tune = (tune_components.tune if options.gpu_count == 0 else
-                  dsl.component(base_image=images.TF_GPU, install_kfp_package=False)(tune_components.tune.python_func))
-
-    def search(data, stats, schema, label, task, search_space, validation_fraction, seed, base, katib_namespace,
-               katib_mode):
-        common = {"label": label, "search_space": search_space, "task": task,
-                  "validation_fraction": validation_fraction, "seed": seed, **base}
-        if backend == "local":
-            task_ = local_tune(data=data, statistics=stats, schema=schema, **common)
-            placement.apply_placement(task_, target, options)
-            return task_, task_
-        if backend == "katib":
-            task_ = tune_components.katib_tune(
-                data=data, statistics=stats, schema=schema, image=trial_image, namespace=katib_namespace,
-                mode=katib_mode, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-                placement_json=json.dumps(katib_placement(options)), **common)
-            return task_, task_
-        from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import HyperparameterTuningJobRunOp
-
-        accelerator = options.vertex_accelerator_type if options.gpu_count > 0 else ""
-        request = tune_components.vertex_tuning_request(
-            data=data, statistics=stats, schema=schema, image=trial_image,
-            machine_type=options.vertex_machine_type, accelerator_type=accelerator,
-            accelerator_count=options.gpu_count if accelerator else 0, replica_count=options.vertex_replica_count,
-            boot_disk_size_gb=options.vertex_boot_disk_size_gb, service_account=options.vertex_service_account,
-            network=options.vertex_network, **common)
-        job = HyperparameterTuningJobRunOp(**{name: request.outputs[name] for name in (
-            "display_name", "base_output_directory", "worker_pool_specs", "study_spec_metrics",
-            "study_spec_parameters", "max_trial_count", "parallel_trial_count", "max_failed_trial_count",
-            "study_spec_algorithm", "service_account", "network")})
-        best = tune_components.vertex_best_trial(gcp_resources=job.outputs["gcp_resources"],
-                                                 search_space=search_space, **base)
-        return best, request
 
     @dsl.pipeline(name="tuned-training-pipeline", description=DESCRIPTION)
     def tuned_training_pipeline(
@@ -158,15 +185,17 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
         )
         base = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
                 "batch_size": batch_size, "epochs": epochs, "patience": patience}
-        chosen, searched = search(data.outputs["data"], stats.outputs["statistics"], schema.outputs["schema"], label,
-                                  task, search_space, validation_fraction, seed, base, katib_namespace, katib_mode)
+        chosen, searched = add_search(
+            backend, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
+            schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
+            validation_fraction=validation_fraction, seed=seed, base=base, katib_namespace=katib_namespace,
+            katib_mode=katib_mode)
         searched.after(validation)
         trained = placement.placed_training(
             train_op, target, options,
             data=data.outputs["data"], statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
             label=label, task=task, seed=seed, validation_fraction=validation_fraction,
-            **{name: chosen.outputs[name] for name in
-               ("hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience")},
+            **{name: chosen.outputs[name] for name in TUNED_INPUTS},
         )
         recorded = tune_components.record_tuning(model=trained.outputs["model"], tuning=chosen.outputs["tuning"])
         evaluation = evaluate(

@@ -94,3 +94,16 @@ def test_a_tiny_search_runs_end_to_end_in_kfp_local(tmp_path):
     assert card["hyperparameters"]["learning_rate"] == pytest.approx(chosen["learning_rate"])
     assert card["tuning"]["best_trial"] == history["best_trial"] and card["tuning"]["trials"] == 2
     assert summary.task("evaluate").status == "SUCCESS"
+
+
+def test_retraining_tune_option(tmp_path):
+    from kfpc.pipelines import retraining
+
+    path = compiler.compile_pipeline("retraining_pipeline", "kfp", tmp_path / "r.yaml", tune="local",
+                                     search_space=TINY)
+    tasks = kfp_components.load_component_from_file(str(path)).pipeline_spec.root.dag.tasks
+    assert tasks["train"].inputs.parameters["dropout"].task_output_parameter.producer_task == "tune"
+    assert tasks["tune"].inputs.parameters["search_space"].runtime_value.constant.string_value == TINY
+    assert tasks["evaluate"].inputs.artifacts["model"].task_output_artifact.producer_task == "record-tuning"
+    untuned = retraining.build_retraining_pipeline("kfp")
+    assert "tune" not in untuned.pipeline_spec.root.dag.tasks
