@@ -9,9 +9,8 @@ import yaml
 from kfp import components as kfp_components
 
 from kfpc.components.train.core import load_model_card
-from kfpc.pipelines import compiler, local_run
+from kfpc.pipelines import compiler, local_run, tuned_training
 from kfpc.pipelines import placement as P
-from kfpc.pipelines import tuned_training
 
 TINY = json.dumps({"max_trials": 2, "algorithm": "random", "seed": 0,
                    "parameters": {"learning_rate": {"type": "float", "min": 0.005, "max": 0.05, "log": True}}})
@@ -55,7 +54,7 @@ def test_kfp_katib_backend(tmp_path):
         "gpu_count": 2, "accelerator_resource": "nvidia.com/gpu", "node_selector": [["nvidia.com/gpu.present", "true"]],
         "tolerations": [["nvidia.com/gpu", "Exists", "", "NoSchedule"]], "cpu_limit": "", "memory_limit": "16G",
         "retries": 3}
-    assert katib["image"].runtime_value.constant.string_value.endswith(("kfpc-tf-gpu:" + _version()))
+    assert katib["image"].runtime_value.constant.string_value.endswith("kfpc-tf-gpu:" + _version())
 
 
 def _version():

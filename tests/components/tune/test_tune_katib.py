@@ -81,7 +81,7 @@ def test_the_schema_check_catches_mistakes(validator_for):
     misspelt["spec"]["objective"]["objectiveMetric"] = misspelt["spec"]["objective"].pop("objectiveMetricName")
     bad_pod = _experiment()
     bad_pod["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = "python"
-    for manifest, root in ((wrong_type, "v1beta1.Experiment"), (misspelt, "v1beta1.Experiment")):
+    for manifest in (wrong_type, misspelt):
         with pytest.raises(jsonschema.ValidationError):
             validator.validate(manifest)
     with pytest.raises(jsonschema.ValidationError):
