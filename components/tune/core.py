@@ -330,8 +330,11 @@ def _plot(result: TuneResult) -> bytes | None:
     completed = [r for r in result.history if r["state"] == COMPLETE]
     if not completed:
         return None
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:  # an image without matplotlib still gets the table, the card and the HTML report
+        log.warning("matplotlib is not installed: the search history is written without a plot")
+        return None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -387,7 +390,7 @@ def _report(result: TuneResult, png: bytes | None) -> str:
         "<tr" + (' class="best"' if row[0] == _cell(best) else "") + ">"
         + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
     image = (f'<img alt="search history" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-             if png else "<p>No trial completed: nothing to plot.</p>")
+             if png else "<p>No plot: no trial completed, or matplotlib is not installed.</p>")
     summary = (f"best trial {best}: {result.spec.metric} = {_cell(result.best_value)}"
                + (f" (baseline {_cell(result.baseline_value)})" if result.baseline_value is not None else "")
                if best is not None else "no trial ran")

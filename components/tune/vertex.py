@@ -2,7 +2,7 @@
 built from the search space, and the best trial read back from the finished job (GCPC 2.22 ships no
 step for that).
 
-Parameters and metrics are serialized with GCPC's own ``serialize_parameters`` / ``serialize_metrics``
+Parameters and metrics are serialized as GCPC's ``serialize_parameters`` / ``serialize_metrics`` do
 (``google.cloud.aiplatform.hyperparameter_tuning`` specs -> ``StudySpec`` dicts). Trials run
 ``python -m kfpc.components.tune.trial`` in the training image; Vertex AI appends ``--<parameter>=<value>``
 to its arguments and reads the metric the trial reports (``cloudml-hypertune``'s file).
@@ -44,6 +44,23 @@ def parameter_specs(spec: S.SearchSpec) -> dict:
     return out
 
 
+def serialize_parameters(parameters: Mapping[str, Any]) -> list[dict]:
+    """GCPC's ``hyperparameter_tuning_job.serialize_parameters``, the same two calls, without GCPC: GCPC is a
+    compile-time tool and not in the deploy image this runs in (a test checks both give the same)."""
+    from google.cloud.aiplatform_v1.types import study
+
+    return [study.StudySpec.ParameterSpec.to_dict(p._to_parameter_spec(parameter_id=name))
+            for name, p in parameters.items()]
+
+
+def serialize_metrics(metrics: Mapping[str, str]) -> list[dict]:
+    """GCPC's ``hyperparameter_tuning_job.serialize_metrics`` without GCPC (see :func:`serialize_parameters`)."""
+    from google.cloud.aiplatform_v1.types import study
+
+    return [study.StudySpec.MetricSpec.to_dict(study.StudySpec.MetricSpec({"metric_id": name, "goal": goal.upper()}))
+            for name, goal in metrics.items()]
+
+
 def build_request(spec: S.SearchSpec, *, image: str, data_uri: str, label: str, base_output_directory: str,
                   base: Mapping[str, Any] | None = None, statistics_uri: str = "", schema_uri: str = "",
                   task: str = "auto", validation_fraction: float = 0.1, seed: int = 42,
@@ -68,11 +85,6 @@ def build_request(spec: S.SearchSpec, *, image: str, data_uri: str, label: str, 
         ``study_spec_parameters``, ``max_trial_count``, ``parallel_trial_count``, ``max_failed_trial_count``,
         ``study_spec_algorithm``, ``service_account``, ``network``.
     """
-    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import (
-        serialize_metrics,
-        serialize_parameters,
-    )
-
     command = katib.trial_command(spec, data_uri=data_uri, label=label, base=base or {},
                                   statistics_uri=statistics_uri, schema_uri=schema_uri, task=task,
                                   validation_fraction=validation_fraction, seed=seed)

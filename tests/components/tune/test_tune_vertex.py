@@ -83,11 +83,19 @@ def test_cpu_trials_and_multi_worker_trials():
     assert [p.replica_count for p in job.trial_job_spec.worker_pool_specs] == [1, 2]
 
 
-def test_the_op_accepts_the_request_inputs():
-    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import HyperparameterTuningJobRunOp
+def test_the_op_accepts_the_request_inputs_serialized_as_gcpc_does():
+    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import (
+        HyperparameterTuningJobRunOp,
+        serialize_metrics,
+        serialize_parameters,
+    )
 
     expected = set(HyperparameterTuningJobRunOp.component_spec.inputs)
-    assert set(_request()) <= expected, set(_request()) - expected
+    request = _request()
+    assert set(request) <= expected, set(request) - expected
+    spec = S.parse_spec(SPACE)
+    assert request["study_spec_parameters"] == serialize_parameters(vertex.parameter_specs(spec))
+    assert request["study_spec_metrics"] == serialize_metrics({"validation_loss": "minimize"})
 
 
 def _finished_job() -> dict:
