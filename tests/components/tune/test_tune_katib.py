@@ -163,3 +163,27 @@ def test_best_trial_from_katib_trials():
     assert result.hyperparameters["dropout"] == 0.2
     assert [r["state"] for r in result.history] == ["COMPLETE", "COMPLETE", "FAILED"]
     assert result.history[2]["error"] == "OOMKilled"
+
+
+def test_the_katib_component_dry_run_writes_the_manifest_and_passes_the_baseline_on(tmp_path, validator_for):
+    import yaml
+    from kfp import dsl
+
+    from kfpc.components.tune.component import katib_tune
+
+    data = dsl.Dataset(uri="gs://bucket/run/data", metadata={})
+    experiment, tuning, report = (dsl.Artifact(uri=str(tmp_path / n), metadata={}) for n in ("exp", "tuning", "r.html"))
+    outputs = katib_tune.python_func(
+        data=data, experiment=experiment, tuning=tuning, report=report, label="species", image="img:1",
+        run_id="3F2b-11", search_space=json.dumps(SPACE), hidden_units=[32], learning_rate=0.02,
+        placement_json=json.dumps({"gpu_count": 1, "memory_limit": "8G"}))
+    manifest = yaml.safe_load((tmp_path / "exp" / "experiment.yaml").read_text())
+    validator_for("v1beta1.Experiment").validate(manifest)
+    assert manifest["metadata"]["name"] == "kfpc-tune-3f2b-11"
+    pod = manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1, "memory": "8G"}
+    assert outputs.hidden_units == [32] and outputs.learning_rate == 0.02  # dry run: the pipeline's values
+    assert core.load_result(tmp_path / "tuning")["note"].startswith("dry run")
+    with pytest.raises(ValueError, match="mode must be dry_run or cluster, got 'apply'"):
+        katib_tune.python_func(data=data, experiment=experiment, tuning=tuning, report=report, label="species",
+                               image="img:1", run_id="x", mode="apply")

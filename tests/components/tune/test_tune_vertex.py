@@ -141,3 +141,18 @@ def test_job_name_from_gcp_resources():
     assert vertex.job_name_from_gcp_resources(resources) == "projects/p/locations/europe-west4/hyperparameterTuningJobs/42"
     with pytest.raises(vertex.VertexTuningError, match=re.escape("gcp_resources names no HyperparameterTuningJob")):
         vertex.job_name_from_gcp_resources('{"resources": [{"resourceType": "CustomJob", "resourceUri": "x"}]}')
+
+
+def test_the_request_component_returns_the_op_inputs(tmp_path):
+    from kfp import dsl
+
+    from kfpc.components.tune.component import vertex_tuning_request
+
+    job_dir = dsl.Artifact(uri=str(tmp_path / "job_dir"), metadata={})
+    outputs = vertex_tuning_request.python_func(
+        data=dsl.Dataset(uri="gs://b/run/data", metadata={}), job_dir=job_dir, label="species", image="img:1",
+        search_space=json.dumps(SPACE), accelerator_count=0)
+    assert outputs.base_output_directory == str(tmp_path / "job_dir")
+    assert outputs.worker_pool_specs[0]["machine_spec"] == {"machine_type": "n1-standard-8"}
+    assert outputs.study_spec_algorithm == "RANDOM_SEARCH" and outputs.max_trial_count == 9
+    assert json.loads((tmp_path / "job_dir" / "request.json").read_text())["parallel_trial_count"] == 3
