@@ -16,6 +16,11 @@ PIPELINES: dict[str, tuple[str, str]] = {
         "kfpc.pipelines.training:build_training_pipeline",
         "ingest -> statistics -> schema -> validate -> train (GPU node) -> evaluate -> push if blessed",
     ),
+    "tuned_training_pipeline": (
+        "kfpc.pipelines.tuned_training:build_tuned_training_pipeline",
+        "ingest -> statistics -> schema -> validate -> tune (Optuna / Katib / Vertex AI) -> train the best "
+        "configuration -> evaluate -> push if blessed",
+    ),
     "retraining_pipeline": (
         "kfpc.pipelines.retraining:build_retraining_pipeline",
         "scheduled retraining: newest span vs production schema and previous span, evaluate against the "

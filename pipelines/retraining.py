@@ -72,12 +72,16 @@ def resolve_retraining_inputs(
     return outputs(found.latest_uri, found.latest_span, found.previous_uri, found.previous_span, baseline)
 
 
-def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None, tune: str = "",
+                              search_space: str = ""):
     """Build ``retraining_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+        tune: search before training with this backend (``local`` | ``katib`` on kfp, ``vertex`` on vertex; see
+            :mod:`kfpc.pipelines.tuned_training`); empty: train the pipeline's parameters as given.
+        search_space: with ``tune``: the search space (YAML/JSON), fixed at build time; empty: the default space.
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -92,6 +96,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
 
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
+    if tune:
+        from kfpc.pipelines import tuned_training
+
+        tune = tuned_training.check_backend(target, tune)
 
     @dsl.pipeline(name="retraining-pipeline", description=DESCRIPTION)
     def retraining_pipeline(
@@ -213,6 +221,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         gate = validation_gate(anomalies=validation.outputs["anomalies"], what="the new span (against the production schema and the previous span)",
                                fail_on_anomalies=fail_on_anomalies)
 
+        hyperparameters = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
+                           "batch_size": batch_size, "epochs": epochs, "patience": patience}
+        if tune:
+            chosen, searched = tuned_training.add_search(
+                tune, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
+                schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
+                validation_fraction=validation_fraction, seed=seed, base=hyperparameters)
+            searched.after(validation)
+            hyperparameters = {name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS}
         trained = placement.placed_training(
             train_op,
             target,
@@ -222,15 +239,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             schema=schema.outputs["schema"],
             label=label,
             task=task,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
+            **hyperparameters,
         ).after(gate)
+        candidate = trained.outputs["model"]
+        if tune:
+            from kfpc.components.tune.component import record_tuning
+
+            candidate = record_tuning(model=candidate, tuning=chosen.outputs["tuning"]).outputs["tuned_model"]
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True
@@ -238,7 +255,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         served.set_display_name("served-model")
         evaluation = evaluate(
             data=data.outputs["data"],
-            model=trained.outputs["model"],
+            model=candidate,
             baseline_model=served.output,
             statistics=stats.outputs["statistics"],
             min_accuracy=min_accuracy,
@@ -247,7 +264,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         )
         with dsl.If(evaluation.outputs["Output"] == True, name="better-than-served"):  # noqa: E712 (KFP condition)
             pushed = push_kserve(
-                model=trained.outputs["model"],
+                model=candidate,
                 blessing=evaluation.outputs["blessing"],
                 data=data.outputs["data"],
                 name=model_name,
@@ -263,7 +280,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             )
             with dsl.If(registry_backend != "", name="registry-configured"):
                 register_model(
-                    model=trained.outputs["model"], model_uri=pushed.outputs["model_uri"], name=model_name,
+                    model=candidate, model_uri=pushed.outputs["model_uri"], name=model_name,
                     registry_uri=registry_uri, backend=registry_backend, push_result=pushed.outputs["manifest"],
                     blessing=evaluation.outputs["blessing"], metrics=evaluation.outputs["metrics"],
                     data=data.outputs["data"], statistics=stats.outputs["statistics"],

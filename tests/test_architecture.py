@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENT_DIRS = sorted(p.parent for p in (ROOT / "components").glob("*/core.py"))
 #: cores whose family image holds no TensorFlow: importing them must not import it either
-NO_TENSORFLOW = ("preflight", "ingest", "statistics", "schema", "validate", "push", "monitor", "registry")
+NO_TENSORFLOW = ("preflight", "ingest", "statistics", "schema", "validate", "push", "monitor", "registry",
+                 "tune")
 
 
 def _modules_after_import(module: str) -> set[str]:

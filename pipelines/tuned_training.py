@@ -1,0 +1,217 @@
+"""``tuned_training_pipeline``: ingest → statistics → schema → validate → **tune** → train the best
+configuration on the full train split → record the search in the card → evaluate → push if blessed.
+
+The search backend is chosen at build time:
+
+* ``local`` (default for ``kfp``): Optuna inside the tune task, placed like the training step (GPU node);
+* ``katib`` (``kfp``): a Katib Experiment whose trials run the training image with the training step's
+  placement; ``katib_mode="dry_run"`` (default) writes the manifest and trains the pipeline's own parameters;
+* ``vertex`` (default and only backend for ``vertex``): GCPC's ``HyperparameterTuningJobRunOp`` with trials
+  on the training step's machine and accelerator, then ``vertex_best_trial``.
+
+Searches are scored on the validation part of ``Split-train``; ``Split-eval`` stays for evaluate.
+"""
+
+import json
+
+from kfp import dsl
+
+from kfpc.components import images
+from kfpc.pipelines import defaults as D
+from kfpc.pipelines import placement
+
+DESCRIPTION = (
+    "Tuned training: search hyperparameters (locally with Optuna, on Katib or on Vertex AI) on the validation "
+    "part of the train split, train the best configuration, evaluate it on the held-out split, push if blessed."
+)
+BACKENDS = {"kfp": ("local", "katib"), "vertex": ("vertex",)}
+
+
+def katib_placement(options: "placement.GpuOptions") -> dict:
+    """The training step's placement as Katib trial placement (``TrialPlacement`` fields)."""
+    return {"gpu_count": options.gpu_count, "accelerator_resource": options.kfp_accelerator_type,
+            "node_selector": [list(p) for p in options.kfp_node_selector],
+            "tolerations": [list(t) for t in options.kfp_tolerations], "cpu_limit": options.cpu_limit,
+            "memory_limit": options.memory_limit, "retries": options.retries}
+
+
+def check_backend(target: str, backend: str) -> str:
+    """The backend to use on ``target`` (``""``: its default); a backend the target cannot run is an error."""
+    if target not in BACKENDS:
+        raise placement.PlacementError(f"unknown target {target!r}; known: {', '.join(BACKENDS)}")
+    backend = backend or BACKENDS[target][0]
+    if backend not in BACKENDS[target]:
+        raise ValueError(f"backend {backend!r} does not run on target {target!r}; choose {', '.join(BACKENDS[target])}")
+    return backend
+
+
+def add_search(backend: str, target: str, options: "placement.GpuOptions", *, data, statistics, schema, label, task,
+               search_space, validation_fraction, seed, base: dict, katib_namespace=D.NAMESPACE,
+               katib_mode="dry_run"):
+    """Add the search's tasks to the pipeline being defined (call it inside a ``@dsl.pipeline`` function).
+
+    Args:
+        backend: ``local`` | ``katib`` | ``vertex`` (see :func:`check_backend`).
+        target, options: as for the training step; the search's trials are placed the same way.
+        data, statistics, schema: upstream artifacts.
+        label, task, search_space, validation_fraction, seed: pipeline parameters (or constants).
+        base: the baseline training parameters by name (pipeline parameters or constants).
+        katib_namespace, katib_mode: Katib only.
+    Returns:
+        ``(chosen, first)``: the task whose outputs are the chosen parameters and ``tuning``, and the first task
+        of the search (to order it after validation).
+    """
+    from kfpc.components.tune import component as tune_components
+
+    common = {"label": label, "search_space": search_space, "task": task,
+              "validation_fraction": validation_fraction, "seed": seed, **base}
+    trial_image = images.TF_GPU if options.gpu_count > 0 else images.TF
+    if backend == "local":
+        op = (tune_components.tune if options.gpu_count == 0 else
+              dsl.component(base_image=images.TF_GPU, install_kfp_package=False)(tune_components.tune.python_func))
+        task_ = placement.apply_placement(op(data=data, statistics=statistics, schema=schema, **common), target,
+                                          options)
+        return task_, task_
+    if backend == "katib":
+        task_ = tune_components.katib_tune(
+            data=data, statistics=statistics, schema=schema, image=trial_image, namespace=katib_namespace,
+            mode=katib_mode, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            placement_json=json.dumps(katib_placement(options)), **common)
+        return task_, task_
+    from google_cloud_pipeline_components.v1.hyperparameter_tuning_job import HyperparameterTuningJobRunOp
+
+    accelerator = options.vertex_accelerator_type if options.gpu_count > 0 else ""
+    request = tune_components.vertex_tuning_request(
+        data=data, statistics=statistics, schema=schema, image=trial_image,
+        machine_type=options.vertex_machine_type, accelerator_type=accelerator,
+        accelerator_count=options.gpu_count if accelerator else 0, replica_count=options.vertex_replica_count,
+        boot_disk_size_gb=options.vertex_boot_disk_size_gb, service_account=options.vertex_service_account,
+        network=options.vertex_network, **common)
+    job = HyperparameterTuningJobRunOp(**{name: request.outputs[name] for name in (
+        "display_name", "base_output_directory", "worker_pool_specs", "study_spec_metrics",
+        "study_spec_parameters", "max_trial_count", "parallel_trial_count", "max_failed_trial_count",
+        "study_spec_algorithm", "service_account", "network")})
+    best = tune_components.vertex_best_trial(gcp_resources=job.outputs["gcp_resources"], search_space=search_space,
+                                             **base)
+    return best, request
+
+
+#: the train inputs a search decides
+TUNED_INPUTS = ("hidden_units", "dropout", "learning_rate", "batch_size", "epochs", "patience")
+
+
+def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None, backend: str = ""):
+    """Build ``tuned_training_pipeline`` for ``target``.
+
+    Args:
+        target: ``kfp`` or ``vertex``.
+        gpu: placement of the training step (and of the search's trials); default one GPU.
+        backend: ``local`` | ``katib`` (kfp) or ``vertex`` (vertex); empty: ``local`` for kfp, ``vertex`` for vertex.
+    Returns:
+        The ``@dsl.pipeline`` function.
+    """
+    from kfpc.components.evaluate.component import evaluate
+    from kfpc.components.ingest.component import ingest
+    from kfpc.components.preflight.component import preflight
+    from kfpc.components.push.component import push_kserve
+    from kfpc.components.schema.component import resolve_schema
+    from kfpc.components.statistics.component import statistics
+    from kfpc.components.tune import component as tune_components
+    from kfpc.components.validate.component import validate
+
+    backend = check_backend(target, backend)
+    options = gpu or placement.GpuOptions()
+    train_op = placement.training_op(target, options)
+
+    @dsl.pipeline(name="tuned-training-pipeline", description=DESCRIPTION)
+    def tuned_training_pipeline(
+        serving_root: str,
+        source_uri: str = "bundled:penguins.csv",
+        label: str = "species",
+        search_space: str = "",
+        key_column: str = "",
+        eval_fraction: float = D.EVAL_FRACTION,
+        validation_fraction: float = D.VALIDATION_FRACTION,
+        schema_uri: str = "",
+        task: str = "auto",
+        exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
+        numeric_columns: list[str] = [],  # noqa: B006
+        hidden_units: list[int] = D.HIDDEN_UNITS,
+        dropout: float = D.DROPOUT,
+        learning_rate: float = D.LEARNING_RATE,
+        batch_size: int = D.BATCH_SIZE,
+        epochs: int = D.EPOCHS,
+        patience: int = D.PATIENCE,
+        seed: int = D.SEED,
+        fail_on_anomalies: bool = True,
+        min_accuracy: float = D.MIN_ACCURACY,
+        eval_config_json: str = "",
+        model_name: str = "penguins",
+        namespace: str = D.NAMESPACE,
+        push_mode: str = D.PUSH_MODE,
+        canary_traffic_percent: int = 0,
+        promote: bool = False,
+        katib_namespace: str = D.NAMESPACE,
+        katib_mode: str = "dry_run",
+    ):
+        """Tune, train the best configuration, evaluate it on the held-out split, push it if blessed.
+
+        Args:
+            search_space: the search space (YAML or JSON, components/tune/README.md); empty: the default space
+                (learning rate, dropout, architecture, batch size; 12 trials).
+            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: the baseline configuration
+                (the first trial when inside the space) and the value of every parameter not searched.
+            katib_namespace, katib_mode: Katib backend only: where the Experiment goes; ``dry_run`` writes its
+                manifest and trains the baseline, ``cluster`` creates it and waits.
+            Every other parameter: as in ``training_pipeline``.
+        """
+        checked = preflight(
+            source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
+            validation_fraction=validation_fraction, exclude_columns=exclude_columns,
+            numeric_columns=numeric_columns, hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate,
+            batch_size=batch_size, epochs=epochs, patience=patience, min_accuracy=min_accuracy,
+            eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
+            canary_traffic_percent=canary_traffic_percent, promote=promote,
+        )
+        data = ingest(
+            source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
+            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
+        )
+        stats = statistics(data=data.outputs["data"])
+        schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
+        validation = validate(
+            statistics=stats.outputs["statistics"], schema=schema.outputs["schema"], reference_split="train",
+            fail_on_anomalies=fail_on_anomalies,
+        )
+        base = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
+                "batch_size": batch_size, "epochs": epochs, "patience": patience}
+        chosen, searched = add_search(
+            backend, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
+            schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
+            validation_fraction=validation_fraction, seed=seed, base=base, katib_namespace=katib_namespace,
+            katib_mode=katib_mode)
+        searched.after(validation)
+        trained = placement.placed_training(
+            train_op, target, options,
+            data=data.outputs["data"], statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
+            label=label, task=task, seed=seed, validation_fraction=validation_fraction,
+            **{name: chosen.outputs[name] for name in TUNED_INPUTS},
+        )
+        recorded = tune_components.record_tuning(model=trained.outputs["model"], tuning=chosen.outputs["tuning"])
+        evaluation = evaluate(
+            data=data.outputs["data"], model=recorded.outputs["tuned_model"], statistics=stats.outputs["statistics"],
+            min_accuracy=min_accuracy, config_json=eval_config_json,
+        )
+        with dsl.If(evaluation.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
+            push_kserve(
+                model=recorded.outputs["tuned_model"], blessing=evaluation.outputs["blessing"],
+                data=data.outputs["data"], name=model_name, serving_root=serving_root, namespace=namespace,
+                mode=push_mode, canary_traffic_percent=canary_traffic_percent, promote=promote,
+                image=images.SERVING,
+            )
+
+    return tuned_training_pipeline
+
+
+#: as training_pipeline: push to a folder in the run and smoke-test the copy locally
+LOCAL_DEFAULTS = {"push_mode": "local", "serving_root": "{run_dir}/serving"}
