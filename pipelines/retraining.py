@@ -22,7 +22,7 @@ from kfp import dsl
 
 from kfpc.components import images
 from kfpc.pipelines import defaults as D
-from kfpc.pipelines import placement
+from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
     "Scheduled retraining: ingest the newest data span, validate it against the production schema and for "
@@ -68,10 +68,6 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     Returns:
         The ``@dsl.pipeline`` function.
     """
-    from kfpc.components.evaluate.component import evaluate
-    from kfpc.components.ingest.component import ingest
-    from kfpc.components.preflight.component import preflight
-    from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate
@@ -93,7 +89,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         task: str = "auto",
         exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
         numeric_columns: list[str] = [],  # noqa: B006
-        hidden_units: list[int] = D.HIDDEN_UNITS,
+        hidden_units: list[int] = list(D.HIDDEN_UNITS),  # noqa: B006, B008
         dropout: float = D.DROPOUT,
         learning_rate: float = D.LEARNING_RATE,
         batch_size: int = D.BATCH_SIZE,
@@ -104,7 +100,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         min_accuracy: float = D.MIN_ACCURACY,
         max_regression: float = D.MAX_REGRESSION,
         eval_config_json: str = "",
-        namespace: str = D.NAMESPACE,
+        namespace: str = D.PIPELINE_NAMESPACE,
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
@@ -138,33 +134,19 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 the bake (the Prometheus query API and label matchers selecting the canary's pods); needed to
                 promote in cluster mode.
         """
+        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
         resolved = resolve_retraining_inputs(
             source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
             baseline_model_uri=baseline_model_uri,
         ).set_caching_options(False)  # spans and the served model change between runs with the same inputs
         resolved.set_display_name("resolve-span-and-baseline")
 
-        checked = preflight(
-            source_uri=resolved.outputs["data_uri"], label=label, task=task, key_column=key_column,
-            eval_fraction=eval_fraction, validation_fraction=validation_fraction, exclude_columns=exclude_columns,
-            numeric_columns=numeric_columns,
-            hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
-            epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
-            eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
-            canary_traffic_percent=canary_traffic_percent, promote=promote, prometheus_url=prometheus_url,
-            prometheus_selector=prometheus_selector,
-        )
-        data = ingest(
-            source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        checked = steps.preflight(p, resolved.outputs["data_uri"])
+        data = steps.ingest(p, resolved.outputs["data_uri"], checked.outputs["Output"])
         data.set_display_name("ingest-newest-span")
         stats = statistics(data=data.outputs["data"])
         stats.set_display_name("statistics-newest-span")
-        previous = ingest(
-            source_uri=resolved.outputs["previous_data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        previous = steps.ingest(p, resolved.outputs["previous_data_uri"], checked.outputs["Output"])
         previous.set_display_name("ingest-previous-span")
         previous_stats = statistics(data=previous.outputs["data"])
         previous_stats.set_display_name("statistics-previous-span")
@@ -179,54 +161,13 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             previous_split="train",
             fail_on_anomalies=fail_on_anomalies,
         )
-
-        trained = placement.placed_training(
-            train_op,
-            target,
-            options,
-            data=data.outputs["data"],
-            statistics=stats.outputs["statistics"],
-            schema=schema.outputs["schema"],
-            label=label,
-            task=task,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            seed=seed,
-            validation_fraction=validation_fraction,
-        ).after(validation)
+        trained = steps.train(p, train_op, target, options, data, stats, schema).after(validation)
 
         served = dsl.importer(
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True
         )
         served.set_display_name("served-model")
-        evaluation = evaluate(
-            data=data.outputs["data"],
-            model=trained.outputs["model"],
-            baseline_model=served.output,
-            statistics=stats.outputs["statistics"],
-            min_accuracy=min_accuracy,
-            max_regression=max_regression,
-            config_json=eval_config_json,
-        )
-        with dsl.If(evaluation.outputs["Output"] == True, name="better-than-served"):  # noqa: E712 (KFP condition)
-            push_kserve(
-                model=trained.outputs["model"],
-                blessing=evaluation.outputs["blessing"],
-                data=data.outputs["data"],
-                name=model_name,
-                serving_root=serving_root,
-                namespace=namespace,
-                mode=push_mode,
-                canary_traffic_percent=canary_traffic_percent,
-                promote=promote,
-                prometheus_url=prometheus_url,
-                prometheus_selector=prometheus_selector,
-                # chosen at build time so that `kfpc compile --image-registry` moves it with the others
-                image=images.SERVING,
-            )
+        evaluation = steps.evaluate(p, data, trained, stats, baseline_model=served.output)
+        steps.push_if_blessed(p, evaluation, trained, data, "better-than-served")
 
     return retraining_pipeline

@@ -27,6 +27,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 from kfpc.components import _redact
+from kfpc.components import defaults as D
 
 STRING = "string"
 FLOAT64 = "float64"
@@ -56,8 +57,8 @@ class Feature:
 class Limits:
     """Bounds on what one request may hold."""
 
-    max_rows: int = 10_000
-    max_string_length: int = 4_096
+    max_rows: int = D.MAX_ROWS
+    max_string_length: int = D.MAX_STRING_LENGTH
 
 
 def _get(record: Any, key: str, default: Any = None) -> Any:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import defaults as D
 from .. import types
 from .._fs import atomic_dir, local_path
 from .._redact import excerpt
@@ -209,7 +210,7 @@ def ingest(
     output_dir: str | os.PathLike,
     *,
     key_column: str | None = None,
-    eval_fraction: float = 0.2,
+    eval_fraction: float = D.EVAL_FRACTION,
     file_format: str = "auto",
     delimiter: str = ",",
     salt: str = "",

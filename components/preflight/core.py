@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import defaults as D
 from .._fs import local_path
 from .._redact import excerpt
 from .._redact import names as _names
@@ -94,16 +95,16 @@ def check_parameters(
     promote: bool = False,
     prometheus_url: str = "",
     prometheus_selector: str = "",
-    eval_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    hidden_units: Sequence[int] = (64, 32),
-    dropout: float = 0.1,
-    learning_rate: float = 1e-3,
-    batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
-    min_accuracy: float = 0.0,
-    max_regression: float = 0.01,
+    eval_fraction: float = D.EVAL_FRACTION,
+    validation_fraction: float = D.VALIDATION_FRACTION,
+    hidden_units: Sequence[int] = D.HIDDEN_UNITS,
+    dropout: float = D.DROPOUT,
+    learning_rate: float = D.LEARNING_RATE,
+    batch_size: int = D.BATCH_SIZE,
+    epochs: int = D.EPOCHS,
+    patience: int = D.PATIENCE,
+    min_accuracy: float = D.MIN_ACCURACY,
+    max_regression: float = D.MAX_REGRESSION,
     eval_config_json: str = "",
 ) -> list[str]:
     """Problems with the run's parameters (no data read), each naming the parameter, the value and the fix.
