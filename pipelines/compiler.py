@@ -34,6 +34,7 @@ COMPONENTS: dict[str, str] = {
     "validate": "kfpc.components.validate.component:validate",
     "train": "kfpc.components.train.component:train",
     "evaluate": "kfpc.components.evaluate.component:evaluate",
+    "feature_importance": "kfpc.components.feature_importance.component:feature_importance",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
 }
