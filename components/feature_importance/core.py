@@ -116,7 +116,7 @@ def rmse(label: np.ndarray, prediction: np.ndarray) -> float:
     return float(np.sqrt(np.mean((label - prediction) ** 2)))
 
 
-def _scorer(task: str, classes: list[str]):
+def _scorer(task: str):
     """``(metric name, higher is better, score(outputs, target))`` for the task."""
     if task == "regression":
         return "rmse", False, lambda out, y: rmse(y, np.asarray(out["predictions"], dtype=np.float64).reshape(-1))
@@ -206,7 +206,7 @@ def permutation_importance(
                                      f"{where}: no row of {table.num_rows} has a label {excerpt(label)}")
     table, target = table.filter(usable), target[usable]
     columns = _columns(table, features)
-    metric, higher_is_better, score = _scorer(task, classes)
+    metric, higher_is_better, score = _scorer(task)
     baseline = score(predictor.predict(columns), target)
     if math.isnan(baseline):
         raise FeatureImportanceError(f"{where}: {metric} is undefined on these {target.size} rows "
