@@ -2,7 +2,7 @@
 
 Each feature's column is shuffled across the rows of a bounded sample of the split and the model's metric
 measured again through its serving predictor; the importance is how much the metric gets worse, over a few
-shuffles (mean and spread). The metric is the one evaluation gates on for the task: ROC AUC (binary),
+shuffles (mean and spread). The metric, computed by evaluation's own accumulators: ROC AUC (binary),
 log-loss (multi-class; smooth where accuracy moves in steps on small samples) and RMSE (regression).
 
 Model-agnostic and on held-out rows: it measures what the served model relies on, not what a tree or a
@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from .. import types
 from .._fs import atomic_dir
 from .._redact import excerpt
+from ..evaluate import metrics as metric_lib
 from ..evaluate.core import _label_text
 
 # The model contract and the Dataset layout, each in one line (issue 16 moves them to
@@ -42,7 +43,6 @@ REPEATS = 3
 SEED = 42
 #: features shown in the Metrics artifact (all of them are in the JSON table and the report)
 TOP_METRICS = 10
-_EPS = 1e-15
 
 
 class FeatureImportanceError(ValueError):
@@ -86,43 +86,25 @@ def _metric_key(name: str) -> str:
     return key or "_"
 
 
-# ---- metrics (numpy only: the same definitions the evaluation gates on)
+# ---- metrics: evaluation's own accumulators, so a feature's importance is in the units evaluation reports
 
-def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC from ranks (ties get the mean rank); NaN when one class is absent."""
-    positives = int(positive.sum())
-    negatives = positive.size - positives
-    if positives == 0 or negatives == 0:
-        return math.nan
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(score.size, dtype=np.float64)
-    ranks[order] = np.arange(1, score.size + 1)
-    sorted_scores = score[order]
-    # mean rank within each run of equal scores
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    ends = np.r_[starts[1:], score.size]
-    for start, end in zip(starts, ends, strict=True):
-        if end - start > 1:
-            ranks[order[start:end]] = (start + 1 + end) / 2.0
-    return float((ranks[positive].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
-
-
-def log_loss(class_index: np.ndarray, probabilities: np.ndarray) -> float:
-    picked = probabilities[np.arange(class_index.size), class_index]
-    return float(-np.mean(np.log(np.clip(picked, _EPS, 1.0))))
-
-
-def rmse(label: np.ndarray, prediction: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((label - prediction) ** 2)))
-
-
-def _scorer(task: str):
+def _scorer(task: str, classes: list[str]):
     """``(metric name, higher is better, score(outputs, target))`` for the task."""
     if task == "regression":
-        return "rmse", False, lambda out, y: rmse(y, np.asarray(out["predictions"], dtype=np.float64).reshape(-1))
-    if task == "binary":
-        return "roc_auc", True, lambda out, y: roc_auc(y == 1, np.asarray(out["probabilities"])[:, 1])
-    return "log_loss", False, lambda out, y: log_loss(y, np.asarray(out["probabilities"], dtype=np.float64))
+        def rmse(outputs, target):
+            accumulator = metric_lib.RegressionAccumulator()
+            accumulator.add(target, np.asarray(outputs["predictions"], dtype=np.float64).reshape(-1))
+            return accumulator.result()["rmse"]
+
+        return "rmse", False, rmse
+    metric = "roc_auc" if task == "binary" else "log_loss"
+
+    def classification(outputs, target):
+        accumulator = metric_lib.ClassificationAccumulator(classes)
+        accumulator.add(target, outputs["probabilities"], outputs.get("class_ids"))
+        return accumulator.result()[metric]
+
+    return metric, task == "binary", classification
 
 
 # ---- data
@@ -206,7 +188,7 @@ def permutation_importance(
                                      f"{where}: no row of {table.num_rows} has a label {excerpt(label)}")
     table, target = table.filter(usable), target[usable]
     columns = _columns(table, features)
-    metric, higher_is_better, score = _scorer(task)
+    metric, higher_is_better, score = _scorer(task, classes)
     baseline = score(predictor.predict(columns), target)
     if math.isnan(baseline):
         raise FeatureImportanceError(f"{where}: {metric} is undefined on these {target.size} rows "

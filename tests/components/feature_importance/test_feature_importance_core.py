@@ -120,14 +120,6 @@ def test_bad_input_names_the_problem(binary, tmp_path):
         core.write_outputs(core.permutation_importance(data, model, max_rows=20, repeats=1), tmp_path / "full")
 
 
-def test_roc_auc_matches_the_pairwise_definition_with_ties():
-    rng = np.random.default_rng(1)
-    positive = rng.random(60) < 0.4
-    score = np.round(rng.random(60), 1)  # many ties
-    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p in score[positive] for n in score[~positive]]
-    assert core.roc_auc(positive, score) == pytest.approx(np.mean(pairs))
-
-
 def test_the_component_defaults_are_the_cores():
     from kfpc.components.feature_importance.component import feature_importance
 
