@@ -6,6 +6,8 @@ Used wherever a URL, a header or a user's value can reach stdout, a log, a dry-r
 from __future__ import annotations
 
 import re
+import reprlib
+from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "<redacted>"
@@ -67,23 +69,50 @@ def redact_obj(obj: Any) -> Any:
 
 
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
-    """A short, escaped quote of ``value`` for an error message: at most ``limit`` characters of it, control
-    characters and quotes escaped (``repr``-style), and ``… (N chars)`` when it was cut.
+    """A short, escaped quote of ``value`` for an error message, costing no more for 10 MB than for 10 bytes.
+
+    Text and bytes: ``repr`` of at most ``limit`` characters (bytes decoded as UTF-8 with replacement),
+    credentials redacted, ``… (N chars)`` / ``… (N bytes)`` when cut. Other values (a client's list or
+    object): a bounded ``reprlib`` rendering, cut to ``limit`` characters with ``...``.
 
     Args:
-        value: text or bytes (bytes are decoded as UTF-8 with replacement).
+        value: any value.
         limit: characters of the value kept.
     Returns:
         The quoted excerpt, e.g. ``'abc\\n…' (10000 chars)``.
     """
     if isinstance(value, (bytes, bytearray)):
-        text = bytes(value[: limit * 4]).decode("utf-8", errors="replace")
-        total = len(value)
-        unit = "bytes"
+        text, total, unit = bytes(value[: limit * 4]).decode("utf-8", errors="replace"), len(value), "bytes"
+    elif isinstance(value, str):
+        text, total, unit = value, len(value), "chars"
     else:
-        text = str(value)
-        total = len(text)
-        unit = "chars"
-    cut = len(text) > limit or total > limit
+        try:
+            text = redact(_repr(limit).repr(value))
+        except Exception:  # a value whose repr fails: its type is enough
+            text = f"<{type(value).__name__}>"
+        return text if len(text) <= limit else text[: limit - 3] + "..."
     quoted = repr(redact(text[:limit]))
-    return f"{quoted}… ({total} {unit})" if cut else quoted
+    return f"{quoted}… ({total} {unit})" if len(text) > limit or total > limit else quoted
+
+
+def names(values: Iterable[Any], limit: int = 10, chars: int = 40) -> str:
+    """A bounded list of names (columns, features, keys) for a message: at most ``limit``, each an excerpt.
+
+    Args:
+        values: the names.
+        limit: most names shown.
+        chars: characters kept of each name.
+    Returns:
+        ``['a', 'b', … 12 more]``.
+    """
+    values = list(values)
+    shown = ", ".join(excerpt(name, chars) for name in values[:limit])
+    return f"[{shown}{f', … {len(values) - limit} more' if len(values) > limit else ''}]"
+
+
+def _repr(limit: int) -> reprlib.Repr:
+    bounded = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+    bounded.maxlevel, bounded.maxstring, bounded.maxlong, bounded.maxother = 2, limit, limit, limit
+    bounded.maxtuple = bounded.maxlist = bounded.maxarray = bounded.maxdict = bounded.maxset = 4
+    bounded.maxfrozenset = bounded.maxdeque = 4
+    return bounded

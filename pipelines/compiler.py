@@ -44,6 +44,7 @@ COMPONENTS: dict[str, str] = {
     "vertex_tuning_request": "kfpc.components.tune.component:vertex_tuning_request",
     "vertex_best_trial": "kfpc.components.tune.component:vertex_best_trial",
     "record_tuning": "kfpc.components.tune.component:record_tuning",
+    "feature_importance": "kfpc.components.feature_importance.component:feature_importance",
     "push_kserve": "kfpc.components.push.component:push_kserve",
     "push_vertex": "kfpc.components.push.component:push_vertex",
     "monitoring_config": "kfpc.components.monitor.component:monitoring_config",

@@ -20,9 +20,10 @@ import re
 import tempfile
 import types
 from pathlib import Path
-from urllib.parse import urlencode
 
 import yaml
+
+from kfpc.components._recording import RecordingPool
 
 #: KFP's in-cluster address (what ``kfp.Client()`` uses inside a pod without ``host``).
 KFP_IN_CLUSTER_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
@@ -402,20 +403,14 @@ class _Recorded(Exception):
     """Stops a dry-run call once its request has been recorded."""
 
 
-class _RecordingPoolManager:
-    """Stands in for urllib3's pool manager: records the request and stops before any socket is opened."""
+class _RecordingPoolManager(RecordingPool):
+    """Records the request and stops before any socket is opened."""
 
     def __init__(self, log: list[RecordedRequest]):
         self.log = log
 
-    def request(self, method, url, body=None, fields=None, headers=None, encode_multipart=None, **_):
-        payload = json.loads(body) if isinstance(body, (str, bytes)) and body else body
-        if fields and encode_multipart:  # a file upload: each part by name, a file as its name and size
-            payload = {name: ({"filename": value[0], "bytes": len(value[1])} if isinstance(value, tuple) else value)
-                       for name, value in fields}
-        elif fields:  # GET/HEAD: urllib3 would encode the query parameters into the URL
-            url = f"{url}?{urlencode(fields)}"
-        self.log.append(RecordedRequest(method, url, dict(headers or {}), payload))
+    def answer(self, method, url, headers, payload):
+        self.log.append(RecordedRequest(method, url, headers, payload))
         raise _Recorded()
 
 
@@ -437,7 +432,7 @@ def kfp_dry_run_apis(host: str | None, token: str | None = None):
         config.api_key_prefix["authorization"] = "Bearer"
     api_client = kfp_server_api.ApiClient(config)
     log: list[RecordedRequest] = []
-    api_client.rest_client.pool_manager = _RecordingPoolManager(log)
+    _RecordingPoolManager(log).install(api_client)
 
     def recording(service):
         class _Service:

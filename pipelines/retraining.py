@@ -25,7 +25,7 @@ from kfp import dsl
 
 from kfpc.components import images
 from kfpc.pipelines import defaults as D
-from kfpc.pipelines import placement
+from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
     "Scheduled retraining: ingest the newest data span, validate it against the production schema and for "
@@ -85,10 +85,6 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     Returns:
         The ``@dsl.pipeline`` function.
     """
-    from kfpc.components.evaluate.component import evaluate
-    from kfpc.components.ingest.component import ingest
-    from kfpc.components.preflight.component import preflight
-    from kfpc.components.push.component import push_kserve
     from kfpc.components.registry.component import register_model
     from kfpc.components.schema.component import import_schema
     from kfpc.components.statistics.component import statistics
@@ -115,7 +111,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         task: str = "auto",
         exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
         numeric_columns: list[str] = [],  # noqa: B006
-        hidden_units: list[int] = D.HIDDEN_UNITS,
+        hidden_units: list[int] = list(D.HIDDEN_UNITS),  # noqa: B006, B008
         dropout: float = D.DROPOUT,
         learning_rate: float = D.LEARNING_RATE,
         batch_size: int = D.BATCH_SIZE,
@@ -126,7 +122,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         min_accuracy: float = D.MIN_ACCURACY,
         max_regression: float = D.MAX_REGRESSION,
         eval_config_json: str = "",
-        namespace: str = D.NAMESPACE,
+        namespace: str = D.PIPELINE_NAMESPACE,
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
@@ -177,33 +173,19 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             registry_uri: the registry (``http(s)://host:port``; ``projects/<p>/locations/<region>``).
             run_url: the run's UI URL for the lineage; ``{run_id}`` and ``{run_name}`` are filled in.
         """
+        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
         resolved = resolve_retraining_inputs(
             source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
             baseline_model_uri=baseline_model_uri, registry_backend=registry_backend, registry_uri=registry_uri,
         ).set_caching_options(False)  # spans and the served model change between runs with the same inputs
         resolved.set_display_name("resolve-span-and-baseline")
 
-        checked = preflight(
-            source_uri=resolved.outputs["data_uri"], label=label, task=task, key_column=key_column,
-            eval_fraction=eval_fraction, validation_fraction=validation_fraction, exclude_columns=exclude_columns,
-            numeric_columns=numeric_columns,
-            hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
-            epochs=epochs, patience=patience, min_accuracy=min_accuracy, max_regression=max_regression,
-            eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
-            canary_traffic_percent=canary_traffic_percent, promote=promote, prometheus_url=prometheus_url,
-            prometheus_selector=prometheus_selector,
-        )
-        data = ingest(
-            source_uri=resolved.outputs["data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        checked = steps.preflight(p, resolved.outputs["data_uri"])
+        data = steps.ingest(p, resolved.outputs["data_uri"], checked.outputs["Output"])
         data.set_display_name("ingest-newest-span")
         stats = statistics(data=data.outputs["data"])
         stats.set_display_name("statistics-newest-span")
-        previous = ingest(
-            source_uri=resolved.outputs["previous_data_uri"], key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        previous = steps.ingest(p, resolved.outputs["previous_data_uri"], checked.outputs["Output"])
         previous.set_display_name("ingest-previous-span")
         previous_stats = statistics(data=previous.outputs["data"])
         previous_stats.set_display_name("statistics-previous-span")
@@ -218,31 +200,20 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             previous_split="train",
             fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
-        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="the new span (against the production schema and the previous span)",
+        gate = validation_gate(anomalies=validation.outputs["anomalies"],
+                               what="the new span (against the production schema and the previous span)",
                                fail_on_anomalies=fail_on_anomalies)
 
-        hyperparameters = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
-                           "batch_size": batch_size, "epochs": epochs, "patience": patience}
+        overrides = None
         if tune:
+            base = {name: p[name] for name in tuned_training.TUNED_INPUTS if name in p}
             chosen, searched = tuned_training.add_search(
                 tune, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
                 schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
-                validation_fraction=validation_fraction, seed=seed, base=hyperparameters)
-            searched.after(validation)
-            hyperparameters = {name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS}
-        trained = placement.placed_training(
-            train_op,
-            target,
-            options,
-            data=data.outputs["data"],
-            statistics=stats.outputs["statistics"],
-            schema=schema.outputs["schema"],
-            label=label,
-            task=task,
-            seed=seed,
-            validation_fraction=validation_fraction,
-            **hyperparameters,
-        ).after(gate)
+                validation_fraction=validation_fraction, seed=seed, base=base)
+            searched.after(gate)
+            overrides = {name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS}
+        trained = steps.train(p, train_op, target, options, data, stats, schema, overrides).after(gate)
         candidate = trained.outputs["model"]
         if tune:
             from kfpc.components.tune.component import record_tuning
@@ -253,31 +224,9 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             artifact_uri=resolved.outputs["baseline_model_uri"], artifact_class=dsl.Model, reimport=True
         )
         served.set_display_name("served-model")
-        evaluation = evaluate(
-            data=data.outputs["data"],
-            model=candidate,
-            baseline_model=served.output,
-            statistics=stats.outputs["statistics"],
-            min_accuracy=min_accuracy,
-            max_regression=max_regression,
-            config_json=eval_config_json,
-        )
-        with dsl.If(evaluation.outputs["Output"] == True, name="better-than-served"):  # noqa: E712 (KFP condition)
-            pushed = push_kserve(
-                model=candidate,
-                blessing=evaluation.outputs["blessing"],
-                data=data.outputs["data"],
-                name=model_name,
-                serving_root=serving_root,
-                namespace=namespace,
-                mode=push_mode,
-                canary_traffic_percent=canary_traffic_percent,
-                promote=promote,
-                prometheus_url=prometheus_url,
-                prometheus_selector=prometheus_selector,
-                # chosen at build time so that `kfpc compile --image-registry` moves it with the others
-                image=images.SERVING,
-            )
+        evaluation = steps.evaluate(p, data, candidate, stats, baseline_model=served.output)
+
+        def register(pushed):
             with dsl.If(registry_backend != "", name="registry-configured"):
                 register_model(
                     model=candidate, model_uri=pushed.outputs["model_uri"], name=model_name,
@@ -288,5 +237,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                     run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                     run_url=run_url,
                 ).set_caching_options(False)  # the registry's state, not the inputs, decides what it does
+
+        steps.push_if_blessed(p, evaluation, candidate, data, "better-than-served", then=register)
 
     return retraining_pipeline

@@ -1,4 +1,4 @@
-"""``training_pipeline``: ingest → statistics → schema → validate → train (GPU node) → evaluate → push.
+"""``training_pipeline``: ingest → statistics → schema → validate → train (GPU node) → [feature importance] and evaluate → push.
 
 Composition only: the work is in the components, GPU placement in :mod:`kfpc.pipelines.placement`.
 """
@@ -6,9 +6,8 @@ Composition only: the work is in the components, GPU placement in :mod:`kfpc.pip
 
 from kfp import dsl
 
-from kfpc.components import images
 from kfpc.pipelines import defaults as D
-from kfpc.pipelines import placement
+from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
     "Tabular training: ingest a CSV/Parquet table, compute statistics, infer a schema and validate the eval "
@@ -25,10 +24,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     Returns:
         The ``@dsl.pipeline`` function.
     """
-    from kfpc.components.evaluate.component import evaluate
-    from kfpc.components.ingest.component import ingest
-    from kfpc.components.preflight.component import preflight
-    from kfpc.components.push.component import push_kserve
+    from kfpc.components.feature_importance.component import feature_importance as importance_op
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate, validation_gate
@@ -48,7 +44,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         task: str = "auto",
         exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
         numeric_columns: list[str] = [],  # noqa: B006
-        hidden_units: list[int] = D.HIDDEN_UNITS,
+        hidden_units: list[int] = list(D.HIDDEN_UNITS),  # noqa: B006, B008
         dropout: float = D.DROPOUT,
         learning_rate: float = D.LEARNING_RATE,
         batch_size: int = D.BATCH_SIZE,
@@ -59,12 +55,13 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         min_accuracy: float = D.MIN_ACCURACY,
         eval_config_json: str = "",
         model_name: str = "penguins",
-        namespace: str = D.NAMESPACE,
+        namespace: str = D.PIPELINE_NAMESPACE,
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
         prometheus_url: str = "",
         prometheus_selector: str = "",
+        feature_importance: bool = True,
     ):
         """Train on ``source_uri`` and push the model if it is blessed.
 
@@ -105,19 +102,12 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             prometheus_url: the Prometheus query API the canary's error rate and p99 latency are read from
                 during the bake; needed to promote in cluster mode.
             prometheus_selector: label matchers selecting the canary's series in Prometheus.
+            feature_importance: after training, report the permutation importance of each feature on the eval
+                split (at most 5,000 rows; an HTML report and Metrics); it gates nothing.
         """
-        checked = preflight(
-            source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
-            validation_fraction=validation_fraction, exclude_columns=exclude_columns,
-            numeric_columns=numeric_columns, hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size, epochs=epochs, patience=patience,
-            min_accuracy=min_accuracy, eval_config_json=eval_config_json, model_name=model_name,
-            namespace=namespace, push_mode=push_mode, canary_traffic_percent=canary_traffic_percent,
-            promote=promote, prometheus_url=prometheus_url, prometheus_selector=prometheus_selector,
-        )
-        data = ingest(
-            source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
+        checked = steps.preflight(p, source_uri)
+        data = steps.ingest(p, source_uri, checked.outputs["Output"])
         stats = statistics(data=data.outputs["data"])
         schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
         validation = validate(
@@ -126,49 +116,15 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             reference_split="train",  # skew: the eval split must look like what the model learns from
             fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
-        gate = validation_gate(anomalies=validation.outputs["anomalies"], what="split 'eval' (against the schema and the train split)",
+        gate = validation_gate(anomalies=validation.outputs["anomalies"],
+                               what="split 'eval' (against the schema and the train split)",
                                fail_on_anomalies=fail_on_anomalies)
-        trained = placement.placed_training(
-            train_op,
-            target,
-            options,
-            data=data.outputs["data"],
-            statistics=stats.outputs["statistics"],
-            schema=schema.outputs["schema"],
-            label=label,
-            task=task,
-            hidden_units=hidden_units,
-            dropout=dropout,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            patience=patience,
-            seed=seed,
-            validation_fraction=validation_fraction,
-        ).after(gate)
-        evaluation = evaluate(
-            data=data.outputs["data"],
-            model=trained.outputs["model"],
-            statistics=stats.outputs["statistics"],
-            min_accuracy=min_accuracy,
-            config_json=eval_config_json,
-        )
-        with dsl.If(evaluation.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
-            push_kserve(
-                model=trained.outputs["model"],
-                blessing=evaluation.outputs["blessing"],
-                data=data.outputs["data"],
-                name=model_name,
-                serving_root=serving_root,
-                namespace=namespace,
-                mode=push_mode,
-                canary_traffic_percent=canary_traffic_percent,
-                promote=promote,
-                prometheus_url=prometheus_url,
-                prometheus_selector=prometheus_selector,
-                # chosen at build time so that `kfpc compile --image-registry` moves it with the others
-                image=images.SERVING,
-            )
+        trained = steps.train(p, train_op, target, options, data, stats, schema).after(gate)
+        evaluation = steps.evaluate(p, data, trained.outputs["model"], stats)
+        steps.push_if_blessed(p, evaluation, trained.outputs["model"], data, "blessed")
+        # (after the push: the blessed condition keeps its place, condition-1, in the compiled DAG)
+        with dsl.If(feature_importance == True, name="feature-importance"):  # noqa: E712 (a KFP condition)
+            importance_op(data=data.outputs["data"], model=trained.outputs["model"])
 
     return training_pipeline
 

@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+from kfpc.components import defaults as D
+
 
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
@@ -31,21 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the Model artifact folder (<dir>/1/saved_model.pb; highest version wins) or a version "
                              "folder; in KServe the storage initializer puts it at /mnt/models")
     parser.add_argument("--batching", type=_bool, default=True, help="dynamic batching of concurrent requests")
-    parser.add_argument("--max_batch_size", type=int, default=1024, help="most rows in one batched model call")
-    parser.add_argument("--max_batch_wait_ms", type=float, default=0.0,
+    parser.add_argument("--max_batch_size", type=int, default=D.MAX_BATCH_SIZE, help="most rows in one batched model call")
+    parser.add_argument("--max_batch_wait_ms", type=float, default=D.MAX_BATCH_WAIT_MS,
                         help="how long an idle model waits to fill a batch; 0 runs at once and batches only "
                              "requests that arrive while the model is busy")
-    parser.add_argument("--max_rows", type=int, default=10_000, help="most rows in one request")
-    parser.add_argument("--max_string_length", type=int, default=4_096, help="longest string feature value")
-    parser.add_argument("--max_request_bytes", type=int, default=16 << 20, help="largest request body")
+    parser.add_argument("--max_rows", type=int, default=D.MAX_ROWS, help="most rows in one request")
+    parser.add_argument("--max_string_length", type=int, default=D.MAX_STRING_LENGTH, help="longest string feature value")
+    parser.add_argument("--max_request_bytes", type=int, default=D.MAX_REQUEST_BYTES, help="largest request body")
     parser.add_argument("--payload_log", default="",
                         help="log every request and response: a .jsonl file path or a CloudEvents http(s) URL")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address the HTTP and gRPC ports bind (default 127.0.0.1: this machine only; the "
                              "serving image passes 0.0.0.0)")
-    parser.add_argument("--header_timeout_s", type=float, default=10.0,
+    parser.add_argument("--header_timeout_s", type=float, default=D.HEADER_TIMEOUT_S,
                         help="seconds a request's headers may take to arrive (then 408 and the connection closed)")
-    parser.add_argument("--body_timeout_s", type=float, default=30.0,
+    parser.add_argument("--body_timeout_s", type=float, default=D.BODY_TIMEOUT_S,
                         help="seconds a request's body may take to arrive (then 408 and the connection closed)")
     parser.add_argument("--exit_with_parent", type=_bool, default=False,
                         help="stop when the process that started the server exits (kfpc serve, LocalServer)")

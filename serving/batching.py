@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from kfpc.components import defaults as D
+
 Columns = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 
@@ -43,8 +45,8 @@ class DynamicBatcher:
     def __init__(
         self,
         predict: Callable[[Columns], Outputs],
-        max_batch_size: int = 1024,
-        max_wait_ms: float = 0.0,
+        max_batch_size: int = D.MAX_BATCH_SIZE,
+        max_wait_ms: float = D.MAX_BATCH_WAIT_MS,
         on_batch: Callable[[int, int], None] | None = None,
         on_loop: bool = False,
     ):

@@ -23,6 +23,7 @@ import numpy as np
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from kfpc.components import defaults as D
 from kfpc.serving import predictor as predictor_loader
 from kfpc.serving import protocol
 from kfpc.serving.batching import DynamicBatcher
@@ -53,10 +54,10 @@ class ModelOptions:
     """
 
     batching: bool = True
-    max_batch_size: int = 1024
-    max_batch_wait_ms: float = 0.0
-    max_rows: int = 10_000
-    max_string_length: int = 4_096
+    max_batch_size: int = D.MAX_BATCH_SIZE
+    max_batch_wait_ms: float = D.MAX_BATCH_WAIT_MS
+    max_rows: int = D.MAX_ROWS
+    max_string_length: int = D.MAX_STRING_LENGTH
     registered_model_name: str = ""
     registered_version: str = ""
 

@@ -16,7 +16,6 @@ import functools
 import json
 import math
 import re
-import reprlib
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -26,6 +25,9 @@ import numpy as np
 import orjson
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
+
+from kfpc.components import _redact
+from kfpc.components import defaults as D
 
 STRING = "string"
 FLOAT64 = "float64"
@@ -55,8 +57,8 @@ class Feature:
 class Limits:
     """Bounds on what one request may hold."""
 
-    max_rows: int = 10_000
-    max_string_length: int = 4_096
+    max_rows: int = D.MAX_ROWS
+    max_string_length: int = D.MAX_STRING_LENGTH
 
 
 def _get(record: Any, key: str, default: Any = None) -> Any:
@@ -91,42 +93,18 @@ def features_from_card(card: Any) -> list[Feature]:
 
 #: longest excerpt of a client's value quoted in an error message
 EXCERPT_CHARS = 64
-_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
-_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 2, EXCERPT_CHARS, EXCERPT_CHARS, EXCERPT_CHARS
-_REPR.maxtuple = _REPR.maxlist = _REPR.maxarray = _REPR.maxdict = _REPR.maxset = _REPR.maxfrozenset = 4
-_REPR.maxdeque = 4
 
 
 def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
-    """A short, escaped excerpt of a value for an error message: its ``repr`` (quotes, backslashes and control
-    characters escaped), cut to ``limit`` characters with ``...``; a 10 MB value costs no more than a short one.
-
-    Args:
-        value: any value a client sent.
-        limit: most characters returned.
-    Returns:
-        the excerpt.
-    """
-    if isinstance(value, str | bytes) and len(value) > limit:
-        value = value[:limit]  # (repr below escapes; the cut is marked by the length test)
-        text = repr(value) + "..."
-    else:
-        try:
-            text = _REPR.repr(value)
-        except Exception:  # a value whose repr fails: its type is enough
-            text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    """A short, escaped excerpt of a client's value for an error message (:func:`kfpc.components._redact.excerpt`)."""
+    return _redact.excerpt(value, limit)
 
 
 _short = excerpt
 
 
 def _names(names: Any, limit: int = 10) -> str:
-    """A list of names for a message, at most ``limit`` of them, each excerpted."""
-    names = list(names)
-    shown = ", ".join(excerpt(name) for name in names[:limit])
-    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
-    return f"[{shown}{more}]"
+    return _redact.names(names, limit, EXCERPT_CHARS)
 
 
 # ---------------------------------------------------------------- column builders

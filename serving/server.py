@@ -39,6 +39,7 @@ from kserve.errors import InferenceError, InvalidInput
 from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 from kserve.protocol.dataplane import DataPlane
 
+from kfpc.components import defaults as D
 from kfpc.serving import protocol
 from kfpc.serving.model import MODEL_VERSION_HEADER, REGISTERED_MODEL_HEADER, KfpcModel
 from kfpc.serving.observability import Observer
@@ -49,10 +50,10 @@ logger = logging.getLogger("kfpc.serving")
 INFERENCE_HEADER = b"inference-header-content-length"
 _V1_PREDICT = re.compile(r"^/v1/models/([^/:]+):predict$")
 _V2_INFER = re.compile(r"^/v2/models/([^/]+)/infer$")
-DEFAULT_MAX_REQUEST_BYTES = 16 << 20
+DEFAULT_MAX_REQUEST_BYTES = D.MAX_REQUEST_BYTES
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_HEADER_TIMEOUT_S = 10.0
-DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_HEADER_TIMEOUT_S = D.HEADER_TIMEOUT_S
+DEFAULT_BODY_TIMEOUT_S = D.BODY_TIMEOUT_S
 #: longest error text in a response body or a log line (messages quote values as short excerpts already)
 MAX_ERROR_CHARS = 1024
 INTERNAL_ERROR = "internal server error (details are in the server log)"

@@ -53,8 +53,6 @@ socket.socket.connect_ex = _guarded_connect_ex
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s (still part of make test)")
-    config.addinivalue_line("markers", "gpu: needs a GPU node; skipped where none is present")
-    config.addinivalue_line("markers", "cluster: needs a Kubernetes cluster or cloud project; skipped by default")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import defaults as D
 from .. import types
 from .._fs import atomic_dir, local_path, parquet_batches
 from . import bootstrap, slicing
@@ -676,8 +677,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def pipeline_config(model_dir: str | os.PathLike, config_json: str = "", *, min_accuracy: float = 0.0,
-                    max_regression: float = 0.01) -> EvalConfig:
+def pipeline_config(model_dir: str | os.PathLike, config_json: str = "", *, min_accuracy: float = D.MIN_ACCURACY,
+                    max_regression: float = D.MAX_REGRESSION) -> EvalConfig:
     """The config the component uses: ``config_json`` when given, else the default thresholds for the task.
 
     Args:

@@ -21,10 +21,6 @@ OTHER = "(other)"
 _SEPARATOR = "\x1f"
 
 
-class SliceError(ValueError):
-    """A slicing spec cannot be applied to the data (unknown column, unusable type)."""
-
-
 def quantile_edges_from_statistics(feature_stats, num_buckets: int) -> np.ndarray | None:
     """Interior edges of ``num_buckets`` equal-mass buckets from a FeatureNameStatistics' quantiles.
 

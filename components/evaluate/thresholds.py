@@ -66,6 +66,7 @@ import json
 import math
 from typing import Any
 
+from kfpc.components import defaults as D
 from kfpc.components.evaluate import metrics as metric_lib
 
 
@@ -226,7 +227,8 @@ IMBALANCE_CUTOFF = 0.2
 AUTO = "auto"
 
 
-def default_config(task: str, *, min_accuracy: float = 0.0, max_regression: float = 0.01) -> EvalConfig:
+def default_config(task: str, *, min_accuracy: float = D.MIN_ACCURACY,
+                   max_regression: float = D.MAX_REGRESSION) -> EvalConfig:
     """The pipeline's default thresholds: skill, and no clear regression vs the baseline.
 
     Classification: ROC AUC (one-vs-rest macro for multi-class) must beat the class prior (0.5) by its

@@ -20,9 +20,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import defaults as D
 from .. import types
 from .._fs import atomic_dir, local_path
 from .._redact import excerpt
+from .._redact import names as _names
 
 #: strings read as missing values in CSV files (pandas' defaults, the ones real exports use)
 NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-NaN", "-nan"]
@@ -67,12 +69,6 @@ def _detect_format(path: str, file_format: str) -> str:
     if lower.endswith((".parquet", ".pq")) or os.path.isdir(path):
         return "parquet"
     return "csv"
-
-
-def _names(names: list[str], limit: int = 10) -> str:
-    """A bounded list of column names for a message: at most ``limit`` names, each a short escaped excerpt."""
-    shown = ", ".join(excerpt(n, 40) for n in names[:limit])
-    return f"[{shown}{f', … {len(names) - limit} more' if len(names) > limit else ''}]"
 
 
 def _arrow_message(err: Exception) -> str:
@@ -214,7 +210,7 @@ def ingest(
     output_dir: str | os.PathLike,
     *,
     key_column: str | None = None,
-    eval_fraction: float = 0.2,
+    eval_fraction: float = D.EVAL_FRACTION,
     file_format: str = "auto",
     delimiter: str = ",",
     salt: str = "",

@@ -19,10 +19,10 @@ def preflight(
     numeric_columns: list[str] = [],  # noqa: B006
     hidden_units: list[int] = [64, 32],  # noqa: B006
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
     min_accuracy: float = 0.0,
     max_regression: float = 0.01,
     eval_config_json: str = "",

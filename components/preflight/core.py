@@ -27,8 +27,12 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import defaults as D
 from .._fs import local_path
 from .._redact import excerpt
+from .._redact import names as _names
+
+_EXCERPT_CHARS = 60
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +77,12 @@ class PreflightResult:
         return dataclasses.asdict(self)
 
 
-def _excerpt(value: object, limit: int = 60) -> str:
-    """A short, escaped excerpt of a user value for a message (never the whole value)."""
-    if isinstance(value, str):
-        return excerpt(value, limit)
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 def _did_you_mean(name: str, columns: Sequence[str]) -> str:
     close = difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in columns}
         close = [lowered[name.lower()]] if name.lower() in lowered else []
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _columns_text(columns: Sequence[str], limit: int = 30) -> str:
-    shown = ", ".join(repr(c) for c in columns[:limit])
-    return shown + (f", ... ({len(columns)} in all)" if len(columns) > limit else "")
 
 
 def check_parameters(
@@ -104,16 +95,16 @@ def check_parameters(
     promote: bool = False,
     prometheus_url: str = "",
     prometheus_selector: str = "",
-    eval_fraction: float = 0.2,
-    validation_fraction: float = 0.1,
-    hidden_units: Sequence[int] = (64, 32),
-    dropout: float = 0.1,
-    learning_rate: float = 1e-3,
-    batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
-    min_accuracy: float = 0.0,
-    max_regression: float = 0.01,
+    eval_fraction: float = D.EVAL_FRACTION,
+    validation_fraction: float = D.VALIDATION_FRACTION,
+    hidden_units: Sequence[int] = D.HIDDEN_UNITS,
+    dropout: float = D.DROPOUT,
+    learning_rate: float = D.LEARNING_RATE,
+    batch_size: int = D.BATCH_SIZE,
+    epochs: int = D.EPOCHS,
+    patience: int = D.PATIENCE,
+    min_accuracy: float = D.MIN_ACCURACY,
+    max_regression: float = D.MAX_REGRESSION,
     eval_config_json: str = "",
 ) -> list[str]:
     """Problems with the run's parameters (no data read), each naming the parameter, the value and the fix.
@@ -122,12 +113,12 @@ def check_parameters(
     """
     problems: list[str] = []
     if task not in TASKS:
-        problems.append(f"task={_excerpt(task)} is not a task; use one of {', '.join(TASKS)}")
+        problems.append(f"task={excerpt(task, _EXCERPT_CHARS)} is not a task; use one of {', '.join(TASKS)}")
     if push_mode is not None:
         from ..push.core import MODES
 
         if push_mode not in MODES:
-            problems.append(f"push_mode={_excerpt(push_mode)} is not a push mode; use one of {', '.join(MODES)}")
+            problems.append(f"push_mode={excerpt(push_mode, _EXCERPT_CHARS)} is not a push mode; use one of {', '.join(MODES)}")
     if model_name is not None or namespace is not None:
         from ..push.manifest import ManifestError, ServingOptions
 
@@ -138,7 +129,7 @@ def check_parameters(
             field = "model_name" if "name " in str(err) and "namespace" not in str(err) else "namespace"
             problems.append(f"{field}: {err}")
     if not (isinstance(canary_traffic_percent, int) and 0 <= canary_traffic_percent <= 99):
-        problems.append(f"canary_traffic_percent={_excerpt(canary_traffic_percent)} must be 0 (no canary) to 99")
+        problems.append(f"canary_traffic_percent={excerpt(canary_traffic_percent, _EXCERPT_CHARS)} must be 0 (no canary) to 99")
     if promote and not canary_traffic_percent:
         problems.append("promote=True needs a canary: set canary_traffic_percent to 1..99, or promote=False")
     elif promote and push_mode == "cluster" and not prometheus_url:
@@ -148,9 +139,9 @@ def check_parameters(
         problems.append("promote=True with prometheus_url needs prometheus_selector: label matchers that select the "
                         "canary's pods only (e.g. pod=~\"<name>-predictor-canary-.*\")")
     if not (isinstance(eval_fraction, (int, float)) and 0.0 < eval_fraction < 1.0):
-        problems.append(f"eval_fraction={_excerpt(eval_fraction)} must be between 0 and 1 (exclusive), e.g. 0.2")
+        problems.append(f"eval_fraction={excerpt(eval_fraction, _EXCERPT_CHARS)} must be between 0 and 1 (exclusive), e.g. 0.2")
     if not (isinstance(validation_fraction, (int, float)) and 0.0 < validation_fraction <= 0.5):
-        problems.append(f"validation_fraction={_excerpt(validation_fraction)} must be in (0, 0.5], e.g. 0.1")
+        problems.append(f"validation_fraction={excerpt(validation_fraction, _EXCERPT_CHARS)} must be in (0, 0.5], e.g. 0.1")
     from ..train.core import TrainError
     from ..train.core import _check_parameters as check_training
 
@@ -159,9 +150,9 @@ def check_parameters(
     except (TrainError, TypeError, ValueError) as err:
         problems.append(str(err))
     if not (isinstance(min_accuracy, (int, float)) and 0.0 <= min_accuracy <= 1.0):
-        problems.append(f"min_accuracy={_excerpt(min_accuracy)} must be in [0, 1] (0 turns the accuracy gate off)")
+        problems.append(f"min_accuracy={excerpt(min_accuracy, _EXCERPT_CHARS)} must be in [0, 1] (0 turns the accuracy gate off)")
     if not (isinstance(max_regression, (int, float)) and math.isfinite(max_regression) and max_regression >= 0):
-        problems.append(f"max_regression={_excerpt(max_regression)} must be >= 0")
+        problems.append(f"max_regression={excerpt(max_regression, _EXCERPT_CHARS)} must be >= 0")
     if eval_config_json:
         from ..evaluate.thresholds import EvalConfig, EvalConfigError
 
@@ -265,11 +256,11 @@ def check(
         raise PreflightError(problems + [f"source_uri: {err}"]) from err
     columns = source.columns
     if not label:
-        problems.append(f"label is empty: name the column to predict; columns: {_columns_text(columns)}")
+        problems.append(f"label is empty: name the column to predict; columns: {_names(columns, 30)}")
         raise PreflightError(problems)
     if label not in columns:
         problems.append(f"label {label!r} is not a column of {source_uri}{_did_you_mean(label, columns)}; "
-                        f"columns: {_columns_text(columns)}")
+                        f"columns: {_names(columns, 30)}")
     if key_column and key_column not in columns:
         problems.append(f"key_column {key_column!r} is not a column{_did_you_mean(key_column, columns)}")
     for what, names in (("exclude_columns", exclude_columns), ("numeric_columns", numeric_columns)):
@@ -306,7 +297,7 @@ def check(
                             "or a label of classes")
         elif len(classes) < 2:
             only = next(iter(classes), None)
-            problems.append(f"label {label!r} has a single class ({_excerpt(only)}) in every labelled row: nothing "
+            problems.append(f"label {label!r} has a single class ({excerpt(only, _EXCERPT_CHARS)}) in every labelled row: nothing "
                             "to learn; pick another label or add rows of other classes")
         elif resolved == "binary" and len(classes) != 2:
             problems.append(f"task='binary' but label {label!r} has {len(classes)} classes; use task=multiclass "
@@ -314,7 +305,7 @@ def check(
         else:
             rare = [name for name, n in classes.items() if n < 5]
             if rare:
-                warnings.append(f"label {label!r}: classes with fewer than 5 rows ({_excerpt(rare[:5])}) cannot be "
+                warnings.append(f"label {label!r}: classes with fewer than 5 rows ({excerpt(rare[:5], _EXCERPT_CHARS)}) cannot be "
                                 "judged reliably")
     elif resolved == "regression":
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
@@ -328,7 +319,7 @@ def check(
     dropped = set(exclude_columns)
     all_null = [c for c in columns if c != label and c not in dropped and source.null_count(c) == source.rows]
     if all_null:
-        warnings.append(f"columns null in every row are not used: {_excerpt(all_null, 200)}")
+        warnings.append(f"columns null in every row are not used: {_names(all_null, 20)}")
     drop_columns = [c for c in columns if c in dropped or c in all_null]
     if len(columns) - len(drop_columns) - 1 < 1 and label in columns:
         problems.append(f"no feature column is left besides the label {label!r} (excluded or null in every row)")
@@ -347,8 +338,8 @@ def markdown_report(result: PreflightResult, source_uri: str, label: str) -> str
     lines = [f"# Preflight: `{source_uri}`", "", f"- rows: {result.rows}, with a label `{label}`: {result.labelled_rows}",
              f"- task: {result.task}"]
     if result.classes:
-        lines.append("- classes: " + ", ".join(f"{_excerpt(name, 40)}: {n}" for name, n in list(result.classes.items())[:20]))
+        lines.append("- classes: " + ", ".join(f"{excerpt(name, 40)}: {n}" for name, n in list(result.classes.items())[:20]))
     if result.drop_columns:
-        lines.append("- dropped at ingest: " + ", ".join(f"`{_excerpt(c, 40)}`" for c in result.drop_columns))
+        lines.append("- dropped at ingest: " + ", ".join(f"`{excerpt(c, 40)}`" for c in result.drop_columns))
     lines += ["", "## Warnings", ""] + ([f"- {w}" for w in result.warnings] or ["none"])
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ import json
 import sys
 
 from kfpc.components._redact import redact, redact_obj
+from kfpc.components.push import options
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -29,15 +30,8 @@ def _kserve(args: argparse.Namespace) -> int:
         with open(args.existing) as handle:
             existing = json.load(handle)
     result = core.push_kserve(
-        args.model_dir, serving_root=args.serving_root, name=args.name, namespace=args.namespace, mode=args.mode,
-        blessed=not args.not_blessed, force=args.force, canary_traffic_percent=args.canary or None,
-        promote=args.promote, deployment_mode=args.deployment_mode, predictor=args.predictor,
-        image=args.image or core.images.SERVING, gpu=args.gpu, min_replicas=args.min_replicas,
-        max_replicas=args.max_replicas, service_account=args.service_account, timeout_s=args.timeout,
-        bake_s=args.bake, max_error_rate=args.max_error_rate, max_p99_latency_ms=args.max_p99_ms,
-        min_requests=args.min_requests, prometheus_url=args.prometheus_url,
-        prometheus_selector=args.prometheus_selector, canary_metrics_url=args.canary_metrics_url,
-        output_dir=args.output_dir, existing_manifest=existing,
+        args.model_dir, serving_root=args.serving_root, name=args.name, blessed=not args.not_blessed,
+        force=args.force, output_dir=args.output_dir, existing_manifest=existing, **options.values(args, options.KSERVE),
     )
     print(json.dumps(redact_obj(dict(result.metadata(), requests=len(result.requests))), indent=2))
     return 0
@@ -48,10 +42,8 @@ def _vertex(args: argparse.Namespace) -> int:
 
     result = core.push_vertex(
         args.model_dir, serving_root=args.serving_root, name=args.name, project=args.project,
-        location=args.location, mode=args.mode, blessed=not args.not_blessed, force=args.force,
-        container=args.container, machine_type=args.machine_type, accelerator_type=args.accelerator_type,
-        accelerator_count=args.accelerator_count, traffic_percent=args.traffic_percent, endpoint=args.endpoint,
-        output_dir=args.output_dir,
+        location=args.location, blessed=not args.not_blessed, force=args.force, output_dir=args.output_dir,
+        **options.values(args, options.VERTEX),
     )
     print(json.dumps(redact_obj(dict(result.metadata(), requests=[r["method"] for r in result.requests])), indent=2))
     return 0
@@ -80,28 +72,7 @@ def register(subparsers) -> None:
 
     kserve = sub.add_parser("kserve", help="versioned copy + InferenceService rollout")
     _common(kserve)
-    kserve.add_argument("--mode", choices=("dry_run", "local", "cluster"), default="dry_run")
-    kserve.add_argument("--namespace", default="default")
-    kserve.add_argument("--canary", type=int, default=0, metavar="PERCENT", help="canary traffic percent (1..99)")
-    kserve.add_argument("--promote", action="store_true",
-                        help="promote the canary once Ready and baked within the thresholds below")
-    kserve.add_argument("--bake", type=float, default=300.0, metavar="SECONDS",
-                        help="seconds the canary must serve within the thresholds before promotion (default 300)")
-    kserve.add_argument("--max-error-rate", type=float, default=0.01, help="canary's highest 5xx share (default 0.01)")
-    kserve.add_argument("--max-p99-ms", type=float, default=1000.0, help="canary's highest p99 latency, ms (default 1000)")
-    kserve.add_argument("--min-requests", type=int, default=50, help="requests needed to judge the canary (default 50)")
-    kserve.add_argument("--prometheus-url", default="", help="judge the canary through this Prometheus' query API")
-    kserve.add_argument("--prometheus-selector", default="",
-                        help="label matchers selecting the canary's series ({namespace}, {name}, {revision} filled in)")
-    kserve.add_argument("--canary-metrics-url", default="", help="without Prometheus: the canary's /metrics URL")
-    kserve.add_argument("--deployment-mode", default="Standard", help="Standard | Knative")
-    kserve.add_argument("--predictor", choices=("kfpc", "tensorflow"), default="kfpc")
-    kserve.add_argument("--image", default="", help="predictor image for kfpc (default: this release's)")
-    kserve.add_argument("--gpu", type=int, default=0)
-    kserve.add_argument("--min-replicas", type=int, default=1)
-    kserve.add_argument("--max-replicas", type=int, default=3)
-    kserve.add_argument("--service-account", default="")
-    kserve.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for Ready per step")
+    options.add_arguments(kserve, options.KSERVE)
     kserve.add_argument("--existing", help="dry run: the live InferenceService as JSON (kubectl get -o json)")
     kserve.set_defaults(func=_run(_kserve))
 
@@ -109,11 +80,5 @@ def register(subparsers) -> None:
     _common(vertex)
     vertex.add_argument("--project", required=True)
     vertex.add_argument("--location", required=True)
-    vertex.add_argument("--mode", choices=("dry_run", "cloud"), default="dry_run")
-    vertex.add_argument("--container", choices=("kfpc", "tensorflow"), default="kfpc")
-    vertex.add_argument("--machine-type", default="n1-standard-4")
-    vertex.add_argument("--accelerator-type", default="")
-    vertex.add_argument("--accelerator-count", type=int, default=0)
-    vertex.add_argument("--traffic-percent", type=int, default=100)
-    vertex.add_argument("--endpoint", default="")
+    options.add_arguments(vertex, options.VERTEX)
     vertex.set_defaults(func=_run(_vertex))

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from .. import defaults as D
 from .. import images, types
 from .._fs import atomic_dir
 from .._redact import redact, redact_obj
@@ -280,34 +281,34 @@ def push_kserve(
     *,
     serving_root: str,
     name: str,
-    namespace: str = "default",
-    mode: str = "dry_run",
+    namespace: str = D.NAMESPACE,
+    mode: str = D.PUSH_MODE,
     blessed: Any = True,
     force: bool = False,
-    canary_traffic_percent: int | None = None,
+    canary_traffic_percent: int | None = 0,
     promote: bool = False,
     deployment_mode: str = manifest.STANDARD,
     predictor: str = "kfpc",
-    image: str = images.SERVING,
+    image: str = "",
     protocol: str = "",
-    cpu_request: str = "1",
-    memory_request: str = "2Gi",
-    cpu_limit: str = "2",
-    memory_limit: str = "4Gi",
-    gpu: int = 0,
-    min_replicas: int = 1,
-    max_replicas: int = 3,
+    cpu_request: str = D.CPU_REQUEST,
+    memory_request: str = D.MEMORY_REQUEST,
+    cpu_limit: str = D.CPU_LIMIT,
+    memory_limit: str = D.MEMORY_LIMIT,
+    gpu: int = D.GPU,
+    min_replicas: int = D.MIN_REPLICAS,
+    max_replicas: int = D.MAX_REPLICAS,
     service_account: str = "",
     runtime_version: str = "",
     node_selector: dict[str, str] | None = None,
     batcher_max_batch_size: int = 0,
     batcher_max_latency_ms: int = 0,
-    timeout_s: float = 600.0,
+    timeout_s: float = D.TIMEOUT_S,
     poll_s: float = 2.0,
-    bake_s: float = 300.0,
-    max_error_rate: float = 0.01,
-    max_p99_latency_ms: float = 1000.0,
-    min_requests: int = 50,
+    bake_s: float = D.BAKE_S,
+    max_error_rate: float = D.MAX_ERROR_RATE,
+    max_p99_latency_ms: float = D.MAX_P99_LATENCY_MS,
+    min_requests: int = D.MIN_REQUESTS,
     prometheus_url: str = "",
     prometheus_selector: str = "",
     canary_metrics_url: str = "",
@@ -328,11 +329,11 @@ def push_kserve(
         mode: ``dry_run`` | ``local`` | ``cluster``.
         blessed: the evaluation's verdict; a model that is not blessed is refused unless ``force``.
         force: push even if not blessed.
-        canary_traffic_percent: 1..99 to canary the new model; ``None`` (or 0 / 100) = all traffic.
+        canary_traffic_percent: 1..99 to canary the new model; 0 (or ``None`` / 100) = all traffic.
         promote: after a Ready canary has baked within the thresholds below, move it to 100%.
         deployment_mode: ``Standard`` or ``Knative`` (legacy ``RawDeployment`` / ``Serverless`` accepted).
         predictor: ``kfpc`` (our server, ``image``) or ``tensorflow`` (KServe's TF Serving runtime, v1 only).
-        image: predictor image for ``kfpc``.
+        image: predictor image for ``kfpc``; empty: this release's serving image.
         protocol: ``v1`` or ``v2``; empty = ``v2`` for kfpc, ``v1`` for tensorflow.
         cpu_request, memory_request, cpu_limit, memory_limit: Kubernetes quantities ("" = unset).
         gpu: GPUs per replica.
@@ -379,7 +380,7 @@ def push_kserve(
     if promote and canary_traffic_percent is None:
         log.info("promote=True without a canary percentage: the rollout is at 100%% already")
     opts = manifest.ServingOptions(
-        name=name, namespace=namespace, predictor=predictor, image=image,
+        name=name, namespace=namespace, predictor=predictor, image=image or images.SERVING,
         protocol=protocol or ("v1" if predictor == "tensorflow" else "v2"),
         deployment_mode=deployment_mode, cpu_request=cpu_request, memory_request=memory_request,
         cpu_limit=cpu_limit, memory_limit=memory_limit, gpu=gpu, min_replicas=min_replicas,
@@ -549,7 +550,7 @@ def push_vertex(
     blessed: Any = True,
     force: bool = False,
     container: str = "kfpc",
-    image: str = images.SERVING,
+    image: str = "",
     tf_version: str = "2.15",
     machine_type: str = "n1-standard-4",
     accelerator_type: str = "",
@@ -576,7 +577,7 @@ def push_vertex(
         mode: ``dry_run`` (requests only; nothing copied or sent) or ``cloud``.
         blessed, force: as for :func:`push_kserve`.
         container: ``kfpc`` (our image) or ``tensorflow`` (Vertex's prebuilt TF Serving, ``tf_version``).
-        image: serving image for ``kfpc``.
+        image: serving image for ``kfpc``; empty: this release's serving image.
         tf_version: prebuilt TensorFlow container version.
         machine_type, accelerator_type, accelerator_count: serving machine.
         min_replica_count, max_replica_count: autoscaling bounds.
@@ -599,7 +600,7 @@ def push_vertex(
     check_blessing(blessed, force)
     storage.check_model_dir(model_dir)
     opts = vertex.VertexOptions(
-        project=project, location=location, display_name=name, container=container, image=image,
+        project=project, location=location, display_name=name, container=container, image=image or images.SERVING,
         tf_version=tf_version, machine_type=machine_type, accelerator_type=accelerator_type,
         accelerator_count=accelerator_count, min_replica_count=min_replica_count,
         max_replica_count=max_replica_count, traffic_percent=traffic_percent, endpoint=endpoint,

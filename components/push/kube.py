@@ -19,6 +19,7 @@ import threading
 import urllib.parse
 from typing import Any
 
+from kfpc.components._recording import RecordingPool
 from kfpc.components.push import manifest
 
 FIELD_VALIDATION = "Strict"
@@ -172,7 +173,7 @@ class _Response:
         return self.getheaders().get(name, default)
 
 
-class DryRunPool:
+class DryRunPool(RecordingPool):
     """Stands in for the client's urllib3 pool: records every request and answers as an empty cluster.
 
     Objects become Ready at once, with ``status.url`` set to the in-cluster address KServe would give them,
@@ -194,7 +195,7 @@ class DryRunPool:
 
     def install(self, client: IsvcClient) -> IsvcClient:
         """Route ``client``'s HTTP calls here instead of the network; returns the client."""
-        client.api_client.rest_client.pool_manager = self
+        super().install(client.api_client)
         return client
 
     @staticmethod
@@ -206,12 +207,9 @@ class DryRunPool:
             "conditions": [{"type": "Ready", "status": "True"}],
         }
 
-    def request(self, method, url, body=None, fields=None, headers=None, **_kwargs):
+    def answer(self, method, url, headers, payload):
         parsed = urllib.parse.urlsplit(url)
         query = dict(urllib.parse.parse_qsl(parsed.query))
-        if fields:
-            query.update(dict(fields))
-        payload = json.loads(body) if body else None
         with self._lock:
             self.requests.append(
                 {

@@ -13,6 +13,7 @@ import dataclasses
 import re
 from typing import Any
 
+from kfpc.components import defaults as D
 from kfpc.components import images
 
 API_VERSION = "serving.kserve.io/v1beta1"
@@ -87,19 +88,19 @@ class ServingOptions:
     """
 
     name: str
-    namespace: str = "default"
+    namespace: str = D.NAMESPACE
     predictor: str = "kfpc"
     image: str = images.SERVING
     protocol: str = "v2"
     deployment_mode: str = STANDARD
-    cpu_request: str = "1"
-    memory_request: str = "2Gi"
-    cpu_limit: str = "2"
-    memory_limit: str = "4Gi"
-    gpu: int = 0
+    cpu_request: str = D.CPU_REQUEST
+    memory_request: str = D.MEMORY_REQUEST
+    cpu_limit: str = D.CPU_LIMIT
+    memory_limit: str = D.MEMORY_LIMIT
+    gpu: int = D.GPU
     gpu_resource: str = "nvidia.com/gpu"
-    min_replicas: int = 1
-    max_replicas: int = 3
+    min_replicas: int = D.MIN_REPLICAS
+    max_replicas: int = D.MAX_REPLICAS
     service_account: str = ""
     runtime_version: str = ""
     node_selector: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -213,14 +213,6 @@ def wait_live(
         sleep(poll_s)
 
 
-def wait_ready(client, namespace: str, name: str, timeout_s: float, poll_s: float = 2.0, **kwargs) -> dict[str, Any]:
-    """Poll until the InferenceService as it is now is Ready for its current generation and spec."""
-    obj = client.get(namespace, name)
-    if obj is None:
-        raise RolloutError(f"inferenceservice {namespace}/{name} does not exist")
-    return wait_live(client, namespace, name, Written.of(obj), timeout_s, poll_s, **kwargs)
-
-
 def _patch_towards(current: dict[str, Any], target: dict[str, Any], *, restore: bool = False) -> dict[str, Any]:
     """The conditional merge patch turning ``current`` into ``target``.
 

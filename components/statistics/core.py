@@ -879,13 +879,6 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
         raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
 
 
-def _feature_kind_or_none(arrow_type: pa.DataType) -> int | None:
-    try:
-        return _feature_kind(arrow_type)
-    except TypeError:
-        return None
-
-
 def _batches(source) -> tuple[str, Iterable]:
     if isinstance(source, (pa.Table, pa.RecordBatch)):
         return "table", [source]

@@ -18,10 +18,10 @@ def train(
     task: str = "auto",
     hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
     seed: int = 42,
     shuffle_buffer: int = 100000,
     validation_fraction: float = 0.1,

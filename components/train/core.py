@@ -35,6 +35,7 @@ import numpy as np
 
 from .. import __version__, types
 from .. import _progress as progress
+from .. import defaults as D
 from .._fs import atomic_dir
 from . import features as F
 from .features import TrainInputError  # noqa: F401  (re-exported for callers)
@@ -45,15 +46,15 @@ STATE_FILE = "state.json"
 LAST_PREFIX = "last"
 BEST_PREFIX = "best"
 DEFAULTS = {
-    "hidden_units": (64, 32),
-    "dropout": 0.1,
-    "learning_rate": 1e-3,
-    "batch_size": 0,  # auto: see auto_batch_size
-    "epochs": 30,
-    "patience": 5,
-    "seed": 42,
-    "shuffle_buffer": 100_000,
-    "validation_fraction": 0.1,
+    "hidden_units": D.HIDDEN_UNITS,
+    "dropout": D.DROPOUT,
+    "learning_rate": D.LEARNING_RATE,
+    "batch_size": D.BATCH_SIZE,  # auto: see auto_batch_size
+    "epochs": D.EPOCHS,
+    "patience": D.PATIENCE,
+    "seed": D.SEED,
+    "shuffle_buffer": D.SHUFFLE_BUFFER,
+    "validation_fraction": D.VALIDATION_FRACTION,
 }
 VALIDATION = "validation"
 

@@ -115,21 +115,6 @@ class Carve:
         return {"validation_fraction": self.fraction, "seed": self.seed, "exact": self._mask is not None}
 
 
-def feature_arrays(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Path | str = "") -> dict[str, np.ndarray]:
-    """Raw model inputs of a record batch: input key -> float64 (NaN missing) or object str ("" missing)."""
-    out: dict[str, np.ndarray] = {}
-    for feature in spec.features:
-        column = batch.column(feature.name)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        if feature.dtype == F.STRING:
-            strings = F._string_values(column)
-            out[feature.input] = pc.fill_null(strings, "").to_numpy(zero_copy_only=False)
-        else:
-            out[feature.input] = F._numeric_values(column, feature.name, Path(path))
-    return out
-
-
 def label_array(batch: pa.RecordBatch | pa.Table, spec: F.TrainingSpec, path: Path | str = "") -> tuple[np.ndarray, np.ndarray]:
     """The training target of a record batch and a mask of the rows that have a usable label.
 

@@ -87,9 +87,10 @@ def validation_gate(anomalies: Input[Artifact], what: str = "the validated data"
     Returns:
         the number of features with errors.
     """
+    from kfpc.components import artifacts
     from kfpc.components.validate import core
 
-    found = core.load_anomalies(anomalies.path)
+    found = artifacts.read_anomalies(anomalies.path)
     if fail_on_anomalies:
         core.raise_if_anomalies(found, what)
     return core.anomaly_count(found)

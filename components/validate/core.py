@@ -949,19 +949,6 @@ def write_anomalies(anomalies: anomalies_pb2.Anomalies, output_dir: str | os.Pat
     return Path(output_dir) / types.ANOMALIES_FILE
 
 
-def load_anomalies(path_or_dir: str | os.PathLike) -> anomalies_pb2.Anomalies:
-    """Read ``anomalies.pbtxt`` (file or artifact folder)."""
-    path = Path(path_or_dir)
-    if path.is_dir():
-        path = path / types.ANOMALIES_FILE
-    anomalies = anomalies_pb2.Anomalies()
-    try:
-        text_format.Parse(path.read_text(encoding="utf-8"), anomalies)
-    except (OSError, text_format.ParseError) as err:
-        raise ValidationError(f"{path}: not an Anomalies text proto ({err})") from err
-    return anomalies
-
-
 class AnomaliesFoundError(ValidationError):
     """Validation found anomalies and the caller asked to fail on them."""
 

@@ -36,13 +36,15 @@ def test_every_task_succeeds_and_the_model_is_pushed(penguins_run):
     summary = penguins_run
     assert summary.status == "SUCCESS", summary.error
     names = [t.name for t in summary.tasks]
-    for expected in ("ingest", "statistics", "validate", "train", "evaluate", "push-kserve"):
+    for expected in ("ingest", "statistics", "validate", "train", "feature-importance", "evaluate", "push-kserve"):
         assert expected in names
         assert summary.task(expected).status == "SUCCESS"
         assert summary.task(expected).seconds is not None
     assert summary.task("validate").outputs["anomaly_count"] == 0
     evaluation = summary.task("evaluate").artifacts["metrics"]["metadata"]
     assert evaluation["accuracy"] >= 0.95
+    importance = summary.task("feature-importance").artifacts["metrics"]["metadata"]
+    assert "baseline_log_loss" in importance and any(k.startswith("importance_") for k in importance), importance
     push = summary.task("push-kserve").outputs
     assert Path(push["model_uri"]).is_relative_to(Path(summary.run_dir) / "serving")
     assert (Path(push["model_uri"]) / "1" / "saved_model.pb").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -117,6 +118,10 @@ def test_merge_patch_round_trips():
     patch = m.merge_patch(current, desired)
     assert patch == {"b": {"c": 3, "d": [1]}, "new": "y", "gone": None}
     assert m.apply_merge_patch(current, patch) == desired
+    # and under an implementation of RFC 7386 written apart from ours (the fake API server's)
+    from fake_kube import rfc7386_merge_patch
+
+    assert rfc7386_merge_patch(copy.deepcopy(current), patch) == desired
     assert m.merge_patch(desired, desired) == {}
 
 

@@ -27,7 +27,7 @@ def model_dir(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("penguins")
     ingest(str(PENGUINS_CSV), root / "data")
-    train(root / "data", root / "model", label="species", epochs=3, seed=1, verbose=0)
+    train(root / "data", root / "model", label="species", epochs=3, seed=1, learning_rate=0.001, verbose=0)
     return root / "model"
 
 
