@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from kfpc.components import artifacts
 from kfpc.components.evaluate import core
 from kfpc.components.evaluate.thresholds import EvalConfigError
 
@@ -71,7 +72,7 @@ def test_binary_metrics_through_the_signature_equal_sklearn(models, binary_data,
         skm.roc_auc_score(labels[rows], probabilities[rows, 1]), abs=TOL)
     # No thresholds: blessed, and the files are there.
     assert result.blessed
-    assert (tmp_path / "out" / core.BLESSED_MARKER).exists()
+    assert (tmp_path / "out" / artifacts.BLESSED_MARKER).exists()
     evaluation = json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())
     assert evaluation["metrics"]["candidate"]["accuracy"] == pytest.approx(got["accuracy"])
     assert "<img src=\"data:image/png;base64," in (tmp_path / "out" / core.REPORT_FILE).read_text()
@@ -119,8 +120,8 @@ def test_worse_candidate_is_not_blessed_and_blessing_says_why(models, binary_dat
     result = core.evaluate(dataset, models["binary_old"], tmp_path / "out", baseline_model_dir=models["binary"],
                            config=config)
     assert not result.blessed
-    assert (tmp_path / "out" / core.NOT_BLESSED_MARKER).exists()
-    assert not (tmp_path / "out" / core.BLESSED_MARKER).exists()
+    assert (tmp_path / "out" / artifacts.NOT_BLESSED_MARKER).exists()
+    assert not (tmp_path / "out" / artifacts.BLESSED_MARKER).exists()
     failed = [v for v in result.verdicts if v["passed"] is False]
     assert len(failed) == 1 and failed[0]["kind"] == "change"
     assert "vs baseline" in failed[0]["reason"] and "not >=" in failed[0]["reason"]
@@ -287,7 +288,7 @@ def test_bucket_edges_from_the_statistics_component(models, binary_data, tmp_pat
     config = {"slicing_specs": [{"feature_keys": ["size"], "num_buckets": 4}]}
     with_stats = core.evaluate(dataset, models["binary"], tmp_path / "a", statistics_dir=tmp_path / "stats",
                                config=config)
-    evaluation = core.load_result(tmp_path / "a")["evaluation"]
+    evaluation = artifacts.read_blessing(tmp_path / "a")["evaluation"]
     assert evaluation["bucket_edge_source"] == {"size": "statistics"}
     edges = evaluation["bucket_edges"]["size (4 buckets)"]
     np.testing.assert_allclose(edges, np.quantile(frame["size"], [0.25, 0.5, 0.75]), rtol=0.05)
@@ -307,7 +308,7 @@ def test_high_cardinality_slices_are_capped_into_other(models, tmp_path):
     users = [s for s in result.slices if s["spec"] == "user"]
     assert len(users) == 21 and sum(s["count"] for s in users) == 2000
     assert any(s["slice"] == "user=(other)" for s in users)
-    assert core.load_result(tmp_path / "out")["evaluation"]["slice_truncated"]["user"] is True
+    assert artifacts.read_blessing(tmp_path / "out")["evaluation"]["slice_truncated"]["user"] is True
 
 
 def test_baseline_with_fewer_classes_is_aligned_by_name(models, tmp_path):
