@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from kfpc.components import artifacts
+from kfpc.components import artifacts, contract
 from kfpc.components.evaluate import core
 from kfpc.components.evaluate.thresholds import EvalConfigError
 
@@ -31,7 +31,7 @@ def models(tmp_path_factory):
 
 def _served(model_dir, frame):
     """The model's outputs on the whole frame, through the same loader evaluation uses."""
-    predictor = core._load_predictor(str(model_dir))
+    predictor = contract.load_predictor(str(model_dir))
     columns = {}
     for feature in predictor.card["features"]:
         values = frame[feature["name"]]
@@ -73,7 +73,7 @@ def test_binary_metrics_through_the_signature_equal_sklearn(models, binary_data,
     # No thresholds: blessed, and the files are there.
     assert result.blessed
     assert (tmp_path / "out" / artifacts.BLESSED_MARKER).exists()
-    evaluation = json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())
+    evaluation = json.loads((tmp_path / "out" / artifacts.EVALUATION_FILE).read_text())
     assert evaluation["metrics"]["candidate"]["accuracy"] == pytest.approx(got["accuracy"])
     assert "<img src=\"data:image/png;base64," in (tmp_path / "out" / core.REPORT_FILE).read_text()
 
@@ -125,7 +125,7 @@ def test_worse_candidate_is_not_blessed_and_blessing_says_why(models, binary_dat
     failed = [v for v in result.verdicts if v["passed"] is False]
     assert len(failed) == 1 and failed[0]["kind"] == "change"
     assert "vs baseline" in failed[0]["reason"] and "not >=" in failed[0]["reason"]
-    blessing = json.loads((tmp_path / "out" / core.BLESSING_FILE).read_text())
+    blessing = json.loads((tmp_path / "out" / artifacts.BLESSING_FILE).read_text())
     assert blessing["blessed"] is False and blessing["verdicts"][1]["passed"] is False
     metadata = result.metadata()
     assert metadata["failed_thresholds"] == [f"change threshold on accuracy (overall): {failed[0]['reason']}"]
@@ -227,7 +227,7 @@ def test_regression_metrics_equal_sklearn(models, tmp_path):
     assert result.blessed
     low, high = result.intervals["rmse"]["candidate"]
     assert low < result.metrics["rmse"] < high
-    assert json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())["rows_without_label"] == 10
+    assert json.loads((tmp_path / "out" / artifacts.EVALUATION_FILE).read_text())["rows_without_label"] == 10
 
 
 def test_missing_model_input_column_is_a_clear_error_and_writes_nothing(models, tmp_path):
