@@ -39,6 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kfpc.components.artifacts import split_file
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "datasets"
 RESULTS = HERE / "results"
@@ -190,10 +192,6 @@ def _read_anomalies(folder: Path) -> list[str]:
 # ------------------------------------------------------------------------------------ recomputation
 
 
-def split_path(data_dir: str, split: str) -> Path:
-    return Path(data_dir) / f"Split-{split}" / "data.parquet"
-
-
 def label_text(column: pa.Array) -> np.ndarray:
     """Labels as class names (object array, None missing): integral numbers as ``"3"``, booleans and text as is."""
     if isinstance(column, pa.ChunkedArray):
@@ -305,7 +303,7 @@ def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict:
 
 def recompute(record: dict) -> dict:
     """The evaluate step's metrics recomputed through the SavedModel on the eval split, and the comparison."""
-    table = pq.read_table(split_path(record["data_dir"], "eval"))
+    table = pq.read_table(split_file(record["data_dir"], "eval"))
     card, outputs = predict_saved_model(record["model_dir"], table)
     label = card["label"]
     task = card["task"]
@@ -364,8 +362,8 @@ def peer(record: dict, task: str, features: list[str]) -> dict:
     """scikit-learn HistGradientBoosting (defaults) on the train split, scored on the eval split's labelled rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-    train = pq.read_table(split_path(record["data_dir"], "train"))
-    evaluation = pq.read_table(split_path(record["data_dir"], "eval"))
+    train = pq.read_table(split_file(record["data_dir"], "train"))
+    evaluation = pq.read_table(split_file(record["data_dir"], "eval"))
     label = record["label"]
     start = time.perf_counter()
     x_train, categories = _peer_frame(train, features, None)
@@ -396,7 +394,7 @@ def peer_features(record: dict) -> list[str]:
     if record.get("model_dir"):
         card = json.loads((Path(record["model_dir"]) / "model_card.json").read_text())
         return [f["name"] for f in card["features"]]
-    return [c for c in pq.read_schema(split_path(record["data_dir"], "train")).names if c != record["label"]]
+    return [c for c in pq.read_schema(split_file(record["data_dir"], "train")).names if c != record["label"]]
 
 
 # -------------------------------------------------------------------------------------------- driver
@@ -410,7 +408,7 @@ def run_dataset(entry: dict, work: Path, timeout: float, with_peer: bool = True)
             record["recomputation"] = recompute(record)
         except Exception as err:  # recorded: a model that cannot be fed its own eval split is a finding
             record["recomputation"] = {"match": False, "error": f"{type(err).__name__}: {err}"}
-    if with_peer and record.get("data_dir") and split_path(record["data_dir"], "train").exists():
+    if with_peer and record.get("data_dir") and split_file(record["data_dir"], "train", must_exist=False).exists():
         task = record.get("task") or entry["task"]
         try:
             record["peer"] = {"name": "sklearn HistGradientBoosting (defaults)", "task": task,

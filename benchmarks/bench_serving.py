@@ -67,9 +67,9 @@ def percentiles(latencies: list[float]) -> dict:
 
 def bench_floor(model_dir: Path, seconds: float) -> dict:
     """The bare in-process model call, one caller: what no server can beat."""
-    from kfpc.serving import predictor
+    from kfpc.components import contract
 
-    loaded = predictor.load(predictor.locate(model_dir))
+    loaded = contract.load_predictor(contract.locate(model_dir))
     result = {}
     for rows in ROWS:
         columns = {name: [row[name] for row in rows_for(rows)] for name in ROW}

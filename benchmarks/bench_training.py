@@ -38,6 +38,7 @@ _RSS_SCRIPT = """
 import os, pickle, sys, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
+from kfpc.components import artifacts
 from kfpc.components.train import features, input as data_input
 dataset, spec_file, mode = sys.argv[1:4]
 start = time.perf_counter()
@@ -50,7 +51,7 @@ else:
     with open(spec_file, "rb") as f:
         spec = pickle.load(f)
     for features_batch, target in data_input.make_dataset(
-            features.split_file(dataset, "train"), spec, 1024, shuffle_buffer=100_000):
+            artifacts.split_file(dataset, "train"), spec, 1024, shuffle_buffer=100_000):
         rows += int(target.shape[0])
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork + exec, so a child would report the parent's peak.
 peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
@@ -69,10 +70,10 @@ def make_dataset(root: Path, rows: int) -> Path:
 
 def input_rate(dataset: Path, spec, batch_size: int) -> dict:
     """Rows/s (wall and per CPU-second of this process) of one full pass of the tf.data input (what fit consumes)."""
-    from kfpc.components.train import features
+    from kfpc.components import artifacts
     from kfpc.components.train import input as data_input
 
-    data = data_input.make_dataset(features.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=100_000)
+    data = data_input.make_dataset(artifacts.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=100_000)
     rows, first = 0, None
     start, cpu = time.perf_counter(), time.process_time()
     for _, target in data:
@@ -92,13 +93,13 @@ def step_rate(dataset: Path, spec, batch_size: int, steps: int) -> float:
     """
     import keras
 
-    from kfpc.components.train import features
+    from kfpc.components import artifacts
     from kfpc.components.train import input as data_input
     from kfpc.components.train import model as model_lib
 
     model = model_lib.build_model(spec, (64, 32), 0.1, 1e-3)
     model(model_lib.sample_inputs(spec))
-    source = data_input.make_dataset(features.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=0)
+    source = data_input.make_dataset(artifacts.split_file(dataset, "train"), spec, batch_size, shuffle_buffer=0)
     cached = source.take(steps).cache()
     for _ in cached:  # fill the cache before timing
         pass

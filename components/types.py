@@ -1,4 +1,5 @@
-"""Artifact layouts and metadata keys shared by every component, as documented constants.
+"""File names and metadata keys of the artifact layouts, as documented constants (read and written only
+through :mod:`kfpc.components.artifacts`).
 
 Layouts follow TFX where TFX has one, so TFX and TFDV tools open our artifacts:
 

@@ -42,7 +42,7 @@ def upload(args: argparse.Namespace, out=None) -> int:
             apis.pipelines.pipeline_service_list_pipelines(
                 namespace=args.namespace, filter=_name_filter(name), page_size=1)
             apis.uploads.upload_pipeline_version(
-                uploadfile=str(path), name=version, pipelineid="<id of pipeline %s>" % name,
+                uploadfile=str(path), name=version, pipelineid=f"<id of pipeline {name}>",
                 description=args.description)
             apis.uploads.upload_pipeline(uploadfile=str(path), name=name, description=args.description,
                                          namespace=args.namespace)

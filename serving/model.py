@@ -23,8 +23,8 @@ import numpy as np
 from kserve.errors import InferenceError
 from kserve.protocol.infer_type import InferRequest, InferResponse
 
+from kfpc.components import contract
 from kfpc.components import defaults as D
-from kfpc.serving import predictor as predictor_loader
 from kfpc.serving import protocol
 from kfpc.serving.batching import DynamicBatcher
 
@@ -33,10 +33,6 @@ logger = logging.getLogger("kfpc.serving")
 #: response headers naming the registered model and version that answered (every predict/infer response)
 REGISTERED_MODEL_HEADER = "kfpc-registered-model"
 MODEL_VERSION_HEADER = "kfpc-model-version"
-
-CLASSIFICATION_OUTPUTS = ("probabilities", "class_ids", "classes")
-REGRESSION_OUTPUTS = ("predictions",)
-
 
 @dataclasses.dataclass
 class ModelOptions:
@@ -118,7 +114,7 @@ class KfpcModel(kserve.Model):
         self.observer = observer
         self.limits = protocol.Limits(max_rows=self.options.max_rows,
                                       max_string_length=self.options.max_string_length)
-        self.location: predictor_loader.ModelLocation | None = None
+        self.location: contract.ModelLocation | None = None
         self.predictor: Any = None
         self.card: Any = None
         self.features: list[protocol.Feature] = []
@@ -141,8 +137,8 @@ class KfpcModel(kserve.Model):
             RuntimeError: the warm-up prediction failed or returned outputs the contract does not allow.
         """
         self.ready = False
-        self.location = predictor_loader.locate(self.model_dir)
-        self.predictor = predictor_loader.load(self.location)
+        self.location = contract.locate(self.model_dir)
+        self.predictor = contract.load_predictor(self.location)
         self.card = self.predictor.card
         self.features = protocol.features_from_card(self.card)
         self.task = str(protocol._get(self.card, "task", ""))
@@ -188,8 +184,8 @@ class KfpcModel(kserve.Model):
         return columns
 
     def _check_outputs(self, outputs: dict[str, np.ndarray], rows: int) -> None:
-        expected = REGRESSION_OUTPUTS if self.task == "regression" else CLASSIFICATION_OUTPUTS
-        if self.task and not all(name in outputs for name in expected):
+        expected = contract.expected_outputs(self.task) if self.task else ()
+        if not all(name in outputs for name in expected):
             raise RuntimeError(f"warm-up prediction of {self.model_dir}: task {self.task!r} needs outputs "
                                f"{list(expected)}, the model returned {sorted(outputs)}")
         for name, value in outputs.items():

@@ -295,7 +295,7 @@ def check_datetimes(columns: Mapping[str, np.ndarray], features: Sequence[Featur
 
 @functools.cache
 def _iso_datetime() -> re.Pattern:
-    from kfpc.components.train.features import ISO_DATETIME
+    from kfpc.components.contract import ISO_DATETIME
 
     return re.compile(ISO_DATETIME)
 

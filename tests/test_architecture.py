@@ -54,3 +54,90 @@ def test_every_python_package_is_listed_in_setup_cfg():
             relative = init.parent.relative_to(ROOT / top)
             name = ".".join([package, *relative.parts]) if relative.parts else package
             assert name in listed, f"{name} ({init.parent}) is missing from setup.cfg [options] packages"
+
+
+# ---- the package import graph has no cycle ---------------------------------------------------------------------
+
+#: repository folder -> installed package
+TOP_PACKAGES = {"components": "kfpc.components", "pipelines": "kfpc.pipelines", "serving": "kfpc.serving"}
+
+
+def _package_of_module(module: str) -> str | None:
+    """``kfpc.components.<sub>`` for a module inside a component folder, else its top package."""
+    parts = module.split(".")
+    if parts[:2] != ["kfpc", "components"] or len(parts) < 3:
+        top = ".".join(parts[:2])
+        return top if top in TOP_PACKAGES.values() else None
+    return ".".join(parts[:3]) if (ROOT / "components" / parts[2] / "__init__.py").exists() else "kfpc.components"
+
+
+def _import_graph() -> dict[str, dict[str, str]]:
+    """package -> imported package -> the first ``file:line`` importing it (lazy imports inside functions too)."""
+    import ast
+
+    graph: dict[str, dict[str, str]] = {}
+    for top, package in TOP_PACKAGES.items():
+        for path in sorted((ROOT / top).rglob("*.py")):
+            relative = path.relative_to(ROOT / top).with_suffix("")
+            module_parts = [*package.split("."), *relative.parts]
+            if module_parts[-1] == "__init__":
+                module_parts = module_parts[:-1]
+            is_package = path.name == "__init__.py"
+            source = _package_of_module(".".join(module_parts))
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                targets: list[str] = []
+                if isinstance(node, ast.Import):
+                    targets = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    if node.level:
+                        base = module_parts[: len(module_parts) - node.level + (1 if is_package else 0)]
+                        base_name = ".".join(base + ([node.module] if node.module else []))
+                    else:
+                        base_name = node.module or ""
+                    # "from kfpc.components import contract" imports the subpackage, not the package
+                    targets = [f"{base_name}.{alias.name}" for alias in node.names] or [base_name]
+                for target in targets:
+                    imported = _package_of_module(target)
+                    if imported and imported != source:
+                        graph.setdefault(source, {}).setdefault(imported, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return graph
+
+
+def _cycle(graph: dict[str, dict[str, str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for succ in sorted(graph.get(node, {})):
+            if state.get(succ) == 1:
+                return path[path.index(succ):] + [succ]
+            if succ not in state and (found := visit(succ)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    graph = _import_graph()
+    # the graph is real: the edges the layering is about are seen
+    assert "kfpc.components" in graph["kfpc.serving"] or "kfpc.components.contract" in graph["kfpc.serving"]
+    assert "kfpc.components.contract" in graph["kfpc.components.train"]
+    cycle = _cycle(graph)
+    assert cycle is None, "package import cycle: " + " -> ".join(
+        f"{a} ({graph[a][b]})" for a, b in zip(cycle, cycle[1:], strict=False)) + f" -> {cycle[-1]}"
+    assert not any(p.startswith("kfpc.serving") for p in set().union(*(
+        graph.get(p, {}) for p in graph if p.startswith("kfpc.components")))), "a component imports kfpc.serving"
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {"a": {"b": "x.py:1"}, "b": {"c": "y.py:2"}, "c": {"a": "z.py:3"}, "d": {"a": "w.py:4"}}
+    assert _cycle(graph) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b": "x.py:1"}, "b": {}}) is None

@@ -1,9 +1,10 @@
 """KFP v2 component: evaluate. Parses inputs, calls :mod:`kfpc.components.evaluate.core`, writes outputs."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Blessing, Statistics
 
 
 @dsl.component(base_image=images.TF, install_kfp_package=False)
@@ -13,9 +14,9 @@ def evaluate(
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
     report: Output[HTML],
-    blessing: Output[Artifact],
+    blessing: Output[Blessing],
     baseline_model: Input[Model] = None,
-    statistics: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
     config_json: str = "",
     min_accuracy: float = 0.0,
     max_regression: float = 0.01,

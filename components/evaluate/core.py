@@ -2,7 +2,7 @@
 and decide whether the candidate is blessed.
 
 What is measured is what will be served: predictions come from the exported SavedModel's
-``serving_default`` signature (through :func:`kfpc.components.train.signature.load_predictor`), fed the
+``serving_default`` signature (through :func:`kfpc.components.contract.load_predictor`), fed the
 raw columns exactly as the serving layer feeds them. The eval split is read in record batches and every
 metric is a streaming accumulator (:mod:`.metrics`), so memory does not grow with the number of rows.
 
@@ -17,7 +17,6 @@ Output folder (the Blessing artifact; written atomically)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
@@ -28,19 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import artifacts, contract, types
 from .. import defaults as D
-from .. import types
-from .._fs import atomic_dir, local_path, parquet_batches
+from .._fs import local_path, parquet_batches
 from . import bootstrap, slicing
 from . import metrics as metric_lib
 from . import thresholds as threshold_lib
 from .thresholds import EvalConfig, EvalConfigError, SlicingSpec, Threshold  # noqa: F401
 
-EVALUATION_FILE = "evaluation.json"
-BLESSING_FILE = "blessing.json"
 REPORT_FILE = "report.html"
-BLESSED_MARKER = "BLESSED"
-NOT_BLESSED_MARKER = "NOT_BLESSED"
 #: residual samples per slice (quantiles only; no threshold default reads them) are smaller than the overall one
 SLICE_MAX_SAMPLES = 1 << 12
 #: rows read per record batch (and sent to the model per call)
@@ -48,7 +43,7 @@ DEFAULT_BATCH_SIZE = 65_536
 #: points kept of each curve written to evaluation.json / the KFP UI
 CURVE_POINTS = 201
 
-__all__ = ["EvalConfig", "EvalConfigError", "EvaluationError", "EvalResult", "evaluate", "load_result"]
+__all__ = ["EvalConfig", "EvalConfigError", "EvaluationError", "EvalResult", "evaluate"]
 
 
 class EvaluationError(ValueError):
@@ -109,17 +104,6 @@ class EvalResult:
 # --------------------------------------------------------------------------------------------- models
 
 
-def _load_predictor(model_dir: str):
-    """The predictor of THE MODEL CONTRACT, from training's loader (the one SavedModel loader)."""
-    try:
-        from ..train.signature import load_predictor
-    except ImportError:  # training's loader not installed in this build: serving resolves the same contract
-        from ...serving import predictor as serving_predictor
-
-        return serving_predictor.load(serving_predictor.locate(model_dir))
-    return load_predictor(model_dir)
-
-
 class _Model:
     """A loaded predictor with what evaluation needs from its card."""
 
@@ -127,7 +111,7 @@ class _Model:
         self.dir = model_dir
         self.role = role
         try:
-            self.predictor = _load_predictor(model_dir)
+            self.predictor = contract.load_predictor(model_dir)
         except (OSError, ValueError) as err:
             raise EvaluationError(f"{role} model {model_dir}: cannot be loaded ({err})") from err
         card = self.predictor.card
@@ -247,10 +231,8 @@ def _numeric_edges(config: EvalConfig, path: Path, numeric: set[str], statistics
 
 def _load_train_statistics(statistics_dir: str) -> dict[str, Any]:
     """FeatureNameStatistics by feature name from ``<dir>/Split-train/FeatureStats.pb``."""
-    from ..statistics.core import load_statistics
-
     try:
-        stats_list = load_statistics(statistics_dir, types.TRAIN)
+        stats_list = artifacts.read_statistics(statistics_dir, types.TRAIN)
     except ValueError as err:
         raise EvaluationError(f"{statistics_dir}: cannot read the training statistics ({err})") from err
     out = {}
@@ -359,9 +341,7 @@ def evaluate(
         EvalConfigError: malformed config or a threshold naming a metric the task does not compute.
     """
     config = EvalConfig.parse(config)
-    path = Path(local_path(str(dataset_dir))) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
-    if not path.exists():
-        raise EvaluationError(f"{dataset_dir}: no split {split!r} (expected {path})")
+    path = artifacts.split_file(dataset_dir, split)
     candidate = _Model(local_path(str(model_dir)), "candidate")
     baseline = _Model(local_path(str(baseline_model_dir)), "baseline") if baseline_model_dir else None
     task, classes, label = candidate.task, candidate.classes, candidate.label
@@ -537,13 +517,11 @@ def evaluate(
                 "failed_threshold_details": failed_threshold_details(verdicts),
                 "skill_metric": skill_metric, "skill_metric_reason": skill_reason,
                 "candidate_model": candidate.dir, "baseline_model": baseline.dir if baseline else None}
-    with atomic_dir(output_dir) as scratch:
-        (scratch / EVALUATION_FILE).write_text(json.dumps(_json_safe(evaluation), indent=1))
-        (scratch / BLESSING_FILE).write_text(json.dumps(_json_safe(blessing), indent=1))
-        (scratch / (BLESSED_MARKER if blessed else NOT_BLESSED_MARKER)).write_text("")
-        from . import report
+    from . import report
 
-        (scratch / REPORT_FILE).write_text(report.render(_json_safe(evaluation), _json_safe(blessing)))
+    evaluation, blessing = _json_safe(evaluation), _json_safe(blessing)
+    artifacts.write_blessing(output_dir, blessing, evaluation,
+                             extra_files={REPORT_FILE: report.render(evaluation, blessing)})
     return result
 
 
@@ -691,10 +669,7 @@ def pipeline_config(model_dir: str | os.PathLike, config_json: str = "", *, min_
     """
     if config_json and config_json.strip():
         return EvalConfig.parse(config_json)
-    card_path = Path(local_path(str(model_dir))) / types.MODEL_CARD_FILE
-    if not card_path.exists():
-        raise EvaluationError(f"candidate model {model_dir}: no {types.MODEL_CARD_FILE}")
-    task = json.loads(card_path.read_text()).get("task")
+    task = contract.read_card(model_dir)[types.TASK]
     return threshold_lib.default_config(task, min_accuracy=min_accuracy, max_regression=max_regression)
 
 
@@ -709,11 +684,3 @@ def scalar_metrics(result: EvalResult) -> dict[str, float]:
                 out[prefix + name] = float(value)
     out["blessed"] = float(result.blessed)
     return out
-
-
-def load_result(output_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read ``blessing.json`` and ``evaluation.json`` of an evaluation (e.g. for the push step)."""
-    folder = Path(local_path(str(output_dir)))
-    return {"blessing": json.loads((folder / BLESSING_FILE).read_text()),
-            "evaluation": json.loads((folder / EVALUATION_FILE).read_text())}
-

@@ -27,13 +27,13 @@ import pyarrow.compute as pc
 from .. import types
 from .._fs import atomic_dir
 from .._redact import excerpt
-from ..evaluate import metrics as metric_lib
-from ..evaluate.core import _label_text
 
 # The model contract and the Dataset layout, each in one line (issue 16 moves them to
 # kfpc.components.contract.load_predictor and the artifacts module; repoint these two lines only).
-from ..ingest.core import read_split as _read_split
-from ..train.signature import load_predictor as _load_predictor
+from ..artifacts import read_split as _read_split
+from ..contract import load_predictor as _load_predictor
+from ..evaluate import metrics as metric_lib
+from ..evaluate.core import _label_text
 
 IMPORTANCE_FILE = "importance.json"
 REPORT_FILE = "report.html"

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from .. import artifacts, types
 from .. import defaults as D
-from .. import types
 from .._fs import atomic_dir, local_path
 from .._redact import excerpt
 from .._redact import names as _names
@@ -252,9 +251,9 @@ def ingest(
         writers: dict[str, pq.ParquetWriter] = {}
         try:
             for split in rows:
-                split_dir = Path(scratch) / types.SPLIT_DIR.format(split=split)
-                split_dir.mkdir()
-                writers[split] = pq.ParquetWriter(split_dir / types.DATA_FILE, transform.schema, compression="zstd")
+                split_path = artifacts.split_file(scratch, split, must_exist=False)
+                split_path.parent.mkdir()
+                writers[split] = pq.ParquetWriter(split_path, transform.schema, compression="zstd")
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
@@ -284,16 +283,3 @@ def ingest(
     return IngestResult(rows=rows, columns=columns, source_uri=source_uri,
                         dropped_columns=[c for c in drop_columns if c in schema.names],
                         coerced_to_null=transform.coerced)
-
-
-def read_split(dataset_dir: str | os.PathLike, split: str, columns: list[str] | None = None) -> pa.Table:
-    """Read one split of a Dataset artifact written by :func:`ingest`."""
-    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{dataset_dir}: no split {split!r} (expected {path})")
-    return pq.read_table(path, columns=columns)
-
-
-def split_path(dataset_dir: str | os.PathLike, split: str) -> Path:
-    """Path of the Parquet file of one split."""
-    return Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE

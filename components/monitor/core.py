@@ -35,19 +35,19 @@ PREVIOUS_SPLIT = "previous"
 
 # --- the few reads of other components' artifacts (repointed to kfpc.components.artifacts when it lands) ---
 def _load_card(model_dir) -> dict:
-    from kfpc.components.train.core import load_model_card
+    from kfpc.components.contract import read_card as load_model_card
 
     return load_model_card(model_dir)
 
 
 def _load_statistics(stats_dir, split: str | None):
-    from kfpc.components.statistics.core import load_statistics
+    from kfpc.components.artifacts import read_statistics as load_statistics
 
     return load_statistics(stats_dir, split)
 
 
 def _load_schema(path):
-    from kfpc.components.schema.core import load_schema
+    from kfpc.components.artifacts import read_schema as load_schema
 
     return load_schema(path)
 

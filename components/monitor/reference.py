@@ -132,8 +132,8 @@ def eval_outputs(model_dir: str | os.PathLike, data_dir: str | os.PathLike, spli
     import pyarrow.parquet as pq
 
     from kfpc.components import types
-    from kfpc.components.train.core import load_model_card
-    from kfpc.components.train.signature import load_predictor
+    from kfpc.components.contract import load_predictor
+    from kfpc.components.contract import read_card as load_model_card
 
     card = load_model_card(model_dir)
     path = os.path.join(data_dir, types.SPLIT_DIR.format(split=split), types.DATA_FILE)

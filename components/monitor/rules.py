@@ -227,7 +227,7 @@ def rule_groups(reference: dict, thresholds: AlertThresholds | None = None, *, s
         count = q.rec("kfpc:prediction_score_count:increase")
         records.append(_record("kfpc:prediction_score_count:increase", q.inc("kfpc_prediction_score_count")))
         previous = None
-        for bound, share in zip(SCORE_BUCKETS, score_shares):
+        for bound, share in zip(SCORE_BUCKETS, score_shares, strict=True):
             upper = q.inc("kfpc_prediction_score_bucket", f"le={promql_string(le_label(bound))}")
             lower = (f" - {q.inc('kfpc_prediction_score_bucket', f'le={promql_string(le_label(previous))}')}"
                      if previous is not None else "")

@@ -6,6 +6,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Blessing, VertexEndpoint, VertexModel
 
 
 @dsl.component(base_image=images.DEPLOY, install_kfp_package=False)
@@ -14,7 +15,7 @@ def push_kserve(
     manifest: Output[Artifact],
     serving_root: str,
     name: str,
-    blessing: Input[Artifact] = None,
+    blessing: Input[Blessing] = None,
     data: Input[Dataset] = None,
     blessed: bool = True,
     force: bool = False,
@@ -90,10 +91,11 @@ def push_kserve(
     """
     from collections import namedtuple
 
+    from kfpc.components import artifacts
     from kfpc.components import images as image_refs
     from kfpc.components.push import core
 
-    verdict = core.blessing_from_metadata(
+    verdict = artifacts.blessing_verdict(
         None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
     )
     result = core.push_kserve(
@@ -141,11 +143,13 @@ def push_kserve(
 def push_vertex(
     model: Input[Model],
     requests: Output[Artifact],
+    vertex_model: Output[VertexModel],
+    vertex_endpoint: Output[VertexEndpoint],
     serving_root: str,
     name: str,
     project: str,
     location: str,
-    blessing: Input[Artifact] = None,
+    blessing: Input[Blessing] = None,
     blessed: bool = True,
     force: bool = False,
     mode: str = "dry_run",
@@ -168,6 +172,9 @@ def push_vertex(
     Args:
         model: the Model artifact.
         requests: output: ``vertex_requests.json`` (the aiplatform_v1 requests) and ``push.json``.
+        vertex_model: output: the uploaded Model as GCPC's ``google.VertexModel`` (metadata ``resourceName``,
+            ``uri`` its REST URL), so GCPC ops take it; in dry_run the resource name is a placeholder.
+        vertex_endpoint: output: the Endpoint as GCPC's ``google.VertexEndpoint`` (same keys).
         serving_root: ``gs://`` root of the versioned copies.
         name: folder under the root and Vertex display name.
         project: Google Cloud project.
@@ -194,10 +201,12 @@ def push_vertex(
     """
     from collections import namedtuple
 
+    from kfpc.components import artifacts
     from kfpc.components import images as image_refs
+    from kfpc.components.artifact_types import vertex_resource_uri
     from kfpc.components.push import core
 
-    verdict = core.blessing_from_metadata(
+    verdict = artifacts.blessing_verdict(
         None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
     )
     result = core.push_vertex(
@@ -225,5 +234,8 @@ def push_vertex(
         output_dir=requests.path,
     )
     requests.metadata.update(result.metadata())
+    for artifact, resource in ((vertex_model, result.vertex_model), (vertex_endpoint, result.vertex_endpoint)):
+        artifact.metadata["resourceName"] = resource
+        artifact.uri = vertex_resource_uri(result.vertex_api_endpoint, resource)
     outputs = namedtuple("VertexPushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])
     return outputs(result.endpoint_url, result.model_uri, result.previous_model_uri)

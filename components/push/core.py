@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
+from .. import artifacts, contract, images, types
 from .. import defaults as D
-from .. import images, types
 from .._fs import atomic_dir
 from .._redact import redact, redact_obj
 from . import manifest, storage
@@ -77,6 +77,8 @@ class PushResult:
         action: ``created`` | ``updated`` | ``canary`` | ``promoted`` | ``smoke-tested``.
         traffic_percent: the new model's share of traffic.
         smoke: local mode: the requests sent and the answers' summaries.
+        vertex_model, vertex_endpoint: push_vertex: the Model and Endpoint resource names
+            (``projects/.../models/...``; placeholders in dry_run); ``vertex_api_endpoint`` their API host.
     """
 
     endpoint_url: str
@@ -87,6 +89,9 @@ class PushResult:
     action: str = ""
     traffic_percent: int = 100
     smoke: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    vertex_model: str = ""
+    vertex_endpoint: str = ""
+    vertex_api_endpoint: str = ""
 
     def metadata(self) -> dict[str, Any]:
         """Artifact metadata (keys documented in the README)."""
@@ -97,17 +102,6 @@ class PushResult:
             "action": self.action,
             "traffic_percent": self.traffic_percent,
         }
-
-
-def read_model_card(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """``model_card.json`` of a Model folder (plain JSON: no TensorFlow import)."""
-    path = Path(model_dir) / types.MODEL_CARD_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PushError(f"{path}: no model card; the Model folder must hold {types.MODEL_CARD_FILE} beside 1/") from None
-    except json.JSONDecodeError as err:
-        raise PushError(f"{path}: not valid JSON ({err})") from None
 
 
 def check_blessing(blessed: Any, force: bool = False, source: str = "blessed") -> None:
@@ -135,24 +129,6 @@ def check_blessing(blessed: Any, force: bool = False, source: str = "blessed") -
         )
 
 
-def blessing_from_metadata(metadata: dict[str, Any] | None, fallback: Any = True, source: str = "blessing") -> Any:
-    """The verdict of a blessing artifact (``metadata["blessed"]``), or ``fallback`` when there is no artifact.
-
-    Args:
-        metadata: the blessing artifact's metadata; ``None`` when the pipeline passes no artifact.
-        fallback: the plain ``blessed`` parameter, for pipelines without an evaluation step.
-        source: the artifact's URI, for the message.
-    Raises:
-        PushError: an artifact without the ``blessed`` key (an evaluation that did not decide).
-    """
-    if metadata is None:
-        return fallback
-    if types.BLESSED not in metadata:
-        raise PushError(f"{source}: the blessing artifact's metadata has no '{types.BLESSED}' key "
-                        f"(keys: {sorted(metadata)})")
-    return metadata[types.BLESSED]
-
-
 # ------------------------------------------------------------------ local smoke test
 
 
@@ -168,9 +144,8 @@ def smoke_rows(card: dict[str, Any], data_dir: str | os.PathLike | None = None, 
     if data_dir:
         import pyarrow.parquet as pq
 
-        path = Path(data_dir) / types.SPLIT_DIR.format(split=types.EVAL) / types.DATA_FILE
-        if not path.exists():
-            path = Path(data_dir) / types.SPLIT_DIR.format(split=types.TRAIN) / types.DATA_FILE
+        splits = artifacts.dataset_splits(data_dir)
+        path = artifacts.split_file(data_dir, types.EVAL if types.EVAL in splits or not splits else types.TRAIN)
         table = pq.read_table(path, columns=[n for n in names if n in pq.read_schema(path).names])
         missing = [n for n in names if n not in table.column_names]
         if missing:
@@ -216,11 +191,6 @@ def _post(url: str, body: dict[str, Any], timeout: float = 30.0) -> tuple[int, A
         return err.code, err.read().decode(errors="replace")[:500]
 
 
-def expected_outputs(card: dict[str, Any]) -> list[str]:
-    """Output names the contract promises for the card's task."""
-    return ["predictions"] if card.get(types.TASK) == "regression" else ["probabilities", "class_ids", "classes"]
-
-
 def smoke_test(url: str, model_name: str, card: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Send v1 and v2 predict requests and check the answers' shape against the model contract.
 
@@ -263,10 +233,10 @@ def smoke_test(url: str, model_name: str, card: dict[str, Any], rows: list[dict[
     if status != 200:
         raise SmokeTestError(f"v2 infer at {v2_url} answered HTTP {status}: {answer}")
     outputs = {o.get("name"): o for o in (answer.get("outputs") or [])} if isinstance(answer, dict) else {}
-    missing = [name for name in expected_outputs(card) if name not in outputs]
+    missing = [name for name in contract.expected_outputs(card) if name not in outputs]
     if missing:
         raise SmokeTestError(f"v2 infer at {v2_url}: outputs {missing} missing from {sorted(outputs)}")
-    for name in expected_outputs(card):
+    for name in contract.expected_outputs(card):
         if outputs[name].get("shape", [None])[0] != len(rows):
             raise SmokeTestError(f"v2 infer at {v2_url}: output {name} has shape {outputs[name].get('shape')}, "
                                  f"expected {len(rows)} rows")
@@ -405,7 +375,7 @@ def push_kserve(
         raise PushError("prometheus_selector is required in Standard mode: label matchers that select the canary's "
                         "pods only (e.g. pod=~\"<canary-deployment>-.*\"); nothing was written")
     source = canary_source(opts, prometheus_url, prometheus_selector, canary_metrics_url)
-    card = read_model_card(model_dir) if (mode == "local" or (Path(model_dir) / types.MODEL_CARD_FILE).exists()) else {}
+    card = contract.read_card(model_dir) if (mode == "local" or contract.card_file(model_dir).exists()) else {}
     if mode == "cluster" and not serving_root.startswith(("gs://", "s3://")):
         raise PushError(
             f"serving_root {serving_root!r}: a cluster push needs a gs:// or s3:// root that KServe's storage "
@@ -506,8 +476,8 @@ def _dry_run(model_dir, serving_root, opts, canary, promote, existing, storage_c
 
 
 def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult:
-    from ...serving.local import LocalServer
     from .._fs import local_path
+    from ..contract.local_server import LocalServer
 
     path = local_path(pushed.uri)  # gs:// is read through the /gcs FUSE mount
     rows = smoke_rows(card, data_dir)
@@ -627,6 +597,7 @@ def push_vertex(
         outcome.endpoint_url, model_uri, outcome.previous_model_uri or previous,
         manifest={r["method"]: r["request"] for r in requests}, requests=requests,
         action="dry-run" if mode == "dry_run" else "deployed", traffic_percent=traffic_percent,
+        vertex_model=outcome.model, vertex_endpoint=outcome.endpoint, vertex_api_endpoint=outcome.api_endpoint,
     )
     if output_dir is not None:
         with atomic_dir(output_dir) as scratch:

@@ -418,7 +418,7 @@ REGISTRY_FILE = "registry.json"
 
 def _read_card(model_dir: str | os.PathLike) -> dict[str, Any]:
     """The model card (the one place this package reads it: repoint to the contract module when it lands)."""
-    from ..push.core import read_model_card
+    from ..contract import read_card as read_model_card
 
     return read_model_card(model_dir)
 

@@ -1,15 +1,16 @@
 """KFP v2 components: infer_schema and import_schema. Call :mod:`kfpc.components.schema.core`."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Output
+from kfp.dsl import Input, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Schema, Statistics
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def infer_schema(
-    statistics: Input[Artifact],
-    schema: Output[Artifact],
+    statistics: Input[Statistics],
+    schema: Output[Schema],
     split: str = "train",
     max_string_domain_size: int = 100,
     infer_feature_shape: bool = True,
@@ -22,7 +23,7 @@ def infer_schema(
 
     Args:
         statistics: a statistics artifact (``Split-<split>/FeatureStats.pb``).
-        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind: schema``, ``features``.
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``features``.
         split: the split to infer from.
         max_string_domain_size: largest number of distinct strings that becomes a string domain.
         infer_feature_shape: always-present features get ``shape [1]`` (else ``value_count``).
@@ -33,14 +34,14 @@ def infer_schema(
         min_domain_mass: share of values a string domain asks to be in it; values outside it are a warning
             until their share is significantly above ``1 - min_domain_mass``; 1.0: every one is an error.
     """
+    from kfpc.components import artifacts
     from kfpc.components.schema import core
-    from kfpc.components.statistics.core import load_statistics
 
     def comparators(threshold):
         return {"infinity_norm": threshold, "jensen_shannon_divergence": threshold} if threshold > 0 else None
 
     inferred = core.infer_schema(
-        load_statistics(statistics.path, split),
+        artifacts.read_statistics(statistics.path, split),
         infer_feature_shape=infer_feature_shape,
         max_string_domain_size=max_string_domain_size,
         infer_int_domains=infer_int_domains,
@@ -48,28 +49,28 @@ def infer_schema(
         skew_comparators=comparators(skew_threshold),
         min_domain_mass=min_domain_mass,
     )
-    core.write_schema(inferred, schema.path)
-    schema.metadata.update({"kind": "schema", "features": core.schema_features(inferred)})
+    artifacts.write_schema(inferred, schema.path)
+    schema.metadata.update({"features": core.schema_features(inferred)})
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
-def import_schema(schema_uri: str, schema: Output[Artifact]):
+def import_schema(schema_uri: str, schema: Output[Schema]):
     """Bring a curated, reviewed ``schema.pbtxt`` into the pipeline (TFX's ImportSchemaGen).
 
     Args:
         schema_uri: path, ``file://`` or ``gs://`` URI of the schema file (or a folder holding ``schema.pbtxt``).
-        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind: schema``, ``features``, ``source_uri``.
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``features``, ``source_uri``.
     """
     from kfpc.components.schema import core
 
     imported = core.import_schema(schema_uri, schema.path)
-    schema.metadata.update({"kind": "schema", "features": core.schema_features(imported), "source_uri": schema_uri})
+    schema.metadata.update({"features": core.schema_features(imported), "source_uri": schema_uri})
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def resolve_schema(
-    statistics: Input[Artifact],
-    schema: Output[Artifact],
+    statistics: Input[Statistics],
+    schema: Output[Schema],
     schema_uri: str = "",
     split: str = "train",
     max_string_domain_size: int = 100,
@@ -82,19 +83,19 @@ def resolve_schema(
 
     Args:
         statistics: a statistics artifact; its ``split`` is inferred from when ``schema_uri`` is empty.
-        schema: the schema artifact: ``schema.pbtxt``; metadata ``kind``, ``features``, ``source_uri``.
+        schema: the schema artifact: ``schema.pbtxt``; metadata ``features``, ``source_uri``.
         schema_uri: path, ``file://``, ``gs://`` or ``bundled:`` URI of a curated schema; empty: infer.
         split: the split to infer from.
         max_string_domain_size: largest number of distinct strings that becomes a string domain.
     """
+    from kfpc.components import artifacts
     from kfpc.components.schema import core
-    from kfpc.components.statistics.core import load_statistics
 
     if schema_uri:
         resolved = core.import_schema(schema_uri, schema.path)
     else:
-        resolved = core.infer_schema(load_statistics(statistics.path, split), max_string_domain_size=max_string_domain_size)
-        core.write_schema(resolved, schema.path)
+        resolved = core.infer_schema(artifacts.read_statistics(statistics.path, split), max_string_domain_size=max_string_domain_size)
+        artifacts.write_schema(resolved, schema.path)
     schema.metadata.update(
-        {"kind": "schema", "features": core.schema_features(resolved), "source_uri": schema_uri or "inferred"}
+        {"features": core.schema_features(resolved), "source_uri": schema_uri or "inferred"}
     )

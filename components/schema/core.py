@@ -24,13 +24,10 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
-from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from .. import types
-from .._fs import atomic_dir, local_path
+from .. import artifacts
 
 FeatureType = statistics_pb2.FeatureNameStatistics
 
@@ -231,67 +228,6 @@ def _add_comparators(stats_feature, feature, thresholds: dict | None, field: str
         getattr(comparator, key).threshold = float(threshold)
 
 
-def write_schema(schema: schema_pb2.Schema, output_dir: str | os.PathLike) -> Path:
-    """Write ``schema.pbtxt`` into a new schema artifact folder, atomically.
-
-    Args:
-        schema: the schema.
-        output_dir: the artifact folder (absent or empty).
-    Returns:
-        The path of the written file.
-    """
-    with atomic_dir(output_dir) as scratch:
-        (Path(scratch) / types.SCHEMA_FILE).write_text(text_format.MessageToString(schema))
-    return Path(output_dir) / types.SCHEMA_FILE
-
-
-def load_schema(path_or_dir: str | os.PathLike) -> schema_pb2.Schema:
-    """Read a text ``Schema`` (a ``schema.pbtxt`` file or an artifact folder holding one).
-
-    Args:
-        path_or_dir: file, folder, ``file://`` or ``gs://`` URI.
-    Returns:
-        The ``Schema``.
-    Raises:
-        SchemaError: the file is missing, does not parse, or declares a feature twice / without a type.
-    """
-    path = Path(local_path(str(path_or_dir)))
-    if path.is_dir():
-        path = path / types.SCHEMA_FILE
-    if not path.exists():
-        raise SchemaError(f"{path}: no schema file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SchemaError(f"{path}: not UTF-8 text ({err})") from err
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(text, schema)
-    except text_format.ParseError as err:
-        raise SchemaError(f"{path}: not a tensorflow_metadata Schema in text format: {err}") from err
-    check_schema(schema, str(path))
-    return schema
-
-
-def check_schema(schema: schema_pb2.Schema, source: str = "schema") -> None:
-    """Reject schemas validation cannot use: duplicate features, missing types, unknown domains."""
-    seen: set[str] = set()
-    domains = {d.name for d in schema.string_domain}
-    for feature in schema.feature:
-        if feature.name in seen:
-            raise SchemaError(f"{source}: feature {feature.name!r} is declared twice")
-        seen.add(feature.name)
-        if feature.type == schema_pb2.TYPE_UNKNOWN and not _deprecated(feature):
-            raise SchemaError(f"{source}: feature {feature.name!r} has no type")
-        if feature.HasField("domain") and feature.domain not in domains:
-            raise SchemaError(f"{source}: feature {feature.name!r} refers to string_domain {feature.domain!r}, "
-                              f"which is not defined (defined: {sorted(domains)})")
-
-
-def _deprecated(feature: schema_pb2.Feature) -> bool:
-    return feature.deprecated or feature.lifecycle_stage in (schema_pb2.DEPRECATED, schema_pb2.DISABLED)
-
-
 def import_schema(schema_uri: str, output_dir: str | os.PathLike) -> schema_pb2.Schema:
     """Copy a curated ``schema.pbtxt`` into a schema artifact after checking that it parses.
 
@@ -301,8 +237,8 @@ def import_schema(schema_uri: str, output_dir: str | os.PathLike) -> schema_pb2.
     Returns:
         The imported ``Schema``.
     """
-    schema = load_schema(schema_uri)
-    write_schema(schema, output_dir)
+    schema = artifacts.read_schema(schema_uri)
+    artifacts.write_schema(schema, output_dir)
     return schema
 
 

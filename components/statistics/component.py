@@ -4,15 +4,16 @@ They call :mod:`kfpc.components.statistics.core` / :mod:`.shards` and write arti
 """
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Output
+from kfp.dsl import Dataset, Input, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Statistics, StatisticsAccumulator
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def statistics(
     data: Input[Dataset],
-    statistics: Output[Artifact],
+    statistics: Output[Statistics],
     top_k: int = 10000,
     quantile_sketch_size: int = 2048,
 ):
@@ -21,7 +22,7 @@ def statistics(
     Args:
         data: the Dataset (``Split-<split>/data.parquet``).
         statistics: the statistics artifact: ``Split-<split>/FeatureStats.pb`` (binary
-            ``DatasetFeatureStatisticsList``); metadata ``kind: statistics``, ``split_names``, ``rows``.
+            ``DatasetFeatureStatisticsList``); metadata ``split_names``, ``rows``.
         top_k: string values kept per feature (top_values / rank_histogram; the trainer's vocabulary cap).
         quantile_sketch_size: values per quantile sketch level (rank error <= log2(n/k)/k).
     """
@@ -29,7 +30,6 @@ def statistics(
 
     metadata = core.write_statistics(data.path, statistics.path, top_k=top_k, quantile_k=quantile_sketch_size)
     statistics.metadata.update(metadata)
-    statistics.metadata["kind"] = "statistics"
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
@@ -51,7 +51,7 @@ def plan_shards(source: str, num_shards: int = 8) -> list:
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def shard_statistics(
     shard: dict,
-    accumulator: Output[Artifact],
+    accumulator: Output[StatisticsAccumulator],
     top_k: int = 10000,
     quantile_sketch_size: int = 2048,
 ):
@@ -59,7 +59,7 @@ def shard_statistics(
 
     Args:
         shard: one descriptor from ``plan_shards``.
-        accumulator: the shard's accumulator artifact; metadata ``kind: statistics_accumulator``,
+        accumulator: the shard's accumulator artifact; metadata
             ``shard_index``, ``shard_count``, ``rows``.
         top_k: string values kept per feature (the same for every shard and the one-pass statistics).
         quantile_sketch_size: values per quantile sketch level.
@@ -68,13 +68,12 @@ def shard_statistics(
 
     metadata = shards.shard_statistics(shard, accumulator.path, top_k=top_k, quantile_k=quantile_sketch_size)
     accumulator.metadata.update(metadata)
-    accumulator.metadata["kind"] = "statistics_accumulator"
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def merge_statistics(
-    accumulators: Input[list[Artifact]],
-    statistics: Output[Artifact],
+    accumulators: Input[list[StatisticsAccumulator]],
+    statistics: Output[Statistics],
     split: str = "train",
 ):
     """Merge the shard accumulators into one statistics artifact (``Split-<split>/FeatureStats.pb``).
@@ -84,11 +83,10 @@ def merge_statistics(
     Args:
         accumulators: every shard's accumulator (``dsl.Collected`` of ``shard_statistics``), in any order.
         statistics: the statistics artifact, as the one-pass ``statistics`` component writes it; metadata
-            ``kind: statistics``, ``split_names``, ``rows``, ``shards``.
+            ``split_names``, ``rows``, ``shards``.
         split: the split name the statistics are written under.
     """
     from kfpc.components.statistics import shards
 
     metadata = shards.merge_statistics([a.path for a in accumulators], statistics.path, split=split)
     statistics.metadata.update(metadata)
-    statistics.metadata["kind"] = "statistics"

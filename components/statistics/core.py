@@ -33,8 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from .. import types
-from .._fs import atomic_dir
+from .. import artifacts, types
 from .sketches import FrequencySketch, QuantileSketch, from_numpy
 from .sketches import to_numpy as _numpy
 
@@ -988,16 +987,6 @@ def generate_statistics(source, name: str = "", *, top_k: int = DEFAULT_TOP_K,
     return accumulate(source, top_k=top_k, quantile_k=quantile_k, threads=threads).to_proto(name)
 
 
-def split_names(dataset_dir: str | os.PathLike) -> list[str]:
-    """Splits of a Dataset artifact (folders ``Split-<name>`` holding a data file), sorted."""
-    root = Path(dataset_dir)
-    if not root.is_dir():
-        raise StatisticsError(f"{dataset_dir}: not a Dataset folder")
-    prefix = types.SPLIT_DIR.format(split="")
-    return sorted(p.name[len(prefix):] for p in root.iterdir()
-                  if p.is_dir() and p.name.startswith(prefix) and (p / types.DATA_FILE).exists())
-
-
 def write_statistics(dataset_dir: str | os.PathLike, output_dir: str | os.PathLike, splits=None, *,
                      top_k: int = DEFAULT_TOP_K, quantile_k: int = DEFAULT_QUANTILE_K) -> dict:
     """Write ``Split-<split>/FeatureStats.pb`` for every split of a Dataset artifact, atomically.
@@ -1013,7 +1002,9 @@ def write_statistics(dataset_dir: str | os.PathLike, output_dir: str | os.PathLi
     Raises:
         StatisticsError: a split is missing or unreadable; nothing is left in ``output_dir``.
     """
-    available = split_names(dataset_dir)
+    if not Path(dataset_dir).is_dir():
+        raise StatisticsError(f"{dataset_dir}: not a Dataset folder")
+    available = artifacts.dataset_splits(dataset_dir)
     chosen = list(splits) if splits else available
     if not chosen:
         raise StatisticsError(f"{dataset_dir}: no splits (expected {types.SPLIT_DIR.format(split='<name>')}/"
@@ -1021,42 +1012,10 @@ def write_statistics(dataset_dir: str | os.PathLike, output_dir: str | os.PathLi
     missing = [s for s in chosen if s not in available]
     if missing:
         raise StatisticsError(f"{dataset_dir}: no split(s) {missing}; available: {available}")
-    rows = {}
-    with atomic_dir(output_dir) as scratch:
-        for split in chosen:
-            path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
-            stats = generate_statistics(str(path), name=split, top_k=top_k, quantile_k=quantile_k)
-            rows[split] = int(stats.num_examples)
-            out = Path(scratch) / types.SPLIT_DIR.format(split=split)
-            out.mkdir()
-            stats_list = statistics_pb2.DatasetFeatureStatisticsList(datasets=[stats])
-            (out / types.STATS_FILE).write_bytes(stats_list.SerializeToString())
-    return {types.SPLIT_NAMES: chosen, types.ROWS: rows}
-
-
-def load_statistics(stats_dir: str | os.PathLike, split: str | None = None) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """Read a statistics artifact's split (or a ``FeatureStats.pb`` file directly).
-
-    Args:
-        stats_dir: the statistics artifact folder, or the path of a ``FeatureStats.pb``.
-        split: the split to read (ignored when ``stats_dir`` is a file).
-    Returns:
-        The ``DatasetFeatureStatisticsList``.
-    Raises:
-        StatisticsError: missing file or not a statistics proto.
-    """
-    path = Path(stats_dir)
-    if path.is_dir():
-        if split is None:
-            raise StatisticsError(f"{stats_dir}: a statistics folder needs a split name")
-        path = path / types.SPLIT_DIR.format(split=split) / types.STATS_FILE
-    if not path.exists():
-        raise StatisticsError(f"{path}: no statistics file")
-    stats = statistics_pb2.DatasetFeatureStatisticsList()
-    try:
-        stats.ParseFromString(path.read_bytes())
-    except Exception as err:  # protobuf raises DecodeError (a plain Exception subclass)
-        raise StatisticsError(f"{path}: not a DatasetFeatureStatisticsList ({err})") from err
-    if not stats.datasets:
-        raise StatisticsError(f"{path}: holds no dataset statistics")
-    return stats
+    by_split = {}
+    for split in chosen:
+        stats = generate_statistics(str(artifacts.split_file(dataset_dir, split)), name=split, top_k=top_k,
+                                    quantile_k=quantile_k)
+        by_split[split] = statistics_pb2.DatasetFeatureStatisticsList(datasets=[stats])
+    artifacts.write_statistics(by_split, output_dir)
+    return {types.SPLIT_NAMES: chosen, types.ROWS: {s: int(v.datasets[0].num_examples) for s, v in by_split.items()}}

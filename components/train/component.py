@@ -4,6 +4,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Schema, Statistics
 
 
 @dsl.component(base_image=images.TF, install_kfp_package=False)
@@ -13,8 +14,8 @@ def train(
     metrics: Output[Metrics],
     tensorboard_logs: Output[Artifact],
     label: str,
-    statistics: Input[Artifact] = None,
-    schema: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
+    schema: Input[Schema] = None,
     task: str = "auto",
     hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
     dropout: float = 0.1,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, types
+from .. import __version__, artifacts, contract, types
 from .. import _progress as progress
 from .. import defaults as D
 from .._fs import atomic_dir
@@ -85,22 +85,6 @@ class TrainResult:
     placement: dict
     model: object = None
     spec: F.TrainingSpec | None = None
-
-
-def load_model_card(model_dir: str | os.PathLike) -> dict:
-    """Read ``model_card.json`` of a Model artifact.
-
-    Args:
-        model_dir: the Model artifact folder (holding ``1/`` and ``model_card.json``).
-    Returns:
-        The card as a dict (keys documented in components/README.md).
-    Raises:
-        FileNotFoundError: no card in ``model_dir``.
-    """
-    path = Path(model_dir) / types.MODEL_CARD_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{model_dir}: no {types.MODEL_CARD_FILE}; not a Model artifact written by train")
-    return json.loads(path.read_text())
 
 
 def auto_batch_size(rows: int) -> int:
@@ -340,7 +324,7 @@ def _eval_rows(dataset_dir, label: str) -> tuple[int | None, int | None]:
     """
     import pyarrow.parquet as pq
 
-    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=types.EVAL) / types.DATA_FILE
+    path = artifacts.split_file(dataset_dir, types.EVAL, must_exist=False)
     if not path.exists():
         return None, None
     metadata = pq.ParquetFile(path).metadata
@@ -451,9 +435,9 @@ def train(
     if checkpoint_dir is not None:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
     state = _State(checkpoint_dir / STATE_FILE if checkpoint_dir else None)
-    if state.exported and (model_dir / types.MODEL_CARD_FILE).exists():
+    if state.exported and contract.card_file(model_dir).exists():
         # A previous attempt exported the model and was killed before the task reported success.
-        card = load_model_card(model_dir)
+        card = contract.read_card(model_dir)
         log.info("model already exported by a previous attempt of this task: %s", model_dir)
         return TrainResult(
             metrics=card["metrics"], card=card, epochs_trained=state.epoch, resumed_from_epoch=state.epoch,
@@ -462,7 +446,7 @@ def train(
 
     from . import input as data_input
 
-    train_path = F.split_file(dataset_dir, types.TRAIN)
+    train_path = artifacts.split_file(dataset_dir, types.TRAIN)
     carve, parts = _carve(train_path, spec, validation_fraction, seed)
     eval_rows, eval_missing = _eval_rows(dataset_dir, spec.label.name)
 
@@ -556,7 +540,7 @@ def train(
         "signature": {
             "name": types.SERVING_SIGNATURE,
             "inputs": {f.input: "string" if f.dtype == F.STRING else "float64" for f in spec.features},
-            "outputs": ["predictions"] if spec.label.task == F.REGRESSION else ["probabilities", "class_ids", "classes"],
+            "outputs": list(contract.expected_outputs(spec.label.task)),
         },
         "label_statistics": {"mean": spec.label.mean, "std": spec.label.std} if spec.label.task == F.REGRESSION else None,
         "training": {
@@ -576,15 +560,15 @@ def train(
     }
     if placement.is_chief:
         with atomic_dir(model_dir) as scratch:
-            model_lib.export_saved_model(model, spec, scratch / types.MODEL_VERSION)
-            (scratch / types.MODEL_CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=False))
+            model_lib.export_saved_model(model, spec, contract.version_dir(scratch))
+            contract.write_card(card, scratch)
         if checkpoint_dir is not None:
             state.exported = True
             state.write()
     else:
         # Saving runs collectives on every worker; non-chief workers write to scratch and discard it.
         scratch = tempfile.mkdtemp(prefix="kfpc-worker-model-")
-        model_lib.export_saved_model(model, spec, Path(scratch) / types.MODEL_VERSION)
+        model_lib.export_saved_model(model, spec, contract.version_dir(scratch))
         shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
         metrics=metrics, card=card, epochs_trained=state.epoch, resumed_from_epoch=resumed_from,

@@ -37,8 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kfpc.components import types
+from kfpc.components import artifacts, types
 from kfpc.components._fs import parquet_batches
+from kfpc.components.contract import ISO_DATETIME
+from kfpc.components.contract.signature import datetime_strings, is_datetime_type
 
 STRING = "string"
 FLOAT64 = "float64"
@@ -63,8 +65,6 @@ _READ_CHUNK_ROWS = 65_536
 
 #: ISO-8601 date with an optional time (``T`` or a space), fraction and UTC offset: what a datetime feature
 #: takes. The derived features use the date and time as written (a UTC offset is accepted and ignored).
-ISO_DATETIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-                r"(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
 #: the derived inputs of a datetime feature, in the order the model concatenates them
 DATETIME_PARTS = ("year", "month", "day_of_week", "day_of_year")
 
@@ -199,26 +199,6 @@ def _arrow_kind(field: pa.Field) -> str | None:
     return None
 
 
-def is_datetime_type(kind: pa.DataType) -> bool:
-    """Arrow dates and timestamps (what a CSV's ``2013-01-01`` / ``2013-01-01 05:17:00`` columns become)."""
-    return pa.types.is_date(kind) or pa.types.is_timestamp(kind)
-
-
-def datetime_strings(column: pa.Array) -> pa.Array:
-    """A date / timestamp / ISO-text column as ISO text with ``""`` for missing: what a datetime input takes.
-
-    Arrow writes dates as ``2013-01-01`` and timestamps as ``2013-01-01 05:17:00`` (timezone-aware ones in
-    their zone's local time, with the offset), which is the value the derived features are computed from.
-    """
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        column = pc.cast(column, pa.string())
-    return pc.fill_null(column, "")
-
-
 def _datetime_fields(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Year, whether a time of day other than midnight is written, and validity of ISO text (numpy)."""
     valid = pc.match_substring_regex(text, "^(?:" + ISO_DATETIME + ")$").to_numpy(zero_copy_only=False)
@@ -233,34 +213,6 @@ def _datetime_fields(text: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray
     seconds = pc.utf8_slice_codeunits(clock, 6, 8)
     with_time |= np.asarray(pc.and_(pc.not_equal(seconds, ""), pc.not_equal(seconds, "00")), dtype=bool)
     return year, with_time, valid
-
-
-def split_file(dataset_dir: str | os.PathLike, split: str) -> Path:
-    """The Parquet file of one split of a Dataset artifact; a clear error when it is absent."""
-    path = Path(dataset_dir) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE
-    if not path.exists():
-        raise TrainInputError(f"{dataset_dir}: the Dataset has no split {split!r} (expected file {path})")
-    return path
-
-
-def read_schema_proto(schema_path: str | os.PathLike | None):
-    """Parse a text ``tensorflow_metadata`` Schema (a file, or a folder holding ``schema.pbtxt``); None if no path."""
-    if not schema_path:
-        return None
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    path = Path(schema_path)
-    if path.is_dir():
-        path = path / types.SCHEMA_FILE
-    if not path.exists():
-        raise TrainInputError(f"{schema_path}: no schema file (expected {path})")
-    schema = schema_pb2.Schema()
-    try:
-        text_format.Parse(path.read_text(), schema)
-    except text_format.ParseError as err:
-        raise TrainInputError(f"{path}: not a text-format tensorflow_metadata Schema ({err})") from err
-    return schema
 
 
 def _schema_features(schema) -> dict[str, object]:
@@ -286,33 +238,6 @@ class ColumnStats:
     values_complete: bool = False
     #: datetime columns: some value has a time of day other than midnight
     with_time: bool = False
-
-
-def load_statistics_proto(statistics_dir: str | os.PathLike, split: str = types.TRAIN):
-    """Read ``Split-<split>/FeatureStats.pb`` of a statistics artifact.
-
-    Uses ``kfpc.components.statistics.core.load_statistics`` when that module provides it, else reads the
-    binary ``DatasetFeatureStatisticsList`` directly (the same file TFDV's ``load_stats_binary`` opens).
-    """
-    try:
-        from kfpc.components.statistics import core as statistics_core  # the validation helper's loader
-
-        loader = getattr(statistics_core, "load_statistics", None)
-    except ImportError:
-        loader = None
-    if loader is not None:
-        return loader(str(statistics_dir), split)
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    path = Path(statistics_dir) / types.SPLIT_DIR.format(split=split) / types.STATS_FILE
-    if not path.exists():
-        raise TrainInputError(f"{statistics_dir}: no statistics for split {split!r} (expected {path})")
-    stats = statistics_pb2.DatasetFeatureStatisticsList()
-    try:
-        stats.ParseFromString(path.read_bytes())
-    except Exception as err:  # protobuf raises DecodeError, a bare Exception subclass
-        raise TrainInputError(f"{path}: not a binary DatasetFeatureStatisticsList ({err})") from err
-    return stats
 
 
 def stats_from_proto(stats_list) -> tuple[dict[str, ColumnStats], int]:
@@ -527,8 +452,7 @@ def schema_hash(arrow_schema: pa.Schema, schema_path: str | os.PathLike | None) 
     """sha256 of the schema artifact's bytes when given, else of the Dataset's Arrow schema."""
     digest = hashlib.sha256()
     if schema_path:
-        path = Path(schema_path)
-        digest.update((path / types.SCHEMA_FILE if path.is_dir() else path).read_bytes())
+        digest.update(artifacts.schema_file(schema_path).read_bytes())
     else:
         digest.update(arrow_schema.to_string(show_field_metadata=False, show_schema_metadata=False).encode())
     return "sha256:" + digest.hexdigest()
@@ -569,13 +493,13 @@ def build_spec(
     """
     if task not in ("auto", *TASKS):
         raise TrainInputError(f"task must be 'auto', 'binary', 'multiclass' or 'regression', got {task!r}")
-    train_path, eval_path = split_file(dataset_dir, types.TRAIN), split_file(dataset_dir, types.EVAL)
+    train_path, eval_path = artifacts.split_file(dataset_dir, types.TRAIN), artifacts.split_file(dataset_dir, types.EVAL)
     arrow_schema = pq.read_schema(train_path)
     eval_schema = pq.read_schema(eval_path)
     columns = list(arrow_schema.names)
     if label not in columns:
         raise TrainInputError(f"{train_path}: label column {label!r} is not in the data; columns: {columns}")
-    schema = read_schema_proto(schema_path)
+    schema = artifacts.read_schema(schema_path) if schema_path else None
     declared = _schema_features(schema)
     if isinstance(exclude, str):
         exclude = [exclude]  # one column name, not its characters
@@ -656,7 +580,7 @@ def build_spec(
     rows = 0
     source = "computed"
     if statistics_dir:
-        stats, rows = stats_from_proto(load_statistics_proto(statistics_dir, types.TRAIN))
+        stats, rows = stats_from_proto(artifacts.read_statistics(statistics_dir, types.TRAIN))
         source = str(statistics_dir)
     needed_numeric = [n for n in numeric if n not in stats or stats[n].values is not None]
     needed_values = [n for n in categorical if n not in stats or stats[n].values is None]

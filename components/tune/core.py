@@ -448,7 +448,7 @@ def record_in_card(model_dir: str | os.PathLike, tuning_dir: str | os.PathLike,
         The card written.
     """
     from kfpc.components import types
-    from kfpc.components.train.core import load_model_card  # the one card reader (repointed with the contract)
+    from kfpc.components.contract import read_card as load_model_card
 
     card = load_model_card(model_dir)
     search = load_result(tuning_dir)

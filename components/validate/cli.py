@@ -16,20 +16,21 @@ from pathlib import Path
 
 
 def _statistics(path: str, delimiter: str):
-    from kfpc.components import types
+    from kfpc.components import artifacts, types
     from kfpc.components.ingest.core import read_batches
     from kfpc.components.statistics import core as stats_core
 
-    if os.path.isdir(path) and (Path(path) / types.SPLIT_DIR.format(split=types.TRAIN)).exists():
+    splits = artifacts.dataset_splits(path)
+    if types.TRAIN in splits:
         # a Dataset folder: validate its eval split when it has one, else train
-        split = types.EVAL if (Path(path) / types.SPLIT_DIR.format(split=types.EVAL)).exists() else types.TRAIN
-        path = str(Path(path) / types.SPLIT_DIR.format(split=split) / types.DATA_FILE)
+        path = str(artifacts.split_file(path, types.EVAL if types.EVAL in splits else types.TRAIN))
     _, batches = read_batches(path, delimiter=delimiter)
     return stats_core.generate_statistics(batches, name=os.path.basename(path))
 
 
 def main(args) -> int:
     """Run the validation for parsed ``args``; return the exit code."""
+    from kfpc.components import artifacts
     from kfpc.components.schema import core as schema_core
     from kfpc.components.validate import core, report
 
@@ -40,7 +41,7 @@ def main(args) -> int:
         # fixed TFDV thresholds only when asked for: the default is the sample-size-aware test
         threshold = {"infinity_norm": args.drift_threshold, "jensen_shannon_divergence": args.drift_threshold}
         if args.schema:
-            schema = schema_core.load_schema(args.schema)
+            schema = artifacts.read_schema(args.schema)
         else:
             schema = schema_core.infer_schema(
                 baseline if baseline is not None else current,
@@ -75,7 +76,7 @@ def main(args) -> int:
         reference = baseline if baseline is not None else serving
         distances = core.compare(current, reference) if reference is not None else {}
         out = Path(args.output)
-        core.write_anomalies(anomalies, out)
+        artifacts.write_anomalies(anomalies, out)
         report.write_text(out / "report.md", report.render_markdown(anomalies, shown, distances))
         report.write_text(out / "report.html", report.render_html(anomalies, shown, distances))
     return 1 if lines else 0

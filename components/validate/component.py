@@ -3,22 +3,23 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Output
+from kfp.dsl import HTML, Input, Markdown, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Anomalies, Schema, Statistics
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def validate(
-    statistics: Input[Artifact],
-    schema: Input[Artifact],
-    anomalies: Output[Artifact],
+    statistics: Input[Statistics],
+    schema: Input[Schema],
+    anomalies: Output[Anomalies],
     report: Output[Markdown],
     html_report: Output[HTML],
     split: str = "eval",
-    previous_statistics: Input[Artifact] = None,
+    previous_statistics: Input[Statistics] = None,
     previous_split: str = "",
-    serving_statistics: Input[Artifact] = None,
+    serving_statistics: Input[Statistics] = None,
     serving_split: str = "",
     environment: str = "",
     fail_on_anomalies: bool = True,
@@ -65,14 +66,13 @@ def validate(
         reference_split=reference_split or None,
     )
     anomalies.metadata.update(result.metadata())
-    anomalies.metadata["kind"] = "anomalies"
     if fail_on_anomalies:
         core.raise_if_anomalies(result.anomalies, f"split {split!r}")
     return (result.count, result.count > 0, result.warnings)  # the executor maps a tuple onto the NamedTuple
 
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
-def validation_gate(anomalies: Input[Artifact], what: str = "the validated data", fail_on_anomalies: bool = True) -> int:
+def validation_gate(anomalies: Input[Anomalies], what: str = "the validated data", fail_on_anomalies: bool = True) -> int:
     """Stop the run when validation found anomalies, after ``validate`` has recorded its artifacts.
 
     KFP records no output artifact of a failed task (kubeflow/pipelines#12425), so a validation that failed

@@ -38,14 +38,11 @@ import dataclasses
 import math
 import os
 import re
-from pathlib import Path
 
 import numpy as np
-from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from .. import types
-from .._fs import atomic_dir
+from .. import artifacts, types
 from ..schema.core import _FALSE_VALUES, _TRUE_VALUES, feature_name, schema_type, string_values
 from . import shift as shift_tests
 from .shift import ShiftTest
@@ -809,7 +806,7 @@ def validate(statistics, schema: schema_pb2.Schema, previous=None, serving=None,
 
     Args:
         statistics: ``DatasetFeatureStatisticsList`` (first dataset) or ``DatasetFeatureStatistics``.
-        schema: the ``Schema`` (e.g. from :func:`kfpc.components.schema.core.load_schema`).
+        schema: the ``Schema`` (e.g. from :func:`kfpc.components.artifacts.read_schema`).
         previous: statistics of the previous span (drift): the schema's ``drift_comparator`` thresholds,
             else ``shift_test``.
         serving: statistics of serving data (skew; ``statistics`` are then the training data): the
@@ -942,13 +939,6 @@ def reason_types(anomalies: anomalies_pb2.Anomalies) -> dict[str, set[str]]:
     return {name: {Reason.Type.Name(r.type) for r in info.reason} for name, info in anomalies.anomaly_info.items()}
 
 
-def write_anomalies(anomalies: anomalies_pb2.Anomalies, output_dir: str | os.PathLike) -> Path:
-    """Write ``anomalies.pbtxt`` into a new Anomalies artifact folder, atomically."""
-    with atomic_dir(output_dir) as scratch:
-        (Path(scratch) / types.ANOMALIES_FILE).write_text(text_format.MessageToString(anomalies))
-    return Path(output_dir) / types.ANOMALIES_FILE
-
-
 class AnomaliesFoundError(ValidationError):
     """Validation found anomalies and the caller asked to fail on them."""
 
@@ -1002,32 +992,30 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
     Returns:
         :class:`ValidationResult`.
     """
-    from ..schema.core import load_schema
-    from ..statistics.core import load_statistics
     from . import report
 
-    current = load_statistics(statistics_dir, split)
-    schema = load_schema(schema_path)
-    previous = load_statistics(previous_dir, previous_split or split) if previous_dir else None
-    serving = load_statistics(serving_dir, serving_split or split) if serving_dir else None
+    current = artifacts.read_statistics(statistics_dir, split)
+    schema = artifacts.read_schema(schema_path)
+    previous = artifacts.read_statistics(previous_dir, previous_split or split) if previous_dir else None
+    serving = artifacts.read_statistics(serving_dir, serving_split or split) if serving_dir else None
     if reference_split and reference_split == split:
         raise ValidationError(f"reference_split {reference_split!r} is the validated split itself: name another "
-                              f"split of {statistics_dir} (available: {split_names_of(statistics_dir)})")
-    reference = load_statistics(statistics_dir, reference_split) if reference_split else None
+                              f"split of {statistics_dir} (available: {artifacts.statistics_splits(statistics_dir)})")
+    reference = artifacts.read_statistics(statistics_dir, reference_split) if reference_split else None
     anomalies = validate(current, schema, previous=previous, serving=serving, environment=environment,
                          reference=reference, name=split, reference_name=reference_split or "reference",
                          shift_test=shift_test)
     shown = {split: current}
-    for other in split_names_of(statistics_dir):
+    for other in artifacts.statistics_splits(statistics_dir):
         if other != split:
-            shown[other] = load_statistics(statistics_dir, other)
+            shown[other] = artifacts.read_statistics(statistics_dir, other)
     if previous is not None:
         shown["previous"] = previous
     if serving is not None:
         shown["serving"] = serving
     baseline = previous or serving or reference or next((shown[k] for k in shown if k != split), None)
     distances = compare(current, baseline) if baseline is not None else {}
-    write_anomalies(anomalies, anomalies_dir)
+    artifacts.write_anomalies(anomalies, anomalies_dir)
     if markdown_path:
         report.write_text(markdown_path, report.render_markdown(anomalies, shown, distances))
     if html_path:
@@ -1035,13 +1023,3 @@ def run(statistics_dir: str | os.PathLike, schema_path: str | os.PathLike, anoma
     return ValidationResult(anomalies=anomalies, distances=distances, count=anomaly_count(anomalies),
                             lines=anomaly_lines(anomalies), warnings=warning_count(anomalies),
                             warning_lines=anomaly_lines(anomalies, warnings=True))
-
-
-def split_names_of(statistics_dir) -> list[str]:
-    """Splits present in a statistics artifact folder (empty for a single file)."""
-    root = Path(statistics_dir)
-    if not root.is_dir():
-        return []
-    prefix = types.SPLIT_DIR.format(split="")
-    return sorted(p.name[len(prefix):] for p in root.iterdir()
-                  if p.is_dir() and p.name.startswith(prefix) and (p / types.STATS_FILE).exists())

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from kfpc.components import artifacts, contract
 from kfpc.components.evaluate import core
 from kfpc.components.evaluate.thresholds import EvalConfigError
 
@@ -30,7 +31,7 @@ def models(tmp_path_factory):
 
 def _served(model_dir, frame):
     """The model's outputs on the whole frame, through the same loader evaluation uses."""
-    predictor = core._load_predictor(str(model_dir))
+    predictor = contract.load_predictor(str(model_dir))
     columns = {}
     for feature in predictor.card["features"]:
         values = frame[feature["name"]]
@@ -71,8 +72,8 @@ def test_binary_metrics_through_the_signature_equal_sklearn(models, binary_data,
         skm.roc_auc_score(labels[rows], probabilities[rows, 1]), abs=TOL)
     # No thresholds: blessed, and the files are there.
     assert result.blessed
-    assert (tmp_path / "out" / core.BLESSED_MARKER).exists()
-    evaluation = json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())
+    assert (tmp_path / "out" / artifacts.BLESSED_MARKER).exists()
+    evaluation = json.loads((tmp_path / "out" / artifacts.EVALUATION_FILE).read_text())
     assert evaluation["metrics"]["candidate"]["accuracy"] == pytest.approx(got["accuracy"])
     assert "<img src=\"data:image/png;base64," in (tmp_path / "out" / core.REPORT_FILE).read_text()
 
@@ -119,12 +120,12 @@ def test_worse_candidate_is_not_blessed_and_blessing_says_why(models, binary_dat
     result = core.evaluate(dataset, models["binary_old"], tmp_path / "out", baseline_model_dir=models["binary"],
                            config=config)
     assert not result.blessed
-    assert (tmp_path / "out" / core.NOT_BLESSED_MARKER).exists()
-    assert not (tmp_path / "out" / core.BLESSED_MARKER).exists()
+    assert (tmp_path / "out" / artifacts.NOT_BLESSED_MARKER).exists()
+    assert not (tmp_path / "out" / artifacts.BLESSED_MARKER).exists()
     failed = [v for v in result.verdicts if v["passed"] is False]
     assert len(failed) == 1 and failed[0]["kind"] == "change"
     assert "vs baseline" in failed[0]["reason"] and "not >=" in failed[0]["reason"]
-    blessing = json.loads((tmp_path / "out" / core.BLESSING_FILE).read_text())
+    blessing = json.loads((tmp_path / "out" / artifacts.BLESSING_FILE).read_text())
     assert blessing["blessed"] is False and blessing["verdicts"][1]["passed"] is False
     metadata = result.metadata()
     assert metadata["failed_thresholds"] == [f"change threshold on accuracy (overall): {failed[0]['reason']}"]
@@ -226,7 +227,7 @@ def test_regression_metrics_equal_sklearn(models, tmp_path):
     assert result.blessed
     low, high = result.intervals["rmse"]["candidate"]
     assert low < result.metrics["rmse"] < high
-    assert json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())["rows_without_label"] == 10
+    assert json.loads((tmp_path / "out" / artifacts.EVALUATION_FILE).read_text())["rows_without_label"] == 10
 
 
 def test_missing_model_input_column_is_a_clear_error_and_writes_nothing(models, tmp_path):
@@ -287,7 +288,7 @@ def test_bucket_edges_from_the_statistics_component(models, binary_data, tmp_pat
     config = {"slicing_specs": [{"feature_keys": ["size"], "num_buckets": 4}]}
     with_stats = core.evaluate(dataset, models["binary"], tmp_path / "a", statistics_dir=tmp_path / "stats",
                                config=config)
-    evaluation = core.load_result(tmp_path / "a")["evaluation"]
+    evaluation = artifacts.read_blessing(tmp_path / "a")["evaluation"]
     assert evaluation["bucket_edge_source"] == {"size": "statistics"}
     edges = evaluation["bucket_edges"]["size (4 buckets)"]
     np.testing.assert_allclose(edges, np.quantile(frame["size"], [0.25, 0.5, 0.75]), rtol=0.05)
@@ -307,7 +308,7 @@ def test_high_cardinality_slices_are_capped_into_other(models, tmp_path):
     users = [s for s in result.slices if s["spec"] == "user"]
     assert len(users) == 21 and sum(s["count"] for s in users) == 2000
     assert any(s["slice"] == "user=(other)" for s in users)
-    assert core.load_result(tmp_path / "out")["evaluation"]["slice_truncated"]["user"] is True
+    assert artifacts.read_blessing(tmp_path / "out")["evaluation"]["slice_truncated"]["user"] is True
 
 
 def test_baseline_with_fewer_classes_is_aligned_by_name(models, tmp_path):

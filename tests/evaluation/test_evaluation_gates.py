@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
+from kfpc.components import artifacts
 from kfpc.components.evaluate import bootstrap, core
 from kfpc.components.evaluate import metrics as metric_lib
 from kfpc.components.evaluate import thresholds as threshold_lib
@@ -195,10 +196,10 @@ def test_report_and_blessing_show_the_trivial_value_interval_and_verdict(models,
     html = (tmp_path / "out" / core.REPORT_FILE).read_text()
     assert "NOT BLESSED" in html and "pr_auc/yes" in html and "class prior" in html
     assert "does not beat the class prior" in html and f"{labels.mean():.4g}" in html
-    blessing = json.loads((tmp_path / "out" / core.BLESSING_FILE).read_text())
+    blessing = json.loads((tmp_path / "out" / artifacts.BLESSING_FILE).read_text())
     assert blessing["skill_metric"] == "pr_auc/yes"
     assert blessing["failed_thresholds"] == result.metadata()["failed_thresholds"]
-    evaluation = json.loads((tmp_path / "out" / core.EVALUATION_FILE).read_text())
+    evaluation = json.loads((tmp_path / "out" / artifacts.EVALUATION_FILE).read_text())
     assert evaluation["metrics"]["trivial"]["pr_auc/yes"] == pytest.approx(labels.mean())
     assert evaluation["skill_metric"]["metric"] == "pr_auc/yes"
     assert evaluation["intervals"]["pr_auc/yes"]["skill"] == pytest.approx([0.0, 0.0], abs=1e-9)

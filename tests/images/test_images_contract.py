@@ -28,9 +28,9 @@ def count_rows(data: Input[Dataset], report: Output[Metrics]) -> NamedTuple("Out
     import collections
 
     import kfpc.components
-    from kfpc.components.ingest import core
+    from kfpc.components import artifacts
 
-    rows = sum(core.read_split(data.path, split).num_rows for split in data.metadata["split_names"])
+    rows = sum(artifacts.read_split(data.path, split).num_rows for split in data.metadata["split_names"])
     report.log_metric("rows", rows)
     return collections.namedtuple("Outputs", ["rows", "kfpc_file"])(rows, kfpc.components.__file__)
 

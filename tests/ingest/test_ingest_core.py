@@ -7,12 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kfpc.components import types
+from kfpc.components import artifacts, types
 from kfpc.components.ingest import core
 
 
 def _read(out, split):
-    return core.read_split(out, split).to_pandas()
+    return artifacts.read_split(out, split).to_pandas()
 
 
 def test_penguins_split_is_deterministic_and_complete(tmp_path, penguins_csv):

@@ -56,7 +56,6 @@ def served_traffic(tmp_path_factory):
     env = {"TF_NUM_INTEROP_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
     with LocalServer(model, model_name="penguins", env=env, payload_log=str(payload)) as server:
         url = f"{server.url}/v1/models/penguins:predict"
-        start = dt.datetime.now(dt.UTC)
         _send(url, rows, 20)  # half the requests of the next window: it fits in the previous window
         time.sleep(0.2)
         middle = dt.datetime.now(dt.UTC)

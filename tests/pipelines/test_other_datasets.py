@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn import datasets
 
-from kfpc.components.train.core import load_model_card
+from kfpc.components.contract import read_card
 from kfpc.pipelines import local_run
 
 FAST = {"epochs": 15, "patience": 5, "push_mode": "dry_run", "min_accuracy": 0.5}
@@ -27,7 +27,7 @@ def test_binary_breast_cancer(tmp_path):
     frame.columns = [c.replace(" ", "_") for c in frame.columns]
     frame.to_csv(tmp_path / "cancer.csv", index=False)
     summary = _run(tmp_path, tmp_path / "cancer.csv", "target", model_name="cancer")
-    card = load_model_card(summary.task("train").artifacts["model"]["path"])
+    card = read_card(summary.task("train").artifacts["model"]["path"])
     assert card["task"] == "binary" and sorted(card["classes"]) == ["0", "1"]
     metrics = summary.task("evaluate").artifacts["metrics"]["metadata"]
     assert metrics["accuracy"] >= 0.9 and metrics["roc_auc"] >= 0.95
@@ -38,7 +38,7 @@ def test_multiclass_wine(tmp_path):
     frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
     frame.to_parquet(tmp_path / "wine.parquet")
     summary = _run(tmp_path, tmp_path / "wine.parquet", "target", model_name="wine", eval_fraction=0.3)
-    card = load_model_card(summary.task("train").artifacts["model"]["path"])
+    card = read_card(summary.task("train").artifacts["model"]["path"])
     assert card["task"] == "multiclass" and len(card["classes"]) == 3
     assert summary.task("evaluate").artifacts["metrics"]["metadata"]["accuracy"] >= 0.85
 
@@ -58,7 +58,7 @@ def test_200k_rows_with_high_cardinality_strings_and_nulls(tmp_path):
     summary = _run(tmp_path, tmp_path / "big.parquet", "churned", model_name="churn", epochs=2, batch_size=1024)
     rows = summary.task("ingest").artifacts["data"]["metadata"]["rows"]
     assert rows["train"] + rows["eval"] == 200_000
-    card = load_model_card(summary.task("train").artifacts["model"]["path"])
+    card = read_card(summary.task("train").artifacts["model"]["path"])
     features = {f["name"]: f for f in card["features"]}
     assert features["product"]["kind"] == "categorical"  # 20,000 distinct values with nulls
     assert summary.task("evaluate").artifacts["metrics"]["metadata"]["accuracy"] >= 0.85

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kfpc.components.train.core import load_model_card
+from kfpc.components.contract import read_card
 from kfpc.pipelines import local_run
 from tests import report_browser
 
@@ -53,7 +53,7 @@ def test_every_task_succeeds_and_the_model_is_pushed(penguins_run):
 def test_model_artifact_has_kserve_layout_and_card(penguins_run):
     model_dir = penguins_run.task("train").artifacts["model"]["path"]
     assert (Path(model_dir) / "1" / "saved_model.pb").exists()
-    card = load_model_card(model_dir)
+    card = read_card(model_dir)
     assert card["label"] == "species" and card["task"] == "multiclass"
     assert sorted(card["classes"]) == ["Adelie", "Chinstrap", "Gentoo"]
     assert "species" not in [f["name"] for f in card["features"]]

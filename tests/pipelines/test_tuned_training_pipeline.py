@@ -8,7 +8,7 @@ import pytest
 import yaml
 from kfp import components as kfp_components
 
-from kfpc.components.train.core import load_model_card
+from kfpc.components.contract import read_card as load_model_card
 from kfpc.pipelines import compiler, local_run, tuned_training
 from kfpc.pipelines import placement as P
 

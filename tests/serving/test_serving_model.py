@@ -13,7 +13,7 @@ import toy_model
 from kserve.protocol.infer_type import InferInput, InferRequest
 from toy_model import ROW
 
-from kfpc.serving import predictor
+from kfpc.components import contract
 from kfpc.serving.batching import DynamicBatcher
 from kfpc.serving.model import KfpcModel, ModelOptions
 from kfpc.serving.protocol import RequestError
@@ -25,9 +25,9 @@ def test_locate_picks_the_highest_numeric_version(tmp_path, model_dir):
     shutil.copytree(model_dir / "1", root / "12")
     shutil.copytree(model_dir / "1", root / "3")
     (root / "notes").mkdir()
-    location = predictor.locate(root)
+    location = contract.locate(root)
     assert location.version == "12" and location.card_path == root / "model_card.json"
-    direct = predictor.locate(root / "3")
+    direct = contract.locate(root / "3")
     assert direct.version_dir == root / "3" and direct.card_path == root / "model_card.json"
 
 
@@ -35,12 +35,12 @@ def test_locate_explains_a_missing_version_folder(tmp_path, model_dir):
     # The most reported KServe failure: the SavedModel copied without its 1/ folder, or nested one too deep.
     nested = tmp_path / "nested"
     shutil.copytree(model_dir, nested / "model")
-    with pytest.raises(predictor.ModelLayoutError) as caught:
-        predictor.locate(nested)
+    with pytest.raises(contract.ModelLayoutError) as caught:
+        contract.locate(nested)
     assert "no SavedModel found" in str(caught.value) and "/1/saved_model.pb" in str(caught.value)
     assert "model/" in str(caught.value)
-    with pytest.raises(predictor.ModelLayoutError, match="no such folder"):
-        predictor.locate(tmp_path / "absent")
+    with pytest.raises(contract.ModelLayoutError, match="no such folder"):
+        contract.locate(tmp_path / "absent")
 
 
 def test_ready_only_after_warm_up(model_dir):
@@ -173,8 +173,8 @@ def test_batcher_splits_outputs_and_propagates_failures(on_loop):
 
 def test_toy_model_builder_honours_the_contract(tmp_path):
     path = toy_model.build(tmp_path / "m", task="binary", classes=["no", "yes"])
-    location = predictor.locate(path)
-    outputs = predictor.load(location).predict({f["name"]: np.array(["a"] if f["dtype"] == "string" else [1.0],
+    location = contract.locate(path)
+    outputs = contract.load_predictor(location).predict({f["name"]: np.array(["a"] if f["dtype"] == "string" else [1.0],
                                                                      dtype=object if f["dtype"] == "string" else None)
                                                 for f in toy_model.PENGUIN_FEATURES})
     assert outputs["probabilities"].shape == (1, 2) and outputs["classes"].dtype == object

@@ -57,7 +57,7 @@ def typed_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def expected(typed_model_dir):
-    from kfpc.components.train.signature import load_predictor
+    from kfpc.components.contract import load_predictor
 
     outputs = load_predictor(typed_model_dir).predict({name: [row[name] for row in ROWS] for name in ROWS[0]})
     yes = outputs["probabilities"][:, 1]
@@ -119,9 +119,9 @@ def test_v2_takes_json_booleans(typed_server, expected, datatype):
 
 
 def test_card_marks_boolean_features(typed_model_dir):
-    from kfpc.components.train.core import load_model_card
+    from kfpc.components.contract import read_card
 
-    features = {f.name: f for f in protocol.features_from_card(load_model_card(typed_model_dir))}
+    features = {f.name: f for f in protocol.features_from_card(read_card(typed_model_dir))}
     assert features["flag"].boolean and not features["x"].boolean and not features["day"].boolean
     assert features["day"].dtype == "string" and features["day"].kind == "datetime"
 

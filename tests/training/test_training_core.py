@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfpc.components import types
-from kfpc.components.train import core, signature
+from kfpc.components import contract, types
+from kfpc.components.contract import signature
+from kfpc.components.train import core
 from kfpc.components.train import features as F
 from kfpc.components.train import model as model_lib
 from kfpc.components.train.features import TrainInputError
@@ -34,7 +35,7 @@ def test_penguins_accuracy_and_layout(penguins_model):
     model_dir = root / "model"
     assert (model_dir / "1" / "saved_model.pb").exists()
     assert (model_dir / "1" / "variables").is_dir()
-    card = core.load_model_card(model_dir)
+    card = contract.read_card(model_dir)
     assert card == result.card
     assert card["label"] == "species" and card["task"] == "multiclass"
     assert card["classes"] == ["Adelie", "Chinstrap", "Gentoo"]
@@ -55,7 +56,7 @@ def test_signature_matches_the_model_contract(penguins_model):
     loaded = tf.saved_model.load(str(root / "model" / "1"))
     sig = loaded.signatures["serving_default"]
     inputs = sig.structured_input_signature[1]
-    card = core.load_model_card(root / "model")
+    card = contract.read_card(root / "model")
     assert set(inputs) == {f["input"] for f in card["features"]}
     for feature in card["features"]:
         spec = inputs[feature["input"]]
@@ -79,7 +80,7 @@ RAW_ROWS = {
 
 def test_round_trip_in_a_fresh_process(penguins_model, worker):
     root, result = penguins_model
-    card = core.load_model_card(root / "model")
+    card = contract.read_card(root / "model")
     inputs = signature.to_model_inputs(RAW_ROWS, card)
     import tensorflow as tf
 
@@ -99,7 +100,7 @@ def test_predictor_matches_card_metrics(penguins_model, penguins_dataset):
     from kfpc.components.train import input as data_input
 
     root, result = penguins_model
-    predictor = signature.load_predictor(root / "model")
+    predictor = contract.load_predictor(root / "model")
     table = pq.read_table(penguins_dataset / "Split-train" / "data.parquet").to_pandas()
     carve = data_input.Carve(len(table), 0.1, PENGUIN_PARAMS["seed"])
     for part, metrics in result.metrics.items():
@@ -126,7 +127,7 @@ def test_house_prices_regression(house_dataset, tmp_path):
     assert {"r2", "rmse", "mae", "mse"} <= set(validation)
     print("house prices validation:", json.dumps(validation))
     assert 5_000 < validation["rmse"] < 40_000  # in dollars: the label's units, not standardized
-    predictor = signature.load_predictor(tmp_path / "model")
+    predictor = contract.load_predictor(tmp_path / "model")
     import pyarrow.parquet as pq
 
     held_out = pq.read_table(house_dataset / "Split-eval" / "data.parquet").to_pandas()
@@ -155,7 +156,7 @@ def test_binary_with_embeddings_integer_categories_and_statistics(synthetic_data
     assert card["training_statistics_uri"] == str(tmp_path / "stats")
     assert card["training"]["statistics_source"] == str(tmp_path / "stats")
     assert result.metrics["validation"]["accuracy"] > 0.75 and result.metrics["validation"]["auc"] > 0.8, result.metrics
-    predictor = signature.load_predictor(tmp_path / "model")
+    predictor = contract.load_predictor(tmp_path / "model")
     out = predictor.predict({"x": [0.5, None], "amount": [10.0, None], "city": ["city-3", "nowhere"], "code": [2, 99]})
     assert out["probabilities"].shape == (2, 2)
     np.testing.assert_allclose(out["probabilities"].sum(axis=1), 1.0, rtol=1e-5)
@@ -252,7 +253,7 @@ def test_bad_parameters():
 
 def test_load_model_card_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
-        core.load_model_card(tmp_path)
+        contract.read_card(tmp_path)
 
 
 def test_no_nan_in_metrics(penguins_model):
@@ -275,7 +276,7 @@ def test_label_rows_missing_are_skipped_counted_and_warned(tmp_path, dataset_wri
     missing = frame["label"].isna().to_numpy()
     expected = {"train": int((missing & ~validation).sum()), "validation": int((missing & validation).sum()),
                 "eval": 5}
-    training = core.load_model_card(tmp_path / "model")["training"]
+    training = contract.read_card(tmp_path / "model")["training"]
     assert training["dropped_rows_missing_label"] == expected
     assert (training["train_rows"], training["validation_rows"], training["eval_rows"]) == (270, 30, 80)
     assert result.metrics["train"]["rows"] == 270 - expected["train"]
@@ -290,7 +291,7 @@ def test_predictor_class_names_follow_the_model_even_when_the_card_disagrees(pen
     import pyarrow.parquet as pq
 
     root, _ = penguins_model
-    predictor = signature.load_predictor(root / "model")
+    predictor = contract.load_predictor(root / "model")
     table = pq.read_table(penguins_dataset / "Split-eval" / "data.parquet").to_pandas()
     columns = {c: table[c] for c in table.columns}
     outputs = predictor.predict(columns)

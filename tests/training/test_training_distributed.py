@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from kfpc.components import contract
 from kfpc.components.train import core, distribution
 
 
@@ -30,7 +31,7 @@ def test_mirrored_strategy_over_two_logical_cpus(penguins_dataset, tmp_path, wor
     assert result["placement"]["strategy"] == "MirroredStrategy"
     assert len(result["placement"]["devices"]) == 2
     assert result["metrics"]["validation"]["accuracy"] >= 0.85, result
-    card = core.load_model_card(tmp_path / "model")
+    card = contract.read_card(tmp_path / "model")
     assert card["training"]["strategy"] == "MirroredStrategy"
 
 
@@ -90,7 +91,7 @@ def test_killed_training_resumes_from_the_last_checkpoint(synthetic_dataset, tmp
     assert retried["epochs"] == 6
     history = json.loads(state_file.read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 7)), "the epoch counter continues, no epoch repeats"
-    training = core.load_model_card(tmp_path / "model")["training"]
+    training = contract.read_card(tmp_path / "model")["training"]
     assert training["resumed_from_epoch"] == killed_at
     # the retry validated on the same carved rows as the killed attempt
     assert training["validation_rows"] == retried["metrics"]["validation"]["rows"] == 400

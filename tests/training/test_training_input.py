@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kfpc.components import artifacts
 from kfpc.components.train import features as F
 from kfpc.components.train import input as data_input
 
@@ -85,7 +86,7 @@ def test_dataset_yields_every_row_once_shuffled_byte_exact(dataset):
     import tensorflow as tf
 
     root, spec, frame = dataset
-    data = data_input.make_dataset(F.split_file(root, "train"), spec, BATCH, shuffle_buffer=1_000, seed=3)
+    data = data_input.make_dataset(artifacts.split_file(root, "train"), spec, BATCH, shuffle_buffer=1_000, seed=3)
     features_spec, target_spec = data.element_spec
     assert features_spec["text"].dtype == tf.string and features_spec["value"].dtype == tf.float64
     assert features_spec["text"].shape.as_list() == [None] and target_spec.dtype == tf.int64
@@ -98,7 +99,7 @@ def test_dataset_yields_every_row_once_shuffled_byte_exact(dataset):
 
 def test_epochs_differ_and_runs_repeat(dataset):
     root, spec, _ = dataset
-    path = F.split_file(root, "train")
+    path = artifacts.split_file(root, "train")
     data = data_input.make_dataset(path, spec, BATCH, shuffle_buffer=1_000, seed=3)
     first, second = _collect(data)[0], _collect(data)[0]
     assert first != second and sorted(first) == sorted(second)
@@ -108,7 +109,7 @@ def test_epochs_differ_and_runs_repeat(dataset):
 
 def test_numpy_batches_match_the_tf_dataset(dataset):
     root, spec, frame = dataset
-    path = F.split_file(root, "train")
+    path = artifacts.split_file(root, "train")
     tf_order, _, tf_sizes = _collect(data_input.make_dataset(path, spec, BATCH, shuffle_buffer=700, seed=5))
     np_order, seen, np_sizes = _collect(data_input.iterate_batches(path, spec, BATCH, shuffle_buffer=700, seed=5))
     assert np_order == tf_order and np_sizes == tf_sizes
@@ -117,7 +118,7 @@ def test_numpy_batches_match_the_tf_dataset(dataset):
 
 def test_unshuffled_order_and_drop_remainder(dataset):
     root, spec, _ = dataset
-    path = F.split_file(root, "train")
+    path = artifacts.split_file(root, "train")
     order, _, sizes = _collect(data_input.make_dataset(path, spec, 100))
     assert order == sorted(order)
     _, _, sizes = _collect(data_input.iterate_batches(path, spec, 100, drop_remainder=True))
@@ -126,7 +127,7 @@ def test_unshuffled_order_and_drop_remainder(dataset):
 
 def test_shards_split_the_rows(dataset):
     root, spec, frame = dataset
-    path = F.split_file(root, "train")
+    path = artifacts.split_file(root, "train")
     shards = [
         _collect(data_input.make_dataset(path, spec, BATCH, shuffle_buffer=500, shard_index=i, num_shards=3))
         for i in range(3)
@@ -139,7 +140,7 @@ def test_shards_split_the_rows(dataset):
 
 def test_features_only_keeps_rows_without_label(dataset):
     root, spec, _ = dataset
-    data = data_input.make_dataset(F.split_file(root, "train"), spec, 256, with_label=False)
+    data = data_input.make_dataset(artifacts.split_file(root, "train"), spec, 256, with_label=False)
     rows = sum(int(batch["row"].shape[0]) for batch in data)
     assert rows == ROWS
 
@@ -152,11 +153,11 @@ def test_regression_target_and_numeric_classes(tmp_path):
     eval_ = frame.copy()
     root = write_dataset(tmp_path / "data", frame.drop(columns=["label"]), eval_.drop(columns=["label"]))
     spec = F.build_spec(root, "price", exclude=["grade"])
-    targets = np.concatenate([np.asarray(t) for _, t in data_input.make_dataset(F.split_file(root, "train"), spec, 128)])
+    targets = np.concatenate([np.asarray(t) for _, t in data_input.make_dataset(artifacts.split_file(root, "train"), spec, 128)])
     np.testing.assert_allclose(targets * spec.label.std + spec.label.mean, frame["price"], rtol=1e-5)
     spec = F.build_spec(root, "grade", exclude=["price"], task="binary")
     assert spec.label.classes == ["-2", "7"]
-    batches = list(data_input.make_dataset(F.split_file(root, "train"), spec, 128))
+    batches = list(data_input.make_dataset(artifacts.split_file(root, "train"), spec, 128))
     rows = np.concatenate([np.asarray(f["row"]) for f, _ in batches]).astype(int)
     targets = np.concatenate([np.asarray(t) for _, t in batches])
     assert 5 not in rows and len(rows) == 599
@@ -170,7 +171,7 @@ def test_bad_value_is_raised_and_reader_thread_stops(tmp_path):
     spec = F.build_spec(root, "label")
     before = threading.active_count()
     # Abandoning an epoch early (e.g. steps_per_epoch) stops the read-ahead thread.
-    batches = data_input.iterate_batches(F.split_file(root, "train"), spec, 32, shuffle_buffer=100)
+    batches = data_input.iterate_batches(artifacts.split_file(root, "train"), spec, 32, shuffle_buffer=100)
     next(batches)
     batches.close()
     deadline = time.monotonic() + 10
@@ -182,5 +183,5 @@ def test_bad_value_is_raised_and_reader_thread_stops(tmp_path):
     bad.loc[150_000, "value"] = "twelve"
     bad_root = write_dataset(tmp_path / "bad", bad, _frame(500, 4))
     with pytest.raises(F.TrainInputError, match="value.*twelve"):
-        for _ in data_input.iterate_batches(F.split_file(bad_root, "train"), spec, 1024):
+        for _ in data_input.iterate_batches(artifacts.split_file(bad_root, "train"), spec, 1024):
             pass

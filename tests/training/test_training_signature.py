@@ -5,8 +5,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kfpc.components.train import signature
-from kfpc.components.train.signature import ModelInputError
+from kfpc.components.contract import signature
+from kfpc.components.contract.signature import ModelInputError
 
 CARD = {
     "label": "y",

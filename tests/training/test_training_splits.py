@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from kfpc.components import artifacts, contract
 from kfpc.components.train import core
 from kfpc.components.train import features as F
 from kfpc.components.train import input as data_input
@@ -60,7 +61,7 @@ def test_parts_partition_the_rows_in_every_reader(tmp_path, dataset_writer):
     frame.loc[[5, 6, 7], "label"] = None
     root = dataset_writer(tmp_path / "data", frame, _frame(100, 1))
     spec = F.build_spec(root, "label")
-    path = F.split_file(root, "train")
+    path = artifacts.split_file(root, "train")
     carve = data_input.Carve(3_000, 0.1, 3)
 
     def rows(**kwargs):
@@ -105,7 +106,7 @@ def test_eval_split_is_never_read(tmp_path, dataset_writer):
     _unreadable_data_pages(root / "Split-eval" / "data.parquet")
     result = core.train(root, tmp_path / "model", label="label", epochs=3, verbose=0, batch_size=32,
                         checkpoint_dir=tmp_path / "ckpt")
-    card = core.load_model_card(tmp_path / "model")
+    card = contract.read_card(tmp_path / "model")
     assert set(card["metrics"]) == {"train", "validation"} == set(result.metrics)
     assert result.metrics["validation"]["accuracy"] > 0.7
     training = card["training"]
@@ -119,14 +120,13 @@ def test_eval_split_is_never_read(tmp_path, dataset_writer):
 
 
 def test_validation_metrics_are_those_of_the_carved_rows(tmp_path, dataset_writer):
-    from kfpc.components.train import signature
 
     frame = _frame(600, 4)
     root = dataset_writer(tmp_path / "data", frame, _frame(50, 5))
     result = core.train(root, tmp_path / "model", label="label", epochs=2, verbose=0, seed=11,
                         validation_fraction=0.25)
     mask = data_input.Carve(600, 0.25, 11).validation_mask(0, 600)
-    predictor = signature.load_predictor(tmp_path / "model")
+    predictor = contract.load_predictor(tmp_path / "model")
     for part, rows in (("validation", frame[mask]), ("train", frame[~mask])):
         predicted = predictor.predict({"row": rows["row"], "x": rows["x"]})["classes"]
         assert result.metrics[part]["rows"] == len(rows)

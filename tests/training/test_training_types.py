@@ -8,7 +8,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kfpc.components.train import core, signature
+from kfpc.components import contract
+from kfpc.components.contract import signature
+from kfpc.components.train import core
 from kfpc.components.train import features as F
 from kfpc.components.train.features import TrainInputError
 
@@ -47,7 +49,7 @@ def test_ingested_csv_types_become_bool_and_datetime_features(typed_model):
     root, result = typed_model
     schema = pq.read_schema(root / "data" / "Split-train" / "data.parquet")
     assert [str(schema.field(n).type)[:9] for n in ("flag", "day", "stamp")] == ["bool", "date32[da", "timestamp"]
-    features = {f["name"]: f for f in core.load_model_card(root / "model")["features"]}
+    features = {f["name"]: f for f in contract.read_card(root / "model")["features"]}
     assert features["flag"] == {"name": "flag", "input": "flag", "dtype": "float64", "kind": "numeric",
                                 "value_type": "bool"}
     assert features["day"] == {"name": "day", "input": "day", "dtype": "string", "kind": "datetime",
@@ -58,7 +60,7 @@ def test_ingested_csv_types_become_bool_and_datetime_features(typed_model):
 
 def test_the_model_reads_booleans_and_weekdays_from_raw_values(typed_model):
     root, _ = typed_model
-    predictor = signature.load_predictor(root / "model")
+    predictor = contract.load_predictor(root / "model")
     saturday, monday = "2014-03-08", "2014-03-10"
     rows = {
         "flag": [True, False, True, False, None],
@@ -86,7 +88,7 @@ def test_evaluation_reads_bool_and_date_columns_like_the_predictor(typed_model, 
     root, _ = typed_model
     result = evaluate.evaluate(root / "data", root / "model", tmp_path / "blessing")
     frame = pq.read_table(root / "data" / "Split-eval" / "data.parquet")
-    predicted = signature.load_predictor(root / "model").predict(
+    predicted = contract.load_predictor(root / "model").predict(
         {name: frame.column(name) for name in ("flag", "day", "stamp", "x")})["classes"]
     accuracy = float((predicted == np.asarray(frame.column("label").to_pylist(), dtype=object)).mean())
     assert result.metrics["accuracy"] == pytest.approx(accuracy)

@@ -24,9 +24,9 @@ def main() -> int:
         )
     if args.get("predict"):
         # Round trip: load the exported model with nothing but TensorFlow and predict raw rows.
-        from kfpc.components.train import signature
+        from kfpc.components import contract
 
-        predictor = signature.load_predictor(args["model_dir"])
+        predictor = contract.load_predictor(args["model_dir"])
         outputs = predictor.predict(args["predict"])
         print(json.dumps({k: v.tolist() for k, v in outputs.items()}))
         return 0

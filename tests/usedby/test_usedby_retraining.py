@@ -11,6 +11,7 @@ import shutil
 import pytest
 import yaml
 
+from kfpc.components import artifacts
 from kfpc.pipelines import spans
 
 # --------------------------------------------------------------------------- spans and baseline
@@ -167,9 +168,9 @@ def test_retraining_pipeline_runs_locally_and_pushes_only_if_better(tmp_path, pe
     span1 = tmp_path / "span1-dataset"
     ingest_core.ingest(str(tmp_path / "data" / "span-1" / "data.csv"), span1)
     stats_core.write_statistics(span1, tmp_path / "span1-stats")
-    schema = schema_core.infer_schema(stats_core.load_statistics(tmp_path / "span1-stats", "train"),
+    schema = schema_core.infer_schema(artifacts.read_statistics(tmp_path / "span1-stats", "train"),
                                       drift_comparators={"infinity_norm": 0.9, "jensen_shannon_divergence": 0.9})
-    schema_core.write_schema(schema, tmp_path / "schema")
+    artifacts.write_schema(schema, tmp_path / "schema")
     train_core.train(span1, tmp_path / "served", label="species", epochs=1, batch_size=64, hidden_units=[8])
     serving_root = tmp_path / "serving"
     storage.push_model(tmp_path / "served", str(serving_root), "penguins")
@@ -239,7 +240,7 @@ def test_a_candidate_without_skill_is_not_blessed_against_a_skilled_served_model
     from kfpc.components.statistics import core as stats_core
 
     stats_core.write_statistics(tmp_path / "span1", tmp_path / "span1-stats")
-    schema_core.write_schema(schema_core.infer_schema(stats_core.load_statistics(tmp_path / "span1-stats", "train")),
+    artifacts.write_schema(schema_core.infer_schema(artifacts.read_statistics(tmp_path / "span1-stats", "train")),
                              tmp_path / "schema")
 
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),

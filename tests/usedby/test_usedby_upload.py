@@ -10,7 +10,6 @@ from pathlib import Path
 import yaml
 
 from kfpc.pipelines import cli
-
 from tests.usedby.fake_kfp import FakeKfp
 
 REPO = Path(__file__).resolve().parents[2]

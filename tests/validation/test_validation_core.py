@@ -11,6 +11,7 @@ import pytest
 import synthetic
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+from kfpc.components import artifacts
 from kfpc.components.ingest import core as ingest_core
 from kfpc.components.schema import core as schema_core
 from kfpc.components.statistics import core as stats_core
@@ -124,7 +125,7 @@ def test_statistics_artifact_layout_and_round_trip(tmp_path, penguins_csv):
     ingest_core.ingest(str(penguins_csv), tmp_path / "data")
     metadata = stats_core.write_statistics(tmp_path / "data", tmp_path / "stats")
     assert metadata["split_names"] == ["eval", "train"]
-    stats = stats_core.load_statistics(tmp_path / "stats", "train")
+    stats = artifacts.read_statistics(tmp_path / "stats", "train")
     assert (tmp_path / "stats" / "Split-train" / "FeatureStats.pb").exists()
     assert stats.datasets[0].num_examples == metadata["rows"]["train"]
     mass = feature(stats.datasets[0], "body_mass_g")
@@ -136,8 +137,8 @@ def test_statistics_artifact_layout_and_round_trip(tmp_path, penguins_csv):
 def _schema_and_stats(tmp_path, penguins_csv):
     ingest_core.ingest(str(penguins_csv), tmp_path / "data")
     stats_core.write_statistics(tmp_path / "data", tmp_path / "stats")
-    train = stats_core.load_statistics(tmp_path / "stats", "train")
-    evaluation = stats_core.load_statistics(tmp_path / "stats", "eval")
+    train = artifacts.read_statistics(tmp_path / "stats", "train")
+    evaluation = artifacts.read_statistics(tmp_path / "stats", "eval")
     return schema_core.infer_schema(train), train, evaluation
 
 
@@ -151,16 +152,16 @@ def test_penguins_eval_split_has_no_anomalies(tmp_path, penguins_csv):
 
 def test_schema_round_trip_and_unparsable_schema(tmp_path, penguins_csv):
     schema, _, _ = _schema_and_stats(tmp_path, penguins_csv)
-    schema_core.write_schema(schema, tmp_path / "schema")
-    assert schema_core.load_schema(tmp_path / "schema") == schema
+    artifacts.write_schema(schema, tmp_path / "schema")
+    assert artifacts.read_schema(tmp_path / "schema") == schema
     bad = tmp_path / "bad.pbtxt"
     bad.write_text('feature { name: "a" type: INTEGER }')
-    with pytest.raises(schema_core.SchemaError, match=r"bad.pbtxt.*not a tensorflow_metadata Schema"):
-        schema_core.load_schema(bad)
+    with pytest.raises(artifacts.ArtifactFormatError, match=r"bad.pbtxt.*not a tensorflow_metadata Schema"):
+        artifacts.read_schema(bad)
     dangling = tmp_path / "dangling.pbtxt"
     dangling.write_text('feature { name: "a" type: BYTES domain: "nowhere" }')
-    with pytest.raises(schema_core.SchemaError, match="'a' refers to string_domain 'nowhere'"):
-        schema_core.load_schema(dangling)
+    with pytest.raises(artifacts.ArtifactFormatError, match="'a' refers to string_domain 'nowhere'"):
+        artifacts.read_schema(dangling)
 
 
 def _injected(rows: int, seed: int):

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
+from kfpc.components import artifacts
 from kfpc.components.ingest import core as ingest_core
 from kfpc.components.schema import core as schema_core
 from kfpc.components.statistics import core as stats_core
@@ -233,11 +234,11 @@ def test_numeric_column_with_a_few_bad_strings_is_an_error_naming_it_and_samples
     _mixed_csv(tmp_path / "table.csv")
     ingest_core.ingest(str(tmp_path / "table.csv"), tmp_path / "data")
     stats_core.write_statistics(tmp_path / "data", tmp_path / "stats")
-    train = stats_core.load_statistics(tmp_path / "stats", "train")
+    train = artifacts.read_statistics(tmp_path / "stats", "train")
     reading = next(f for f in train.datasets[0].features if f.path.step[0] == "reading")
     custom = {c.name: c.num for c in reading.custom_stats}
     assert custom[stats_core.CUSTOM_NUM_NUMERIC_STRINGS] < reading.string_stats.common_stats.num_non_missing
-    schema_core.write_schema(schema_core.infer_schema(train), tmp_path / "schema")
+    artifacts.write_schema(schema_core.infer_schema(train), tmp_path / "schema")
     result = validate_core.run(tmp_path / "stats", tmp_path / "schema", tmp_path / "anomalies", split="eval",
                                reference_split="train", markdown_path=tmp_path / "report.md")
     assert errors(result.anomalies) == {"reading"}
@@ -302,7 +303,7 @@ def test_numbers_are_counted_alike_on_every_statistics_path(tmp_path):
 def test_reference_split_must_be_another_split(tmp_path, penguins_csv):
     ingest_core.ingest(str(penguins_csv), tmp_path / "data")
     stats_core.write_statistics(tmp_path / "data", tmp_path / "stats")
-    schema_core.write_schema(schema_core.infer_schema(stats_core.load_statistics(tmp_path / "stats", "train")),
+    artifacts.write_schema(schema_core.infer_schema(artifacts.read_statistics(tmp_path / "stats", "train")),
                              tmp_path / "schema")
     with pytest.raises(validate_core.ValidationError, match="reference_split 'eval' is the validated split"):
         validate_core.run(tmp_path / "stats", tmp_path / "schema", tmp_path / "a", split="eval", reference_split="eval")

@@ -74,8 +74,8 @@ def _traffic(predict_url: str, rows: list[dict], seconds: float, change=None, ba
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, penguins, served_model):
-    from kfpc.components.statistics.core import load_statistics
-    from kfpc.components.train.core import load_model_card
+    from kfpc.components.artifacts import read_statistics as load_statistics
+    from kfpc.components.contract import read_card as load_model_card
     from kfpc.serving.local import LocalServer
 
     binary = shutil.which("prometheus")

@@ -24,7 +24,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory, penguins):
-    from kfpc.components.statistics.core import load_statistics
+    from kfpc.components.artifacts import read_statistics as load_statistics
 
     card = {"task": "multiclass", "classes": ["Adelie", "Chinstrap", "Gentoo"], "label": "species",
             "features": [{"name": n, "dtype": "string" if n in ("island", "sex") else "float64"}

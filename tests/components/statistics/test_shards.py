@@ -9,6 +9,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
+from kfpc.components import artifacts
 from kfpc.components.schema import core as schema_core
 from kfpc.components.statistics import core, shards, wire
 from kfpc.components.validate import core as validate_core
@@ -60,7 +61,7 @@ def _run_shards(source, count: int, tmp_path, order=None) -> tuple:
     if order is not None:
         dirs = [dirs[i] for i in order]
     shards.merge_statistics(dirs, tmp_path / "merged", split="train")
-    return plan, core.load_statistics(tmp_path / "merged", "train").datasets[0]
+    return plan, artifacts.read_statistics(tmp_path / "merged", "train").datasets[0]
 
 
 def _true_rank_error(values: np.ndarray, value: float, fraction: float) -> float:

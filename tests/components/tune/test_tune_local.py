@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kfpc.components.contract import read_card
 from kfpc.components.tune import core, trial
 from kfpc.components.tune import spec as S
 
@@ -67,14 +68,14 @@ def test_outputs_and_the_card(search, dataset, tmp_path):
     card = core.record_in_card(model, out, tmp_path / "tuned")
     assert (tmp_path / "tuned" / "1" / "saved_model.pb").exists()
     assert (tmp_path / "tuned" / "tuning" / "history.png").exists()
-    written = train_core.load_model_card(tmp_path / "tuned")
+    written = read_card(tmp_path / "tuned")
     assert written == json.loads(json.dumps(card))
     tuning = written["tuning"]
     assert tuning["hyperparameters"]["hidden_units"] == search.hyperparameters["hidden_units"]
     assert tuning["history"]["columns"] == ["trial", "state", "baseline", "validation_loss", "learning_rate",
                                             "hidden_units"]
     assert len(tuning["history"]["rows"]) == 2 and tuning["plot"] == "tuning/history.png"
-    assert "tuning" not in train_core.load_model_card(model)  # the trained model is left as it was
+    assert "tuning" not in read_card(model)  # the trained model is left as it was
 
 
 def test_the_trial_program_trains_and_reports(dataset, tmp_path, monkeypatch, capsys):

@@ -1,9 +1,9 @@
-"""Feeding the model contract's SavedModel: shared by evaluation, the KServe server and tests.
+"""Feeding the model contract's SavedModel: shared by train, evaluation, the model server and tests.
 
-:func:`to_model_inputs` is numpy and Arrow (no TensorFlow import), column-wise: it turns columns of raw values, as they come
-from a Parquet table, a pandas frame or a JSON request, into the arrays the ``serving_default`` signature
-takes. :func:`load_predictor` loads the SavedModel with ``tf.saved_model.load`` (no Keras needed to serve)
-and predicts from such columns.
+:func:`to_model_inputs` is numpy and Arrow (no TensorFlow import), column-wise: it turns columns of raw values,
+as they come from a Parquet table, a pandas frame or a JSON request, into the arrays the ``serving_default``
+signature takes. :class:`Predictor` (made by :func:`kfpc.components.contract.load_predictor`) loads the
+SavedModel with ``tf.saved_model.load`` (no Keras needed to serve) and predicts from such columns.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kfpc.components import types
+from kfpc.components import artifacts, types
+from kfpc.components.contract import ISO_DATETIME, ModelLocation
 
 
 class ModelInputError(ValueError):
@@ -151,21 +151,39 @@ def _as_bytes_rows(name: str, values: Any) -> np.ndarray:
     return out
 
 
+def is_datetime_type(kind: pa.DataType) -> bool:
+    """Arrow dates and timestamps (what a CSV's ``2013-01-01`` / ``2013-01-01 05:17:00`` columns become)."""
+    return pa.types.is_date(kind) or pa.types.is_timestamp(kind)
+
+
+def datetime_strings(column: pa.Array) -> pa.Array:
+    """A date / timestamp / ISO-text column as ISO text with ``""`` for missing: what a datetime input takes.
+
+    Arrow writes dates as ``2013-01-01`` and timestamps as ``2013-01-01 05:17:00`` (timezone-aware ones in
+    their zone's local time, with the offset), which is the value the derived features are computed from.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = pc.cast(column, pa.string())
+    return pc.fill_null(column, "")
+
+
 def _as_datetime_bytes(name: str, values: Any) -> np.ndarray:
     """A datetime feature as ISO text bytes (``b""`` missing): Arrow / numpy / pandas dates and timestamps are
     written as Arrow writes them, text is checked to be an ISO-8601 date."""
     import re
 
-    from kfpc.components.train import features as F
-
     if not isinstance(values, pa.Array | pa.ChunkedArray):
         array = np.asarray(values, dtype=object if isinstance(values, list | tuple) else None)
         values = _one_per_row(name, array)
     arrow = _arrow(values)
-    if arrow is not None and (F.is_datetime_type(arrow.type) or pa.types.is_null(arrow.type)):
-        return np.asarray(F.datetime_strings(arrow).cast(pa.binary()).to_numpy(zero_copy_only=False), dtype=object)
+    if arrow is not None and (is_datetime_type(arrow.type) or pa.types.is_null(arrow.type)):
+        return np.asarray(datetime_strings(arrow).cast(pa.binary()).to_numpy(zero_copy_only=False), dtype=object)
     out = _as_bytes_rows(name, values if arrow is None else arrow.to_pylist())
-    pattern = re.compile(F.ISO_DATETIME.encode())
+    pattern = re.compile(ISO_DATETIME.encode())
     for i, value in enumerate(out.tolist()):
         if value and not pattern.fullmatch(value):
             raise ModelInputError(f"feature {name!r} is a date but row {i} holds {value.decode(errors='replace')!r}; "
@@ -184,7 +202,7 @@ def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.n
         columns: feature -> sequence of values (list, numpy array, pandas Series, Arrow array as list).
             Missing values: None / NaN / ``""``. Booleans are 1/0 for numeric features; datetime features
             take dates, timestamps or ISO-8601 text.
-        card: the model card (``load_model_card``).
+        card: the model card (``kfpc.components.contract.read_card``).
     Returns:
         input key -> ``float64`` array (NaN missing) or ``object`` array of ``bytes`` (``b""`` missing).
     Raises:
@@ -226,21 +244,22 @@ def to_model_inputs(columns: Mapping[str, Any], card: Mapping) -> dict[str, np.n
 
 
 class Predictor:
-    """A loaded Model artifact: ``.card`` and ``.predict(columns)``.
+    """A loaded Model artifact: ``.card`` and ``.predict(columns)``. Made by
+    :func:`kfpc.components.contract.load_predictor`.
 
     Attributes:
         card: the model card.
-        model_dir: the artifact folder.
+        model_dir: the folder given to the loader.
+        location: where the version folder and card were found.
     """
 
-    def __init__(self, model_dir: str | os.PathLike):
+    def __init__(self, location: ModelLocation):
         import tensorflow as tf
 
-        from kfpc.components.train.core import load_model_card
-
-        self.model_dir = Path(model_dir)
-        self.card = load_model_card(model_dir)
-        self._loaded = tf.saved_model.load(os.fspath(self.model_dir / types.MODEL_VERSION))
+        self.model_dir = location.root
+        self.location = location
+        self.card = artifacts.read_card_file(location.card_path)
+        self._loaded = tf.saved_model.load(os.fspath(location.version_dir))
         self._signature = self._loaded.signatures[types.SERVING_SIGNATURE]
         self._tf = tf
         self._input_keys = {f["name"]: f.get("input", f["name"]) for f in _features(self.card)}
@@ -289,13 +308,3 @@ class Predictor:
                 return names[ids]
         return np.array([c.decode() for c in raw], dtype=object)
 
-
-def load_predictor(model_dir: str | os.PathLike) -> Predictor:
-    """Load ``<model_dir>/1`` (SavedModel) and ``<model_dir>/model_card.json``.
-
-    Args:
-        model_dir: the Model artifact folder.
-    Returns:
-        A :class:`Predictor`.
-    """
-    return Predictor(model_dir)
