@@ -53,6 +53,10 @@ BAKE_S = 300.0
 MAX_ERROR_RATE = 0.01
 MAX_P99_LATENCY_MS = 1000.0
 MIN_REQUESTS = 50
+#: Vertex AI: seconds per long-running operation (model upload, endpoint creation, deployment)
+VERTEX_TIMEOUT_S = 1800
+#: monitoring alerts: requests in an alert window before error-rate, latency and throughput alerts may fire
+ALERT_MIN_REQUESTS = 100
 
 # ---- serving limits (the kfpc model server, per model / per request)
 MAX_BATCH_SIZE = 1024

@@ -47,6 +47,13 @@ ONE_SOURCE = {
 }
 
 
+#: component -> parameters that share a name with ONE_SOURCE but mean something else there (still one source)
+OTHER_MEANING = {
+    "push_vertex": {"timeout_s": D.VERTEX_TIMEOUT_S},  # per long-running Vertex operation, not per rollout step
+    "monitoring_config": {"min_requests": D.ALERT_MIN_REQUESTS},  # per alert window, not per canary bake
+}
+
+
 def _normal(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -99,6 +106,38 @@ def test_every_signature_defaults_to_the_one_source(where):
     # at least this many of the shared parameters: a rename cannot make the check vacuous
     assert len(shared) >= at_least, (where, sorted(shared))
     assert shared == {name: ONE_SOURCE[name] for name in shared}, where
+
+
+def _component_names():
+    from kfpc.pipelines import compiler
+
+    return sorted(compiler.COMPONENTS)
+
+
+@pytest.mark.parametrize("name", _component_names())
+def test_every_registered_component_defaults_shared_parameters_to_the_one_source(name):
+    """Also the components added after this list was written (tune, monitor, registry, feature_importance...)."""
+    from kfpc.pipelines import compiler
+
+    defaults = _signature_defaults(compiler.load_component(name))
+    shared = {key: _normal(value) for key, value in defaults.items() if key in ONE_SOURCE}
+    expected = {**ONE_SOURCE, **OTHER_MEANING.get(name, {})}
+    assert shared == {key: expected[key] for key in shared}, name
+
+
+def _pipeline_names():
+    from kfpc.pipelines import registry
+
+    return sorted(registry.PIPELINES)
+
+
+@pytest.mark.parametrize("name", _pipeline_names())
+def test_every_pipeline_defaults_shared_parameters_to_the_one_source(name):
+    from kfpc.pipelines import registry
+
+    inputs = registry.build(name, target="kfp").component_spec.inputs
+    shared = {key: spec.default for key, spec in inputs.items() if key in ONE_SOURCE and spec.default is not None}
+    assert shared == {key: ONE_SOURCE[key] for key in shared}, name
 
 
 @pytest.mark.parametrize("name", ["training_pipeline", "retraining_pipeline"])

@@ -14,7 +14,7 @@ def feature_importance(
     metrics: Output[Metrics],
     importance: Output[Artifact],
     split: str = "eval",
-    max_rows: int = 5000,
+    sample_rows: int = 5000,
     repeats: int = 3,
     seed: int = 42,
 ):
@@ -27,7 +27,7 @@ def feature_importance(
         metrics: output: ``baseline_<metric>`` and ``importance_<feature>`` of the 10 most important features.
         importance: output: ``importance.json`` (every feature: mean, spread, each shuffle; metric, rows).
         split: the split scored; ``eval`` is the one training never saw.
-        max_rows: most rows scored (a seeded uniform sample beyond); the cost is features x repeats predictions.
+        sample_rows: most rows scored (a seeded uniform sample beyond); the cost is features x repeats predictions.
         repeats: shuffles per feature.
         seed: seed of the sample and the shuffles.
     """
@@ -35,7 +35,7 @@ def feature_importance(
 
     from kfpc.components.feature_importance import core
 
-    result = core.permutation_importance(data.path, model.path, split=split, max_rows=max_rows, repeats=repeats,
+    result = core.permutation_importance(data.path, model.path, split=split, sample_rows=sample_rows, repeats=repeats,
                                          seed=seed)
     core.write_outputs(result, importance.path)
     shutil.copyfile(f"{importance.path}/{core.REPORT_FILE}", report.path)

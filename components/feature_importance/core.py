@@ -38,7 +38,7 @@ from ..evaluate.core import _label_text
 IMPORTANCE_FILE = "importance.json"
 REPORT_FILE = "report.html"
 #: most rows of the split scored (a uniform sample beyond it): the cost is features x repeats predictions
-MAX_ROWS = 5_000
+SAMPLE_ROWS = 5_000
 REPEATS = 3
 SEED = 42
 #: features shown in the Metrics artifact (all of them are in the JSON table and the report)
@@ -109,11 +109,11 @@ def _scorer(task: str, classes: list[str]):
 
 # ---- data
 
-def _sample(table, max_rows: int, seed: int):
-    if table.num_rows <= max_rows:
+def _sample(table, sample_rows: int, seed: int):
+    if table.num_rows <= sample_rows:
         return table
     rng = np.random.default_rng(seed)
-    return table.take(np.sort(rng.choice(table.num_rows, size=max_rows, replace=False)))
+    return table.take(np.sort(rng.choice(table.num_rows, size=sample_rows, replace=False)))
 
 
 def _target(column, task: str, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +143,7 @@ def permutation_importance(
     model_dir: str | os.PathLike,
     *,
     split: str = "eval",
-    max_rows: int = MAX_ROWS,
+    sample_rows: int = SAMPLE_ROWS,
     repeats: int = REPEATS,
     seed: int = SEED,
 ) -> ImportanceResult:
@@ -153,7 +153,7 @@ def permutation_importance(
         data_dir: the Dataset artifact folder (``Split-<split>/data.parquet``).
         model_dir: the Model artifact folder (read through the model contract).
         split: the split scored; ``eval`` is the one training never saw.
-        max_rows: most rows scored (a seeded uniform sample beyond).
+        sample_rows: most rows scored (a seeded uniform sample beyond).
         repeats: shuffles per feature (their spread is reported).
         seed: seed of the sample and the shuffles.
     Returns:
@@ -161,7 +161,7 @@ def permutation_importance(
     Raises:
         FeatureImportanceError: a bad parameter, a missing split, label or feature column, no labelled rows.
     """
-    for name, value in (("max_rows", max_rows), ("repeats", repeats)):
+    for name, value in (("sample_rows", sample_rows), ("repeats", repeats)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise FeatureImportanceError(f"{name} must be an integer >= 1, got {value!r}")
     predictor = _load_predictor(model_dir)
@@ -180,7 +180,7 @@ def permutation_importance(
                                      f"{'label' if missing[0] == label else 'feature'}); columns: "
                                      f"{table.column_names[:20]}")
     split_rows = table.num_rows
-    table = _sample(table.select([label, *features]), max_rows, seed)
+    table = _sample(table.select([label, *features]), sample_rows, seed)
     target, usable = _target(table.column(label), task, classes)
     if not usable.any():
         raise FeatureImportanceError(f"{where}: no row of {table.num_rows} has a label {excerpt(label)} among the "
@@ -192,7 +192,7 @@ def permutation_importance(
     baseline = score(predictor.predict(columns), target)
     if math.isnan(baseline):
         raise FeatureImportanceError(f"{where}: {metric} is undefined on these {target.size} rows "
-                                     f"(one class only?); score a larger split or sample (max_rows)")
+                                     f"(one class only?); score a larger split or sample (sample_rows)")
     rng = np.random.default_rng(seed)
     scores = []
     for name in features:

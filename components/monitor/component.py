@@ -6,12 +6,13 @@ from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Statistics
 
 
 @dsl.component(base_image=images.TF, install_kfp_package=False)
 def monitoring_config(
     model: Input[Model],
-    statistics: Input[Artifact],
+    statistics: Input[Statistics],
     monitoring: Output[Artifact],
     model_name: str,
     data: Input[Dataset] = None,
@@ -66,7 +67,7 @@ def monitoring_config(
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def monitor_window(
     model: Input[Model],
-    training_statistics: Input[Artifact],
+    training_statistics: Input[Statistics],
     window: Output[Artifact],
     report: Output[Markdown],
     html_report: Output[HTML],

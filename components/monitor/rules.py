@@ -21,6 +21,8 @@ import json
 import math
 import re
 
+from kfpc.components import defaults as D
+
 #: upper bounds of ``kfpc_prediction_score``'s buckets, as the server declares them (0.05 ... 1.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 OTHER = "__other__"  # the server's label for string values beyond its cap; here also "not in the reference"
@@ -59,7 +61,7 @@ class AlertThresholds:
 
     window: str = "10m"
     for_duration: str = "5m"
-    min_requests: int = 100
+    min_requests: int = D.ALERT_MIN_REQUESTS
     max_error_rate: float = 0.01
     max_client_error_rate: float = 0.1
     max_p99_latency_ms: float = 1000.0

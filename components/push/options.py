@@ -105,7 +105,7 @@ VERTEX = (
     Option("endpoint", "", "existing endpoint (resource name or id); empty creates one"),
     Option("parent_model", "", "registry model to add a version to; empty registers a new model"),
     Option("service_account", "", "the deployed model's service account"),
-    Option("timeout_s", 1800, "seconds per long-running operation", flag="--timeout"),
+    Option("timeout_s", D.VERTEX_TIMEOUT_S, "seconds per long-running operation", flag="--timeout"),
 )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import re
 from typing import Any
 
+from kfpc.components import defaults as D
 from kfpc.components import images
 from kfpc.components.push import manifest
 
@@ -238,7 +239,7 @@ def _clients(opts: VertexOptions, credentials=None):
 
 
 def push(opts: VertexOptions, model_uri: str, *, dry_run: bool = True, credentials=None,
-         timeout_s: float = 1800.0, current_traffic_split: dict[str, int] | None = None) -> VertexResult:
+         timeout_s: float = D.VERTEX_TIMEOUT_S, current_traffic_split: dict[str, int] | None = None) -> VertexResult:
     """Upload ``model_uri`` to the Model Registry and deploy it (or, ``dry_run``, build those requests only).
 
     Args:

@@ -6,7 +6,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 from kfpc.components import images
-from kfpc.components.registry.artifact_types import VertexModel
+from kfpc.components.artifact_types import Blessing, Schema, Statistics, VertexModel
 
 
 @dsl.component(base_image=images.DEPLOY, install_kfp_package=False)
@@ -21,11 +21,11 @@ def register_model(
     version: str = "",
     champion: bool = False,
     aliases: list = [],  # noqa: B006 (KFP reads the default from the signature)
-    blessing: Input[Artifact] = None,
+    blessing: Input[Blessing] = None,
     metrics: Input[Metrics] = None,
     data: Input[Dataset] = None,
-    statistics: Input[Artifact] = None,
-    schema: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
+    schema: Input[Schema] = None,
     baseline_model_uri: str = "",
     push_result: Input[Artifact] = None,
     run_id: str = "",

@@ -4,7 +4,7 @@ They call :mod:`kfpc.components.statistics.core` / :mod:`.shards` and write arti
 """
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Output
+from kfp.dsl import Artifact, Dataset, Input, Output
 
 from kfpc.components import images
 from kfpc.components.artifact_types import Statistics, StatisticsAccumulator
@@ -72,7 +72,9 @@ def shard_statistics(
 
 @dsl.component(base_image=images.DATA, install_kfp_package=False)
 def merge_statistics(
-    accumulators: Input[list[StatisticsAccumulator]],
+    # system.Artifact: kfp 2.17 cannot compile a list of a custom artifact class (its import scan fails on
+    # list[...]); the accumulators come only from shard_statistics' typed output
+    accumulators: Input[list[Artifact]],
     statistics: Output[Statistics],
     split: str = "train",
 ):

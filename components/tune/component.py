@@ -17,6 +17,7 @@ from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from kfpc.components import images
+from kfpc.components.artifact_types import Schema, Statistics
 
 
 @dsl.component(base_image=images.TF, install_kfp_package=False)
@@ -27,17 +28,17 @@ def tune(
     metrics: Output[Metrics],
     label: str,
     search_space: str = "",
-    statistics: Input[Artifact] = None,
-    schema: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
+    schema: Input[Schema] = None,
     task: str = "auto",
     validation_fraction: float = 0.1,
     seed: int = 42,
     hidden_units: list[int] = [64, 32],  # noqa: B006 (KFP reads the default from the signature)
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
 ) -> NamedTuple("Tuned", hidden_units=list, dropout=float, learning_rate=float, batch_size=int, epochs=int,
                 patience=int, model_family=str, hyperparameters_json=str):
     """Search hyperparameters locally (Optuna); every trial trains on the train part of ``Split-train`` and is
@@ -95,8 +96,8 @@ def katib_tune(
     image: str,
     run_id: str,
     search_space: str = "",
-    statistics: Input[Artifact] = None,
-    schema: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
+    schema: Input[Schema] = None,
     data_uri: str = "",
     namespace: str = "kubeflow-user",
     mode: str = "dry_run",
@@ -107,10 +108,10 @@ def katib_tune(
     seed: int = 42,
     hidden_units: list[int] = [64, 32],  # noqa: B006
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
     poll_seconds: float = 30.0,
 ) -> NamedTuple("Tuned", hidden_units=list, dropout=float, learning_rate=float, batch_size=int, epochs=int,
                 patience=int, model_family=str, hyperparameters_json=str):
@@ -185,17 +186,17 @@ def vertex_tuning_request(
     label: str,
     image: str,
     search_space: str = "",
-    statistics: Input[Artifact] = None,
-    schema: Input[Artifact] = None,
+    statistics: Input[Statistics] = None,
+    schema: Input[Schema] = None,
     task: str = "auto",
     validation_fraction: float = 0.1,
     seed: int = 42,
     hidden_units: list[int] = [64, 32],  # noqa: B006
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
     machine_type: str = "n1-standard-8",
     accelerator_type: str = "NVIDIA_TESLA_T4",
     accelerator_count: int = 1,
@@ -249,10 +250,10 @@ def vertex_best_trial(
     search_space: str = "",
     hidden_units: list[int] = [64, 32],  # noqa: B006
     dropout: float = 0.1,
-    learning_rate: float = 0.001,
+    learning_rate: float = 0.01,
     batch_size: int = 0,
-    epochs: int = 30,
-    patience: int = 5,
+    epochs: int = 100,
+    patience: int = 10,
 ) -> NamedTuple("Tuned", hidden_units=list, dropout=float, learning_rate=float, batch_size=int, epochs=int,
                 patience=int, model_family=str, hyperparameters_json=str):
     """Read the finished Vertex AI HyperparameterTuningJob and return its best trial's configuration.

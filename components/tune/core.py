@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import defaults as D
 from .._fs import atomic_dir
 from . import spec as S
 
@@ -38,8 +39,8 @@ HISTORY_JSON, HISTORY_CSV, HISTORY_PNG, REPORT_HTML = "history.json", "history.c
 CARD_FOLDER = "tuning"
 COMPLETE, FAILED = "COMPLETE", "FAILED"
 #: what a pipeline passes when it does not set a parameter (the train core's own defaults)
-TRAIN_DEFAULTS = {"hidden_units": [64, 32], "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 0, "epochs": 30,
-                  "patience": 5}
+TRAIN_DEFAULTS = {"hidden_units": list(D.HIDDEN_UNITS), "dropout": D.DROPOUT, "learning_rate": D.LEARNING_RATE,
+                  "batch_size": D.BATCH_SIZE, "epochs": D.EPOCHS, "patience": D.PATIENCE}
 
 
 class TuneError(ValueError):

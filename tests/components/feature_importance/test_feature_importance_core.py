@@ -67,8 +67,8 @@ def test_an_informative_feature_ranks_above_pure_noise(binary, tmp_path):
 
 def test_a_bounded_sample_and_the_same_seed_give_the_same_answer(binary):
     data, model = binary
-    first = core.permutation_importance(data, model, max_rows=50, repeats=2, seed=5)
-    again = core.permutation_importance(data, model, max_rows=50, repeats=2, seed=5)
+    first = core.permutation_importance(data, model, sample_rows=50, repeats=2, seed=5)
+    again = core.permutation_importance(data, model, sample_rows=50, repeats=2, seed=5)
     assert first.rows == 50 and first.split_rows == 200
     assert first.to_json() == again.to_json()
 
@@ -117,7 +117,7 @@ def test_bad_input_names_the_problem(binary, tmp_path):
     with pytest.raises(FileExistsError):  # outputs go to a new folder only
         (tmp_path / "full").mkdir()
         (tmp_path / "full" / "x").write_text("x")
-        core.write_outputs(core.permutation_importance(data, model, max_rows=20, repeats=1), tmp_path / "full")
+        core.write_outputs(core.permutation_importance(data, model, sample_rows=20, repeats=1), tmp_path / "full")
 
 
 def test_the_component_defaults_are_the_cores():
@@ -125,5 +125,5 @@ def test_the_component_defaults_are_the_cores():
 
     given = inspect.signature(feature_importance.python_func).parameters
     wanted = inspect.signature(core.permutation_importance).parameters
-    for name in ("split", "max_rows", "repeats", "seed"):
+    for name in ("split", "sample_rows", "repeats", "seed"):
         assert given[name].default == wanted[name].default, name

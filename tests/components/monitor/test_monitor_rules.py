@@ -33,7 +33,7 @@ def config(tmp_path_factory, penguins):
     out = tmp_path_factory.mktemp("monitoring") / "config"
     stats = load_statistics(penguins["stats"], "train")
     # the score reference as the component builds it: shares of per-row scores in the server's buckets
-    scores = [b - 0.01 for b, share in zip(rules.SCORE_BUCKETS, SCORES) for _ in range(int(round(share * 100)))]
+    scores = [b - 0.01 for b, share in zip(rules.SCORE_BUCKETS, SCORES, strict=True) for _ in range(int(round(share * 100)))]
     meta = core.write_monitoring_config(out, card, stats, model_name="penguins", namespace="ml", scores=scores,
                                         thresholds=rules.AlertThresholds(
         window=synthetic.WINDOW, for_duration=synthetic.FOR, throughput_offset=synthetic.OFFSET))
