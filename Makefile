@@ -29,7 +29,7 @@ DRY_RUN ?=
 TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)))
 CHECK_TARGET = @test -n "$(if $(PROJECT),$(PIPELINE_ROOT),$(KFP_HOST))" || { echo "set KFP_HOST=<url> (Kubeflow Pipelines) or PROJECT=<id> PIPELINE_ROOT=gs://<bucket>/<path> (Vertex AI)" >&2; exit 2; }
 
-.PHONY: help install run test services compile lint images push-images bench serve submit schedule clean
+.PHONY: help install run test test-e2e services compile lint images push-images bench serve submit schedule clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ install: $(STAMP) ## create .venv and install kfpc with the exact versions of co
 run: $(STAMP) ## run the default pipeline locally on the bundled penguins data and print a summary
 	$(BIN)/kfpc run $(PIPELINE) $(foreach p,$(PARAMS),--param $(p))
 
-test: $(STAMP) services ## run the whole test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(STAMP) services ## run the test suite (all but the multi-minute end-to-end proofs)
+	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-e2e: $(STAMP) services ## the end-to-end proofs (pipelines run twice, multi-process training); CI runs them too
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 # Programs the tests run for real, from Debian's packages: Prometheus (the canary bake reads its query API)
 # and Chromium (the reports are opened in a headless browser). Installed when missing, as root.

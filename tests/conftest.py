@@ -53,6 +53,8 @@ socket.socket.connect_ex = _guarded_connect_ex
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s (still part of make test)")
+    config.addinivalue_line("markers", "e2e: an end-to-end proof of several minutes (whole pipelines run twice, "
+                                       "multi-process training): `make test-e2e`, which .ci/run runs after make test")
 
 
 @pytest.fixture(scope="session")

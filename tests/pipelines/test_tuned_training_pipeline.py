@@ -79,6 +79,7 @@ def test_vertex_backend_runs_the_gcpc_tuning_job_and_reads_its_best_trial(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_a_tiny_search_runs_end_to_end_in_kfp_local(tmp_path):
     summary = local_run.run("tuned_training_pipeline", {
         "search_space": TINY, "epochs": 3, "patience": 0, "push_mode": "dry_run",

@@ -69,6 +69,7 @@ def test_tf_config_from_jobset_environment():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_two_local_workers_through_the_trainjob_entrypoint_export_one_model(penguins_dataset, tmp_path):
     ports = _free_ports(2)
     hosts = ",".join(f"127.0.0.1:{p}" for p in ports)

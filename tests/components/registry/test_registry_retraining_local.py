@@ -26,7 +26,7 @@ from kfpc.components.train.core import train
 from kfpc.pipelines import cli, local_run
 from kfpc.serving.local import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 PENGUINS = Path(__file__).resolve().parents[3] / "pipelines" / "data" / "penguins.csv"
 
