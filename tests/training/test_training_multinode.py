@@ -1,8 +1,8 @@
 """Multi-node training: the one TF_CONFIG builder (JobSet env, Vertex CLUSTER_SPEC, local), two local worker
-processes through the TrainJob entrypoint exporting one SavedModel, manifests validated against Kubeflow
-Trainer's CRD schemas, the Vertex worker-pool request field by field, the launcher's wait loop."""
+processes through the TrainJob entrypoint exporting one SavedModel, manifests checked with the TrainJob and
+ClusterTrainingRuntime models of Kubeflow's Trainer SDK, the Vertex worker-pool request field by field, the
+launcher's wait loop."""
 
-import gzip
 import json
 import os
 import socket
@@ -10,29 +10,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
+from kubeflow.trainer.constants import constants as sdk
+from kubeflow_trainer_api import models
 
 from kfpc.components.train import core, distribution, trainjob, vertex_pools
+from tests.k8s_models import ManifestError, check, check_kubernetes
 
-DATA = Path(__file__).parent / "data" / "trainer"
 MANIFESTS = Path(trainjob.__file__).parent / "manifests"
 
 
-def _crd(name: str) -> dict:
-    with gzip.open(DATA / f"trainer.kubeflow.org_{name}.v1alpha1.json.gz") as f:
-        return json.load(f)
-
-
-@pytest.fixture(scope="module")
-def crds():
-    return {"trainjobs": _crd("trainjobs"), "clustertrainingruntimes": _crd("clustertrainingruntimes")}
-
-
-def _validate(obj: dict, crd: dict) -> None:
-    assert obj["apiVersion"] == f"{crd['group']}/{crd['version']}" and obj["kind"] == crd["names"]["kind"]
-    jsonschema.validate(obj, crd["openAPIV3Schema"], cls=jsonschema.Draft7Validator)
+def _validate(obj: dict, model: type) -> None:
+    """The Trainer SDK's own model of the object: types, unknown or misspelt fields (tests/k8s_models.py)."""
+    assert obj["apiVersion"] == sdk.API_VERSION
+    assert obj["kind"] == model.__name__.removeprefix("TrainerV1alpha1")
+    check(obj, model)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -100,14 +93,14 @@ def test_two_local_workers_through_the_trainjob_entrypoint_export_one_model(peng
     assert (fetched / "1" / "saved_model.pb").exists()
 
 
-def test_trainjob_manifest_validates_against_the_crd(crds):
+def test_trainjob_manifest_validates_against_the_sdk_model():
     manifest = trainjob.render_trainjob(
         "kfpc-train-7f3a", namespace="ml", image="ghcr.io/kfpc/kfpc-tf-gpu:0.1.0",
         dataset_uri="/mnt/shared/data", model_uri="/mnt/shared/model", label="species", num_nodes=4,
         gpus_per_node=2, node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
         tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         train_args={"epochs": 3}, shared_pvc="training-rwx", service_account="trainer")
-    _validate(manifest, crds["trainjobs"])
+    _validate(manifest, models.TrainerV1alpha1TrainJob)
     trainer = manifest["spec"]["trainer"]
     assert trainer["numNodes"] == 4 and trainer["resourcesPerNode"]["limits"] == {"nvidia.com/gpu": "2"}
     pod = manifest["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
@@ -116,39 +109,50 @@ def test_trainjob_manifest_validates_against_the_crd(crds):
     assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert spec["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert spec["volumes"][0]["persistentVolumeClaim"]["claimName"] == "training-rwx"
-    # a wrong type is refused by the schema, as the API server would
+    # a wrong type is refused, as the API server would; a misspelt field is named by its path
     broken = json.loads(json.dumps(manifest))
     broken["spec"]["trainer"]["numNodes"] = "four"
-    with pytest.raises(jsonschema.ValidationError, match="'four' is not of type 'integer'"):
-        _validate(broken, crds["trainjobs"])
+    with pytest.raises(ManifestError, match=r"numNodes\n  Input should be a valid integer"):
+        _validate(broken, models.TrainerV1alpha1TrainJob)
+    misspelt = json.loads(json.dumps(manifest))
+    misspelt["spec"]["trainer"]["resourcePerNode"] = misspelt["spec"]["trainer"].pop("resourcesPerNode")
+    pod_spec = misspelt["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
+    pod_spec["template"]["spec"]["template"]["spec"]["nodeSelectors"] = {"pool": "gpu"}
+    with pytest.raises(ManifestError) as refused:
+        _validate(misspelt, models.TrainerV1alpha1TrainJob)
+    assert str(refused.value).splitlines()[1:] == [
+        "  spec.trainer.resourcePerNode: unknown field",
+        "  spec.runtimePatches[0].trainingRuntimeSpec.template.spec.replicatedJobs[0].template.spec.template.spec"
+        ".nodeSelectors: unknown field"]
     with pytest.raises(ValueError, match="DNS-1035"):
         trainjob.render_trainjob("Bad_Name", namespace="ml", image="i", dataset_uri="d", model_uri="m", label="y")
 
 
-def test_shipped_runtime_and_rbac_are_current_and_valid(crds, tmp_path):
+def test_shipped_runtime_and_rbac_are_current_and_valid(tmp_path):
     from kfpc.components import images
 
     written = trainjob.write_manifests(tmp_path, images.TF_GPU)
     for path in written:
         assert (MANIFESTS / path.name).read_text() == path.read_text(), f"{path.name} is stale: rerun write-manifests"
     runtime = yaml.safe_load((MANIFESTS / "cluster_training_runtime.yaml").read_text())
-    _validate(runtime, crds["clustertrainingruntimes"])
+    _validate(runtime, models.TrainerV1alpha1ClusterTrainingRuntime)
     assert runtime["metadata"]["name"] == trainjob.RUNTIME_NAME
     role, binding = yaml.safe_load_all((MANIFESTS / "rbac.yaml").read_text())
-    crd = crds["trainjobs"]
+    # the launcher's group/version/plural are the SDK's (what Trainer's own client calls)
+    assert (trainjob.GROUP, trainjob.VERSION, trainjob.PLURAL) == (sdk.GROUP, sdk.VERSION, sdk.TRAINJOB_PLURAL)
     granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
-    for verb in trainjob.LAUNCHER_VERBS:  # what launch() calls, on the CRD's own group and plural
-        assert (crd["group"], crd["names"]["plural"], verb) in granted
-    assert "status" in crd["subresources"] and (crd["group"], "trainjobs/status", "get") in granted
+    for verb in trainjob.LAUNCHER_VERBS:  # what launch() calls
+        assert (sdk.GROUP, sdk.TRAINJOB_PLURAL, verb) in granted
+    assert (sdk.GROUP, f"{sdk.TRAINJOB_PLURAL}/status", "get") in granted
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["metadata"]["namespace"] == role["metadata"]["namespace"] == binding["subjects"][0]["namespace"]
-    from kubernetes import client
-
-    api = client.ApiClient()
     for obj, kind in ((role, "V1Role"), (binding, "V1RoleBinding")):  # the Kubernetes client's own models
-        model = api._ApiClient__deserialize(obj, kind)
-        assert api.sanitize_for_serialization(model) == obj
+        check_kubernetes(obj, kind)
+    misspelt = json.loads(json.dumps(role))
+    misspelt["rules"][0]["apiGroup"] = misspelt["rules"][0].pop("apiGroups")
+    with pytest.raises(ManifestError, match=r"rules\[0\]\.apiGroup: unknown field"):
+        check_kubernetes(misspelt, "V1Role")
 
 
 def test_vertex_worker_pools_field_by_field():
@@ -207,7 +211,7 @@ class _Cluster:
         self.deleted.append(name)
 
 
-def test_launcher_component_dry_run_renders_the_manifest(tmp_path, crds):
+def test_launcher_component_dry_run_renders_the_manifest(tmp_path):
     import kfp.local
     from kfp import dsl
 
@@ -226,7 +230,7 @@ def test_launcher_component_dry_run_renders_the_manifest(tmp_path, crds):
     dry_run()
     (written,) = (tmp_path / "root").rglob("trainjob.yaml")
     manifest = yaml.safe_load(written.read_text())
-    _validate(manifest, crds["trainjobs"])
+    _validate(manifest, models.TrainerV1alpha1TrainJob)
     assert manifest["spec"]["trainer"]["numNodes"] == 3
     patch = manifest["spec"]["runtimePatches"][0]["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     assert patch["template"]["spec"]["template"]["spec"]["nodeSelector"] == {"pool": "gpu"}

@@ -1,22 +1,21 @@
-"""The Katib Experiment: validated against Katib's published v1beta1 OpenAPI schema (vendored in data/),
-placed like the training step, its trials' command lines parsed by the trial program, its metrics filter
+"""The Katib Experiment: checked with the Experiment model of Kubeflow's Katib SDK and its trial Job with the
+Kubernetes models of Kubeflow's Trainer SDK (types, unknown or misspelt fields: tests/k8s_models.py), placed like the training step, its trials' command lines parsed by the trial program, its metrics filter
 matching the trial's output lines."""
 
-import copy
 import io
 import json
 import re
-from pathlib import Path
 
-import jsonschema
 import pytest
+from kubeflow_katib_api.models import V1beta1Experiment
+from kubeflow_trainer_api.models import IoK8sApiBatchV1Job
 
 from kfpc.components.tune import core, katib, trial
 from kfpc.components.tune import spec as S
 from kfpc.pipelines import placement as P
 from kfpc.pipelines import tuned_training
+from tests.k8s_models import ManifestError, check
 
-SCHEMA_FILE = Path(__file__).with_name("data") / "katib_v1beta1_openapi.json"
 SPACE = {
     "objective": {"metric": "validation_accuracy"}, "max_trials": 8, "parallel_trials": 2, "seed": 5,
     "parameters": {
@@ -28,25 +27,12 @@ SPACE = {
 }
 
 
-def _strict(schemas: dict) -> dict:
-    """Katib's own types closed to unknown fields: the CRD keeps unknown fields and the controller ignores
-    them, so a misspelt field would pass silently; Kubernetes' types are left as published."""
-    out = copy.deepcopy(schemas)
-    for name, definition in out.items():
-        if "v1beta1." in name and definition.get("type") == "object" and "properties" in definition:
-            definition["additionalProperties"] = False
-    return out
-
-
-@pytest.fixture(scope="module")
-def validator_for():
-    schemas = _strict(json.loads(SCHEMA_FILE.read_text())["components"]["schemas"])
-
-    def make(root: str):
-        schema = {"$ref": f"#/components/schemas/{root}", "components": {"schemas": schemas}}
-        return jsonschema.Draft7Validator(schema)
-
-    return make
+def _validate(manifest: dict) -> None:
+    """The Experiment with Katib's model; its trialSpec, free-form there, with Kubernetes' batch/v1 Job model.
+    Katib's CRD keeps unknown fields and its controller ignores them, so a misspelt field would pass silently
+    on a cluster: the check refuses it."""
+    check(manifest, V1beta1Experiment)
+    check(manifest["spec"]["trialTemplate"]["trialSpec"], IoK8sApiBatchV1Job)
 
 
 def _experiment(**overrides):
@@ -57,13 +43,15 @@ def _experiment(**overrides):
     return katib.build_experiment(S.parse_spec(SPACE), **options)
 
 
-def test_experiment_validates_against_the_published_schema(validator_for):
+def test_experiment_validates_against_the_sdk_models():
+    from kubeflow.optimizer.constants import constants as sdk
+
     manifest = _experiment()
-    validator_for("v1beta1.Experiment").validate(manifest)
-    # the trial's pod template against Kubernetes' PodTemplateSpec from the same document
-    validator_for("io.k8s.api.core.v1.PodTemplateSpec").validate(manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"])
+    _validate(manifest)
     spec = manifest["spec"]
-    assert (manifest["apiVersion"], manifest["kind"]) == ("kubeflow.org/v1beta1", "Experiment")
+    assert (manifest["apiVersion"], manifest["kind"]) == (sdk.API_VERSION, sdk.EXPERIMENT_KIND)
+    # what the backend calls: the group/version/plural of Katib's own client
+    assert (katib.GROUP, katib.VERSION, katib.PLURAL) == (sdk.GROUP, sdk.VERSION, sdk.EXPERIMENT_PLURAL)
     assert spec["objective"] == {"type": "maximize", "objectiveMetricName": "validation_accuracy"}
     assert (spec["maxTrialCount"], spec["parallelTrialCount"], spec["maxFailedTrialCount"]) == (8, 2, 3)
     assert spec["algorithm"] == {"algorithmName": "tpe", "algorithmSettings": [{"name": "random_state", "value": "5"}]}
@@ -73,20 +61,27 @@ def test_experiment_validates_against_the_published_schema(validator_for):
     assert [p["reference"] for p in spec["trialTemplate"]["trialParameters"]] == list(SPACE["parameters"])
 
 
-def test_the_schema_check_catches_mistakes(validator_for):
-    validator = validator_for("v1beta1.Experiment")
+def test_the_model_check_catches_mistakes():
     wrong_type = _experiment()
     wrong_type["spec"]["maxTrialCount"] = "8"
+    with pytest.raises(ManifestError, match=r"maxTrialCount\n  Input should be a valid integer"):
+        _validate(wrong_type)
     misspelt = _experiment()
     misspelt["spec"]["objective"]["objectiveMetric"] = misspelt["spec"]["objective"].pop("objectiveMetricName")
+    with pytest.raises(ManifestError, match=r"\n  spec\.objective\.objectiveMetric: unknown field$"):
+        _validate(misspelt)
     bad_pod = _experiment()
-    bad_pod["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = "python"
-    for manifest in (wrong_type, misspelt):
-        with pytest.raises(jsonschema.ValidationError):
-            validator.validate(manifest)
-    with pytest.raises(jsonschema.ValidationError):
-        validator_for("io.k8s.api.core.v1.PodTemplateSpec").validate(
-            bad_pod["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"])
+    pod = bad_pod["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
+    pod["containers"][0]["command"] = "python"
+    with pytest.raises(ManifestError, match=r"command\n  Input should be a valid list"):
+        _validate(bad_pod)
+    pod["containers"][0]["command"] = ["python"]
+    pod["containers"][0]["resource"] = pod["containers"][0].pop("resources", {})
+    pod["nodeSelecter"] = {"pool": "gpu"}
+    with pytest.raises(ManifestError) as refused:
+        _validate(bad_pod)
+    assert set(str(refused.value).splitlines()[1:]) == {"  spec.template.spec.nodeSelecter: unknown field",
+                                                        "  spec.template.spec.containers[0].resource: unknown field"}
 
 
 def test_trials_are_placed_like_the_training_step():
@@ -165,7 +160,7 @@ def test_best_trial_from_katib_trials():
     assert result.history[2]["error"] == "OOMKilled"
 
 
-def test_the_katib_component_dry_run_writes_the_manifest_and_passes_the_baseline_on(tmp_path, validator_for):
+def test_the_katib_component_dry_run_writes_the_manifest_and_passes_the_baseline_on(tmp_path):
     import yaml
     from kfp import dsl
 
@@ -178,7 +173,7 @@ def test_the_katib_component_dry_run_writes_the_manifest_and_passes_the_baseline
         run_id="3F2b-11", search_space=json.dumps(SPACE), hidden_units=[32], learning_rate=0.02,
         placement_json=json.dumps({"gpu_count": 1, "memory_limit": "8G"}))
     manifest = yaml.safe_load((tmp_path / "exp" / "experiment.yaml").read_text())
-    validator_for("v1beta1.Experiment").validate(manifest)
+    _validate(manifest)
     assert manifest["metadata"]["name"] == "kfpc-tune-3f2b-11"
     pod = manifest["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": 1, "memory": "8G"}
