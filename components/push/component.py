@@ -17,6 +17,7 @@ def push_kserve(
     name: str,
     blessing: Input[Blessing] = None,
     data: Input[Dataset] = None,
+    monitoring: Input[Artifact] = None,
     blessed: bool = True,
     force: bool = False,
     mode: str = "dry_run",
@@ -51,11 +52,14 @@ def push_kserve(
 
     Args:
         model: the Model artifact (``1/saved_model.pb`` + ``model_card.json``).
-        manifest: output: ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (+ ``smoke.json`` in local mode).
+        manifest: output: ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (+ ``smoke.json`` in local mode,
+            + ``prometheusrule.yaml`` and ``dashboard.json`` with ``monitoring``).
         serving_root: root of the versioned copies: ``gs://``/``s3://`` (cluster) or a local path.
         name: InferenceService name (DNS-1035) and the model's folder under the root.
         blessing: evaluation's blessing artifact (metadata ``blessed``); decides over ``blessed`` when given.
         data: optional Dataset; local mode takes smoke-test rows from its eval split.
+        monitoring: optional ``monitoring_config`` output; its ``prometheusrule.yaml`` and ``dashboard.json`` are
+            written into ``manifest`` (apply them with the InferenceService; push does not).
         blessed: the verdict when no blessing artifact is passed.
         force: push even if not blessed.
         mode: ``dry_run`` (manifest + requests only), ``local`` (serve the pushed copy and smoke-test it),
@@ -133,6 +137,7 @@ def push_kserve(
         canary_metrics_url=canary_metrics_url,
         output_dir=manifest.path,
         data_dir=None if data is None else data.path,
+        monitoring_dir=None if monitoring is None else monitoring.path,
     )
     manifest.metadata.update(result.metadata())
     outputs = namedtuple("PushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])

@@ -43,6 +43,8 @@ MANIFEST_FILE = "inferenceservice.yaml"
 REQUESTS_FILE = "requests.json"
 RESULT_FILE = "push.json"
 SMOKE_FILE = "smoke.json"
+#: what push copies from monitoring_config's output beside the manifest (names as monitor.core writes them)
+MONITORING_FILES = ("prometheusrule.yaml", "dashboard.json")
 
 # artifact metadata keys written by the component (documented in README.md)
 ENDPOINT_URL = "endpoint_url"
@@ -284,6 +286,7 @@ def push_kserve(
     canary_metrics_url: str = "",
     output_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
+    monitoring_dir: str | os.PathLike | None = None,
     existing_manifest: dict[str, Any] | None = None,
     kube_client=None,
     storage_client=None,
@@ -328,6 +331,8 @@ def push_kserve(
         canary_metrics_url: promote without Prometheus: the canary's own ``/metrics`` URL.
         output_dir: where to write the manifest, the requests and a summary (atomically); None = nowhere.
         data_dir: optional Dataset folder; local mode takes its smoke rows from the eval split.
+        monitoring_dir: optional ``monitoring_config`` output; its ``prometheusrule.yaml`` and ``dashboard.json``
+            are written into ``output_dir`` beside the manifest (not applied to the cluster).
         existing_manifest: dry_run: the InferenceService as it is in the cluster (e.g. ``kubectl get -o json``).
         kube_client: an ``IsvcClient`` to use instead of the in-cluster / kubeconfig one.
         storage_client: a Cloud Storage or S3 client to use instead of the default one.
@@ -385,6 +390,7 @@ def push_kserve(
         raise PushError(f"serving_root {serving_root!r}: local mode serves the pushed copy from a local or gs:// root")
     if output_dir is not None and Path(output_dir).exists() and any(Path(output_dir).iterdir()):
         raise PushError(f"output_dir {output_dir} is not empty")
+    monitoring = monitoring_files(monitoring_dir)
 
     if mode == "dry_run":
         result = _dry_run(model_dir, serving_root, opts, canary_traffic_percent, promote, existing_manifest,
@@ -416,8 +422,27 @@ def push_kserve(
             result = PushResult(outcome.endpoint_url, pushed.uri, outcome.previous_model_uri, desired,
                                 action=outcome.action, traffic_percent=outcome.traffic_percent)
     if output_dir is not None:
-        write_outputs(result, output_dir)
+        write_outputs(result, output_dir, monitoring)
     return result
+
+
+def monitoring_files(monitoring_dir: str | os.PathLike | None) -> dict[str, bytes]:
+    """The alert rules and dashboard of ``monitoring_dir`` (read before the push, so a bad folder writes nothing).
+
+    Raises:
+        PushError: a file of :data:`MONITORING_FILES` is missing or empty.
+    """
+    if monitoring_dir is None:
+        return {}
+    found = {}
+    for name in MONITORING_FILES:
+        path = Path(monitoring_dir) / name
+        content = path.read_bytes() if path.is_file() else b""
+        if not content.strip():
+            raise PushError(f"monitoring: {path} is missing or empty (expected monitoring_config's output "
+                            f"folder with {', '.join(MONITORING_FILES)}); nothing was pushed")
+        found[name] = content
+    return found
 
 
 class _DryRunCanary:
@@ -492,8 +517,9 @@ def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult
     return PushResult(url, pushed.uri, pushed.previous_uri, desired, action="smoke-tested", smoke=records)
 
 
-def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
-    """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``) atomically."""
+def write_outputs(result: PushResult, output_dir: str | os.PathLike, monitoring: dict[str, bytes] | None = None) -> None:
+    """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``, and the
+    ``monitoring`` files by name) atomically."""
     # Credentials in a URL or header never reach an artifact (the requests sent are not changed by this).
     with atomic_dir(output_dir) as scratch:
         (scratch / MANIFEST_FILE).write_text(yaml.safe_dump(redact_obj(result.manifest), sort_keys=False))
@@ -501,6 +527,8 @@ def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
         (scratch / RESULT_FILE).write_text(json.dumps(redact_obj(result.metadata()), indent=2))
         if result.smoke:
             (scratch / SMOKE_FILE).write_text(json.dumps(result.smoke, indent=2))
+        for name, content in (monitoring or {}).items():
+            (scratch / name).write_bytes(content)
 
 
 # ------------------------------------------------------------------ push_vertex
