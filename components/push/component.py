@@ -44,8 +44,11 @@ def push_kserve(
     max_error_rate: float = 0.01,
     max_p99_latency_ms: float = 1000.0,
     min_requests: int = 50,
+    max_error_rate_increase: float = 0.005,
+    max_p99_ratio: float = 1.5,
     prometheus_url: str = "",
     prometheus_selector: str = "",
+    prometheus_stable_selector: str = "",
     canary_metrics_url: str = "",
 ) -> NamedTuple("PushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
     """Copy a blessed model to a new version under ``serving_root`` and roll it out as a KServe InferenceService.
@@ -86,9 +89,14 @@ def push_kserve(
         bake_s: promote: seconds the canary must serve within the thresholds before promotion.
         max_error_rate: promote: highest share of 5xx answers of the canary.
         max_p99_latency_ms: promote: highest p99 latency of the canary, ms.
-        min_requests: promote: requests the canary must have answered to be judged.
+        min_requests: promote: requests the canary must have answered to be judged (and, with Prometheus, the
+            stable revision).
+        max_error_rate_increase: promote with Prometheus: how far the canary's 5xx share may exceed the stable's.
+        max_p99_ratio: promote with Prometheus: the canary's p99 may be at most this factor times the stable's.
         prometheus_url: promote: Prometheus base URL to judge the canary by (query API).
         prometheus_selector: label matchers picking the canary's series; empty = Knative revision pods.
+        prometheus_stable_selector: label matchers picking the stable revision's series (the baseline); empty =
+            ``prometheus_selector`` with ``{revision}`` = the stable revision.
         canary_metrics_url: promote without Prometheus: the canary's own /metrics URL.
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
@@ -132,8 +140,11 @@ def push_kserve(
         max_error_rate=max_error_rate,
         max_p99_latency_ms=max_p99_latency_ms,
         min_requests=min_requests,
+        max_error_rate_increase=max_error_rate_increase,
+        max_p99_ratio=max_p99_ratio,
         prometheus_url=prometheus_url,
         prometheus_selector=prometheus_selector,
+        prometheus_stable_selector=prometheus_stable_selector,
         canary_metrics_url=canary_metrics_url,
         output_dir=manifest.path,
         data_dir=None if data is None else data.path,
