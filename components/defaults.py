@@ -53,6 +53,10 @@ BAKE_S = 300.0
 MAX_ERROR_RATE = 0.01
 MAX_P99_LATENCY_MS = 1000.0
 MIN_REQUESTS = 50
+#: canary vs the stable revision (when its series are read): how far the canary's 5xx share may exceed the
+#: stable's (absolute), and the factor its p99 latency may exceed the stable's by
+MAX_ERROR_RATE_INCREASE = 0.005
+MAX_P99_RATIO = 1.5
 #: Vertex AI: seconds per long-running operation (model upload, endpoint creation, deployment)
 VERTEX_TIMEOUT_S = 1800
 #: monitoring alerts: requests in an alert window before error-rate, latency and throughput alerts may fire

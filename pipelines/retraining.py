@@ -238,6 +238,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                     run_url=run_url,
                 ).set_caching_options(False)  # the registry's state, not the inputs, decides what it does
 
-        steps.push_if_blessed(p, evaluation, candidate, data, "better-than-served", then=register)
+        steps.push_if_blessed(p, evaluation, candidate, data, "better-than-served", then=register,
+                              stats=stats)
 
     return retraining_pipeline

@@ -67,18 +67,30 @@ def evaluate(p: dict[str, Any], data, model, stats, baseline_model=None):
                        statistics=stats.outputs["statistics"], **gates, config_json=p["eval_config_json"])
 
 
-def push_if_blessed(p: dict[str, Any], evaluation, model, data, condition: str, then=None):
+def push_if_blessed(p: dict[str, Any], evaluation, model, data, condition: str, then=None, stats=None):
     """``push_kserve`` of the Model artifact ``model`` inside ``dsl.If(blessed)`` named ``condition``.
 
-    ``then(pushed)``, when given, adds tasks that run after the push under the same condition.
+    ``stats`` (the statistics task of the training data), when given, adds ``monitoring_config`` under the same
+    condition: alert rules and dashboard from the model, these statistics and the eval split, which the push
+    writes beside its manifest. ``then(pushed)``, when given, adds tasks that run after the push under the
+    same condition.
     """
     from kfpc.components.push.component import push_kserve
 
     with dsl.If(evaluation.outputs["Output"] == True, name=condition):  # noqa: E712 (a KFP condition)
+        monitoring = {}
+        if stats is not None:
+            from kfpc.components.monitor.component import monitoring_config
+
+            config = monitoring_config(model=model, statistics=stats.outputs["statistics"],
+                                       data=data.outputs["data"], model_name=p["model_name"],
+                                       namespace=p["namespace"])
+            monitoring = {"monitoring": config.outputs["monitoring"]}
         pushed = push_kserve(
             model=model,
             blessing=evaluation.outputs["blessing"],
             data=data.outputs["data"],
+            **monitoring,
             name=p["model_name"],
             serving_root=p["serving_root"],
             namespace=p["namespace"],

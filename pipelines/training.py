@@ -121,7 +121,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
                                fail_on_anomalies=fail_on_anomalies)
         trained = steps.train(p, train_op, target, options, data, stats, schema).after(gate)
         evaluation = steps.evaluate(p, data, trained.outputs["model"], stats)
-        steps.push_if_blessed(p, evaluation, trained.outputs["model"], data, "blessed")
+        steps.push_if_blessed(p, evaluation, trained.outputs["model"], data, "blessed", stats=stats)
         # (after the push: the blessed condition keeps its place, condition-1, in the compiled DAG)
         with dsl.If(feature_importance == True, name="feature-importance"):  # noqa: E712 (a KFP condition)
             importance_op(data=data.outputs["data"], model=trained.outputs["model"])

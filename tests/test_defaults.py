@@ -36,6 +36,8 @@ ONE_SOURCE = {
     "max_error_rate": D.MAX_ERROR_RATE,
     "max_p99_latency_ms": D.MAX_P99_LATENCY_MS,
     "min_requests": D.MIN_REQUESTS,
+    "max_error_rate_increase": D.MAX_ERROR_RATE_INCREASE,
+    "max_p99_ratio": D.MAX_P99_RATIO,
     "max_batch_size": D.MAX_BATCH_SIZE,
     "max_batch_wait_ms": D.MAX_BATCH_WAIT_MS,
     "max_wait_ms": D.MAX_BATCH_WAIT_MS,

@@ -17,6 +17,7 @@ def push_kserve(
     name: str,
     blessing: Input[Blessing] = None,
     data: Input[Dataset] = None,
+    monitoring: Input[Artifact] = None,
     blessed: bool = True,
     force: bool = False,
     mode: str = "dry_run",
@@ -43,19 +44,25 @@ def push_kserve(
     max_error_rate: float = 0.01,
     max_p99_latency_ms: float = 1000.0,
     min_requests: int = 50,
+    max_error_rate_increase: float = 0.005,
+    max_p99_ratio: float = 1.5,
     prometheus_url: str = "",
     prometheus_selector: str = "",
+    prometheus_stable_selector: str = "",
     canary_metrics_url: str = "",
 ) -> NamedTuple("PushOutputs", endpoint_url=str, model_uri=str, previous_model_uri=str):
     """Copy a blessed model to a new version under ``serving_root`` and roll it out as a KServe InferenceService.
 
     Args:
         model: the Model artifact (``1/saved_model.pb`` + ``model_card.json``).
-        manifest: output: ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (+ ``smoke.json`` in local mode).
+        manifest: output: ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (+ ``smoke.json`` in local mode,
+            + ``prometheusrule.yaml`` and ``dashboard.json`` with ``monitoring``).
         serving_root: root of the versioned copies: ``gs://``/``s3://`` (cluster) or a local path.
         name: InferenceService name (DNS-1035) and the model's folder under the root.
         blessing: evaluation's blessing artifact (metadata ``blessed``); decides over ``blessed`` when given.
         data: optional Dataset; local mode takes smoke-test rows from its eval split.
+        monitoring: optional ``monitoring_config`` output; its ``prometheusrule.yaml`` and ``dashboard.json`` are
+            written into ``manifest`` (apply them with the InferenceService; push does not).
         blessed: the verdict when no blessing artifact is passed.
         force: push even if not blessed.
         mode: ``dry_run`` (manifest + requests only), ``local`` (serve the pushed copy and smoke-test it),
@@ -82,9 +89,14 @@ def push_kserve(
         bake_s: promote: seconds the canary must serve within the thresholds before promotion.
         max_error_rate: promote: highest share of 5xx answers of the canary.
         max_p99_latency_ms: promote: highest p99 latency of the canary, ms.
-        min_requests: promote: requests the canary must have answered to be judged.
+        min_requests: promote: requests the canary must have answered to be judged (and, with Prometheus, the
+            stable revision).
+        max_error_rate_increase: promote with Prometheus: how far the canary's 5xx share may exceed the stable's.
+        max_p99_ratio: promote with Prometheus: the canary's p99 may be at most this factor times the stable's.
         prometheus_url: promote: Prometheus base URL to judge the canary by (query API).
         prometheus_selector: label matchers picking the canary's series; empty = Knative revision pods.
+        prometheus_stable_selector: label matchers picking the stable revision's series (the baseline); empty =
+            ``prometheus_selector`` with ``{revision}`` = the stable revision.
         canary_metrics_url: promote without Prometheus: the canary's own /metrics URL.
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
@@ -128,11 +140,15 @@ def push_kserve(
         max_error_rate=max_error_rate,
         max_p99_latency_ms=max_p99_latency_ms,
         min_requests=min_requests,
+        max_error_rate_increase=max_error_rate_increase,
+        max_p99_ratio=max_p99_ratio,
         prometheus_url=prometheus_url,
         prometheus_selector=prometheus_selector,
+        prometheus_stable_selector=prometheus_stable_selector,
         canary_metrics_url=canary_metrics_url,
         output_dir=manifest.path,
         data_dir=None if data is None else data.path,
+        monitoring_dir=None if monitoring is None else monitoring.path,
     )
     manifest.metadata.update(result.metadata())
     outputs = namedtuple("PushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])

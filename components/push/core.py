@@ -43,6 +43,8 @@ MANIFEST_FILE = "inferenceservice.yaml"
 REQUESTS_FILE = "requests.json"
 RESULT_FILE = "push.json"
 SMOKE_FILE = "smoke.json"
+#: what push copies from monitoring_config's output beside the manifest (names as monitor.core writes them)
+MONITORING_FILES = ("prometheusrule.yaml", "dashboard.json")
 
 # artifact metadata keys written by the component (documented in README.md)
 ENDPOINT_URL = "endpoint_url"
@@ -279,11 +281,15 @@ def push_kserve(
     max_error_rate: float = D.MAX_ERROR_RATE,
     max_p99_latency_ms: float = D.MAX_P99_LATENCY_MS,
     min_requests: int = D.MIN_REQUESTS,
+    max_error_rate_increase: float = D.MAX_ERROR_RATE_INCREASE,
+    max_p99_ratio: float = D.MAX_P99_RATIO,
     prometheus_url: str = "",
     prometheus_selector: str = "",
+    prometheus_stable_selector: str = "",
     canary_metrics_url: str = "",
     output_dir: str | os.PathLike | None = None,
     data_dir: str | os.PathLike | None = None,
+    monitoring_dir: str | os.PathLike | None = None,
     existing_manifest: dict[str, Any] | None = None,
     kube_client=None,
     storage_client=None,
@@ -319,15 +325,24 @@ def push_kserve(
         max_error_rate: promote: highest share of 5xx answers of the canary (0..1).
         max_p99_latency_ms: promote: highest p99 request latency of the canary, milliseconds.
         min_requests: promote: requests the canary must have answered to be judged (the bake waits up to
-            ``timeout_s`` longer for them, then fails).
+            ``timeout_s`` longer for them, then fails); with Prometheus, the stable revision must have too.
+        max_error_rate_increase: promote with Prometheus: how far the canary's 5xx share may exceed the stable
+            revision's over the same window (absolute).
+        max_p99_ratio: promote with Prometheus: the canary's p99 may be at most this factor times the stable's.
         prometheus_url: promote: Prometheus base URL; the canary is judged by ``/api/v1/query``.
         prometheus_selector: label matchers (no braces) picking the canary's series in Prometheus;
             ``{namespace}``, ``{name}``, ``{revision}`` (the canary's Knative revision) are filled in. Empty =
             Knative: ``namespace="{namespace}",model_name="{name}",pod=~"{revision}-deployment-.*"``;
             Standard mode needs it given.
+        prometheus_stable_selector: label matchers picking the stable revision's series, the canary's baseline;
+            ``{stable_revision}`` (``status.components.predictor.latestRolledoutRevision``) is filled in too.
+            Empty: ``prometheus_selector`` (or its Knative default) with ``{revision}`` replaced by the stable
+            revision; a selector without ``{revision}`` then has no baseline (absolute limits only).
         canary_metrics_url: promote without Prometheus: the canary's own ``/metrics`` URL.
         output_dir: where to write the manifest, the requests and a summary (atomically); None = nowhere.
         data_dir: optional Dataset folder; local mode takes its smoke rows from the eval split.
+        monitoring_dir: optional ``monitoring_config`` output; its ``prometheusrule.yaml`` and ``dashboard.json``
+            are written into ``output_dir`` beside the manifest (not applied to the cluster).
         existing_manifest: dry_run: the InferenceService as it is in the cluster (e.g. ``kubectl get -o json``).
         kube_client: an ``IsvcClient`` to use instead of the in-cluster / kubeconfig one.
         storage_client: a Cloud Storage or S3 client to use instead of the default one.
@@ -364,7 +379,8 @@ def push_kserve(
 
     try:
         thresholds = canary.Thresholds(bake_s=bake_s, max_error_rate=max_error_rate,
-                                       max_p99_latency_ms=max_p99_latency_ms, min_requests=min_requests)
+                                       max_p99_latency_ms=max_p99_latency_ms, min_requests=min_requests,
+                                       max_error_rate_increase=max_error_rate_increase, max_p99_ratio=max_p99_ratio)
     except ValueError as err:
         raise PushError(str(err)) from None
     baking = mode == "cluster" and promote and canary_traffic_percent is not None
@@ -374,7 +390,7 @@ def push_kserve(
     if baking and prometheus_url and not prometheus_selector and opts.mode == manifest.STANDARD:
         raise PushError("prometheus_selector is required in Standard mode: label matchers that select the canary's "
                         "pods only (e.g. pod=~\"<canary-deployment>-.*\"); nothing was written")
-    source = canary_source(opts, prometheus_url, prometheus_selector, canary_metrics_url)
+    source = canary_source(opts, prometheus_url, prometheus_selector, canary_metrics_url, prometheus_stable_selector)
     card = contract.read_card(model_dir) if (mode == "local" or contract.card_file(model_dir).exists()) else {}
     if mode == "cluster" and not serving_root.startswith(("gs://", "s3://")):
         raise PushError(
@@ -385,6 +401,7 @@ def push_kserve(
         raise PushError(f"serving_root {serving_root!r}: local mode serves the pushed copy from a local or gs:// root")
     if output_dir is not None and Path(output_dir).exists() and any(Path(output_dir).iterdir()):
         raise PushError(f"output_dir {output_dir} is not empty")
+    monitoring = monitoring_files(monitoring_dir)
 
     if mode == "dry_run":
         result = _dry_run(model_dir, serving_root, opts, canary_traffic_percent, promote, existing_manifest,
@@ -416,8 +433,27 @@ def push_kserve(
             result = PushResult(outcome.endpoint_url, pushed.uri, outcome.previous_model_uri, desired,
                                 action=outcome.action, traffic_percent=outcome.traffic_percent)
     if output_dir is not None:
-        write_outputs(result, output_dir)
+        write_outputs(result, output_dir, monitoring)
     return result
+
+
+def monitoring_files(monitoring_dir: str | os.PathLike | None) -> dict[str, bytes]:
+    """The alert rules and dashboard of ``monitoring_dir`` (read before the push, so a bad folder writes nothing).
+
+    Raises:
+        PushError: a file of :data:`MONITORING_FILES` is missing or empty.
+    """
+    if monitoring_dir is None:
+        return {}
+    found = {}
+    for name in MONITORING_FILES:
+        path = Path(monitoring_dir) / name
+        content = path.read_bytes() if path.is_file() else b""
+        if not content.strip():
+            raise PushError(f"monitoring: {path} is missing or empty (expected monitoring_config's output "
+                            f"folder with {', '.join(MONITORING_FILES)}); nothing was pushed")
+        found[name] = content
+    return found
 
 
 class _DryRunCanary:
@@ -428,7 +464,7 @@ class _DryRunCanary:
 
 
 def canary_source(opts: manifest.ServingOptions, prometheus_url: str = "", prometheus_selector: str = "",
-                  canary_metrics_url: str = ""):
+                  canary_metrics_url: str = "", prometheus_stable_selector: str = ""):
     """The factory ``rollout`` calls with the Ready canary: Prometheus when a URL is given, else ``/metrics``.
 
     Returns ``None`` when neither URL is given (then a canary cannot be promoted).
@@ -437,16 +473,29 @@ def canary_source(opts: manifest.ServingOptions, prometheus_url: str = "", prome
 
     if prometheus_url:
         def prometheus(ready: dict[str, Any]):
-            components = (ready.get("status") or {}).get("components") or {}
-            revision = (components.get("predictor") or {}).get("latestCreatedRevision") or ""
+            predictor = ((ready.get("status") or {}).get("components") or {}).get("predictor") or {}
+            revision = predictor.get("latestCreatedRevision") or ""
+            stable = predictor.get("latestRolledoutRevision") or ""
             template = prometheus_selector or 'namespace="{namespace}",model_name="{name}",pod=~"{revision}-deployment-.*"'
             if "{revision}" in template and not revision:
                 raise canary_mod.CanaryFailed(
                     f"inferenceservice {opts.namespace}/{opts.name} reports no "
                     f"status.components.predictor.latestCreatedRevision: cannot select the canary's series")
-            selector = (template.replace("{namespace}", opts.namespace).replace("{name}", opts.name)
-                        .replace("{revision}", revision))
-            return canary_mod.PrometheusSource(prometheus_url, selector)
+            if "{stable_revision}" in prometheus_stable_selector and not stable:
+                raise canary_mod.CanaryFailed(
+                    f"inferenceservice {opts.namespace}/{opts.name} reports no "
+                    f"status.components.predictor.latestRolledoutRevision: cannot select the stable series")
+
+            def fill(text: str) -> str:
+                return (text.replace("{namespace}", opts.namespace).replace("{name}", opts.name)
+                        .replace("{revision}", revision).replace("{stable_revision}", stable))
+
+            # derived like the canary's: the same matchers on the revision that had 100% before this rollout
+            derived = template.replace("{revision}", stable) if "{revision}" in template and stable else ""
+            baseline = fill(prometheus_stable_selector or derived)
+            if not baseline:
+                log.info("no stable-revision selector: the canary is judged by the absolute limits only")
+            return canary_mod.PrometheusSource(prometheus_url, fill(template), baseline_selector=baseline)
 
         return prometheus
     if canary_metrics_url:
@@ -492,8 +541,9 @@ def _local(pushed, opts, desired, card, data_dir, startup_timeout) -> PushResult
     return PushResult(url, pushed.uri, pushed.previous_uri, desired, action="smoke-tested", smoke=records)
 
 
-def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
-    """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``) atomically."""
+def write_outputs(result: PushResult, output_dir: str | os.PathLike, monitoring: dict[str, bytes] | None = None) -> None:
+    """Write ``inferenceservice.yaml``, ``requests.json``, ``push.json`` (and ``smoke.json``, and the
+    ``monitoring`` files by name) atomically."""
     # Credentials in a URL or header never reach an artifact (the requests sent are not changed by this).
     with atomic_dir(output_dir) as scratch:
         (scratch / MANIFEST_FILE).write_text(yaml.safe_dump(redact_obj(result.manifest), sort_keys=False))
@@ -501,6 +551,8 @@ def write_outputs(result: PushResult, output_dir: str | os.PathLike) -> None:
         (scratch / RESULT_FILE).write_text(json.dumps(redact_obj(result.metadata()), indent=2))
         if result.smoke:
             (scratch / SMOKE_FILE).write_text(json.dumps(result.smoke, indent=2))
+        for name, content in (monitoring or {}).items():
+            (scratch / name).write_bytes(content)
 
 
 # ------------------------------------------------------------------ push_vertex

@@ -81,10 +81,16 @@ KSERVE = (
            flag="--bake"),
     Option("max_error_rate", D.MAX_ERROR_RATE, "the canary's highest share of 5xx answers"),
     Option("max_p99_latency_ms", D.MAX_P99_LATENCY_MS, "the canary's highest p99 latency, ms", flag="--max-p99-ms"),
-    Option("min_requests", D.MIN_REQUESTS, "requests the canary must have answered to be judged"),
+    Option("min_requests", D.MIN_REQUESTS, "requests the canary (and the stable revision) must have answered"),
+    Option("max_error_rate_increase", D.MAX_ERROR_RATE_INCREASE,
+           "with Prometheus: how far the canary's 5xx share may exceed the stable revision's"),
+    Option("max_p99_ratio", D.MAX_P99_RATIO, "with Prometheus: the canary's p99 may be this factor times the stable's"),
     Option("prometheus_url", "", "judge the canary through this Prometheus' query API"),
     Option("prometheus_selector", "",
            "label matchers selecting the canary's series ({namespace}, {name}, {revision} filled in)"),
+    Option("prometheus_stable_selector", "",
+           "label matchers selecting the stable revision's series ({stable_revision} too); empty: the canary's "
+           "with {revision} = the stable revision"),
     Option("canary_metrics_url", "", "without Prometheus: the canary's own /metrics URL"),
 )
 

@@ -48,6 +48,10 @@ def test_every_task_succeeds_and_the_model_is_pushed(penguins_run):
     push = summary.task("push-kserve").outputs
     assert Path(push["model_uri"]).is_relative_to(Path(summary.run_dir) / "serving")
     assert (Path(push["model_uri"]) / "1" / "saved_model.pb").exists()
+    # the alert rules and dashboard monitoring_config made at push, beside the InferenceService manifest
+    manifest = Path(summary.task("push-kserve").artifacts["manifest"]["path"])
+    assert {"inferenceservice.yaml", "prometheusrule.yaml", "dashboard.json"} <= {f.name for f in manifest.iterdir()}
+    assert summary.task("monitoring-config").artifacts["monitoring"]["metadata"]["score_reference"]
 
 
 def test_model_artifact_has_kserve_layout_and_card(penguins_run):

@@ -110,6 +110,25 @@ def test_prometheus_source_sends_increase_over_the_baked_window(prometheus):
     ]
 
 
+def test_the_stable_series_are_selected_like_the_canarys_on_the_revision_rolled_out_before():
+    opts = manifest.ServingOptions(name="m", namespace="ml", deployment_mode="Knative")
+    ready = {"status": {"components": {"predictor": {"latestCreatedRevision": "m-predictor-00002",
+                                                     "latestRolledoutRevision": "m-predictor-00001"}}}}
+    source = core.canary_source(opts, "http://prom:9090")(ready)
+    assert source.selector == 'namespace="ml",model_name="m",pod=~"m-predictor-00002-deployment-.*"'
+    assert source.baseline_selector == 'namespace="ml",model_name="m",pod=~"m-predictor-00001-deployment-.*"'
+    given = core.canary_source(opts, "http://prom:9090", 'pod=~"{revision}-.*"',
+                               prometheus_stable_selector='pod=~"{stable_revision}-.*",model_name="{name}"')(ready)
+    assert (given.selector, given.baseline_selector) == ('pod=~"m-predictor-00002-.*"',
+                                                         'pod=~"m-predictor-00001-.*",model_name="m"')
+    # a selector without {revision} (Standard mode) has no derived baseline: the absolute limits only
+    assert core.canary_source(opts, "http://prom:9090", 'pod=~"x-.*"')(ready).baseline_selector == ""
+    del ready["status"]["components"]["predictor"]["latestRolledoutRevision"]
+    assert core.canary_source(opts, "http://prom:9090")(ready).baseline_selector == ""
+    with pytest.raises(c.CanaryFailed, match="no status.components.predictor.latestRolledoutRevision"):
+        core.canary_source(opts, "http://prom:9090", prometheus_stable_selector='pod=~"{stable_revision}"')(ready)
+
+
 def _cluster_args(fake_kube, gcs, **kw):
     return dict(serving_root="gs://models/serving", name="penguins", namespace="ml", mode="cluster",
                 kube_client=kube.IsvcClient.for_host(fake_kube.url), storage_client=gcs.client(),

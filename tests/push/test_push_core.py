@@ -32,6 +32,35 @@ def test_dry_run_writes_manifest_and_requests_but_nothing_else(fake_model, tmp_p
     assert summary[core.MODEL_URI] == result.model_uri
 
 
+def test_the_alert_rules_and_dashboard_are_written_beside_the_manifest(fake_model, tmp_path):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from kfpc.components.monitor import core as monitor
+
+    stats = statistics_pb2.DatasetFeatureStatistics(num_examples=10)
+    feature = stats.features.add(type=statistics_pb2.FeatureNameStatistics.FLOAT)
+    feature.path.step.append("x")
+    feature.num_stats.mean, feature.num_stats.std_dev = 1.0, 2.0
+    config = tmp_path / "monitoring"
+    monitor.write_monitoring_config(config, {"features": [{"name": "x", "dtype": "float64"}]}, stats,
+                                    model_name="penguins", namespace="ml")
+    out = tmp_path / "out"
+    core.push_kserve(fake_model, serving_root=str(tmp_path / "serving"), name="penguins", namespace="ml",
+                     output_dir=out, monitoring_dir=config)
+    for name in core.MONITORING_FILES:
+        assert (out / name).read_bytes() == (config / name).read_bytes()
+    rule = yaml.safe_load((out / "prometheusrule.yaml").read_text())
+    assert (rule["kind"], rule["metadata"]["namespace"]) == ("PrometheusRule", "ml")
+    assert (out / core.MANIFEST_FILE).exists()
+
+    # a folder that is not monitoring_config's output is refused before anything is written
+    (config / "dashboard.json").unlink()
+    with pytest.raises(core.PushError, match=r"dashboard.json is missing"):
+        core.push_kserve(fake_model, serving_root=str(tmp_path / "serving"), name="penguins",
+                         output_dir=tmp_path / "out2", monitoring_dir=config)
+    assert not (tmp_path / "out2").exists()
+
+
 def test_dry_run_against_a_live_service_shows_the_canary_patch(fake_model, tmp_path, assert_valid_isvc):
     storage.push_model(fake_model, str(tmp_path / "serving"), "penguins")  # v1 exists already
     live = manifest.render(manifest.ServingOptions(name="penguins", deployment_mode="Knative"), "gs://old/v9")

@@ -12,12 +12,14 @@ from kfpc.components.push import cli, component, core, options
 
 #: what a component takes besides the options: the artifacts, where and under which name, the verdict
 NOT_OPTIONS = {
-    "kserve": {"model", "manifest", "serving_root", "name", "blessing", "data", "blessed", "force"},
-    "vertex": {"model", "requests", "serving_root", "name", "project", "location", "blessing", "blessed", "force"},
+    "kserve": {"model", "manifest", "serving_root", "name", "blessing", "data", "monitoring", "blessed",
+               "force"},
+    "vertex": {"model", "requests", "vertex_model", "vertex_endpoint", "serving_root", "name", "project", "location",
+               "blessing", "blessed", "force"},
 }
 #: what only the core takes: local paths, clients, live state, how often to poll
 CORE_ONLY = {"model_dir", "serving_root", "name", "project", "location", "blessed", "force", "output_dir",
-             "data_dir", "existing_manifest", "storage_client", "kube_client", "server_startup_timeout", "poll_s",
+             "data_dir", "monitoring_dir", "existing_manifest", "storage_client", "kube_client", "server_startup_timeout", "poll_s",
              "node_selector", "current_traffic_split", "credentials", "sleep", "clock"}
 TARGETS = {
     "kserve": (options.KSERVE, component.push_kserve, core.push_kserve),
