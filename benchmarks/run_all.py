@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 #: run order: cheap first, the long data-size sweeps last
-BENCHMARKS = ["images", "serving", "fuzz", "push", "evaluation", "training", "validation", "parity_tfdv",
+BENCHMARKS = ["images", "serving", "fuzz", "push", "evaluation", "training", "validation", "parity_tfdv", "quality",
               "datasets"]
 
 

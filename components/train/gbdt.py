@@ -127,8 +127,10 @@ def ydf_frame(inputs: dict[str, np.ndarray], spec: F.TrainingSpec) -> dict[str, 
     return frame
 
 
-def read_part(path: Path, spec: F.TrainingSpec, carve, part: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """One part of ``Split-train`` in memory: signature inputs and the target (class ids, or the label's value)."""
+def read_part(path: Path, spec: F.TrainingSpec, carve=None, part: str | None = None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One part of ``Split-train`` (or, without ``carve``, a whole split) in memory: signature inputs and the
+    target (class ids, or the label's value) of the rows with a label."""
     from . import input as data_input
 
     chunks, targets = [], []
@@ -136,7 +138,7 @@ def read_part(path: Path, spec: F.TrainingSpec, carve, part: str) -> tuple[dict[
         chunks.append(features)
         targets.append(target)
     if not chunks:
-        raise F.TrainInputError(f"{path}: no labelled rows in the {part} part")
+        raise F.TrainInputError(f"{path}: no labelled rows{f' in the {part} part' if part else ''}")
     inputs = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     target = np.concatenate(targets)
     if spec.label.task == F.REGRESSION:
