@@ -118,7 +118,11 @@ def ydf_frame(inputs: dict[str, np.ndarray], spec: F.TrainingSpec) -> dict[str, 
                 frame[f"{feature.input}__{part}"] = parts[:, index]
         elif feature.kind == F.CATEGORICAL:
             if feature.dtype == F.FLOAT64:
-                text = F.integer_strings(np.asarray(values, dtype=np.float64))
+                numbers = np.asarray(values, dtype=np.float64)
+                # beyond 2^53 a float is no integer category; the SavedModel reads it as unseen too
+                huge = np.abs(numbers) >= 2.0**53
+                text = F.integer_strings(np.where(huge, 0.0, numbers))
+                text[huge] = UNSEEN_TEXT
             else:
                 text = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
             frame[feature.input] = text.astype(str)  # YDF reads "" as a missing category
@@ -153,6 +157,8 @@ def _label_column(target: np.ndarray, spec: F.TrainingSpec) -> np.ndarray:
 
 
 LABEL_COLUMN = "__kfpc_label__"
+#: what an integer category too large to be an integer becomes (never in a dictionary: out-of-dictionary)
+UNSEEN_TEXT = "__kfpc_unseen_value__"
 
 
 def fit(spec: F.TrainingSpec, train: tuple[dict, np.ndarray], validation: tuple[dict, np.ndarray],

@@ -34,7 +34,7 @@ NUMERIC, CATEGORY, IS_MISSING, LEAF = 0, 1, 2, 3
 #: the export gate's tolerance on probabilities / predictions (regression: relative to the label's scale)
 TOLERANCE = 1e-5
 #: an unseen category in the gate's holdout
-UNSEEN = "__kfpc_unseen_value__"
+UNSEEN = gbdt.UNSEEN_TEXT
 
 
 def flatten(model, columns: list[gbdt.Column]) -> dict[str, np.ndarray]:
@@ -171,7 +171,9 @@ def _build_module(model, spec: F.TrainingSpec):
                 elif column.categorical:
                     if feature.dtype == F.FLOAT64:
                         missing = tf.math.is_nan(x)
-                        text = tf.strings.as_string(tf.cast(tf.round(tf.where(missing, tf.zeros_like(x), x)), tf.int64))
+                        huge = tf.abs(x) >= 2.0**53
+                        whole = tf.cast(tf.round(tf.where(missing | huge, tf.zeros_like(x), x)), tf.int64)
+                        text = tf.where(huge, tf.constant(gbdt.UNSEEN_TEXT), tf.strings.as_string(whole))
                     else:
                         missing = tf.equal(x, "")
                         text = x
