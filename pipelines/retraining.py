@@ -59,12 +59,16 @@ def resolve_retraining_inputs(
     return outputs(found.latest_uri, found.latest_span, found.previous_uri, found.previous_span, baseline)
 
 
-def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None,
+                              model_family: str = "auto"):
     """Build ``retraining_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
+            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+            placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -76,7 +80,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate
 
-    options = gpu or placement.GpuOptions()
+    options = placement.for_model_family(gpu, model_family)
     train_op = placement.training_op(target, options)
 
     @dsl.pipeline(name="retraining-pipeline", description=DESCRIPTION)
@@ -197,6 +201,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
+            model_family=model_family,
         ).after(validation)
 
         served = dsl.importer(

@@ -16,12 +16,16 @@ DESCRIPTION = (
 )
 
 
-def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None,
+                            model_family: str = "auto"):
     """Build ``training_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
+            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+            placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -33,7 +37,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate
 
-    options = gpu or placement.GpuOptions()
+    options = placement.for_model_family(gpu, model_family)
     train_op = placement.training_op(target, options)
 
     @dsl.pipeline(name="training-pipeline", description=DESCRIPTION)
@@ -138,6 +142,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
             patience=patience,
             seed=seed,
             validation_fraction=validation_fraction,
+            model_family=model_family,
         ).after(validation)
         evaluation = evaluate(
             data=data.outputs["data"],
