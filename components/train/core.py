@@ -694,7 +694,9 @@ def _train_dnn(spec: F.TrainingSpec, train_path: Path, carve, parts, state: _Sta
     }
     log.info("final metrics (best epoch %d): %s", state.best_epoch, json.dumps(metrics))
     hyperparameters = {
-        **hyperparameters, "hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate, "batch_size": batch_size,
+        **hyperparameters, "numeric_encoding": {f.name: f.numeric_encoding() for f in spec.features
+                                                if f.kind == F.NUMERIC},
+        "hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate, "batch_size": batch_size,
         "epochs": epochs, "patience": patience, "seed": seed, "shuffle_buffer": shuffle_buffer,
     }
     return {
