@@ -187,6 +187,7 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
     ingest(str(DATA / entry["file"]), work / "data", label=entry["label"])
     write_statistics(work / "data", work / "statistics")
     record["seconds"]["ingest_statistics"] = round(time.time() - started, 1)
+    save()
     predictions: dict[str, np.ndarray] = {}
     cards, state = {}, {}
 
@@ -201,6 +202,8 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
         save()
 
     def train_family(family):
+        record["stage"] = f"kfpc_{family}"
+        save()
         started = time.time()
         result = core.train(work / "data", work / f"model_{family}", label=entry["label"],
                             statistics_dir=work / "statistics", model_family=family, verbose=0,
@@ -245,6 +248,8 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
                                               valid=(x_valid, part_valid[1]))[0]),
             ("linear", lambda: _linear(task, k, x_whole, whole[1], x_eval)),
         ):
+            record["stage"] = name
+            save()
             started = time.time()
             try:
                 predictions[name] = np.asarray(fit(), dtype=np.float64)
@@ -262,6 +267,7 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
     predictions["kfpc_auto"] = predictions[f"kfpc_{chosen}"]
     record["models"]["kfpc_auto"] = {**record["models"][f"kfpc_{chosen}"], "chosen": chosen, "selection": selection}
     record["complete"] = True
+    record["stage"] = "done"
     compare()
 
 
