@@ -33,6 +33,8 @@ from .gbdt import GbdtError
 NUMERIC, CATEGORY, IS_MISSING, LEAF = 0, 1, 2, 3
 #: the export gate's tolerance on probabilities / predictions (regression: relative to the label's scale)
 TOLERANCE = 1e-5
+#: rows walked at once inside the SavedModel (bounds the memory of a large request or evaluation batch)
+BLOCK_ROWS = 2048
 #: an unseen category in the gate's holdout
 UNSEEN = gbdt.UNSEEN_TEXT
 
@@ -183,15 +185,15 @@ def _build_module(model, spec: F.TrainingSpec):
                     values.append(tf.cast(x, tf.float32))
             return tf.stack(values, axis=1)
 
-        def _serve(self, inputs):
-            x = self._matrix(inputs)
+        def _scores(self, x):
+            """Per-class scores ``[rows, K]`` of a block of rows (K = 1 for binary and regression)."""
             batch = tf.shape(x)[0]
             kind, column = tf.constant(arrays["kind"]), tf.constant(arrays["column"])
             threshold, missing_goes = tf.constant(arrays["threshold"]), tf.constant(arrays["missing"])
             positive, negative = tf.constant(arrays["positive"]), tf.constant(arrays["negative"])
             offset, bits = tf.constant(arrays["offset"]), tf.constant(arrays["bits"])
             roots = tf.constant(arrays["roots"])
-            node = tf.tile(roots[None, :], [batch, 1])  # [batch, trees]
+            node = tf.tile(roots[None, :], [batch, 1])  # [rows, trees]
 
             def step(_, node):
                 value = tf.gather(x, tf.gather(column, node), batch_dims=1)
@@ -207,8 +209,24 @@ def _build_module(model, spec: F.TrainingSpec):
                 return _ + 1, tf.where(node_kind == LEAF, node, child)
 
             _, node = tf.while_loop(lambda i, _: i < arrays["depth"], step, [tf.constant(0), node])
-            leaf = tf.gather(tf.constant(arrays["value"]), node)  # [batch, trees] float64
-            scores = tf.reduce_sum(tf.reshape(leaf, [batch, -1, per_iteration]), axis=1) + tf.constant(initial)
+            leaf = tf.gather(tf.constant(arrays["value"]), node)  # [rows, trees] float64
+            return tf.reduce_sum(tf.reshape(leaf, [batch, -1, per_iteration]), axis=1) + tf.constant(initial)
+
+        def _serve(self, inputs):
+            x = self._matrix(inputs)
+            rows = tf.shape(x)[0]
+            # Blocks of rows: the walk holds several [rows, trees] tensors, which for a 65,536-row evaluation
+            # batch and thousands of trees would take gigabytes; a block keeps it to a few tens of megabytes.
+            blocks = (rows + BLOCK_ROWS - 1) // BLOCK_ROWS
+            parts = tf.TensorArray(tf.float64, size=blocks, infer_shape=False,
+                                   element_shape=tf.TensorShape([None, per_iteration]))
+
+            def block(i, parts):
+                start = i * BLOCK_ROWS
+                return i + 1, parts.write(i, self._scores(x[start:start + BLOCK_ROWS]))
+
+            _, parts = tf.while_loop(lambda i, _: i < blocks, block, [tf.constant(0), parts])
+            scores = tf.reshape(parts.concat(), [rows, per_iteration])
             if task == F.REGRESSION:
                 return {"predictions": tf.cast(scores[:, 0], tf.float32)}
             if task == F.BINARY:

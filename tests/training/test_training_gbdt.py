@@ -63,6 +63,11 @@ def test_gbdt_export_matches_ydf_on_missing_and_unseen_values(trained):
     inputs = {f.input: (np.array(columns[f.name], dtype=object) if f.dtype == "string"
                         else np.array(columns[f.name], dtype=np.float64)) for f in result.spec.features}
     expected = gbdt.predict(result.model, inputs, result.spec)
+    # More rows than one block of the walk (tree_export.BLOCK_ROWS): the blocks join in order.
+    repeats = tree_export.BLOCK_ROWS // 4 + 3
+    many = predictor.predict({name: list(values) * repeats for name, values in columns.items()})
+    key = "predictions" if task == "regression" else "probabilities"
+    np.testing.assert_array_equal(many[key], np.concatenate([served[key]] * repeats))
     if task == "regression":
         assert served["predictions"].dtype == np.float32 and served["predictions"].shape == (4,)
         np.testing.assert_allclose(served["predictions"], expected, rtol=1e-6, atol=1e-3)
