@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: run order: cheap first, the long data-size sweeps last
 BENCHMARKS = ["images", "serving", "fuzz", "push", "evaluation", "training", "tuning", "validation", "parity_tfdv",
-              "shards", "datasets"]
+              "shards", "quality", "datasets"]
 
 
 def _script(name: str) -> Path:

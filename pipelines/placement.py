@@ -109,6 +109,33 @@ class GpuOptions:
         return cls(gpu_count=0, kfp_node_selector=(), kfp_tolerations=())
 
 
+#: ``model_family`` values of the train step (see kfpc.components.train.core.MODEL_FAMILIES)
+MODEL_FAMILIES = ("dnn", "gbdt", "auto")
+
+
+def for_model_family(options: GpuOptions | None, model_family: str) -> GpuOptions:
+    """The placement of a train step that trains ``model_family``.
+
+    Trees (``gbdt``) train on CPU threads: the step goes to a CPU node (no accelerator, no GPU node selector
+    or toleration; retries, limits and the checkpoint PVC are kept). ``dnn`` keeps ``options``. ``auto``
+    trains both families in ONE step, so it keeps ``options`` too: the network uses the GPU and YDF the
+    node's CPU cores (trees take a small share of the step's time; a second, CPU-placed step would need an
+    artifact choice between two branches, which ``dsl.OneOf`` does not give reliably).
+
+    Args:
+        options: the requested placement; default ``GpuOptions()``.
+        model_family: ``dnn``, ``gbdt`` or ``auto``.
+    Returns:
+        The options to place the step with.
+    """
+    options = options or GpuOptions()
+    if model_family not in MODEL_FAMILIES:
+        raise PlacementError(f"model_family must be one of {', '.join(MODEL_FAMILIES)}, got {model_family!r}")
+    if model_family != "gbdt" or options.gpu_count == 0:
+        return options
+    return dataclasses.replace(options, gpu_count=0, kfp_node_selector=(), kfp_tolerations=())
+
+
 def _check_target(target: str) -> None:
     if target not in TARGETS:
         raise PlacementError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")

@@ -73,7 +73,7 @@ def resolve_retraining_inputs(
 
 
 def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None, tune: str = "",
-                              search_space: str = ""):
+                              search_space: str = "", model_family: str = "auto"):
     """Build ``retraining_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
@@ -82,6 +82,9 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         tune: search before training with this backend (``local`` | ``katib`` on kfp, ``vertex`` on vertex; see
             :mod:`kfpc.pipelines.tuned_training`); empty: train the pipeline's parameters as given.
         search_space: with ``tune``: the search space (YAML/JSON), fixed at build time; empty: the default space.
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
+            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+            placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -90,7 +93,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate, validation_gate
 
-    options = gpu or placement.GpuOptions()
+    options = placement.for_model_family(gpu, model_family)
     train_op = placement.training_op(target, options)
     if tune:
         from kfpc.pipelines import tuned_training
@@ -204,7 +207,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                                what="the new span (against the production schema and the previous span)",
                                fail_on_anomalies=fail_on_anomalies)
 
-        overrides = None
+        overrides = {"model_family": model_family}
         if tune:
             base = {name: p[name] for name in tuned_training.TUNED_INPUTS if name in p}
             chosen, searched = tuned_training.add_search(
@@ -212,7 +215,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
                 validation_fraction=validation_fraction, seed=seed, base=base)
             searched.after(gate)
-            overrides = {name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS}
+            overrides.update({name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS})
         trained = steps.train(p, train_op, target, options, data, stats, schema, overrides).after(gate)
         candidate = trained.outputs["model"]
         if tune:

@@ -15,12 +15,16 @@ DESCRIPTION = (
 )
 
 
-def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None):
+def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | None" = None,
+                            model_family: str = "auto"):
     """Build ``training_pipeline`` for ``target`` (``kfp`` or ``vertex``).
 
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
+            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+            placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.
     """
@@ -29,7 +33,7 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     from kfpc.components.statistics.component import statistics
     from kfpc.components.validate.component import validate, validation_gate
 
-    options = gpu or placement.GpuOptions()
+    options = placement.for_model_family(gpu, model_family)
     train_op = placement.training_op(target, options)
 
     @dsl.pipeline(name="training-pipeline", description=DESCRIPTION)
@@ -119,7 +123,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
         gate = validation_gate(anomalies=validation.outputs["anomalies"],
                                what="split 'eval' (against the schema and the train split)",
                                fail_on_anomalies=fail_on_anomalies)
-        trained = steps.train(p, train_op, target, options, data, stats, schema).after(gate)
+        trained = steps.train(p, train_op, target, options, data, stats, schema,
+                              {"model_family": model_family}).after(gate)
         evaluation = steps.evaluate(p, data, trained.outputs["model"], stats)
         steps.push_if_blessed(p, evaluation, trained.outputs["model"], data, "blessed", stats=stats)
         # (after the push: the blessed condition keeps its place, condition-1, in the compiled DAG)

@@ -32,6 +32,10 @@ def train(
     distribution_strategy: str = "auto",
     mixed_precision: str = "auto",
     checkpoint_uri: str = "",
+    model_family: str = "auto",
+    gbdt_num_trees: int = 500,
+    gbdt_max_depth: int = 6,
+    gbdt_shrinkage: float = 0.1,
 ):
     """Train a TensorFlow model on the Dataset's train split and export a KServe-ready SavedModel.
 
@@ -67,6 +71,11 @@ def train(
         mixed_precision: ``auto`` | ``on`` | ``off``.
         checkpoint_uri: where epoch checkpoints go; empty: ``checkpoints/`` beside the model output, in the
             same task folder (kept across a retry where the output folder persists: Vertex AI, /gcs FUSE, a PVC).
+        model_family: ``auto`` (train the network and gradient-boosted trees, keep the one with the better
+            validation log loss / mse; both scores in the card), ``dnn`` or ``gbdt`` (YDF trees, CPU).
+        gbdt_num_trees: most trees (per class) of the GBDT; early stopping on the validation part decides.
+        gbdt_max_depth: depth of each tree.
+        gbdt_shrinkage: the GBDT's learning rate.
     """
     import logging
     import os
@@ -104,6 +113,8 @@ def train(
         strategy=distribution_strategy,
         mixed_precision=mixed_precision,
         statistics_uri=statistics.uri if statistics is not None else None,
+        model_family=model_family,
+        gbdt_hyperparameters={"num_trees": gbdt_num_trees, "max_depth": gbdt_max_depth, "shrinkage": gbdt_shrinkage},
     )
     card = result.card
     model.metadata.update(
@@ -114,6 +125,7 @@ def train(
             types.FEATURES: [feature["name"] for feature in card[types.FEATURES]],
             types.FRAMEWORK: card[types.FRAMEWORK],
             types.KFPC_VERSION: card[types.KFPC_VERSION],
+            "model_family": card["model_family"],
         }
     )
     for split, values in result.metrics.items():

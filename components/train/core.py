@@ -57,6 +57,9 @@ DEFAULTS = {
     "validation_fraction": D.VALIDATION_FRACTION,
 }
 VALIDATION = "validation"
+DNN, GBDT, AUTO = "dnn", "gbdt", "auto"
+#: ``model_family`` values: the Keras network, YDF gradient-boosted trees, or both with the better one kept
+MODEL_FAMILIES = (DNN, GBDT, AUTO)
 
 
 class TrainError(ValueError):
@@ -376,6 +379,8 @@ def train(
     devices: Sequence[str] | None = None,
     statistics_uri: str | None = None,
     verbose: int = 2,
+    model_family: str = DNN,
+    gbdt_hyperparameters: dict | None = None,
 ) -> TrainResult:
     """Train on ``Split-train`` (early stopping on a validation part carved from it) and export a SavedModel
     with its model card. ``Split-eval`` is never read (only its row count, from the Parquet metadata).
@@ -412,6 +417,11 @@ def train(
         devices: devices for ``mirrored`` (default: every GPU).
         statistics_uri: URI of the statistics artifact, recorded in the card (default: ``statistics_dir``).
         verbose: Keras fit verbosity.
+        model_family: ``dnn`` (the Keras network), ``gbdt`` (YDF gradient-boosted trees, early-stopped on the
+            validation part, exported as a stock-op SavedModel) or ``auto`` (both; the one with the better
+            validation log loss / mse is exported, both scores go into the card's ``model_selection``).
+        gbdt_hyperparameters: overrides of :data:`kfpc.components.train.gbdt.DEFAULTS` (``num_trees``,
+            ``max_depth``, ``shrinkage``, ``min_examples``, ``early_stopping_num_trees_look_ahead``).
     Returns:
         TrainResult (metrics of the train and validation parts, the card, epochs, placement).
     Raises:
@@ -421,6 +431,9 @@ def train(
     hidden_units = [int(u) for u in hidden_units]
     _check_parameters(hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer,
                       validation_fraction)
+    if model_family not in MODEL_FAMILIES:
+        raise TrainError(f"model_family must be one of {', '.join(MODEL_FAMILIES)}, got {model_family!r}")
+    gbdt_parameters = _gbdt_parameters(gbdt_hyperparameters)
     spec = F.build_spec(
         dataset_dir, label, statistics_dir=statistics_dir, schema_path=schema_path, task=task, features=features,
         exclude=exclude, categorical_features=categorical_features, max_vocabulary=max_vocabulary,
@@ -450,13 +463,168 @@ def train(
     carve, parts = _carve(train_path, spec, validation_fraction, seed)
     eval_rows, eval_missing = _eval_rows(dataset_dir, spec.label.name)
 
+    candidates: dict[str, dict] = {}
+    if model_family in (DNN, AUTO):
+        candidates[DNN] = _train_dnn(
+            spec, train_path, carve, parts, state, checkpoint_dir, tensorboard_dir, seed=seed,
+            hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate, batch_size=batch_size,
+            epochs=epochs, patience=patience, shuffle_buffer=shuffle_buffer, strategy=strategy,
+            mixed_precision=mixed_precision, devices=devices, verbose=verbose,
+            hyperparameters={"max_vocabulary": max_vocabulary, "one_hot_max": one_hot_max,
+                             "validation_fraction": validation_fraction})
+    if model_family in (GBDT, AUTO):
+        candidates[GBDT] = _train_gbdt(spec, train_path, carve, gbdt_parameters, seed,
+                                       {"validation_fraction": validation_fraction})
+    chosen, selection = _choose(candidates, spec)
+    result = candidates[chosen]
+    placement = result["placement"]
+
+    import tensorflow as tf
+
+    card = {
+        types.LABEL: spec.label.name,
+        types.TASK: spec.label.task,
+        types.CLASSES: list(spec.label.classes),
+        types.FEATURES: [f.card_entry() for f in spec.features],
+        "schema_hash": spec.schema_hash,
+        "training_statistics_uri": statistics_uri or (os.fspath(statistics_dir) if statistics_dir else None),
+        "metrics": result["metrics"],
+        types.KFPC_VERSION: __version__,
+        types.FRAMEWORK: f"tensorflow {tf.__version__}" + (f" (trees trained by ydf {result['ydf_version']})"
+                                                          if chosen == GBDT else ""),
+        "model_family": chosen,
+        "model_selection": selection,
+        "hyperparameters": result["hyperparameters"],
+        "signature": {
+            "name": types.SERVING_SIGNATURE,
+            "inputs": {f.input: "string" if f.dtype == F.STRING else "float64" for f in spec.features},
+            "outputs": list(contract.expected_outputs(spec.label.task)),
+        },
+        "label_statistics": {"mean": spec.label.mean, "std": spec.label.std} if spec.label.task == F.REGRESSION else None,
+        "training": {
+            "train_rows": parts[data_input.TRAIN_PART]["rows"],
+            "validation_rows": parts[data_input.VALIDATION_PART]["rows"],
+            "eval_rows": eval_rows,
+            "dropped_rows_missing_label": {
+                types.TRAIN: parts[data_input.TRAIN_PART]["missing_label"],
+                VALIDATION: parts[data_input.VALIDATION_PART]["missing_label"],
+                types.EVAL: eval_missing,
+            },
+            "validation_split": {"source": types.TRAIN, **carve.describe()},
+            **result["training"],
+            "statistics_source": spec.statistics_source,
+            "seconds": round(time.time() - started, 1), **placement.describe(),
+        },
+    }
+    if placement.is_chief:
+        with atomic_dir(model_dir) as scratch:
+            summary = result["export"](scratch)
+            if summary:
+                card["export"] = summary
+            contract.write_card(card, scratch)
+        if checkpoint_dir is not None:
+            state.exported = True
+            state.write()
+    elif DNN in candidates:
+        # Saving runs collectives on every worker; non-chief workers write to scratch and discard it.
+        scratch = tempfile.mkdtemp(prefix="kfpc-worker-model-")
+        candidates[DNN]["export"](Path(scratch))
+        shutil.rmtree(scratch, ignore_errors=True)
+    return TrainResult(
+        metrics=result["metrics"], card=card, epochs_trained=state.epoch,
+        resumed_from_epoch=candidates[DNN]["resumed_from"] if DNN in candidates else 0,
+        placement=placement.describe(), model=result["model"], spec=spec,
+    )
+
+
+def _gbdt_parameters(given: dict | None) -> dict:
+    from . import gbdt
+
+    parameters = dict(gbdt.DEFAULTS)
+    unknown = sorted(set(given or {}) - set(parameters))
+    if unknown:
+        raise TrainError(f"gbdt_hyperparameters: unknown key(s) {unknown}; known: {sorted(parameters)}")
+    parameters.update(given or {})
+    if int(parameters["num_trees"]) < 1 or int(parameters["max_depth"]) < 1:
+        raise TrainError(f"gbdt_hyperparameters: num_trees and max_depth must be >= 1, got {parameters}")
+    if not 0 < float(parameters["shrinkage"]) <= 1:
+        raise TrainError(f"gbdt_hyperparameters: shrinkage must be in (0, 1], got {parameters['shrinkage']}")
+    return parameters
+
+
+#: the validation metric ``auto`` picks the family by (lower is better): proper scores, in the label's units
+SELECTION_METRIC = {F.BINARY: "log_loss", F.MULTICLASS: "log_loss", F.REGRESSION: "mse"}
+
+
+def _choose(candidates: dict[str, dict], spec: F.TrainingSpec) -> tuple[str, dict]:
+    """The family with the best validation score, and what the card records of the choice."""
+    metric = SELECTION_METRIC[spec.label.task]
+    scores = {family: float(c["metrics"][VALIDATION][metric]) for family, c in candidates.items()}
+    chosen = min(scores, key=lambda family: (not math.isfinite(scores[family]), scores[family]))
+    if len(candidates) > 1:
+        log.info("model_family auto: validation %s %s; chose %s", metric, json.dumps(scores), chosen)
+    return chosen, {"metric": f"{VALIDATION}_{metric}", "scores": scores, "chosen": chosen,
+                    "validation_metrics": {family: c["metrics"][VALIDATION] for family, c in candidates.items()}}
+
+
+class _CpuPlacement:
+    """The placement summary of a GBDT-only step (trees train on the CPU; YDF uses every core)."""
+
+    name = "ydf"
+    is_chief = True
+
+    def describe(self) -> dict:
+        return {"strategy": "ydf (CPU threads)", "devices": ["CPU"], "num_workers": 1, "task": None,
+                "mixed_precision": False}
+
+
+def _train_gbdt(spec: F.TrainingSpec, train_path: Path, carve, parameters: dict, seed: int, extra: dict) -> dict:
+    """Gradient-boosted trees on the train part, early-stopped on the validation part; the export is gated."""
+    import ydf
+
+    from . import gbdt, tree_export
+    from . import input as data_input
+
+    started = time.time()
+    train_part = gbdt.read_part(train_path, spec, carve, data_input.TRAIN_PART)
+    validation_part = gbdt.read_part(train_path, spec, carve, data_input.VALIDATION_PART)
+    model = gbdt.fit(spec, train_part, validation_part, parameters, seed)
+    metrics = {
+        types.TRAIN: gbdt.metrics_of(gbdt.predict(model, train_part[0], spec), train_part[1], spec),
+        VALIDATION: gbdt.metrics_of(gbdt.predict(model, validation_part[0], spec), validation_part[1], spec),
+    }
+    log.info("GBDT metrics: %s", json.dumps(metrics))
+    holdout = tree_export.holdout(validation_part[0], spec, seed=seed)
+    exported: dict = {}
+
+    def export(scratch: Path) -> None:
+        exported.update(tree_export.export_saved_model(model, spec, contract.version_dir(scratch)))
+        exported["gate"] = tree_export.check_export(scratch, model, spec, holdout)
+        log.info("GBDT export gate passed: %s", json.dumps(exported["gate"]))
+        return exported
+
+    hyperparameters = {**gbdt.described_hyperparameters(model, parameters, seed), **extra}
+    return {
+        "model": model, "metrics": metrics, "hyperparameters": hyperparameters, "placement": _CpuPlacement(),
+        "export": export, "ydf_version": ydf.__version__,
+        "training": {"trees": int(model.num_trees()), "gbdt_seconds": round(time.time() - started, 1),
+                     "epochs_trained": None, "best_epoch": None, "resumed_from_epoch": 0},
+    }
+
+
+def _train_dnn(spec: F.TrainingSpec, train_path: Path, carve, parts, state: _State, checkpoint_dir, tensorboard_dir,
+               *, seed, hidden_units, dropout, learning_rate, batch_size, epochs, patience, shuffle_buffer, strategy,
+               mixed_precision, devices, verbose, hyperparameters) -> dict:
+    """The Keras network (the ``dnn`` family): fit with checkpoints and early stopping, then its metrics."""
     from . import distribution
 
+    started = time.time()
     placement = distribution.select_strategy(strategy, mixed_precision, list(devices) if devices else None)
 
     import keras
     import tensorflow as tf
 
+    from . import input as data_input
     from . import model as model_lib
 
     keras.utils.set_random_seed(seed)
@@ -522,55 +690,15 @@ def train(
     }
     log.info("final metrics (best epoch %d): %s", state.best_epoch, json.dumps(metrics))
     hyperparameters = {
+        **hyperparameters, "numeric_encoding": {f.name: f.numeric_encoding() for f in spec.features
+                                                if f.kind == F.NUMERIC},
         "hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate, "batch_size": batch_size,
         "epochs": epochs, "patience": patience, "seed": seed, "shuffle_buffer": shuffle_buffer,
-        "max_vocabulary": max_vocabulary, "one_hot_max": one_hot_max, "validation_fraction": validation_fraction,
     }
-    card = {
-        types.LABEL: spec.label.name,
-        types.TASK: spec.label.task,
-        types.CLASSES: list(spec.label.classes),
-        types.FEATURES: [f.card_entry() for f in spec.features],
-        "schema_hash": spec.schema_hash,
-        "training_statistics_uri": statistics_uri or (os.fspath(statistics_dir) if statistics_dir else None),
-        "metrics": metrics,
-        types.KFPC_VERSION: __version__,
-        types.FRAMEWORK: f"tensorflow {tf.__version__}",
-        "hyperparameters": hyperparameters,
-        "signature": {
-            "name": types.SERVING_SIGNATURE,
-            "inputs": {f.input: "string" if f.dtype == F.STRING else "float64" for f in spec.features},
-            "outputs": list(contract.expected_outputs(spec.label.task)),
-        },
-        "label_statistics": {"mean": spec.label.mean, "std": spec.label.std} if spec.label.task == F.REGRESSION else None,
-        "training": {
-            "train_rows": parts[data_input.TRAIN_PART]["rows"],
-            "validation_rows": parts[data_input.VALIDATION_PART]["rows"],
-            "eval_rows": eval_rows,
-            "dropped_rows_missing_label": {
-                types.TRAIN: parts[data_input.TRAIN_PART]["missing_label"],
-                VALIDATION: parts[data_input.VALIDATION_PART]["missing_label"],
-                types.EVAL: eval_missing,
-            },
-            "validation_split": {"source": types.TRAIN, **carve.describe()},
-            "epochs_trained": state.epoch, "best_epoch": state.best_epoch,
-            "resumed_from_epoch": resumed_from, "statistics_source": spec.statistics_source,
-            "seconds": round(time.time() - started, 1), **placement.describe(),
-        },
+    return {
+        "model": model, "metrics": metrics, "hyperparameters": hyperparameters, "placement": placement,
+        "export": lambda scratch: model_lib.export_saved_model(model, spec, contract.version_dir(scratch)),
+        "resumed_from": resumed_from,
+        "training": {"epochs_trained": state.epoch, "best_epoch": state.best_epoch, "resumed_from_epoch": resumed_from,
+                     "dnn_seconds": round(time.time() - started, 1)},
     }
-    if placement.is_chief:
-        with atomic_dir(model_dir) as scratch:
-            model_lib.export_saved_model(model, spec, contract.version_dir(scratch))
-            contract.write_card(card, scratch)
-        if checkpoint_dir is not None:
-            state.exported = True
-            state.write()
-    else:
-        # Saving runs collectives on every worker; non-chief workers write to scratch and discard it.
-        scratch = tempfile.mkdtemp(prefix="kfpc-worker-model-")
-        model_lib.export_saved_model(model, spec, contract.version_dir(scratch))
-        shutil.rmtree(scratch, ignore_errors=True)
-    return TrainResult(
-        metrics=metrics, card=card, epochs_trained=state.epoch, resumed_from_epoch=resumed_from,
-        placement=placement.describe(), model=model, spec=spec,
-    )

@@ -58,6 +58,10 @@ MAX_INTEGER_CLASSES = 20
 DEFAULT_MAX_VOCABULARY = 10_000
 #: vocabularies up to this size (plus the OOV and missing slots) are one-hot encoded, larger ones embedded
 DEFAULT_ONE_HOT_MAX = 16
+#: bins of the piecewise-linear numeric encoding (the statistics artifact's deciles)
+QUANTILE_BINS = 10
+#: a non-negative feature whose maximum lies this many inter-decile ranges above its median is log-scaled
+HEAVY_TAIL_RATIO = 10.0
 log = logging.getLogger(__name__)
 #: longer category values are free text: left out of vocabularies (read as out-of-vocabulary)
 MAX_VOCABULARY_VALUE_CHARS = 1000
@@ -93,6 +97,14 @@ class Feature:
         value_type: the column's type when the signature input does not show it: ``"bool"`` (fed as 0/1),
             ``"date"``, ``"timestamp"`` or ``"iso_text"`` (datetime features); None otherwise.
         with_time: datetime features: the time of day varies in training, so the hour is derived too.
+        boundaries: numeric features: quantile boundaries of the training values (sorted, distinct) for a
+            piecewise-linear encoding (one input per bin, 0 below it, 1 above it, linear inside); None: the
+            standardized value alone.
+        log_scale: numeric features with a heavy right tail (non-negative, the top far above the upper
+            quantiles): the scalar input is ``(log1p(x) - log_center) / log_std`` (from the quantiles) instead
+            of ``(x - mean) / std``.
+        log_center: ``log1p`` of the median, with ``log_scale``.
+        log_std: the log inter-decile range / 2.563 (a normal's), with ``log_scale``.
     """
 
     name: str
@@ -107,6 +119,17 @@ class Feature:
     missing_fraction: float = 0.0
     value_type: str | None = None
     with_time: bool = False
+    boundaries: list[float] | None = None
+    log_scale: bool = False
+    log_center: float = 0.0
+    log_std: float = 1.0
+
+    def numeric_encoding(self) -> str | None:
+        """How the network takes a numeric feature: ``standardized``, ``piecewise_linear``, ``log_standardized``
+        or ``log_piecewise_linear`` (recorded in the card's DNN hyperparameters); None for other kinds."""
+        if self.kind != NUMERIC:
+            return None
+        return ("log_" if self.log_scale else "") + ("piecewise_linear" if self.boundaries else "standardized")
 
     def card_entry(self) -> dict:
         """The feature as listed in ``model_card.json``."""
@@ -238,6 +261,8 @@ class ColumnStats:
     values_complete: bool = False
     #: datetime columns: some value has a time of day other than midnight
     with_time: bool = False
+    #: numeric columns: quantile boundaries (min, deciles..., max) when known
+    quantiles: list[float] | None = None
 
 
 def stats_from_proto(stats_list) -> tuple[dict[str, ColumnStats], int]:
@@ -259,6 +284,9 @@ def stats_from_proto(stats_list) -> tuple[dict[str, ColumnStats], int]:
         if which == "num_stats":
             common = feature.num_stats.common_stats
             stats.mean, stats.std = feature.num_stats.mean, feature.num_stats.std_dev
+            for histogram in feature.num_stats.histograms:
+                if histogram.type == histogram.QUANTILES and histogram.buckets:
+                    stats.quantiles = [histogram.buckets[0].low_value] + [b.high_value for b in histogram.buckets]
         elif which == "string_stats":
             common = feature.string_stats.common_stats
             buckets = [(b.label, int(b.sample_count)) for b in feature.string_stats.rank_histogram.buckets]
@@ -295,6 +323,28 @@ class _RunningMoments:
     @property
     def std(self) -> float:
         return math.sqrt(self.m2 / self.n) if self.n else 0.0
+
+
+class _Sample:
+    """A bounded uniform sample of a column's values (reservoir by batches), for its quantiles."""
+
+    def __init__(self, size: int = 100_000, seed: int = 0) -> None:
+        self.size, self.seen = size, 0
+        self.values = np.zeros(0)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        self.seen += values.size
+        merged = np.concatenate([self.values, values])
+        if merged.size > self.size:
+            merged = self.rng.choice(merged, size=self.size, replace=False)
+        self.values = merged
+
+    def quantiles(self) -> list[float] | None:
+        if not self.values.size:
+            return None
+        return [float(q) for q in np.quantile(self.values, np.linspace(0.0, 1.0, QUANTILE_BINS + 1))]
 
 
 def _numeric_values(column: pa.Array, name: str, path: Path) -> np.ndarray:
@@ -362,6 +412,7 @@ def compute_stats(
     """
     numeric, categorical, integer_categorical = list(numeric), list(categorical), list(integer_categorical)
     moments = {name: _RunningMoments() for name in numeric}
+    samples = {name: _Sample() for name in numeric}
     counters: dict[str, collections.Counter] = {name: collections.Counter() for name in categorical + integer_categorical}
     complete = {name: True for name in counters}
     missing = collections.Counter()
@@ -377,6 +428,7 @@ def compute_stats(
                 missing[name] += int((~present).sum())
                 if name in moments:
                     moments[name].add(values[present])
+                    samples[name].add(values[present])
                 if name in integer_categorical:
                     counters[name].update(dict(collections.Counter(integer_strings(values[present]).tolist())))
             if name in categorical:
@@ -394,6 +446,7 @@ def compute_stats(
         stats.count = rows - stats.missing
         if name in moments:
             stats.mean, stats.std = moments[name].mean, moments[name].std
+            stats.quantiles = samples[name].quantiles()
         if name in counters:
             stats.values = dict(counters[name].most_common())
             stats.values_complete = complete[name]
@@ -441,6 +494,26 @@ def _sort_classes(values: Iterable[str], numeric: bool) -> list[str]:
     if numeric:
         return sorted(values, key=lambda v: float(v))
     return sorted(values)
+
+
+def _numeric_encoding(stats: ColumnStats, is_bool: bool) -> tuple[list[float] | None, tuple[float, float] | None]:
+    """Boundaries of the piecewise-linear encoding, and the log scaling ``(center, std)`` or None.
+
+    Boundaries are the distinct quantiles (a column with fewer than 3 distinct ones, e.g. a flag, keeps the
+    standardized value alone). A non-negative column whose maximum is more than ``HEAVY_TAIL_RATIO``
+    inter-decile ranges above the median is log-scaled (``log1p``), centred on the log of the median and
+    scaled by the log inter-decile range (robust: the moments of a heavy tail are dominated by its outliers).
+    """
+    quantiles = [q for q in (stats.quantiles or []) if math.isfinite(q)]
+    distinct = sorted(set(quantiles))
+    boundaries = distinct if len(distinct) >= 3 and not is_bool else None
+    if len(quantiles) == QUANTILE_BINS + 1 and not is_bool:
+        low, median, high, top = quantiles[1], quantiles[QUANTILE_BINS // 2], quantiles[-2], quantiles[-1]
+        spread = high - low
+        if quantiles[0] >= 0 and spread > 0 and top - median > HEAVY_TAIL_RATIO * spread:
+            log_spread = math.log1p(high) - math.log1p(low)
+            return boundaries, (math.log1p(median), log_spread / 2.563 if log_spread > 0 else 1.0)
+    return boundaries, None
 
 
 def _embedding_dim(cardinality: int) -> int:
@@ -609,6 +682,7 @@ def build_spec(
                 continue
             if name in needed_numeric:
                 known.mean, known.std, known.count, known.missing = value.mean, value.std, value.count, value.missing
+                known.quantiles = value.quantiles
             if name in needed_values or name in needed_int_values:
                 known.values, known.values_complete = value.values, value.values_complete
         rows = rows or computed_rows
@@ -649,8 +723,11 @@ def build_spec(
                             missing_fraction=missing_fraction, value_type=value_type, with_time=s.with_time)
                 )
                 continue
+            boundaries, log_scale = _numeric_encoding(s, pa.types.is_boolean(field_type))
             result.append(
                 Feature(name, names[name], FLOAT64, NUMERIC, mean=float(s.mean), std=float(std),
+                        boundaries=boundaries, log_scale=log_scale is not None,
+                        log_center=log_scale[0] if log_scale else 0.0, log_std=log_scale[1] if log_scale else 1.0,
                         missing_fraction=missing_fraction,
                         value_type="bool" if pa.types.is_boolean(field_type) else None)
             )

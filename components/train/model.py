@@ -30,23 +30,41 @@ from kfpc.components.train import features as F
 
 
 class NumericEncoder(keras.layers.Layer):
-    """float64 ``[batch]`` -> float32 ``[batch, 2]``: standardized value (0 when missing) and a missing flag."""
+    """float64 ``[batch]`` -> float32 ``[batch, 2 + bins]``: the standardized value (0 when missing), a missing
+    flag, and with ``boundaries`` a piecewise-linear encoding: per bin ``clip((x - low) / (high - low), 0, 1)``
+    (0 when missing), so the network sees where a value lies in the training distribution whatever its
+    scale or skew. ``log_scale`` standardizes ``log1p(max(x, 0))`` with ``log_center`` / ``log_std`` instead of ``x``
+    with ``mean`` / ``std`` (heavy right tails)."""
 
-    def __init__(self, mean: float, std: float, **kwargs):
+    def __init__(self, mean: float, std: float, boundaries=None, log_scale: bool = False, log_center: float = 0.0,
+                 log_std: float = 1.0, **kwargs):
         # autocast=False: Keras would otherwise cast the float64 input to float32 before we subtract the mean
         super().__init__(autocast=False, **kwargs)
         self.mean, self.std = float(mean), float(std)
+        self._center, self._scale = (float(log_center), float(log_std)) if log_scale else (self.mean, self.std)
+        self.log_center, self.log_std = float(log_center), float(log_std)
+        self.boundaries = [float(b) for b in boundaries] if boundaries else None
+        self.log_scale = bool(log_scale)
 
     def call(self, x):
         x = tf.cast(x, tf.float64)
         missing = tf.math.is_nan(x)
-        scaled = tf.where(missing, tf.zeros_like(x), (x - self.mean) / self.std)
+        safe = tf.where(missing, tf.zeros_like(x), x)
+        value = tf.math.log1p(tf.maximum(safe, 0.0)) if self.log_scale else safe
+        scaled = tf.where(missing, tf.zeros_like(x), (value - self._center) / self._scale)
         # Clip extreme values so one outlier in serving cannot saturate the network.
         scaled = tf.clip_by_value(scaled, -10.0, 10.0)
-        return tf.stack([tf.cast(scaled, tf.float32), tf.cast(missing, tf.float32)], axis=-1)
+        parts = [tf.cast(scaled, tf.float32)[:, None], tf.cast(missing, tf.float32)[:, None]]
+        if self.boundaries:
+            low = tf.constant(self.boundaries[:-1], tf.float64)
+            width = tf.constant(np.diff(self.boundaries), tf.float64)
+            bins = tf.clip_by_value((safe[:, None] - low) / width, 0.0, 1.0)
+            parts.append(tf.cast(tf.where(missing[:, None], tf.zeros_like(bins), bins), tf.float32))
+        return tf.concat(parts, axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "mean": self.mean, "std": self.std}
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "boundaries": self.boundaries,
+                "log_scale": self.log_scale, "log_center": self.log_center, "log_std": self.log_std}
 
 
 class IntegerAsString(keras.layers.Layer):
@@ -141,7 +159,8 @@ class TabularModel(keras.Model):
         for feature in spec.features:
             layer_name = f"encode_{feature.input}"
             if feature.kind == F.NUMERIC:
-                chain = [NumericEncoder(feature.mean, feature.std, name=layer_name)]
+                chain = [NumericEncoder(feature.mean, feature.std, feature.boundaries, feature.log_scale, feature.log_center,
+                                        feature.log_std, name=layer_name)]
             elif feature.kind == F.DATETIME:
                 chain = [DateTimeEncoder(feature.mean, feature.std, feature.with_time, name=layer_name)]
             else:

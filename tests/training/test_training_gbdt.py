@@ -1,0 +1,126 @@
+"""model_family gbdt / auto: YDF trees exported as a stock-op SavedModel that keeps the model contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import write_dataset
+
+from kfpc.components.contract import load_predictor
+from kfpc.components.train import core, gbdt, tree_export
+
+SMALL = {"num_trees": 25}
+
+
+def _frame(rows: int, seed: int, task: str) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=rows)
+    x[rng.random(rows) < 0.15] = np.nan
+    city = rng.choice(["paris", "rome", "oslo", "lima", "kyiv"], size=rows).astype(object)
+    city[rng.random(rows) < 0.1] = None
+    level = rng.integers(0, 4, size=rows).astype(float)
+    day = pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 700, size=rows), unit="D")
+    flag = rng.random(rows) < 0.5
+    signal = np.nan_to_num(x) + (city == "rome") * 1.5 - level * 0.4 + flag * 0.7 + (day.month.to_numpy() > 6) * 0.8
+    frame = pd.DataFrame({"x": x, "city": city, "level": level, "day": day.date, "flag": flag})
+    if task == "regression":
+        frame["target"] = signal * 100.0 + 1000.0 + rng.normal(scale=20.0, size=rows)
+    elif task == "binary":
+        frame["target"] = np.where(signal + rng.normal(scale=0.5, size=rows) > 0.5, "yes", "no")
+    else:
+        frame["target"] = np.digitize(signal + rng.normal(scale=0.3, size=rows), [0.0, 1.0]).astype(np.int64)
+    return frame
+
+
+@pytest.fixture(scope="module", params=["binary", "multiclass", "regression"])
+def trained(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(f"gbdt-{request.param}")
+    data = write_dataset(root / "data", _frame(400, 1, request.param), _frame(100, 2, request.param))
+    result = core.train(data, root / "model", label="target", model_family="gbdt", categorical_features=["level"],
+                        gbdt_hyperparameters=SMALL, verbose=0)
+    return request.param, root, result
+
+
+def test_gbdt_export_matches_ydf_on_missing_and_unseen_values(trained):
+    task, root, result = trained
+    card = json.loads((root / "model" / "model_card.json").read_text())
+    assert card["task"] == task
+    assert card["model_family"] == "gbdt"
+    assert card["hyperparameters"]["num_trees"] == SMALL["num_trees"] and card["hyperparameters"]["trees"] > 0
+    assert card["export"]["gate"]["max_abs_diff"] <= tree_export.TOLERANCE
+    kinds = {f["name"]: f["kind"] for f in card["features"]}
+    assert kinds == {"x": "numeric", "city": "categorical", "level": "categorical", "day": "datetime",
+                     "flag": "numeric"}
+    # Rows the trees never saw: unseen city, missing everything, a date that is not a calendar date.
+    columns = {"x": [0.3, np.nan, 1e9, -2.0], "city": ["atlantis", "", "rome", "paris"],
+               "level": [7.0, np.nan, 2.0, 0.0], "day": ["2021-07-04", "", "2021-02-30", "2020-12-31T10:00:00"],
+               "flag": [1.0, np.nan, 0.0, 1.0]}
+    predictor = load_predictor(root / "model")
+    served = predictor.predict(columns)
+    inputs = {f.input: (np.array(columns[f.name], dtype=object) if f.dtype == "string"
+                        else np.array(columns[f.name], dtype=np.float64)) for f in result.spec.features}
+    expected = gbdt.predict(result.model, inputs, result.spec)
+    # More rows than one block of the walk (tree_export.BLOCK_ROWS): the blocks join in order.
+    repeats = tree_export.BLOCK_ROWS // 4 + 3
+    many = predictor.predict({name: list(values) * repeats for name, values in columns.items()})
+    key = "predictions" if task == "regression" else "probabilities"
+    np.testing.assert_array_equal(many[key], np.concatenate([served[key]] * repeats))
+    if task == "regression":
+        assert served["predictions"].dtype == np.float32 and served["predictions"].shape == (4,)
+        np.testing.assert_allclose(served["predictions"], expected, rtol=1e-6, atol=1e-3)
+    else:
+        assert served["probabilities"].dtype == np.float32
+        np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+        assert served["probabilities"].shape == (4, len(card["classes"]))
+        assert list(served["classes"]) == [card["classes"][i] for i in served["class_ids"]]
+
+
+def test_gbdt_savedmodel_has_only_stock_ops(trained):
+    _, root, _ = trained
+    ops = tree_export.graph_ops(root / "model" / "1")
+    assert ops and ops <= tree_export.stock_ops()
+    assert {"LookupTableFindV2", "GatherV2"} <= ops or "ResourceGather" in ops
+    assert not any("ydf" in op.lower() or "simple_ml" in op.lower() for op in ops)
+
+
+def test_the_export_gate_refuses_a_savedmodel_that_disagrees(trained, tmp_path):
+    task, root, result = trained
+    other = gbdt.fit(result.spec, *[gbdt.read_part(root / "data" / "Split-eval" / "data.parquet", result.spec)] * 2,
+                     {**gbdt.DEFAULTS, **SMALL, "max_depth": 2}, seed=5)
+    inputs, _ = gbdt.read_part(root / "data" / "Split-eval" / "data.parquet", result.spec)
+    with pytest.raises(gbdt.GbdtError, match="differs from YDF's own predictions"):
+        tree_export.check_export(root / "model", other, result.spec, tree_export.holdout(inputs, result.spec))
+
+
+def test_auto_keeps_the_better_family_and_both_exports_share_the_signature(tmp_path):
+    import tensorflow as tf
+
+    data = write_dataset(tmp_path / "data", _frame(300, 3, "binary"), _frame(80, 4, "binary"))
+    result = core.train(data, tmp_path / "auto", label="target", model_family="auto", epochs=2,
+                        gbdt_hyperparameters=SMALL, verbose=0)
+    selection = result.card["model_selection"]
+    assert selection["metric"] == "validation_log_loss" and set(selection["scores"]) == {"dnn", "gbdt"}
+    assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
+    assert result.card["model_family"] == selection["chosen"]
+    # The other family on the same data: the two exports must be interchangeable behind the contract.
+    other = "gbdt" if selection["chosen"] == "dnn" else "dnn"
+    result_other = core.train(data, tmp_path / "other", label="target", model_family=other, epochs=1,
+                              gbdt_hyperparameters=SMALL, verbose=0)
+    assert result.card["signature"] == result_other.card["signature"]
+    assert result.card["features"] == result_other.card["features"]
+    signatures = [tf.saved_model.load(str(tmp_path / name / "1")).signatures["serving_default"]
+                  for name in ("auto", "other")]
+    assert signatures[0].structured_input_signature == signatures[1].structured_input_signature
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in signatures[0].structured_outputs.items()} == {
+        k: (v.dtype, v.shape.as_list()) for k, v in signatures[1].structured_outputs.items()}
+
+def test_bad_model_family_and_gbdt_parameters_fail_before_reading_data(tmp_path):
+    with pytest.raises(core.TrainError, match="model_family must be one of dnn, gbdt, auto, got 'trees'"):
+        core.train(tmp_path / "absent", tmp_path / "model", label="y", model_family="trees")
+    with pytest.raises(core.TrainError, match=r"unknown key\(s\) \['depth'\]"):
+        core.train(tmp_path / "absent", tmp_path / "model", label="y", model_family="gbdt",
+                   gbdt_hyperparameters={"depth": 3})
+    assert not (tmp_path / "model").exists()
