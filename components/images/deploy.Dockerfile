@@ -26,11 +26,13 @@ COPY pyproject.toml setup.cfg ./
 COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
+# The image tooling (not part of the kfpc package); its `finish` step is standard library only.
+COPY .ci/images/build.py /tmp/kfpc_build.py
 # `build finish` applies the lock's #prune lines, then runs pip check: only the lock's #omit packages may be
 # reported missing; any other problem fails the build.
 RUN pip wheel --no-deps --wheel-dir /tmp/wheel . \
  && pip --python /opt/kfpc/bin/python install --no-deps /tmp/wheel/kfpc-*.whl \
- && /opt/kfpc/bin/python -m kfpc.components.images.build finish /tmp/requirements.txt /opt/kfpc --pip pip
+ && /opt/kfpc/bin/python /tmp/kfpc_build.py finish /tmp/requirements.txt /opt/kfpc --pip pip
 # Headers and test suites are dead weight without a compiler or pytest (see PRUNE_COMMAND in build.py).
 RUN find /opt/kfpc/lib/python3.11/site-packages -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {} + \
  && find /opt/kfpc/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +

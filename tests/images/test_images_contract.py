@@ -14,7 +14,8 @@ from kfp import compiler, dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
 from kfpc.components import images
-from kfpc.components.images import build, contract
+import kfpc_image_build as build
+import kfpc_image_contract as contract
 from kfpc.components.ingest.component import ingest
 
 pytestmark = pytest.mark.slow

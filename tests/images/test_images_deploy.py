@@ -20,7 +20,8 @@ import pytest
 from kfp import compiler, dsl
 from kfp.dsl import Model
 
-from kfpc.components.images import build, contract
+import kfpc_image_build as build
+import kfpc_image_contract as contract
 from kfpc.components.push.component import push_vertex
 
 pytestmark = pytest.mark.slow
