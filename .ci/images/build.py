@@ -554,7 +554,10 @@ def pip_settings_mounts() -> list[str]:
     if cert and os.path.isfile(cert):
         mounts[cert] = cert
     for found in re.findall(r"(?:file://)?(/[^\s,;]+)", "\n".join(texts)):
-        if os.path.isdir(found) and found not in ("/", "/etc", "/tmp"):
+        found = found.rstrip("/")
+        if found.endswith("/simple"):
+            found = os.path.dirname(found)  # a file:// index's pages link to files beside simple/
+        if os.path.isdir(found) and found not in ("", "/", "/etc", "/tmp", "/usr", "/opt"):
             mounts[found] = found
     return [f"-v={source}:{target}:ro" for source, target in mounts.items()]
 

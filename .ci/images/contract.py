@@ -416,6 +416,7 @@ class BuildahContainers:
         self.user = user
         self._containers: dict[str, tuple[str, Path]] = {}
         self._marker: dict[str, float] = {}
+        self._noise: dict[str, set[str]] = {}
         self._scratch = Path(tempfile.mkdtemp(prefix="kfpc-task-tmp-"))
 
     # ---- paths and URIs ---------------------------------------------------------------------------------
@@ -485,9 +486,14 @@ class BuildahContainers:
         for key, value in env.items():
             options += ["--env", f"{key}={value}"]
         if image not in self._marker:
-            # Mount points and the files buildah itself provides (/etc/hosts, ...) appear on the first run:
-            # a no-op run first, so that what the search finds afterwards is the task's own doing.
+            # Mount points and the files buildah itself provides (/etc/hosts, /run/.containerenv) appear on the
+            # first run, and some are touched on every run: two no-op runs first, and what the second one
+            # touches is buildah's own doing, left out of what the search reports for a task.
             subprocess.run(self._buildah("run", *options, name, "--", "true"), capture_output=True, check=True)
+            self._marker[image] = time.time()
+            time.sleep(0.01)
+            subprocess.run(self._buildah("run", *options, name, "--", "true"), capture_output=True, check=True)
+            self._noise[image] = set(self.written_in_image(image))
         self._marker[image] = time.time()
         time.sleep(0.01)  # mtimes of the task's files fall strictly after the marker
         return subprocess.run(self._buildah("run", *options, name, "--", *command), stdout=log,
@@ -508,7 +514,7 @@ class BuildahContainers:
                         found.append("/" + os.path.relpath(full, root))
                 except FileNotFoundError:
                     continue
-        return sorted(found)
+        return sorted(set(found) - self._noise.get(image, set()))
 
     def close(self) -> None:
         """Remove every working container this object made."""
