@@ -615,12 +615,16 @@ def docker_push_command(family: str, registry: str | None = None, docker: str = 
 
 def build_image(family: str, tag: str | None = None, registry: str | None = None,
                 build_args: list[str] | None = None, log: str | os.PathLike | None = None,
-                tool: str | None = None) -> str:
+                tool: str | None = None, extra: list[str] | None = None,
+                context: str | os.PathLike | None = None) -> str:
     """Build one family image with this machine's builder; returns its tag.
 
     With buildah, the Dockerfiles' base is used when it is here or can be pulled, else the local
     mmdebstrap base (see :func:`resolve_base`), unless ``build_args`` sets ``PYTHON_IMAGE``.
 
+    Args:
+        extra: more builder options (``--no-cache`` for a cold build).
+        context: another checkout to build from (same layout; the Dockerfile paths are relative to it).
     Raises:
         BuildError: no builder, or the build failed (the message holds the end of its log).
     """
@@ -633,10 +637,10 @@ def build_image(family: str, tag: str | None = None, registry: str | None = None
     if tool == "buildah" and not any(a.startswith("PYTHON_IMAGE=") for a in build_args):
         build_args.append(f"PYTHON_IMAGE={resolve_base()}")
     tag = tag or images.image(family, registry)
-    command = build_command(family, registry, build_args=build_args, tool=tool, tag=tag)
+    command = build_command(family, registry, build_args=build_args, tool=tool, tag=tag, extra=extra)
     print("+ " + " ".join(command), flush=True)
     with open(log, "w") if log else contextlib.nullcontext() as out:
-        result = subprocess.run(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT if out else None)
+        result = subprocess.run(command, cwd=context or REPO_ROOT, stdout=out, stderr=subprocess.STDOUT if out else None)
     if result.returncode != 0:
         tail = Path(log).read_text()[-4000:] if log else ""
         raise BuildError(f"building the {family} image ({tag}) failed, exit code {result.returncode}"
