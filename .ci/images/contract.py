@@ -158,7 +158,7 @@ class ContractRunner:
         family_env: EnvFactory,
         timeout: float = 900.0,
         extra_env: Mapping[str, str] | None = None,
-        containers: "BuildahContainers | None" = None,
+        containers: BuildahContainers | None = None,
     ) -> None:
         self.containers = containers
         self.spec = load_pipeline_spec(pipeline_yaml)

@@ -22,12 +22,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import kfpc_image_build as build
+import kfpc_image_contract as contract
 import pytest
 
 from kfpc.components import images
-
-import kfpc_image_build as build
-import kfpc_image_contract as contract
 
 pytestmark = pytest.mark.images
 
@@ -179,3 +178,28 @@ def test_serving_image_entrypoint_answers_v1_and_v2_from_outside(training_run, b
             os.killpg(server.pid, 9)
         log.close()
         subprocess.run(build.buildah("rm", ctr), capture_output=True)
+
+
+def test_an_image_missing_a_locked_dependency_fails_the_tier(built_images, tmp_path):
+    """The tier is a real check: the data image less one package of its lock (pyarrow) fails the first task
+    that imports it, with a message naming the task, the image and the missing module."""
+    assert "pyarrow" in build.read_lock("data")
+    (tmp_path / "Containerfile").write_text(
+        f"FROM {images.DATA}\nUSER 0\nRUN pip --python /opt/kfpc/bin/python uninstall --yes --quiet pyarrow\n"
+        "USER 10001:0\n")
+    broken = "localhost/kfpc-data:without-pyarrow"
+    subprocess.run(build.buildah("bud", "--isolation", "chroot", "--quiet", "--tag", broken, str(tmp_path)),
+                   check=True, capture_output=True)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o777)
+    containers = contract.BuildahContainers(dict(built_images, **{images.DATA: broken}))
+    runner = contract.ContractRunner(contract_yaml("training_pipeline"), volume, None, extra_env=THREADS,
+                                     containers=containers)
+    try:
+        with pytest.raises(contract.ContractError, match=r"(?s)failed in the data image.*No module named 'pyarrow'"):
+            runner.run(dict(FAST, serving_root="/minio/kfpc/serving"))
+    finally:
+        containers.close()
+        subprocess.run(build.buildah("rmi", broken), capture_output=True)
+    assert runner.runs[-1].status == "FAILED" and runner.runs[-1].family == "data"

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kfpc_image_build as build
 import pytest
 
 from kfpc.components import images
-import kfpc_image_build as build
 
 FAMILIES = list(images.FAMILIES)
 
