@@ -564,7 +564,7 @@ def pip_settings_mounts() -> list[str]:
 
 def build_command(
     family: str, registry: str | None = None, docker: str = "docker", build_args: list[str] | None = None,
-    tool: str = "docker", tag: str | None = None, extra: list[str] | None = None,
+    tool: str = "docker", tag: str | None = None, extra: list[str] | None = None, layers: bool | None = None,
 ) -> list[str]:
     """The build command for one family image (run from the repository root).
 
@@ -576,6 +576,10 @@ def build_command(
         tool: ``docker`` or ``buildah``.
         tag: the tag instead of the release tag.
         extra: more options for the builder.
+        layers: buildah only: keep every instruction's layer as a cache (the lock layer is then reused by the
+            next build). Default: ``KFPC_BUILDAH_LAYERS=1``, else off: with vfs each cached layer is a full
+            copy of the filesystem, which doubles a cold build's time and disk; without it each stage runs in
+            one container and only the final image is committed.
     Returns:
         The argv list.
     """
@@ -587,7 +591,9 @@ def build_command(
     for item in build_args or []:
         args += ["--build-arg", item]
     if tool == "buildah":
-        return buildah("bud", "--isolation", "chroot", "--layers", "--file", file, "--ignorefile",
+        if layers is None:
+            layers = os.environ.get("KFPC_BUILDAH_LAYERS") == "1"
+        return buildah("bud", "--isolation", "chroot", f"--layers={str(layers).lower()}", "--file", file, "--ignorefile",
                        file + ".dockerignore", "--tag", tag, *pip_settings_mounts(), *args, *(extra or []), ".")
     return [docker, "build", "--file", file, "--tag", tag, *args, *(extra or []), "."]
 
@@ -616,7 +622,7 @@ def docker_push_command(family: str, registry: str | None = None, docker: str = 
 def build_image(family: str, tag: str | None = None, registry: str | None = None,
                 build_args: list[str] | None = None, log: str | os.PathLike | None = None,
                 tool: str | None = None, extra: list[str] | None = None,
-                context: str | os.PathLike | None = None) -> str:
+                context: str | os.PathLike | None = None, layers: bool | None = None) -> str:
     """Build one family image with this machine's builder; returns its tag.
 
     With buildah, the Dockerfiles' base is used when it is here or can be pulled, else the local
@@ -637,7 +643,7 @@ def build_image(family: str, tag: str | None = None, registry: str | None = None
     if tool == "buildah" and not any(a.startswith("PYTHON_IMAGE=") for a in build_args):
         build_args.append(f"PYTHON_IMAGE={resolve_base()}")
     tag = tag or images.image(family, registry)
-    command = build_command(family, registry, build_args=build_args, tool=tool, tag=tag, extra=extra)
+    command = build_command(family, registry, build_args=build_args, tool=tool, tag=tag, extra=extra, layers=layers)
     print("+ " + " ".join(command), flush=True)
     with open(log, "w") if log else contextlib.nullcontext() as out:
         result = subprocess.run(command, cwd=context or REPO_ROOT, stdout=out, stderr=subprocess.STDOUT if out else None)
