@@ -217,9 +217,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="skip the tf-gpu environment")
     parser.add_argument("--built", nargs="*", default=None, metavar="FAMILY",
                         help="build and measure these images (default with a builder: data tf deploy serving)")
+    parser.add_argument("--existing", action="store_true",
+                        help="measure the release-tag images already built (make images / the image tier) "
+                             "instead of building: sizes and layers only, build times from --tier-report")
+    parser.add_argument("--tier-report", default=None, help="the JSON the image tier wrote (KFPC_IMAGE_TIER_REPORT)")
+    parser.add_argument("--images-only", action="store_true", help="skip the family-environment section")
     args = parser.parse_args(argv)
     built = []
-    if build.builder() == "buildah":
+    if args.existing:
+        import tempfile
+
+        tier = json.loads(Path(args.tier_report).read_text()) if args.tier_report else {}
+        with tempfile.TemporaryDirectory(prefix="kfpc-bench-images-") as scratch:
+            for family in args.built or ["data", "tf", "deploy", "serving"]:
+                if not build.buildah_image_exists(images.image(family)):
+                    continue
+                row = {"family": family, "builder": "buildah (vfs, chroot, no layer cache)",
+                       "build_cold_seconds": tier.get(f"build {family} (s)"), "build_lock_cached_seconds": None,
+                       **built_image_facts(images.image(family), Path(scratch))}
+                built.append(row)
+                print(f"{family:8} image: {row['compressed_gb']:.2f} GB compressed, {row['unpacked_gb']:.2f} GB "
+                      f"unpacked, {row['layers']} layers", flush=True)
+    elif build.builder() == "buildah":
         import tempfile
 
         chosen = args.built if args.built else ["data", "tf", "deploy", "serving"]
@@ -233,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("no buildah here: the built-image section is left out (sizes of the family environments only)")
     families = [f for f in images.FAMILIES if not (args.quick and f == "tf-gpu")]
+    if args.images_only:
+        families = []
     rows = []
     for family in families:
         row = measure(family)
@@ -240,6 +261,19 @@ def main(argv: list[str] | None = None) -> int:
         verdict = {True: "within goal", False: "OVER GOAL", None: "no goal"}[row["within_goal"]]
         print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'} ({verdict}), "
               f"{row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB", flush=True)
+    if args.images_only:
+        # Only the built-image section changes; the family-environment figures of the last full run stay.
+        target = RESULTS / "images.json"
+        result = json.loads(target.read_text()) if target.exists() else {"benchmark": "images"}
+        result["built_images"] = built
+        result["gcpc_image"] = {"image": GCPC_IMAGE, "size_gb": None,
+                                "note": "not measured: no container registry is reachable from this machine kind"}
+        result["built_images_machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                          "load_average": os.getloadavg()}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {target} (built_images)")
+        return 0
     wheel = kfpc_wheel_bytes()
     for row in rows:
         # The image also holds the kfpc wheel (pure Python, the same in every family): the figure to hold
