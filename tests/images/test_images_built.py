@@ -107,7 +107,7 @@ def test_training_pipeline_runs_task_by_task_inside_its_images(training_run):
     assert ran["train"].image == images.TF_GPU and ran["evaluate"].image == images.TF
     assert (Path(_output(training_run, "model").path) / "1" / "saved_model.pb").exists()
     # The tf image has matplotlib: the cluster's evaluation report carries its plots.
-    report = Path(_output(training_run, "report").path).read_text()
+    report = Path(ran["evaluate"].outputs["report"].path).read_text()
     assert "plots omitted" not in report and "data:image/png;base64," in report
 
 
