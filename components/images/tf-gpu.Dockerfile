@@ -45,11 +45,17 @@ RUN useradd --uid 10001 --gid 0 --home-dir /home/kfpc --create-home --shell /usr
  && chown 10001:0 /gcs /minio /s3 /home/kfpc \
  && chmod 0775 /gcs /minio /s3 /home/kfpc
 # python3 on PATH is the environment's: the KFP executor command runs `python3 -m kfp.dsl.executor_main`.
+# Caches and configs (matplotlib's font list, keras.json) go to /tmp: with a read-only root filesystem only
+# /tmp and the artifact paths are writable (the image tier found train writing them under $HOME).
 ENV PATH=/opt/kfpc/bin:$PATH \
     VIRTUAL_ENV=/opt/kfpc \
     HOME=/home/kfpc \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    KERAS_HOME=/tmp/keras \
+    XDG_CACHE_HOME=/tmp/.cache \
+    XDG_CONFIG_HOME=/tmp/.config
 # The NVIDIA container runtime mounts the driver into containers that ask for it.
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
