@@ -29,7 +29,7 @@ DRY_RUN ?=
 TARGET_ARGS = $(if $(PROJECT),--vertex --project $(PROJECT) --region $(REGION) --pipeline-root $(PIPELINE_ROOT),--host $(KFP_HOST) $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(EXPERIMENT),--experiment $(EXPERIMENT)))
 CHECK_TARGET = @test -n "$(if $(PROJECT),$(PIPELINE_ROOT),$(KFP_HOST))" || { echo "set KFP_HOST=<url> (Kubeflow Pipelines) or PROJECT=<id> PIPELINE_ROOT=gs://<bucket>/<path> (Vertex AI)" >&2; exit 2; }
 
-.PHONY: help install run test test-e2e services compile lint images push-images bench serve submit schedule clean
+.PHONY: help install run test test-e2e services compile lint images push-images image-builder test-images bench serve submit schedule clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,13 +74,26 @@ lint: $(STAMP) ## ruff over the code, hadolint over the Dockerfiles, actionlint 
 	$(BIN)/actionlint
 
 REGISTRY ?= $(IMAGE_REGISTRY)
-images: $(STAMP) ## docker build every family image, tagged with the package version (needs a Docker engine)
-	$(BIN)/python components/images/build.py build $(if $(REGISTRY),--registry $(REGISTRY))
+IMAGE_TOOL := $(BIN)/python .ci/images/build.py
+images: $(STAMP) ## build every family image with Docker/BuildKit, else buildah (a local base when the pinned one cannot be pulled)
+	$(IMAGE_TOOL) build $(if $(REGISTRY),--registry $(REGISTRY))
 
 push-images: $(STAMP) ## build and push every family image: make push-images REGISTRY=<registry>
 	@test -n "$(REGISTRY)" || { echo "usage: make push-images REGISTRY=<registry>" >&2; exit 2; }
-	$(BIN)/python components/images/build.py build --registry $(REGISTRY)
-	$(BIN)/python components/images/build.py push --registry $(REGISTRY)
+	$(IMAGE_TOOL) build --registry $(REGISTRY)
+	$(IMAGE_TOOL) push --registry $(REGISTRY)
+
+# The image tier: builds data, tf, deploy and serving, runs both pipelines task by task inside them and
+# queries the serving container. Needs buildah (+ mmdebstrap for the local base): installed with apt as root.
+image-builder:
+	@command -v buildah >/dev/null 2>&1 && command -v mmdebstrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing buildah and mmdebstrap (Debian) for the image tier"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah mmdebstrap >/dev/null; \
+	  else echo "the image tier needs buildah and mmdebstrap: apt-get install buildah mmdebstrap (as root)" >&2; exit 2; fi; }
+
+test-images: $(STAMP) image-builder ## the image tier: build the images, run both pipelines inside them, query the serving image
+	KFPC_IMAGE_TIER=1 $(BIN)/python -m pytest tests/images -m images $(PYTEST_ARGS)
 
 BENCH ?=
 bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1 for a smoke run): JSON + plots in benchmarks/results/

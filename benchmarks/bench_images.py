@@ -1,4 +1,11 @@
-"""Size budget of the family images: installed size of each family environment, next to TFX's image.
+"""Size budget of the family images: the built images (size compressed and unpacked, layers, build time
+cold and with the lock layer cached) and the installed size of each family environment, next to TFX's image.
+
+The built-image section needs a builder (Docker is not measured here; buildah, as the image tier uses it):
+cold = ``--no-cache`` from the base image; cached = a rebuild after a change of kfpc's code (a copy of the
+checkout with one source file edited), which reuses the lock layer. Compressed = the image pushed to an
+OCI archive with gzip layers (what a registry stores and a node pulls); unpacked = the container's root
+filesystem on disk; layers = the image's layer count.
 
 The environment of a family is its lock file installed with --no-deps into an empty virtual environment,
 exactly what the image's builder stage copies into the final stage, so its size on disk is the proxy for
@@ -22,7 +29,9 @@ import time
 from pathlib import Path
 
 from kfpc.components import images
-from kfpc.components.images import build
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / ".ci" / "images"))
+import build  # noqa: E402 - the image tooling lives outside the package
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: the TFX image users complain about (the issue's figure), for comparison
@@ -116,6 +125,66 @@ def measure(family: str) -> dict:
     }
 
 
+#: GCPC's launcher image, for comparison: its size is not measured here (no registry reachable from this
+#: machine kind); compare by pulling it where a registry is reachable (`docker image inspect`)
+GCPC_IMAGE = "gcr.io/ml-pipeline/google-cloud-pipeline-components:2.22.0"
+
+
+def built_image_facts(tag: str, scratch: Path) -> dict:
+    """Compressed and unpacked bytes and layer count of a local image (buildah storage)."""
+    import subprocess
+
+    shown = json.loads(subprocess.run(build.buildah("inspect", "--type", "image", tag), capture_output=True,
+                                      text=True, check=True).stdout)
+    layers = len(shown["OCIv1"]["rootfs"]["diff_ids"])
+    archive = scratch / "image.tar"
+    subprocess.run(build.buildah("push", "--quiet", "--compression-format", "gzip", tag, f"oci-archive:{archive}"),
+                   check=True, capture_output=True)
+    compressed = archive.stat().st_size
+    archive.unlink()
+    ctr = subprocess.run(build.buildah("from", "--pull-never", tag), capture_output=True, text=True,
+                         check=True).stdout.split()[-1]
+    try:
+        root = subprocess.run(build.buildah("mount", ctr), capture_output=True, text=True, check=True).stdout.strip()
+        unpacked = build.tree_size(root)
+    finally:
+        subprocess.run(build.buildah("rm", ctr), capture_output=True)
+    return {"layers": layers, "compressed_bytes": compressed, "compressed_gb": round(compressed / 1e9, 3),
+            "unpacked_bytes": unpacked, "unpacked_gb": round(unpacked / 1e9, 3),
+            "compressed_share_of_tfx": round(compressed / 1e9 / TFX_IMAGE_GB, 3)}
+
+
+def measure_built(family: str, scratch: Path) -> dict:
+    """Build ``family`` cold, then again after a code change (lock layer cached); measure the image."""
+    import shutil
+
+    tag = f"localhost/kfpc-bench-{family}:cold"
+    started = time.monotonic()
+    build.build_image(family, tag=tag, extra=["--no-cache"], log=scratch / f"{family}-cold.log", layers=True)
+    cold = time.monotonic() - started
+    context = scratch / "checkout"
+    shutil.rmtree(context, ignore_errors=True)
+    for name in build.WHEEL_SOURCES + (".ci",):
+        source = build.REPO_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.exists():
+            shutil.copy2(source, context / name)
+    with open(context / "components" / "__init__.py", "a") as handle:
+        handle.write(f"\n# bench: a code change ({time.time()})\n")
+    started = time.monotonic()
+    build.build_image(family, tag=f"localhost/kfpc-bench-{family}:cached", context=context,
+                      log=scratch / f"{family}-cached.log", layers=True)
+    cached = time.monotonic() - started
+    facts = built_image_facts(tag, scratch)
+    for suffix in ("cold", "cached"):
+        import subprocess
+
+        subprocess.run(build.buildah("rmi", f"localhost/kfpc-bench-{family}:{suffix}"), capture_output=True)
+    return {"family": family, "builder": "buildah (vfs, chroot)", "build_cold_seconds": round(cold, 1),
+            "build_lock_cached_seconds": round(cached, 1), **facts}
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """Horizontal bars: each family's size, its goal, and the TFX image."""
     import matplotlib
@@ -146,8 +215,45 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, print, write JSON and PNG. Goals are reported (JSON ``within_goal``), not enforced."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="skip the tf-gpu environment")
+    parser.add_argument("--built", nargs="*", default=None, metavar="FAMILY",
+                        help="build and measure these images (default with a builder: data tf deploy serving)")
+    parser.add_argument("--existing", action="store_true",
+                        help="measure the release-tag images already built (make images / the image tier) "
+                             "instead of building: sizes and layers only, build times from --tier-report")
+    parser.add_argument("--tier-report", default=None, help="the JSON the image tier wrote (KFPC_IMAGE_TIER_REPORT)")
+    parser.add_argument("--images-only", action="store_true", help="skip the family-environment section")
     args = parser.parse_args(argv)
+    built = []
+    if args.existing:
+        import tempfile
+
+        tier = json.loads(Path(args.tier_report).read_text()) if args.tier_report else {}
+        with tempfile.TemporaryDirectory(prefix="kfpc-bench-images-") as scratch:
+            for family in args.built or ["data", "tf", "deploy", "serving"]:
+                if not build.buildah_image_exists(images.image(family)):
+                    continue
+                row = {"family": family, "builder": "buildah (vfs, chroot, no layer cache)",
+                       "build_cold_seconds": tier.get(f"build {family} (s)"), "build_lock_cached_seconds": None,
+                       **built_image_facts(images.image(family), Path(scratch))}
+                built.append(row)
+                print(f"{family:8} image: {row['compressed_gb']:.2f} GB compressed, {row['unpacked_gb']:.2f} GB "
+                      f"unpacked, {row['layers']} layers", flush=True)
+    elif build.builder() == "buildah":
+        import tempfile
+
+        chosen = args.built if args.built else ["data", "tf", "deploy", "serving"]
+        with tempfile.TemporaryDirectory(prefix="kfpc-bench-images-") as scratch:
+            for family in chosen:
+                row = measure_built(family, Path(scratch))
+                built.append(row)
+                print(f"{family:8} image: {row['compressed_gb']:.2f} GB compressed, {row['unpacked_gb']:.2f} GB "
+                      f"unpacked, {row['layers']} layers; build {row['build_cold_seconds']:.0f} s cold, "
+                      f"{row['build_lock_cached_seconds']:.0f} s with the lock layer cached", flush=True)
+    else:
+        print("no buildah here: the built-image section is left out (sizes of the family environments only)")
     families = [f for f in images.FAMILIES if not (args.quick and f == "tf-gpu")]
+    if args.images_only:
+        families = []
     rows = []
     for family in families:
         row = measure(family)
@@ -155,6 +261,19 @@ def main(argv: list[str] | None = None) -> int:
         verdict = {True: "within goal", False: "OVER GOAL", None: "no goal"}[row["within_goal"]]
         print(f"{family:8} {row['installed_gb']:6.2f} GB  goal {row['goal_gb'] or '-'} ({verdict}), "
               f"{row['share_of_tfx_image']:.0%} of TFX's {TFX_IMAGE_GB} GB", flush=True)
+    if args.images_only:
+        # Only the built-image section changes; the family-environment figures of the last full run stay.
+        target = RESULTS / "images.json"
+        result = json.loads(target.read_text()) if target.exists() else {"benchmark": "images"}
+        result["built_images"] = built
+        result["gcpc_image"] = {"image": GCPC_IMAGE, "size_gb": None,
+                                "note": "not measured: no container registry is reachable from this machine kind"}
+        result["built_images_machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                          "load_average": os.getloadavg()}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {target} (built_images)")
+        return 0
     wheel = kfpc_wheel_bytes()
     for row in rows:
         # The image also holds the kfpc wheel (pure Python, the same in every family): the figure to hold
@@ -170,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "images",
-        "measure": "installed size of each family environment (lock file, --no-deps) = what the image adds "
-                   "to its python slim base",
+        "measure": "built_images: the images themselves (compressed = OCI archive with gzip layers, unpacked = "
+                   "root filesystem, layers, build seconds cold and with the lock layer cached); families: "
+                   "installed size of each family environment (lock file, --no-deps) = what the image adds to "
+                   "its Python base",
         "base_image": build.base_image(),
         "python_stdlib_bytes": build.stdlib_size(),
         "tfx_image_gb": TFX_IMAGE_GB,
@@ -179,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
         "kfpc_wheel_bytes": wheel,
         "families": rows,
+        "built_images": built,
+        "gcpc_image": {"image": GCPC_IMAGE, "size_gb": None,
+                       "note": "not measured: no container registry is reachable from this machine kind"},
         "bytecode": tradeoff,
     }
     (RESULTS / "images.json").write_text(json.dumps(result, indent=2) + "\n")

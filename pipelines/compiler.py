@@ -109,7 +109,26 @@ def compile_pipeline(
     pipeline = registry.build(name, target=target, **options)
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline_func=pipeline, package_path=str(output))
+    if images.registry() != images.DEFAULT_REGISTRY:
+        _move_gcpc_images(output, images.registry())
     return output
+
+
+#: the repository of Google Cloud Pipeline Components' launcher image (Vertex custom-job tasks run in it)
+GCPC_IMAGE_REPOSITORY = "gcr.io/ml-pipeline/google-cloud-pipeline-components"
+
+
+def _move_gcpc_images(path: Path, image_registry: str) -> None:
+    """Point the GCPC launcher image of a compiled pipeline at ``image_registry`` (an air-gapped mirror holds
+    it as ``<registry>/google-cloud-pipeline-components:<same tag>``, beside the kfpc images)."""
+    import re
+
+    name = GCPC_IMAGE_REPOSITORY.rsplit("/", 1)[-1]
+    text = path.read_text()
+    moved = re.sub(rf"(^\s*image: ){re.escape(GCPC_IMAGE_REPOSITORY)}:(\S+)$", rf"\g<1>{image_registry}/{name}:\2",
+                   text, flags=re.MULTILINE)
+    if moved != text:
+        path.write_text(moved)
 
 
 def compile_all(

@@ -19,16 +19,15 @@ COPY components/images/requirements-tf-gpu.txt /tmp/requirements.txt
 # A bare venv filled by the base image's pip (--python): the environment itself carries no pip.
 RUN python -m venv --without-pip /opt/kfpc \
  && pip --python /opt/kfpc/bin/python install --no-deps --requirement /tmp/requirements.txt
+# One COPY of the build context, which the .dockerignore limits to what the wheel is built from: each
+# instruction after the large lock layer is another full copy of it with buildah's vfs storage.
 WORKDIR /src
-COPY pyproject.toml setup.cfg ./
-COPY components ./components
-COPY pipelines ./pipelines
-COPY serving ./serving
+COPY . ./
 RUN pip wheel --no-deps --wheel-dir /tmp/wheel . \
  && pip --python /opt/kfpc/bin/python install --no-deps /tmp/wheel/kfpc-*.whl \
- && pip --python /opt/kfpc/bin/python check
+ && pip --python /opt/kfpc/bin/python check \
 # Headers and test suites are dead weight without a compiler or pytest (see PRUNE_COMMAND in build.py).
-RUN find /opt/kfpc/lib/python3.11/site-packages -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {} + \
+ && find /opt/kfpc/lib/python3.11/site-packages -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {} + \
  && find /opt/kfpc/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}
@@ -45,15 +44,22 @@ RUN useradd --uid 10001 --gid 0 --home-dir /home/kfpc --create-home --shell /usr
  && mkdir -p /gcs /minio /s3 \
  && chown 10001:0 /gcs /minio /s3 /home/kfpc \
  && chmod 0775 /gcs /minio /s3 /home/kfpc
-COPY --from=builder /opt/kfpc /opt/kfpc
 # python3 on PATH is the environment's: the KFP executor command runs `python3 -m kfp.dsl.executor_main`.
+# Caches and configs (matplotlib's font list, keras.json) go to /tmp: with a read-only root filesystem only
+# /tmp and the artifact paths are writable (the image tier found train writing them under $HOME).
 ENV PATH=/opt/kfpc/bin:$PATH \
     VIRTUAL_ENV=/opt/kfpc \
     HOME=/home/kfpc \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    KERAS_HOME=/tmp/keras \
+    XDG_CACHE_HOME=/tmp/.cache \
+    XDG_CONFIG_HOME=/tmp/.config
 # The NVIDIA container runtime mounts the driver into containers that ask for it.
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /home/kfpc
 USER 10001:0
+# The environment last: metadata instructions after it would each copy it again (vfs).
+COPY --from=builder /opt/kfpc /opt/kfpc

@@ -187,6 +187,30 @@ def predictor_spec(opts: ServingOptions, storage_uri: str) -> dict[str, Any]:
     return _api_client().sanitize_for_serialization(_predictor_object(opts, storage_uri))
 
 
+def security_context(run_as_user: int | None = None):
+    """The predictor container's securityContext: non-root, no privilege escalation, every capability
+    dropped, the runtime's default seccomp profile (what the Kubernetes "restricted" Pod Security Standard
+    asks for).
+
+    Args:
+        run_as_user: a UID to run as, for an image whose own user is root (KServe's TF Serving runtime);
+            the kfpc serving image already runs as UID 10001.
+    """
+    from kubernetes.client import V1Capabilities, V1SeccompProfile, V1SecurityContext
+
+    return V1SecurityContext(
+        run_as_non_root=True,
+        run_as_user=run_as_user,
+        allow_privilege_escalation=False,
+        capabilities=V1Capabilities(drop=["ALL"]),
+        seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+#: the UID the TF Serving runtime's container runs as (its image's user is root, which runAsNonRoot refuses)
+TF_SERVING_UID = 10001
+
+
 def _predictor_object(opts: ServingOptions, storage_uri: str):
     import kserve
     from kubernetes.client import V1Container, V1ContainerPort, V1EnvVar
@@ -212,6 +236,7 @@ def _predictor_object(opts: ServingOptions, storage_uri: str):
             protocol_version="v1",
             runtime_version=opts.runtime_version or None,
             resources=_resources(opts),
+            security_context=security_context(TF_SERVING_UID),
         )
         # ``spec.canary[].predictor.model`` requires a container name in the CRD (the main predictor does not);
         # KServe defaults it to kserve-container anyway, so name it so in both places.
@@ -227,6 +252,7 @@ def _predictor_object(opts: ServingOptions, storage_uri: str):
             env=[V1EnvVar(name="STORAGE_URI", value=storage_uri)],
             ports=[V1ContainerPort(container_port=HTTP_PORT, protocol="TCP")],
             resources=_resources(opts),
+            security_context=security_context(),
         )
         spec = kserve.V1beta1PredictorSpec(containers=[container], **common)
     return spec

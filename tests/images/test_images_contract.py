@@ -9,12 +9,13 @@ import json
 from pathlib import Path
 from typing import NamedTuple
 
+import kfpc_image_build as build
+import kfpc_image_contract as contract
 import pytest
 from kfp import compiler, dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
 
 from kfpc.components import images
-from kfpc.components.images import build, contract
 from kfpc.components.ingest.component import ingest
 
 pytestmark = pytest.mark.slow

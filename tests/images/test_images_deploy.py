@@ -16,11 +16,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import kfpc_image_build as build
+import kfpc_image_contract as contract
 import pytest
 from kfp import compiler, dsl
 from kfp.dsl import Model
 
-from kfpc.components.images import build, contract
 from kfpc.components.push.component import push_vertex
 
 pytestmark = pytest.mark.slow

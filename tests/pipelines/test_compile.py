@@ -84,6 +84,17 @@ def test_image_registry_rewrites_every_reference(tmp_path):
             assert "registry.example.com/ml/kfpc-serving:" in text
 
 
+def test_image_registry_moves_the_gcpc_launcher_image_of_the_vertex_target(tmp_path):
+    default = (compiler.COMPILED_DIR / "vertex" / "training_pipeline.yaml").read_text()
+    assert f"image: {compiler.GCPC_IMAGE_REPOSITORY}:" in default  # what there is to move
+    path = compiler.compile_pipeline("training_pipeline", "vertex", tmp_path / "v.yaml",
+                                     image_registry="mirror.internal:5000/ml")
+    text = path.read_text()
+    assert "gcr.io/" not in text and "ghcr.io/" not in text
+    tag = default.split(f"image: {compiler.GCPC_IMAGE_REPOSITORY}:", 1)[1].split()[0]
+    assert f"image: mirror.internal:5000/ml/google-cloud-pipeline-components:{tag}" in text
+
+
 def test_gpu_options_and_image_registry_combine(tmp_path):
     from kfpc.pipelines.placement import GpuOptions
 

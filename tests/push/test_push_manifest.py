@@ -149,3 +149,21 @@ def test_kserve_batcher_is_rendered_and_validates(predictor, latency_ms, assert_
 def test_negative_batch_size_is_refused():
     with pytest.raises(m.ManifestError, match="batcher_max_batch_size must be a non-negative integer, got -1"):
         m.ServingOptions(name="penguins", batcher_max_batch_size=-1)
+
+
+@pytest.mark.parametrize("predictor", ["kfpc", "tensorflow"])
+def test_predictor_container_runs_restricted(predictor, assert_valid_isvc):
+    opts = m.ServingOptions(name="penguins", predictor=predictor, protocol="v1" if predictor == "tensorflow" else "v2")
+    desired = m.render(opts, URI)
+    assert_valid_isvc(desired)  # securityContext is a field the CRD's schema knows, with these types
+    spec = desired["spec"]["predictor"]
+    context = (spec.get("model") or spec["containers"][0])["securityContext"]
+    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]} and context["seccompProfile"] == {"type": "RuntimeDefault"}
+    # TF Serving's image runs as root, which runAsNonRoot refuses without an explicit non-root UID.
+    assert context.get("runAsUser") == (m.TF_SERVING_UID if predictor == "tensorflow" else None)
+    broken = dict(context, runAsNonRoot="yes")
+    body = m.render(opts, URI)
+    (body["spec"]["predictor"].get("model") or body["spec"]["predictor"]["containers"][0])["securityContext"] = broken
+    with pytest.raises(AssertionError):
+        assert_valid_isvc(body)

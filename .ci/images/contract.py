@@ -1,4 +1,9 @@
-"""The container contract, checked without Docker: run a compiled pipeline's tasks as the KFP launcher would.
+"""The container contract: run a compiled pipeline's tasks as the KFP launcher would.
+
+Two ways to run a task: in the family *image* itself (:class:`BuildahContainers`: ``buildah run`` as UID
+10001, artifacts on a volume mounted at ``/minio/kfpc``, the executor input naming ``minio://kfpc/...`` URIs
+as the launcher writes them, and a check that the task wrote nothing in the image's filesystem), or, where no
+image builder exists, in a family *environment* (below).
 
 For every task of a compiled pipeline YAML this takes the executor's ``command`` and ``args`` verbatim,
 builds the executor input (parameters, input artifacts from upstream outputs, local output paths) and
@@ -19,8 +24,10 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,6 +40,13 @@ from kfp.local import executor_input_utils, executor_output_utils, placeholder_u
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfpc.components import images
+
+#: where the artifact volume is mounted in a task's container, and the URI prefix the launcher writes for it
+#: (kfp's executor maps ``minio://B/...`` to ``/minio/B/...``)
+CONTAINER_ROOT = "/minio/kfpc"
+CONTAINER_URI = "minio://kfpc"
+#: the user every task runs as (the images' USER)
+TASK_USER = "10001:0"
 
 #: what a task's environment keeps from the caller's (locale and machine quirks only, never PYTHONPATH)
 PASSTHROUGH_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -133,6 +147,8 @@ class ContractRunner:
             interpreter (``PATH``) and the kfpc wheel importable (``PYTHONPATH``).
         timeout: seconds one task may take.
         extra_env: added to every task's environment (e.g. thread limits on a shared machine).
+        containers: run each task inside its image (``work_dir`` is then the artifact volume) instead of
+            in the family environment that ``family_env`` describes.
     """
 
     def __init__(
@@ -142,7 +158,9 @@ class ContractRunner:
         family_env: EnvFactory,
         timeout: float = 900.0,
         extra_env: Mapping[str, str] | None = None,
+        containers: BuildahContainers | None = None,
     ) -> None:
+        self.containers = containers
         self.spec = load_pipeline_spec(pipeline_yaml)
         self.work_dir = Path(work_dir).resolve()
         self.family_env = family_env
@@ -286,28 +304,40 @@ class ContractRunner:
         executor_input = executor_input_utils.construct_executor_input(
             component_spec=component, arguments=arguments, task_root=str(task_root), block_input_artifact=False
         )
-        executor_input_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
+        if self.containers:
+            task_root.chmod(0o777)
+            executor_input_task = self.containers.to_container(executor_input, self.work_dir)
+            pipeline_root = CONTAINER_URI
+        else:
+            executor_input_task, pipeline_root = executor_input, str(self.work_dir)
+        executor_input_dict = executor_input_utils.executor_input_to_dict(executor_input_task, component)
         command = placeholder_utils.replace_placeholders(
             full_command=list(container.get("command", [])) + list(container.get("args", [])),
             executor_input_dict=executor_input_dict,
             pipeline_resource_name=self.pipeline_name,
             task_resource_name=task_name,
-            pipeline_root=str(self.work_dir),
+            pipeline_root=pipeline_root,
             unique_pipeline_id=self.pipeline_id,
         )
         run.command = command
-        env = {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
-        env.update({"HOME": str(task_root), "PYTHONNOUSERSITE": "1"})
+        env = {} if self.containers else {k: os.environ[k] for k in PASSTHROUGH_ENV if k in os.environ}
+        if not self.containers:
+            env.update({"HOME": str(task_root), "PYTHONNOUSERSITE": "1"})
         env.update(self.extra_env)
         env.update({item["name"]: item.get("value", "") for item in container.get("env", [])})
-        env.update(self.family_env(run.family))
+        if not self.containers:
+            env.update(self.family_env(run.family))
         log_path = task_root / "task.log"
         run.log_path = str(log_path)
+        where = f"the {run.family} image" if self.containers else f"the {run.family} environment"
         started = time.monotonic()
         try:
             with open(log_path, "w") as log:
-                result = subprocess.run(command, env=env, cwd=task_root, stdout=log, stderr=subprocess.STDOUT,
-                                        timeout=self.timeout, stdin=subprocess.DEVNULL)
+                if self.containers:
+                    result = self.containers.run(image, command, env, log, self.work_dir, self.timeout)
+                else:
+                    result = subprocess.run(command, env=env, cwd=task_root, stdout=log, stderr=subprocess.STDOUT,
+                                            timeout=self.timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as err:
             run.status, run.reason = "FAILED", f"timed out after {self.timeout:.0f} s"
             raise ContractError(f"task {path!r} on {image} {run.reason}; log: {log_path}") from err
@@ -316,12 +346,20 @@ class ContractRunner:
         if result.returncode != 0:
             run.status, run.reason = "FAILED", f"exit code {result.returncode}"
             tail = log_path.read_text()[-3000:]
-            raise ContractError(f"task {path!r} failed in the {run.family} environment ({image}), "
+            raise ContractError(f"task {path!r} failed in {where} ({image}), "
                                 f"exit code {result.returncode}; log {log_path}:\n{tail}")
         if not os.path.exists(executor_input.outputs.output_file):
             run.status, run.reason = "FAILED", "no executor output file"
             raise ContractError(f"task {path!r}: exited 0 but wrote no {executor_input.outputs.output_file}")
         outputs = executor_output_utils.get_outputs_for_task(executor_input, component)
+        if self.containers:
+            outputs = self.containers.to_host(outputs, self.work_dir)
+            written = self.containers.written_in_image(image)
+            if written:
+                run.status, run.reason = "FAILED", "wrote in the image's filesystem"
+                raise ContractError(
+                    f"task {path!r} wrote outside its artifact paths and /tmp, in the {run.family} image's "
+                    f"filesystem (read-only on a cluster that sets readOnlyRootFilesystem): {written[:20]}")
         for name, spec in component.output_definitions.artifacts.items():
             artifact = outputs.get(name)
             written = isinstance(artifact, dsl.Artifact) and (
@@ -355,6 +393,144 @@ class ContractRunner:
         run = TaskRun(name=path, kind="importer", status="SUCCEEDED", outputs={name: artifact})
         self.runs.append(run)
         return {name: artifact}
+
+
+class BuildahContainers:
+    """Runs tasks inside the family images with buildah, as UID 10001, artifacts on a volume.
+
+    One working container per image, reused by every task on that image (vfs copies an image in full for
+    each container; a pod would get a fresh one, which the check below stands in for). Each task gets the
+    artifact volume at ``CONTAINER_ROOT``, its own empty ``/tmp`` (an emptyDir), the host network, and the
+    image's own environment, entrypoint-less ``command``/``args`` exactly as compiled. After the task, the
+    container's filesystem is searched for anything the task wrote: a task must write only under its
+    artifact paths and ``/tmp`` (buildah cannot mount the root read-only; this finds the same writes).
+
+    Args:
+        local_images: family image reference (as in the YAML) -> local tag to run; references not in it
+            run as named.
+        volume_owner: ``uid:gid`` given to the folders the runner creates on the volume.
+    """
+
+    def __init__(self, local_images: Mapping[str, str] | None = None, user: str = TASK_USER) -> None:
+        self.local_images = dict(local_images or {})
+        self.user = user
+        self._containers: dict[str, tuple[str, Path]] = {}
+        self._marker: dict[str, float] = {}
+        self._noise: dict[str, set[str]] = {}
+        self._scratch = Path(tempfile.mkdtemp(prefix="kfpc-task-tmp-"))
+
+    # ---- paths and URIs ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def to_container(executor_input, volume: Path):
+        """A copy of ``executor_input`` with the volume's host paths as the launcher's ``minio://`` URIs and
+        the output files at their paths inside the container."""
+        copy = type(executor_input)()
+        copy.CopyFrom(executor_input)
+        host = str(volume)
+
+        def uri(value: str) -> str:
+            return CONTAINER_URI + value[len(host):] if value.startswith(host + "/") else value
+
+        def path(value: str) -> str:
+            return CONTAINER_ROOT + value[len(host):] if value.startswith(host + "/") else value
+
+        for artifacts in list(copy.inputs.artifacts.values()) + list(copy.outputs.artifacts.values()):
+            for artifact in artifacts.artifacts:
+                artifact.uri = uri(artifact.uri)
+        for parameter in copy.outputs.parameters.values():
+            parameter.output_file = path(parameter.output_file)
+        copy.outputs.output_file = path(copy.outputs.output_file)
+        return copy
+
+    @staticmethod
+    def to_host(outputs: dict[str, Any], volume: Path) -> dict[str, Any]:
+        """The task's outputs with their ``minio://kfpc`` URIs as host paths on the volume."""
+        for value in outputs.values():
+            for artifact in value if isinstance(value, list) else [value]:
+                if isinstance(artifact, dsl.Artifact) and artifact.uri.startswith(CONTAINER_URI + "/"):
+                    artifact.uri = str(volume) + artifact.uri[len(CONTAINER_URI):]
+        return outputs
+
+    @staticmethod
+    def container_path(host_path: str | os.PathLike, volume: Path) -> str:
+        """Where a file on the volume is seen inside a task's container."""
+        relative = Path(host_path).resolve().relative_to(Path(volume).resolve())
+        return f"{CONTAINER_ROOT}/{relative}"
+
+    # ---- containers ---------------------------------------------------------------------------------
+
+    def _buildah(self, *args: str) -> list[str]:
+        return ["buildah", "--storage-driver", os.environ.get("KFPC_BUILDAH_DRIVER", "vfs"), *args]
+
+    def container(self, image: str) -> tuple[str, Path]:
+        """The working container of ``image`` (created on first use) and its root filesystem on the host."""
+        if image not in self._containers:
+            local = self.local_images.get(image, image)
+            made = subprocess.run(self._buildah("from", "--pull-never", local), capture_output=True, text=True)
+            if made.returncode != 0:
+                raise ContractError(f"cannot start a container of {local} (for {image}): {made.stderr.strip()}")
+            name = made.stdout.strip().splitlines()[-1]
+            root = subprocess.run(self._buildah("mount", name), capture_output=True, text=True, check=True)
+            self._containers[image] = (name, Path(root.stdout.strip()))
+        return self._containers[image]
+
+    def run(self, image: str, command: list[str], env: Mapping[str, str], log, volume: Path,
+            timeout: float) -> subprocess.CompletedProcess:
+        """Run ``command`` in ``image``'s container as the task user; stdout and stderr go to ``log``."""
+        name, root = self.container(image)
+        tmp = Path(tempfile.mkdtemp(dir=self._scratch))
+        tmp.chmod(0o1777)
+        options = ["--isolation", "chroot", "--user", self.user, "-v", f"{volume}:{CONTAINER_ROOT}",
+                   "-v", f"{tmp}:/tmp"]
+        for key, value in env.items():
+            options += ["--env", f"{key}={value}"]
+        if image not in self._marker:
+            # Mount points and the files buildah itself provides (/etc/hosts, /run/.containerenv) appear on the
+            # first run, and some are touched on every run: two no-op runs first, and what the second one
+            # touches is buildah's own doing, left out of what the search reports for a task.
+            subprocess.run(self._buildah("run", *options, name, "--", "true"), capture_output=True, check=True)
+            self._marker[image] = time.time()
+            time.sleep(0.01)
+            subprocess.run(self._buildah("run", *options, name, "--", "true"), capture_output=True, check=True)
+            self._noise[image] = set(self.written_in_image(image))
+        self._marker[image] = time.time()
+        time.sleep(0.01)  # mtimes of the task's files fall strictly after the marker
+        return subprocess.run(self._buildah("run", *options, name, "--", *command), stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout)
+
+    def written_in_image(self, image: str) -> list[str]:
+        """Paths in ``image``'s container filesystem modified since the last task began (mount points aside)."""
+        _, root = self._containers[image]
+        since = self._marker[image]
+        found = []
+        skip = {root / "proc", root / "sys", root / "dev", root / "tmp", root / CONTAINER_ROOT.lstrip("/")}
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if Path(folder, d) not in skip]
+            for name in dirs + files:
+                full = os.path.join(folder, name)
+                try:
+                    if os.lstat(full).st_mtime > since:
+                        found.append("/" + os.path.relpath(full, root))
+                except FileNotFoundError:
+                    continue
+        return sorted(set(found) - self._noise.get(image, set()))
+
+    def close(self) -> None:
+        """Remove every working container this object made."""
+        for name, _ in self._containers.values():
+            subprocess.run(self._buildah("rm", name), capture_output=True)
+        self._containers.clear()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def image_entrypoint(local_image: str) -> list[str]:
+    """The ENTRYPOINT + CMD of a local image (``buildah run`` does not apply them by itself)."""
+    driver = os.environ.get("KFPC_BUILDAH_DRIVER", "vfs")
+    shown = subprocess.run(["buildah", "--storage-driver", driver, "inspect", "--type", "image", local_image],
+                           capture_output=True, text=True, check=True)
+    config = json.loads(shown.stdout)["OCIv1"]["config"]
+    return list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
 
 
 def topological_order(tasks: Mapping[str, pipeline_spec_pb2.PipelineTaskSpec]) -> list[str]:
@@ -400,16 +576,19 @@ def family_environment(venv: str | os.PathLike, kfpc_site: str | os.PathLike) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kfpc.components.images.contract PIPELINE.yaml WORK_DIR [--param k=v ...]``."""
+    """``python .ci/images/contract.py PIPELINE.yaml WORK_DIR [--param k=v ...] [--in-images]``."""
     import argparse
     import tempfile
 
-    from kfpc.components.images import build
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import build  # the sibling build tooling
 
     parser = argparse.ArgumentParser(description="run a compiled pipeline's tasks in per-family environments")
     parser.add_argument("pipeline_yaml")
     parser.add_argument("work_dir")
     parser.add_argument("--param", action="append", default=[], help="key=value (JSON values parse)")
+    parser.add_argument("--in-images", action="store_true",
+                        help="run each task in its (already built) image with buildah instead of a family venv")
     args = parser.parse_args(argv)
     params = {}
     for pair in args.param:
@@ -429,13 +608,16 @@ def main(argv: list[str] | None = None) -> int:
             sites[family] = family_environment(venv, site)
         return sites[family]
 
-    runner = ContractRunner(args.pipeline_yaml, args.work_dir, env_for)
+    containers = BuildahContainers() if args.in_images else None
+    runner = ContractRunner(args.pipeline_yaml, args.work_dir, env_for, containers=containers)
     try:
         runner.run(params)
     except ContractError as err:
         print(err, file=sys.stderr)
         return 1
     finally:
+        if containers:
+            containers.close()
         for run in runner.runs:
             print(f"{run.status:9} {run.seconds:6.1f}s {run.family or '-':7} {run.name} {run.reason}")
     return 0
