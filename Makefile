@@ -93,7 +93,7 @@ image-builder:
 	  else echo "the image tier needs buildah and mmdebstrap: apt-get install buildah mmdebstrap (as root)" >&2; exit 2; fi; }
 
 test-images: $(STAMP) image-builder ## the image tier: build the images, run both pipelines inside them, query the serving image
-	KFPC_IMAGE_TIER=1 $(BIN)/python -m pytest tests/images -m images $(PYTEST_ARGS)
+	KFPC_IMAGE_TIER=1 $(BIN)/python -m pytest tests/components/images -m images $(PYTEST_ARGS)
 
 BENCH ?=
 bench: $(STAMP) ## benchmarks (BENCH="validation training" for a subset, QUICK=1 for a smoke run): JSON + plots in benchmarks/results/

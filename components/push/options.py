@@ -2,7 +2,7 @@
 
 ``kfpc push`` builds its arguments from :data:`KSERVE` and :data:`VERTEX`; the KFP components
 (``push_kserve``, ``push_vertex``) and the cores (``core.push_kserve``, ``core.push_vertex``) must take
-the same parameters with the same defaults, which ``tests/push/test_push_options.py`` checks (a KFP
+the same parameters with the same defaults, which ``tests/components/push/test_push_options.py`` checks (a KFP
 component's defaults are literals: KFP copies its source into the YAML). Defaults come from
 :mod:`kfpc.components.defaults`.
 """

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PENGUINS_CSV
 from test_serving_http import (  # noqa: F401  (collected here, against the GBDT server)
     test_bad_binary_v2_request_is_400,
     test_bad_v1_requests_are_400_naming_the_problem,
@@ -33,6 +32,8 @@ from test_serving_model import (  # noqa: F401
     test_ready_only_after_warm_up,
     test_v2_request_in_process,
 )
+
+from tests.serving.conftest import PENGUINS_CSV
 
 
 @pytest.fixture(scope="module")

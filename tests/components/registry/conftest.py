@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 HERE = Path(__file__).parent
-PUSH_TESTS = HERE.parents[1] / "push"
+PUSH_TESTS = HERE.parent / "push"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(PUSH_TESTS))
 CRD = PUSH_TESTS / "data" / "kserve" / "serving.kserve.io_inferenceservices.yaml"

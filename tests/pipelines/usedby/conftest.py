@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.usedby.fake_kfp import FakeKfp
+from tests.pipelines.usedby.fake_kfp import FakeKfp
 
-TINY = ("tests.usedby.tiny_pipeline:build", "tiny test pipeline")
+TINY = ("tests.pipelines.usedby.tiny_pipeline:build", "tiny test pipeline")
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +14,7 @@ def tiny_package(tmp_path_factory):
     """The tiny pipeline compiled for KFP: ``a: int`` required; ``b``, ``label``, ``flag``, ``columns`` optional."""
     from kfp import compiler
 
-    from tests.usedby import tiny_pipeline
+    from tests.pipelines.usedby import tiny_pipeline
 
     path = tmp_path_factory.mktemp("tiny") / "tiny.yaml"
     compiler.Compiler().compile(tiny_pipeline.build("kfp"), str(path))

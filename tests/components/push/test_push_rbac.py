@@ -11,7 +11,7 @@ from kubernetes import client
 
 from kfpc.components.push import kube, manifest, rollout
 
-RBAC = Path(__file__).resolve().parents[2] / "serving" / "rbac.yaml"
+RBAC = Path(__file__).resolve().parents[3] / "serving" / "rbac.yaml"
 _VERB = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
 
 

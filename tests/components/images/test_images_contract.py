@@ -100,7 +100,7 @@ def test_runner_walks_the_dag_with_artifacts_conditions_and_the_wheel(tmp_path, 
     counted = next(r for r in executed if r.name.endswith("count-rows"))
     assert counted.outputs["rows"] == 344  # penguins.csv rows, through an artifact written by ingest
     # kfpc came from the wheel installed beside the family environment, not from the checkout.
-    checkout = str(Path(__file__).resolve().parents[2]) + "/"
+    checkout = str(Path(__file__).resolve().parents[3]) + "/"
     assert "kfpc-site" in counted.outputs["kfpc_file"] and checkout not in counted.outputs["kfpc_file"]
     notes = sorted(Path(r.outputs["note"].path).read_text() for r in executed if "note" in r.outputs)
     assert notes == ["many"]  # the If branch ran; the Else branch and the false If were skipped

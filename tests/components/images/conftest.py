@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 #: the image tooling lives outside the installed package (.ci/images); loaded under names no package uses
-TOOLS = Path(__file__).resolve().parents[2] / ".ci" / "images"
+TOOLS = Path(__file__).resolve().parents[3] / ".ci" / "images"
 
 
 def _load_tool(name: str, file: Path):

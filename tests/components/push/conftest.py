@@ -98,7 +98,7 @@ def trained_model(tmp_path_factory) -> tuple[Path, Path]:
     from kfpc.components.train.core import train
 
     root = tmp_path_factory.mktemp("trained")
-    source = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
+    source = Path(__file__).resolve().parents[3] / "pipelines" / "data" / "penguins.csv"
     ingest(str(source), root / "data")
     train(root / "data", root / "model", label="species", epochs=2, hidden_units=(8,), verbose=0)
     return root / "model", root / "data"

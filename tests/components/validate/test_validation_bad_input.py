@@ -145,7 +145,7 @@ def test_parity_with_tfdv_when_the_peer_venv_exists(tmp_path):
     peer = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kfpc-peers" / "tfdv" / "bin" / "python"
     if not peer.exists():
         pytest.skip(f"TFDV peer venv not built ({peer} missing; run ../shared/peers/tfdv/setup.sh)")
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "parity_tfdv.py"
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "parity_tfdv.py"
     done = subprocess.run([sys.executable, str(script), "--quick", "--results", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr

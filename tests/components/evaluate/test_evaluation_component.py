@@ -15,7 +15,7 @@ from kfpc.components import images
 from kfpc.components.evaluate.component import evaluate
 from kfpc.components.ingest.component import ingest
 
-PENGUINS = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
+PENGUINS = Path(__file__).resolve().parents[3] / "pipelines" / "data" / "penguins.csv"
 TRAIN_ARGS = {"label": "species", "epochs": 30, "hidden_units": [16], "batch_size": 32, "patience": 0, "seed": 1,
               "learning_rate": 0.01}
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_dataset
 
 from kfpc.components.train import features
 from kfpc.components.train.model import NumericEncoder
+from tests.components.train.conftest import write_dataset
 
 
 @pytest.fixture(scope="module")

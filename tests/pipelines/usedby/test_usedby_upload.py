@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 
 from kfpc.pipelines import cli
-from tests.usedby.fake_kfp import FakeKfp
+from tests.pipelines.usedby.fake_kfp import FakeKfp
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PACKAGE = REPO / "pipelines" / "compiled" / "kfp" / "training_pipeline.yaml"
 
 

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-PENGUINS = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins.csv"
+PENGUINS = Path(__file__).resolve().parents[3] / "pipelines" / "data" / "penguins.csv"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "deploy_and_schedule.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[3] / "notebooks" / "deploy_and_schedule.ipynb"
 
 
 @pytest.mark.slow

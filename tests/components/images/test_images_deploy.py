@@ -150,12 +150,12 @@ def test_deploy_code_imports_and_builds_its_clients_without_the_omitted_packages
 
 # ---- the CLI ------------------------------------------------------------------------------------------------
 
-TINY = "tests.usedby.tiny_pipeline"
+TINY = "tests.pipelines.usedby.tiny_pipeline"
 
 
 @pytest.fixture(scope="module")
 def tiny_yaml(tmp_path_factory):
-    from tests.usedby import tiny_pipeline
+    from tests.pipelines.usedby import tiny_pipeline
 
     path = tmp_path_factory.mktemp("tiny") / "tiny.yaml"
     compiler.Compiler().compile(tiny_pipeline.build("kfp"), str(path))
@@ -224,7 +224,7 @@ def test_kfpc_command_in_the_deploy_image_prints_what_the_full_environment_print
 
 
 def test_real_kfp_submission_and_schedule_from_the_deploy_image(deploy_env, tiny_yaml, tmp_path):
-    from tests.usedby.fake_kfp import FakeKfp
+    from tests.pipelines.usedby.fake_kfp import FakeKfp
 
     env = {"HOME": str(tmp_path), "KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "no-token")}
     with FakeKfp() as fake:

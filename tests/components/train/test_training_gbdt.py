@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_dataset
 
 from kfpc.components.contract import load_predictor
 from kfpc.components.train import core, gbdt, tree_export
+from tests.components.train.conftest import write_dataset
 
 SMALL = {"num_trees": 25}
 
