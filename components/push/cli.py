@@ -79,6 +79,8 @@ def register(subparsers) -> None:
     vertex = sub.add_parser("vertex", help="Model Registry upload + endpoint deploy")
     _common(vertex)
     vertex.add_argument("--project", required=True)
-    vertex.add_argument("--location", required=True)
+    # --region as in kfpc submit/schedule; --location (the SDK's word) is accepted too
+    vertex.add_argument("--region", "--location", dest="location", required=True,
+                        help="Vertex AI region, e.g. us-central1")
     options.add_arguments(vertex, options.VERTEX)
     vertex.set_defaults(func=_run(_vertex))

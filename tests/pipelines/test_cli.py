@@ -141,6 +141,19 @@ def test_params_file_and_param_merge_with_param_winning(tmp_path):
     assert result.returncode == 2 and "expected a mapping of parameter name to value, got list" in result.stderr
 
 
+def test_one_spelling_per_option_across_commands():
+    """The region of Google Cloud is --region everywhere (--location only as push vertex's alias)."""
+    from tests.pipelines.test_cli_examples import _parsers
+
+    firsts = {}
+    for path, parser in _parsers(cli.build_parser()):
+        for action in parser._actions:
+            if action.option_strings:
+                firsts.setdefault(action.option_strings[0], set()).add(" ".join(path))
+    assert "--location" not in firsts, firsts.get("--location")
+    assert {"kfpc submit", "kfpc push vertex"} <= firsts["--region"]
+
+
 def _summary(status, tasks):
     return local_run.RunSummary("training_pipeline", "runs/x", status, 1.0, {}, tasks)
 

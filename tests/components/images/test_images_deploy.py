@@ -198,7 +198,7 @@ CLI_CASES = {
     "push-kserve": ["push", "kserve", "{model}", "--serving-root", "{out}/root", "--name", "penguins", "--gpu", "1",
                     "--canary", "10", "--deployment-mode", "Knative", "--output-dir", "{out}/manifest"],
     "push-vertex": ["push", "vertex", "{model}", "--serving-root", "{out}/root", "--name", "penguins",
-                    "--project", "kfpc-test", "--location", "us-central1"],
+                    "--project", "kfpc-test", "--region", "us-central1"],
 }
 
 

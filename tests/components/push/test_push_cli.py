@@ -34,7 +34,7 @@ def test_not_blessed_exits_3_and_bad_input_exits_1(fake_model, tmp_path, capsys)
 
 def test_vertex_dry_run(fake_model, tmp_path, capsys):
     code = _main(["push", "vertex", str(fake_model), "--serving-root", str(tmp_path / "s"), "--name", "penguins",
-                  "--project", "kfpc-test", "--location", "us-central1"])
+                  "--project", "kfpc-test", "--region", "us-central1"])
     assert code == 0
     assert json.loads(capsys.readouterr().out)["requests"] == [
         "ModelService.UploadModel", "EndpointService.CreateEndpoint", "EndpointService.DeployModel"]

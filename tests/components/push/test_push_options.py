@@ -55,7 +55,7 @@ def test_the_core_takes_the_declared_options_with_their_defaults(target):
 def test_the_command_line_offers_every_option_with_its_default(target):
     parser = argparse.ArgumentParser(prog="kfpc")
     cli.register(parser.add_subparsers(dest="command"))
-    extra = ["--project", "p", "--location", "l"] if target == "vertex" else []
+    extra = ["--project", "p", "--region", "l"] if target == "vertex" else []
     args = parser.parse_args(["push", target, "m", "--serving-root", "r", "--name", "n", *extra])
     declared = TARGETS[target][0]
     assert options.values(args, declared) == {o.name: o.default for o in declared}
