@@ -52,7 +52,9 @@ TASK_USER = "10001:0"
 PASSTHROUGH_ENV = ("LANG", "LC_ALL", "TZ", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 #: artifact types whose content is their metadata (``log_metric``, ``log_confusion_matrix``)
-METADATA_ONLY_TYPES = ("system.Metrics", "system.ClassificationMetrics", "system.SlicedClassificationMetrics")
+#: artifact types that live in their metadata (log_metric; a Vertex resource's name), with no file behind them
+METADATA_ONLY_TYPES = ("system.Metrics", "system.ClassificationMetrics", "system.SlicedClassificationMetrics",
+                       "google.VertexModel", "google.VertexEndpoint")
 
 
 class ContractError(RuntimeError):

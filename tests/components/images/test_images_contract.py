@@ -229,7 +229,15 @@ def training_contract(tmp_path_factory, family_env, thread_limits):
 def test_every_shipped_pipeline_has_a_contract_test():
     from kfpc.pipelines import registry
 
-    assert set(registry.PIPELINES) == {"training_pipeline", "retraining_pipeline"}, "add a contract test"
+    # Pipelines the venv contract runner cannot run yet, and why; each runs through kfp.local in tests/pipelines.
+    # A pipeline missing from both sets fails here: add a contract test or say why not.
+    not_yet = {
+        "validation_pipeline": "dsl.ParallelFor / dsl.Collected: the runner walks a flat DAG",
+        "monitoring_pipeline": "its retraining trigger compiles a pipeline inside a task",
+        "tuned_training_pipeline": "the tune step's outputs feed train's parameters: not wired in the runner",
+    }
+    assert set(registry.PIPELINES) == {"training_pipeline", "retraining_pipeline"} | set(not_yet), \
+        "add a contract test"
 
 
 def test_training_pipeline_runs_task_by_task_in_the_family_images(training_contract):

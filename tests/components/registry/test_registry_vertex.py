@@ -95,6 +95,7 @@ def test_pipeline_step_writes_record_card_section_and_vertex_model(vertex, tmp_p
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "model_card.json").write_text(json.dumps({"task": "binary", "hyperparameters": {"epochs": 2},
+                                                           "features": [{"name": "tenure", "kind": "numeric"}],
                                                            "schema_hash": "h1", "kfpc_version": "0.9"}))
     registry = open_(vertex)
     registry.register("churn", "gs://b/churn/v1")
