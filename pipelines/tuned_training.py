@@ -117,13 +117,12 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.tune import component as tune_components
-    from kfpc.components.validate.component import validate
+    from kfpc.components.validate.component import validate, validation_gate
 
     backend = check_backend(target, backend)
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
 
-    @dsl.pipeline(name="tuned-training-pipeline", description=DESCRIPTION)
     def tuned_training_pipeline(
         serving_root: str,
         source_uri: str = "bundled:penguins.csv",
@@ -159,11 +158,9 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
         Args:
             search_space: the search space (YAML or JSON, components/tune/README.md); empty: the default space
                 (learning rate, dropout, architecture, batch size; 12 trials).
-            hidden_units, dropout, learning_rate, batch_size, epochs, patience, seed: the baseline configuration
-                (the first trial when inside the space) and the value of every parameter not searched.
-            katib_namespace, katib_mode: Katib backend only: where the Experiment goes; ``dry_run`` writes its
-                manifest and trains the baseline, ``cluster`` creates it and waits.
-            Every other parameter: as in ``training_pipeline``.
+            katib_namespace: Katib backend only: the namespace of the Experiment.
+            katib_mode: Katib backend only: ``dry_run`` writes the Experiment's manifest and trains the baseline,
+                ``cluster`` creates it and waits.
         """
         checked = preflight(
             source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
@@ -181,8 +178,11 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
         schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
         validation = validate(
             statistics=stats.outputs["statistics"], schema=schema.outputs["schema"], reference_split="train",
-            fail_on_anomalies=fail_on_anomalies,
+            fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
+        gate = validation_gate(anomalies=validation.outputs["anomalies"],
+                               what="split 'eval' (against the schema and the train split)",
+                               fail_on_anomalies=fail_on_anomalies)
         base = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
                 "batch_size": batch_size, "epochs": epochs, "patience": patience}
         chosen, searched = add_search(
@@ -190,7 +190,7 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
             schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
             validation_fraction=validation_fraction, seed=seed, base=base, katib_namespace=katib_namespace,
             katib_mode=katib_mode)
-        searched.after(validation)
+        searched.after(gate)
         trained = placement.placed_training(
             train_op, target, options,
             data=data.outputs["data"], statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
@@ -210,7 +210,30 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
                 image=images.SERVING,
             )
 
-    return tuned_training_pipeline
+    # the parameters it shares with training_pipeline keep that pipeline's descriptions (the KFP UI and
+    # `kfpc params` show one per parameter)
+    tuned_training_pipeline.__doc__ = _with_shared_docs(tuned_training_pipeline)
+    return dsl.pipeline(name="tuned-training-pipeline", description=DESCRIPTION)(tuned_training_pipeline)
+
+
+def _with_shared_docs(func) -> str:
+    """``func``'s docstring with an ``Args`` entry, from ``training_pipeline``, for each parameter it lacks."""
+    import inspect
+    import textwrap
+
+    from kfpc.pipelines import training
+
+    inputs = training.build_training_pipeline(target="kfp").component_spec.inputs
+    doc = inspect.cleandoc(func.__doc__ or "")
+    head, _, own = doc.partition("Args:\n")
+    documented = {line.strip().split(":")[0] for line in own.splitlines()
+                  if line.startswith("    ") and not line.startswith("        ") and ":" in line}
+    extra = []
+    for name in inspect.signature(func).parameters:
+        description = inputs[name].description if name in inputs else None
+        if name not in documented and description:
+            extra.append(textwrap.indent(f"{name}: " + " ".join(description.split()), "    "))
+    return head + "Args:\n" + own.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
 
 
 #: as training_pipeline: push to a folder in the run and smoke-test the copy locally

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-import synthetic
+import monitor_series as synthetic
 import yaml
 
 from kfpc.components.monitor import core, reference, rules

@@ -20,7 +20,7 @@ from kfpc.components.validate import cli as validate_cli
 from kfpc.components.validate import core as validate_core
 from kfpc.components.validate import shift
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "data")
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "..", "pipelines", "data")
 WARNING, ERROR = anomalies_pb2.AnomalyInfo.WARNING, anomalies_pb2.AnomalyInfo.ERROR
 
 
