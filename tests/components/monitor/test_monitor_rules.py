@@ -7,8 +7,8 @@ import json
 import shutil
 import subprocess
 
-import pytest
 import monitor_series as synthetic
+import pytest
 import yaml
 
 from kfpc.components.monitor import core, reference, rules
