@@ -7,6 +7,7 @@ do inside the family image on a cluster.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import datetime as dt
@@ -329,11 +330,15 @@ def run(
             tee = _Tee(log, shown)
             stack.enter_context(contextlib.redirect_stdout(tee))
             stack.enter_context(contextlib.redirect_stderr(tee))
+        original_print = builtins.print
         try:
             pipeline(**params)
         except Exception as exc:  # the summary records the failure; the caller decides the exit code
             status, error = "FAILURE", _ANSI.sub("", str(exc))
         finally:
+            # kfp.local indents task output by swapping builtins.print; tasks of a dsl.ParallelFor run on
+            # threads, and their swaps can restore each other's indenting version: put the real one back
+            builtins.print = original_print
             logging.getLogger().removeFilter(timer)
             shown.clear()
     elapsed = time.time() - start

@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from kfpc.components import artifacts
 from kfpc.components.statistics import core
 from kfpc.pipelines import local_run
 
@@ -43,7 +44,7 @@ def test_four_shards_with_drift_check_merge_to_the_one_pass_statistics(spans, tm
     assert len(shard_runs) == 4
     merge = summary.task("merge-statistics").artifacts["statistics"]
     assert merge["metadata"]["shards"] == 4 and merge["metadata"]["rows"] == {"train": ROWS}
-    merged = core.load_statistics(merge["path"], "train").datasets[0]
+    merged = artifacts.read_statistics(merge["path"], "train").datasets[0]
     one = core.generate_statistics(str(spans / "current.parquet"), name="train")
     for a, b in zip(one.features, merged.features, strict=True):
         if a.HasField("num_stats"):

@@ -15,7 +15,8 @@ import yaml
 from kubeflow.trainer.constants import constants as sdk
 from kubeflow_trainer_api import models
 
-from kfpc.components.train import core, distribution, trainjob, vertex_pools
+from kfpc.components.contract import read_card
+from kfpc.components.train import distribution, trainjob, vertex_pools
 from tests.k8s_models import ManifestError, check, check_kubernetes
 
 MANIFESTS = Path(trainjob.__file__).parent / "manifests"
@@ -88,7 +89,7 @@ def test_two_local_workers_through_the_trainjob_entrypoint_export_one_model(peng
     assert chief["placement"]["num_workers"] == 2 and other["placement"]["task"] == "worker:1"
     assert chief["metrics"]["validation"] == pytest.approx(other["metrics"]["validation"])  # one model
     assert (model / "1" / "saved_model.pb").exists()
-    assert core.load_model_card(model)["training"]["strategy"] == "MultiWorkerMirroredStrategy"
+    assert read_card(model)["training"]["strategy"] == "MultiWorkerMirroredStrategy"
     fetched = trainjob.fetch_model(str(model), tmp_path / "artifact")
     assert (fetched / "1" / "saved_model.pb").exists()
 
