@@ -43,6 +43,7 @@ def test_multiclass_wine(tmp_path):
     assert summary.task("evaluate").artifacts["metrics"]["metadata"]["accuracy"] >= 0.85
 
 
+@pytest.mark.e2e
 def test_200k_rows_with_high_cardinality_strings_and_nulls(tmp_path):
     from benchmarks.synthetic import make_table
 

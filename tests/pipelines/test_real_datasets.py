@@ -63,6 +63,7 @@ def test_suite_files_match_the_manifest_and_cover_the_issue():
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", [
     pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason)) if reason else name
     for name, reason in SMALL.items()
