@@ -10,6 +10,7 @@ import pytest
 from kfpc.components.contract import read_card
 from kfpc.components.tune import core, trial
 from kfpc.components.tune import spec as S
+from tests import report_browser
 
 REPO = Path(__file__).resolve().parents[3]
 SPACE = {
@@ -104,3 +105,18 @@ def test_a_family_training_lacks_is_a_clear_error(dataset):
                          "parameters": {"model_family": {"type": "choice", "values": ["gbdt"]}}})
     with pytest.raises(core.TuneError, match="training here has no parameter 'model_family' \\(value 'gbdt'\\)"):
         core.tune_local(dataset, label="species", spec=spec)
+
+
+@pytest.mark.skipif(report_browser.CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_the_tuning_report_renders_its_plot_in_a_browser_without_errors_or_fetches(search, tmp_path):
+    from matplotlib import image
+
+    out = core.write_outputs(search, tmp_path / "tuning")
+    seen = report_browser.open_report(out / core.REPORT_HTML)
+    assert seen.console_errors == [] and seen.exceptions == [], (seen.console_errors, seen.exceptions)
+    assert seen.fetches == [] and seen.broken_images == 0
+    assert seen.plots >= 1 and "Split-eval was not read" in seen.text
+    shot = tmp_path / "tuning.png"
+    shot.write_bytes(seen.screenshot)
+    pixels = image.imread(shot)
+    assert pixels.shape[0] > 300 and pixels.std() > 0.05
