@@ -305,32 +305,16 @@ def _shuffled_buffers(
     yield from drain(final=True)
 
 
-def iterate_chunks(
-    path: str | Path,
-    spec: F.TrainingSpec,
-    batch_size: int,
-    *,
-    shuffle_buffer: int = 0,
-    seed: int = 0,
-    shard_index: int = 0,
-    num_shards: int = 1,
-    with_label: bool = True,
-    drop_remainder: bool = False,
-    carve: Carve | None = None,
-    part: str | None = None,
-) -> Iterator[pa.Table]:
+def iterate_chunks(path: str | Path, spec: F.TrainingSpec, batch_size: int, **options) -> Iterator[pa.Table]:
     """Yield shuffled chunks of whole batches as Arrow tables (columns: input keys, + :data:`TARGET`).
 
     Every chunk but the last holds a multiple of ``batch_size`` rows; the last one holds the remainder
     (dropped with ``drop_remainder``). Shuffling draws one permutation of the buffered rows and applies it
     with ``Table.take`` (C++), so it costs the same for strings as for numbers.
 
-    Args: as in :func:`iterate_batches`.
+    Args: as in :func:`iterate_batches` (``options``: the keyword arguments of :func:`_shuffled_buffers`).
     """
-    for rows, order in _shuffled_buffers(
-        path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
-        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder, carve=carve, part=part,
-    ):
+    for rows, order in _shuffled_buffers(path, spec, batch_size, **options):
         yield rows if order is None else rows.take(pa.array(order))
 
 
