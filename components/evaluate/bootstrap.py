@@ -9,11 +9,19 @@ minus the trivial predictor on the same rows) are paired: noise common to both c
 When the sample is smaller than the data (n sampled rows out of N), the spread of the replicates is
 scaled by sqrt(n / N) around the full-data estimate (the m-out-of-n rescaling that holds for the
 root-n-consistent metrics used here); with n = N this is the ordinary bootstrap interval.
+
+The skill interval of ROC AUC is never narrower than the no-skill spread of the Mann-Whitney statistic
+(:func:`no_skill_auc_sd`): with a handful of positives (or negatives) the bootstrap spread is too narrow
+(replicates reuse the same few rows; a null model's percentile interval excludes 0.5 more often than its
+nominal level), whereas the no-skill spread is exact under "the scores carry no information about the
+class", the hypothesis a skill threshold rejects. With many rows of both classes the bootstrap is wider
+and is kept.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 
 import numpy as np
@@ -171,6 +179,21 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
         return np.nanmean(values, axis=axis)
 
 
+def no_skill_auc_sd(labels: np.ndarray, classes: list[int]) -> float:
+    """Standard deviation of ROC AUC under no skill (Mann-Whitney, untied: ``(n1 + n0 + 1) / (12 n1 n0)``),
+    averaged over ``classes`` (one-vs-rest; the mean of the spreads bounds the spread of the macro mean).
+
+    Returns:
+        the spread, ``inf`` when a class has no row or every row (no skill can be shown), NaN for no class.
+    """
+    spreads = []
+    for c in classes:
+        n1 = float(np.sum(labels == c))
+        n0 = float(len(labels)) - n1
+        spreads.append(math.sqrt((n1 + n0 + 1) / (12 * n1 * n0)) if n1 and n0 else math.inf)
+    return float(np.mean(spreads)) if spreads else math.nan
+
+
 def poisson_weights(rows: int, replicates: int, seed: int) -> np.ndarray:
     """``[replicates, rows]`` Poisson(1) bootstrap weights as uint8 (drawn once, shared by every slice)."""
     return np.random.default_rng(seed).poisson(1.0, size=(replicates, rows)).astype(np.uint8)
@@ -216,6 +239,8 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
             if metric in with_trivial:
                 draws[metric]["trivial"].append(replicators["candidate"].trivial(metric, chunk))
     scale = math.sqrt(n / population)
+    no_skill_floor = (no_skill_auc_sd(sample["label"], replicators["candidate"]._classes_of("roc_auc"))
+                      if task != "regression" and "roc_auc" in metrics else math.nan)
     alpha = (1.0 - confidence) / 2
     out: dict[str, dict[str, list[float]]] = {}
     for metric in metrics:
@@ -239,5 +264,9 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
             if len(deviations) < 2 or not np.isfinite(estimate):
                 continue
             low, high = np.quantile(deviations, [alpha, 1 - alpha]) * scale
+            if model == "skill" and metric == "roc_auc":
+                floor = statistics.NormalDist().inv_cdf(1 - alpha) * no_skill_floor * scale
+                # AUC - 0.5 lies in [-0.5, 0.5]; an infinite floor (a class without rows) spans just that
+                low, high = max(min(low, -floor), -0.5 - estimate), min(max(high, floor), 0.5 - estimate)
             out[metric][model] = [float(estimate + low), float(estimate + high)]
     return out
