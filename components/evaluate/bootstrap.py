@@ -10,12 +10,12 @@ When the sample is smaller than the data (n sampled rows out of N), the spread o
 scaled by sqrt(n / N) around the full-data estimate (the m-out-of-n rescaling that holds for the
 root-n-consistent metrics used here); with n = N this is the ordinary bootstrap interval.
 
-The skill interval of ROC AUC is never narrower than the no-skill spread of the Mann-Whitney statistic
-(:func:`no_skill_auc_sd`): with a handful of positives (or negatives) the bootstrap spread is too narrow
-(replicates reuse the same few rows; a null model's percentile interval excludes 0.5 more often than its
-nominal level), whereas the no-skill spread is exact under "the scores carry no information about the
-class", the hypothesis a skill threshold rejects. With many rows of both classes the bootstrap is wider
-and is kept.
+The interval of ROC AUC (and so of its skill, AUC - 0.5) is never narrower than its score-type interval
+(:func:`auc_score_bounds`: Hanley-McNeil variance at each candidate value, which at 0.5 is the exact
+Mann-Whitney no-skill spread): with a handful of positives (or negatives) the bootstrap spread is too
+narrow (replicates reuse the same few rows; a model without skill had its percentile interval clear of
+0.5 about twice as often as the nominal level), whereas the score interval keeps that level under "the
+scores carry no information about the class", the hypothesis a skill threshold rejects.
 """
 
 from __future__ import annotations
@@ -179,19 +179,40 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
         return np.nanmean(values, axis=axis)
 
 
-def no_skill_auc_sd(labels: np.ndarray, classes: list[int]) -> float:
-    """Standard deviation of ROC AUC under no skill (Mann-Whitney, untied: ``(n1 + n0 + 1) / (12 n1 n0)``),
-    averaged over ``classes`` (one-vs-rest; the mean of the spreads bounds the spread of the macro mean).
+def auc_score_bounds(estimate: float, labels: np.ndarray, probabilities: np.ndarray, classes: list[int],
+                     z: float, scale: float = 1.0) -> tuple[float, float]:
+    """Score-type interval of ROC AUC: the values A0 that a z-test of "AUC = A0" with the Hanley-McNeil
+    variance at A0 does not reject. At A0 = 0.5 that variance is the Mann-Whitney no-skill one, which is
+    exact however few rows a class has (tie-corrected; scaled by the same factor elsewhere); a macro mean
+    over ``classes`` (one-vs-rest) uses the mean of the class spreads, which bounds the spread of the mean.
 
+    Args:
+        estimate: the AUC to bound.
+        labels: class ids per row.
+        probabilities: ``[rows, classes]`` scores.
+        classes: the class ids whose one-vs-rest AUC is averaged.
+        z: the normal quantile of the interval's level.
+        scale: factor on the spread (sqrt(n / N) when the rows are a sample of N).
     Returns:
-        the spread, ``inf`` when a class has no row or every row (no skill can be shown), NaN for no class.
+        ``(low, high)``, within [0, 1]; ``(0, 1)`` when a class has no row or every row.
     """
+    grid = np.linspace(0.0, 1.0, 2001)
+    q1, q2 = grid / (2 - grid), 2 * grid**2 / (1 + grid)
+    n = len(labels)
     spreads = []
     for c in classes:
         n1 = float(np.sum(labels == c))
-        n0 = float(len(labels)) - n1
-        spreads.append(math.sqrt((n1 + n0 + 1) / (12 * n1 * n0)) if n1 and n0 else math.inf)
-    return float(np.mean(spreads)) if spreads else math.nan
+        n0 = float(n) - n1
+        if not (n1 and n0):
+            return 0.0, 1.0
+        ties = np.unique(probabilities[:, c], return_counts=True)[1].astype(np.float64)
+        tie_factor = max((n + 1) - np.sum(ties**3 - ties) / (n * (n - 1)), 0.0) / (n + 1)
+        variance = (grid * (1 - grid) + (n1 - 1) * (q1 - grid**2) + (n0 - 1) * (q2 - grid**2)) / (n1 * n0)
+        spreads.append(np.sqrt(np.maximum(variance, 0.0) * tie_factor))
+    accepted = grid[np.abs(estimate - grid) <= z * scale * np.mean(spreads, axis=0) + 1e-12]
+    if not len(accepted):
+        return estimate, estimate
+    return min(float(accepted[0]), estimate), max(float(accepted[-1]), estimate)
 
 
 def poisson_weights(rows: int, replicates: int, seed: int) -> np.ndarray:
@@ -239,9 +260,8 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
             if metric in with_trivial:
                 draws[metric]["trivial"].append(replicators["candidate"].trivial(metric, chunk))
     scale = math.sqrt(n / population)
-    no_skill_floor = (no_skill_auc_sd(sample["label"], replicators["candidate"]._classes_of("roc_auc"))
-                      if task != "regression" and "roc_auc" in metrics else math.nan)
     alpha = (1.0 - confidence) / 2
+    z = statistics.NormalDist().inv_cdf(1 - alpha)
     out: dict[str, dict[str, list[float]]] = {}
     for metric in metrics:
         centre = {role: replicators[role](metric, ones)[0] for role in roles}
@@ -264,9 +284,12 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
             if len(deviations) < 2 or not np.isfinite(estimate):
                 continue
             low, high = np.quantile(deviations, [alpha, 1 - alpha]) * scale
-            if model == "skill" and metric == "roc_auc":
-                floor = statistics.NormalDist().inv_cdf(1 - alpha) * no_skill_floor * scale
-                # AUC - 0.5 lies in [-0.5, 0.5]; an infinite floor (a class without rows) spans just that
-                low, high = max(min(low, -floor), -0.5 - estimate), min(max(high, floor), 0.5 - estimate)
+            if metric == "roc_auc" and model in ("candidate", "skill"):
+                # the wider of the bootstrap and the score interval (see the module docstring)
+                candidate = replicators["candidate"]
+                auc = estimates["candidate"]
+                score_low, score_high = auc_score_bounds(auc, sample["label"], candidate.probabilities,
+                                                         candidate._classes_of(metric), z, scale)
+                low, high = min(low, score_low - auc), max(high, score_high - auc)
             out[metric][model] = [float(estimate + low), float(estimate + high)]
     return out
