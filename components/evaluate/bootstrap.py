@@ -9,11 +9,19 @@ minus the trivial predictor on the same rows) are paired: noise common to both c
 When the sample is smaller than the data (n sampled rows out of N), the spread of the replicates is
 scaled by sqrt(n / N) around the full-data estimate (the m-out-of-n rescaling that holds for the
 root-n-consistent metrics used here); with n = N this is the ordinary bootstrap interval.
+
+The interval of ROC AUC (and so of its skill, AUC - 0.5) is never narrower than its score-type interval
+(:func:`auc_score_bounds`: Hanley-McNeil variance at each candidate value, which at 0.5 is the exact
+Mann-Whitney no-skill spread): with a handful of positives (or negatives) the bootstrap spread is too
+narrow (replicates reuse the same few rows; a model without skill had its percentile interval clear of
+0.5 about twice as often as the nominal level), whereas the score interval keeps that level under "the
+scores carry no information about the class", the hypothesis a skill threshold rejects.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
 
 import numpy as np
@@ -171,6 +179,42 @@ def _nanmean(values: np.ndarray, axis: int) -> np.ndarray:
         return np.nanmean(values, axis=axis)
 
 
+def auc_score_bounds(estimate: float, labels: np.ndarray, probabilities: np.ndarray, classes: list[int],
+                     z: float, scale: float = 1.0) -> tuple[float, float]:
+    """Score-type interval of ROC AUC: the values A0 that a z-test of "AUC = A0" with the Hanley-McNeil
+    variance at A0 does not reject. At A0 = 0.5 that variance is the Mann-Whitney no-skill one, which is
+    exact however few rows a class has (tie-corrected; scaled by the same factor elsewhere); a macro mean
+    over ``classes`` (one-vs-rest) uses the mean of the class spreads, which bounds the spread of the mean.
+
+    Args:
+        estimate: the AUC to bound.
+        labels: class ids per row.
+        probabilities: ``[rows, classes]`` scores.
+        classes: the class ids whose one-vs-rest AUC is averaged.
+        z: the normal quantile of the interval's level.
+        scale: factor on the spread (sqrt(n / N) when the rows are a sample of N).
+    Returns:
+        ``(low, high)``, within [0, 1]; ``(0, 1)`` when a class has no row or every row.
+    """
+    grid = np.linspace(0.0, 1.0, 2001)
+    q1, q2 = grid / (2 - grid), 2 * grid**2 / (1 + grid)
+    n = len(labels)
+    spreads = []
+    for c in classes:
+        n1 = float(np.sum(labels == c))
+        n0 = float(n) - n1
+        if not (n1 and n0):
+            return 0.0, 1.0
+        ties = np.unique(probabilities[:, c], return_counts=True)[1].astype(np.float64)
+        tie_factor = max((n + 1) - np.sum(ties**3 - ties) / (n * (n - 1)), 0.0) / (n + 1)
+        variance = (grid * (1 - grid) + (n1 - 1) * (q1 - grid**2) + (n0 - 1) * (q2 - grid**2)) / (n1 * n0)
+        spreads.append(np.sqrt(np.maximum(variance, 0.0) * tie_factor))
+    accepted = grid[np.abs(estimate - grid) <= z * scale * np.mean(spreads, axis=0) + 1e-12]
+    if not len(accepted):
+        return estimate, estimate
+    return min(float(accepted[0]), estimate), max(float(accepted[-1]), estimate)
+
+
 def poisson_weights(rows: int, replicates: int, seed: int) -> np.ndarray:
     """``[replicates, rows]`` Poisson(1) bootstrap weights as uint8 (drawn once, shared by every slice)."""
     return np.random.default_rng(seed).poisson(1.0, size=(replicates, rows)).astype(np.uint8)
@@ -217,6 +261,7 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
                 draws[metric]["trivial"].append(replicators["candidate"].trivial(metric, chunk))
     scale = math.sqrt(n / population)
     alpha = (1.0 - confidence) / 2
+    z = statistics.NormalDist().inv_cdf(1 - alpha)
     out: dict[str, dict[str, list[float]]] = {}
     for metric in metrics:
         centre = {role: replicators[role](metric, ones)[0] for role in roles}
@@ -239,5 +284,12 @@ def intervals(task: str, sample: dict[str, np.ndarray], metrics: list[str], popu
             if len(deviations) < 2 or not np.isfinite(estimate):
                 continue
             low, high = np.quantile(deviations, [alpha, 1 - alpha]) * scale
+            if metric == "roc_auc" and model in ("candidate", "skill"):
+                # the wider of the bootstrap and the score interval (see the module docstring)
+                candidate = replicators["candidate"]
+                auc = estimates["candidate"]
+                score_low, score_high = auc_score_bounds(auc, sample["label"], candidate.probabilities,
+                                                         candidate._classes_of(metric), z, scale)
+                low, high = min(low, score_low - auc), max(high, score_high - auc)
             out[metric][model] = [float(estimate + low), float(estimate + high)]
     return out

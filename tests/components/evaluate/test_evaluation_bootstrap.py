@@ -111,3 +111,53 @@ def test_skill_interval_is_paired_with_the_trivial_predictor():
                               classes=["no", "yes"])["pr_auc/yes"]
     skill = point["candidate"]["pr_auc/yes"] - trivial
     assert 0.2 < got["skill"][0] < skill < got["skill"][1]
+
+
+def _skill_shown(rng, positives, negatives, shift, weights):
+    """Whether the ROC AUC skill interval of one draw lies above 0 (scores of positives shifted by ``shift``)."""
+    labels = np.r_[np.ones(positives, np.int64), np.zeros(negatives, np.int64)]
+    score = 1 / (1 + np.exp(-(np.r_[rng.normal(shift, 1, positives), rng.normal(0, 1, negatives)])))
+    sample = {"label": labels, "candidate_probabilities": np.stack([1 - score, score], axis=1),
+              "candidate_class_ids": (score > 0.5).astype(np.int64)}
+    point = {"candidate": {"roc_auc": roc_auc_score(labels, score)}, "trivial": {"roc_auc": 0.5}}
+    skill = bootstrap.intervals("binary", sample, ["roc_auc"], len(labels), point, weights)["roc_auc"]["skill"]
+    return skill[0] > 0
+
+
+@pytest.mark.parametrize("positives,negatives", [(3, 29), (5, 27)])
+def test_roc_auc_skill_of_random_scores_is_rarely_shown_with_a_handful_of_positives(positives, negatives):
+    """Scores with no skill, 3 or 5 positives among 32 rows: the one-sided 97.5% lower end of the skill
+    interval exceeds 0 about 2.5% of the time (the percentile bootstrap alone: about 9% and 5% here)."""
+    rng = np.random.default_rng(positives)
+    weights = bootstrap.poisson_weights(positives + negatives, 100, 0)
+    shown = [_skill_shown(rng, positives, negatives, 0.0, weights) for _ in range(500)]
+    assert np.mean(shown) <= 0.035
+
+
+def test_roc_auc_skill_of_a_moderately_skilled_model_is_shown_at_moderate_size():
+    """ROC AUC 0.8 (binormal shift 1.19) with 50 positives and 50 negatives: skill is shown nearly always."""
+    rng = np.random.default_rng(11)
+    weights = bootstrap.poisson_weights(100, 100, 0)
+    assert np.mean([_skill_shown(rng, 50, 50, 1.19, weights) for _ in range(100)]) >= 0.95
+
+
+def test_auc_score_bounds_at_no_skill_are_the_mann_whitney_spread():
+    labels = np.r_[np.ones(5, np.int64), np.zeros(27, np.int64)]
+    distinct = np.stack([1 - np.linspace(0, 1, 32), np.linspace(0, 1, 32)], axis=1)
+    spread = np.sqrt(33 / (12 * 5 * 27))  # the no-skill spread: the lower end clears 0.5 exactly past 1.96 of it
+    assert bootstrap.auc_score_bounds(0.5 + 1.95 * spread, labels, distinct, [1], 1.96)[0] <= 0.5
+    assert bootstrap.auc_score_bounds(0.5 + 1.97 * spread, labels, distinct, [1], 1.96)[0] > 0.5
+    assert bootstrap.auc_score_bounds(0.5, labels, np.full((32, 2), 0.5), [1], 1.96) == (0.5, 0.5)  # all tied
+    assert bootstrap.auc_score_bounds(0.9, np.zeros(32, np.int64), distinct, [1], 1.96) == (0.0, 1.0)
+
+
+def test_roc_auc_skill_with_one_positive_cannot_be_shown():
+    """A perfect ranking of one positive among 31 rows: the skill interval spans the whole range below."""
+    labels = np.r_[np.ones(1, np.int64), np.zeros(31, np.int64)]
+    score = np.r_[0.9, np.linspace(0.1, 0.4, 31)]
+    sample = {"label": labels, "candidate_probabilities": np.stack([1 - score, score], axis=1),
+              "candidate_class_ids": (score > 0.5).astype(np.int64)}
+    point = {"candidate": {"roc_auc": 1.0}, "trivial": {"roc_auc": 0.5}}
+    skill = bootstrap.intervals("binary", sample, ["roc_auc"], 32, point,
+                                bootstrap.poisson_weights(32, 100, 0))["roc_auc"]["skill"]
+    assert skill[0] < 0 <= skill[1] <= 0.5 + 1e-12
