@@ -98,13 +98,16 @@ def test_bad_data_stops_the_search_at_once(dataset):
         core.tune_local(dataset, label="no_such_column", spec=S.parse_spec(SPACE))
 
 
-def test_a_family_training_lacks_is_a_clear_error(dataset):
-    if "model_family" in (S.train_parameter_names() or set()):
-        pytest.skip("training has model_family here")
+def test_model_family_is_a_searchable_training_parameter_and_a_wrong_one_is_named(dataset):
+    """Training has model_family (dnn | gbdt | auto): the search may choose it; a family that does not exist is
+    refused with the field and the value before any trial runs."""
+    assert "model_family" in S.train_parameter_names()
+    with pytest.raises(S.SpecError, match=r"parameters.model_family.values\[0\]: .*got 'forest'"):
+        S.parse_spec({**SPACE, "parameters": {"model_family": {"type": "choice", "values": ["forest"]}}})
     spec = S.parse_spec({**SPACE, "max_trials": 1, "include_baseline": False,
                          "parameters": {"model_family": {"type": "choice", "values": ["gbdt"]}}})
-    with pytest.raises(core.TuneError, match="training here has no parameter 'model_family' \\(value 'gbdt'\\)"):
-        core.tune_local(dataset, label="species", spec=spec)
+    result = core.tune_local(dataset, label="species", spec=spec)
+    assert result.hyperparameters["model_family"] == "gbdt" and result.history[0]["state"] == core.COMPLETE
 
 
 @pytest.mark.skipif(report_browser.CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
