@@ -55,7 +55,7 @@ def test_the_blessing_and_vertex_ports_are_typed():
 
 
 def test_our_vertex_classes_carry_gcpc_titles():
-    gcpc = pytest.importorskip("google_cloud_pipeline_components.types.artifact_types")
+    from google_cloud_pipeline_components.types import artifact_types as gcpc
     for ours, theirs in ((artifact_types.VertexModel, gcpc.VertexModel),
                          (artifact_types.VertexEndpoint, gcpc.VertexEndpoint)):
         assert (ours.schema_title, ours.schema_version) == (theirs.schema_title, theirs.schema_version)
