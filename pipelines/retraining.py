@@ -215,7 +215,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
                 schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
                 validation_fraction=validation_fraction, seed=seed, base=base)
             searched.after(gate)
-            overrides.update({name: chosen.outputs[name] for name in tuned_training.TUNED_INPUTS})
+            overrides.update({name: chosen.outputs[name] for name in (*tuned_training.TUNED_INPUTS, "model_family")})
         trained = steps.train(p, train_op, target, options, data, stats, schema, overrides).after(gate)
         candidate = trained.outputs["model"]
         if tune:

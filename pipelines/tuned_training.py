@@ -196,6 +196,7 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
             data=data.outputs["data"], statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
             label=label, task=task, seed=seed, validation_fraction=validation_fraction,
             **{name: chosen.outputs[name] for name in TUNED_INPUTS},
+            model_family=chosen.outputs["model_family"],
         )
         recorded = tune_components.record_tuning(model=trained.outputs["model"], tuning=chosen.outputs["tuning"])
         evaluation = evaluate(

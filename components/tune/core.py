@@ -488,6 +488,8 @@ def pipeline_outputs(result: TuneResult) -> dict:
         "hidden_units": [int(u) for u in chosen["hidden_units"]], "dropout": float(chosen["dropout"]),
         "learning_rate": float(chosen["learning_rate"]), "batch_size": int(chosen["batch_size"]),
         "epochs": int(chosen["epochs"]), "patience": int(chosen["patience"]),
-        "model_family": str(chosen.get("model_family", "")),
+        # the family the trials trained (the train core's default unless the space searched or fixed it), so the
+        # final training fits the configuration the search chose, not another family with these parameters
+        "model_family": str(chosen.get("model_family") or "dnn"),
         "hyperparameters_json": json.dumps(chosen, sort_keys=True, default=_cell),
     }
