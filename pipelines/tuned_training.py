@@ -18,7 +18,7 @@ from kfp import dsl
 
 from kfpc.components import images
 from kfpc.pipelines import defaults as D
-from kfpc.pipelines import placement
+from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
     "Tuned training: search hyperparameters (locally with Optuna, on Katib or on Vertex AI) on the validation "
@@ -110,9 +110,6 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
     Returns:
         The ``@dsl.pipeline`` function.
     """
-    from kfpc.components.evaluate.component import evaluate
-    from kfpc.components.ingest.component import ingest
-    from kfpc.components.preflight.component import preflight
     from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
@@ -162,18 +159,9 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
             katib_mode: Katib backend only: ``dry_run`` writes the Experiment's manifest and trains the baseline,
                 ``cluster`` creates it and waits.
         """
-        checked = preflight(
-            source_uri=source_uri, label=label, task=task, key_column=key_column, eval_fraction=eval_fraction,
-            validation_fraction=validation_fraction, exclude_columns=exclude_columns,
-            numeric_columns=numeric_columns, hidden_units=hidden_units, dropout=dropout, learning_rate=learning_rate,
-            batch_size=batch_size, epochs=epochs, patience=patience, min_accuracy=min_accuracy,
-            eval_config_json=eval_config_json, model_name=model_name, namespace=namespace, push_mode=push_mode,
-            canary_traffic_percent=canary_traffic_percent, promote=promote,
-        )
-        data = ingest(
-            source_uri=source_uri, key_column=key_column, eval_fraction=eval_fraction,
-            drop_columns=checked.outputs["Output"], numeric_columns=numeric_columns, label=label,
-        )
+        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
+        checked = steps.preflight(p, source_uri)
+        data = steps.ingest(p, source_uri, checked.outputs["Output"])
         stats = statistics(data=data.outputs["data"])
         schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
         validation = validate(
@@ -191,18 +179,10 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
             validation_fraction=validation_fraction, seed=seed, base=base, katib_namespace=katib_namespace,
             katib_mode=katib_mode)
         searched.after(gate)
-        trained = placement.placed_training(
-            train_op, target, options,
-            data=data.outputs["data"], statistics=stats.outputs["statistics"], schema=schema.outputs["schema"],
-            label=label, task=task, seed=seed, validation_fraction=validation_fraction,
-            **{name: chosen.outputs[name] for name in TUNED_INPUTS},
-            model_family=chosen.outputs["model_family"],
-        )
+        trained = steps.train(p, train_op, target, options, data, stats, schema,
+                              {name: chosen.outputs[name] for name in (*TUNED_INPUTS, "model_family")})
         recorded = tune_components.record_tuning(model=trained.outputs["model"], tuning=chosen.outputs["tuning"])
-        evaluation = evaluate(
-            data=data.outputs["data"], model=recorded.outputs["tuned_model"], statistics=stats.outputs["statistics"],
-            min_accuracy=min_accuracy, config_json=eval_config_json,
-        )
+        evaluation = steps.evaluate(p, data, recorded.outputs["tuned_model"], stats)
         with dsl.If(evaluation.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
             push_kserve(
                 model=recorded.outputs["tuned_model"], blessing=evaluation.outputs["blessing"],
