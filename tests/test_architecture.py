@@ -141,3 +141,26 @@ def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b": "x.py:1"}, "b": {"c": "y.py:2"}, "c": {"a": "z.py:3"}, "d": {"a": "w.py:4"}}
     assert _cycle(graph) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b": "x.py:1"}, "b": {}}) is None
+
+
+def test_test_folders_are_not_packages_and_test_module_names_are_unique():
+    """pytest puts each test folder on sys.path and imports its files by base name
+    (rootdir "prepend" mode; the suites import their siblings, e.g. ``toy_model``).
+    A stray ``__init__.py`` turns a folder into a package named after the folder,
+    and ``tests/components/statistics`` is then shadowed by the standard library's
+    ``statistics``: collection fails on a clean clone. Two test files with the same
+    base name clash the same way."""
+    tests_root = ROOT / "tests"
+    packages = [p.parent.relative_to(ROOT).as_posix() for p in tests_root.rglob("__init__.py")
+                if p.parent != tests_root and "data" not in p.parts]
+    assert packages == [], f"test folders must not be packages (remove their __init__.py): {packages}"
+    seen: dict[str, str] = {}
+    clashes = []
+    for path in sorted(tests_root.rglob("*.py")):
+        if path.name in ("__init__.py", "conftest.py") or "data" in path.parts:
+            continue
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name in seen:
+            clashes.append((seen[path.name], rel))
+        seen.setdefault(path.name, rel)
+    assert clashes == [], f"test modules share a base name: {clashes}"
