@@ -110,7 +110,6 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
     Returns:
         The ``@dsl.pipeline`` function.
     """
-    from kfpc.components.push.component import push_kserve
     from kfpc.components.schema.component import resolve_schema
     from kfpc.components.statistics.component import statistics
     from kfpc.components.tune import component as tune_components
@@ -143,10 +142,12 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
         min_accuracy: float = D.MIN_ACCURACY,
         eval_config_json: str = "",
         model_name: str = "penguins",
-        namespace: str = D.NAMESPACE,
+        namespace: str = D.PIPELINE_NAMESPACE,
         push_mode: str = D.PUSH_MODE,
         canary_traffic_percent: int = 0,
         promote: bool = False,
+        prometheus_url: str = "",
+        prometheus_selector: str = "",
         katib_namespace: str = D.NAMESPACE,
         katib_mode: str = "dry_run",
     ):
@@ -183,13 +184,7 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
                               {name: chosen.outputs[name] for name in (*TUNED_INPUTS, "model_family")})
         recorded = tune_components.record_tuning(model=trained.outputs["model"], tuning=chosen.outputs["tuning"])
         evaluation = steps.evaluate(p, data, recorded.outputs["tuned_model"], stats)
-        with dsl.If(evaluation.outputs["Output"] == True, name="blessed"):  # noqa: E712 (a KFP condition)
-            push_kserve(
-                model=recorded.outputs["tuned_model"], blessing=evaluation.outputs["blessing"],
-                data=data.outputs["data"], name=model_name, serving_root=serving_root, namespace=namespace,
-                mode=push_mode, canary_traffic_percent=canary_traffic_percent, promote=promote,
-                image=images.SERVING,
-            )
+        steps.push_if_blessed(p, evaluation, recorded.outputs["tuned_model"], data, "blessed", stats=stats)
 
     # the parameters it shares with training_pipeline keep that pipeline's descriptions (the KFP UI and
     # `kfpc params` show one per parameter)

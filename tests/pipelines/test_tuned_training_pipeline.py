@@ -107,3 +107,19 @@ def test_retraining_tune_option(tmp_path):
     assert tasks["evaluate"].inputs.artifacts["model"].task_output_artifact.producer_task == "record-tuning"
     untuned = retraining.build_retraining_pipeline("kfp")
     assert "tune" not in untuned.pipeline_spec.root.dag.tasks
+
+
+def test_the_tuned_model_is_pushed_like_training_pipelines_with_its_monitoring(tmp_path):
+    """The push of the tuned model is the shared step: under the blessed condition, alert rules and dashboard
+    (monitoring_config) from the tuned model, and the canary's Prometheus parameters reach the push."""
+    _, tasks = _compile(tmp_path, "kfp")
+    blessed = tasks["condition-1"].component_ref.name
+    spec = kfp_components.load_component_from_file(str(tmp_path / "kfp.yaml")).pipeline_spec
+    inner = spec.components[blessed].dag.tasks
+    assert {"push-kserve", "monitoring-config"} <= set(inner)
+    assert inner["monitoring-config"].inputs.artifacts["model"].component_input_artifact
+    push = inner["push-kserve"].inputs
+    assert push.artifacts["monitoring"].task_output_artifact.producer_task == "monitoring-config"
+    for name in ("prometheus_url", "prometheus_selector"):
+        assert push.parameters[name].component_input_parameter.endswith(name), name
+    assert spec.root.input_definitions.parameters["namespace"].default_value.string_value == "kubeflow-user"
