@@ -49,10 +49,10 @@ run: $(STAMP) ## run the default pipeline locally on the bundled penguins data a
 	$(BIN)/kfpc run $(PIPELINE) $(foreach p,$(PARAMS),--param $(p))
 
 test: $(STAMP) services ## run the test suite (all but the multi-minute end-to-end proofs)
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e" --durations=30 $(PYTEST_ARGS)
 
 test-e2e: $(STAMP) services ## the end-to-end proofs (pipelines run twice, multi-process training); CI runs them too
-	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m e2e --durations=15 $(PYTEST_ARGS)
 
 # Programs the tests run for real, from Debian's packages: Prometheus (the canary bake reads its query API)
 # and Chromium (the reports are opened in a headless browser). Installed when missing, as root.
