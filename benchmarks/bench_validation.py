@@ -255,9 +255,7 @@ def plot(result: dict, path: Path) -> None:
     left.plot(rows, [t["bare_read_seconds"] for t in timings], "s--", label="bare pyarrow read")
     if all("tfdv_seconds" in t for t in timings):
         left.plot(rows, [t["tfdv_seconds"] for t in timings], "^-", label="TFDV 1.16.1 (DataFrame)")
-    elif all("tfdv_previous" in t for t in timings):
-        left.plot(rows, [t["tfdv_previous"]["tfdv_seconds"] for t in timings], "^:", color="grey",
-                  label="TFDV 1.16.1 (previous run, not re-measured)")
+    # (TFDV figures kept from an earlier run are not drawn: that run saw another load, the lines would mislead)
     left.set_xscale("log")
     left.set_yscale("log")
     left.set_xlabel("rows (12 columns)")
