@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ import pyarrow.parquet as pq
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from .. import artifacts, types
-from .sketches import FrequencySketch, QuantileSketch, from_numpy
+from .sketches import FrequencySketch, QuantileSketch, _validity, from_numpy
 from .sketches import to_numpy as _numpy
 
 FeatureType = statistics_pb2.FeatureNameStatistics
@@ -134,45 +135,53 @@ class _FeatureAccumulator:
     def _add_numeric(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
-        nulls = array.null_count
-        if nulls and pa.types.is_floating(array.type):
-            # a null becomes a NaN that sorts last with the real ones, then is cut off with them (cheaper than
-            # dropping nulls: the sort copies anyway)
-            array = pc.fill_null(array, from_numpy(np.array([math.nan], dtype=f"f{array.type.bit_width // 8}"))[0])
-        elif nulls:
-            array, nulls = pc.drop_null(array), 0
-        if len(array) == nulls:
-            return
         if pa.types.is_boolean(array.type) or pa.types.is_decimal(array.type):
             array = array.cast(pa.int64() if pa.types.is_boolean(array.type) else pa.float64())
         elif pa.types.is_temporal(array.type):
             array = array.view(pa.int64()) if array.type.bit_width == 64 else array.cast(pa.int32()).cast(pa.int64())
-        values = _numpy(array)
-        ordered = _sorted(values)
-        if values.dtype.kind == "f":
-            # NaN sorts last (and searchsorted agrees): cut them off the end instead of masking a copy
-            num_nan = ordered.size - int(np.searchsorted(ordered, np.nan, side="left")) - nulls
-            ordered = ordered[: ordered.size - nulls]
-            if num_nan:
-                self.num_nan += num_nan
-                ordered = ordered[: ordered.size - num_nan]
-        self.num_non_missing += ordered.size
-        if ordered.size == 0:
+        if len(array) == array.null_count:
             return
-        ordered = ordered.astype(np.float64, copy=False)
-        n = ordered.size
-        low = int(np.searchsorted(ordered, -math.inf, side="right"))
-        high = int(np.searchsorted(ordered, math.inf, side="left"))
-        self.num_neg_inf += low
-        self.num_pos_inf += n - high
-        self.min = min(self.min, float(ordered[0]))
-        self.max = max(self.max, float(ordered[-1]))
-        zero_low, zero_high = np.searchsorted(ordered, [0.0, 0.0], side="left")[0], np.searchsorted(
-            ordered, 0.0, side="right")
-        self.num_zeros += int(zero_high - zero_low)
-        finite = ordered[low:high]
+        if pa.types.is_floating(array.type):
+            self._add_floats(array)
+        elif not self._add_narrow_integers(array):
+            # the sketch and the moments see float64 values: converting first (a monotone map) and sorting
+            # the floats in place gives the same order and one copy instead of two
+            values = _numpy(pc.drop_null(array) if array.null_count else array).astype(np.float64)
+            values.sort()
+            self.num_non_missing += values.size
+            self._add_finite_sorted(values)
+
+    def _add_floats(self, array: pa.Array) -> None:
+        # One float64 copy sorted in place; null slots become NaN first, so that they sort last with the
+        # real NaNs and are cut off with them (cheaper than dropping them with another copy).
+        nulls = array.null_count
+        values = np.array(_numpy(array, nulls=True), dtype=np.float64)
+        if nulls:
+            np.copyto(values, math.nan, where=~_validity(array))
+        values.sort()
+        present = int(np.searchsorted(values, math.nan, side="left"))
+        num_nan = values.size - present - nulls
+        self.num_nan += num_nan
+        self.num_non_missing += present
+        if present:
+            values = values[:present]
+            low = int(np.searchsorted(values, -math.inf, side="right"))
+            high = int(np.searchsorted(values, math.inf, side="left"))
+            self.num_neg_inf += low
+            self.num_pos_inf += present - high
+            self.min = min(self.min, float(values[0]))
+            self.max = max(self.max, float(values[-1]))
+            self._add_finite_sorted(values[low:high])
+
+    def _add_finite_sorted(self, finite: np.ndarray) -> None:
+        """Moments, zeros, extremes and sketch of sorted finite float64 values."""
         if finite.size == 0:
             return
+        self.min = min(self.min, float(finite[0]))
+        self.max = max(self.max, float(finite[-1]))
+        zero_low, zero_high = np.searchsorted(finite, [0.0, 0.0], side="left")[0], np.searchsorted(
+            finite, 0.0, side="right")
+        self.num_zeros += int(zero_high - zero_low)
         batch_mean = float(finite.mean())
         # (not np.dot: it goes to a multithreaded BLAS whose spinning threads cost more than they save)
         deviations = finite - batch_mean
@@ -185,6 +194,42 @@ class _FeatureAccumulator:
         batch_m2 = max(0.0, float(deviations.sum()) - finite.size * correction * correction)
         self._combine_moments(finite.size, batch_mean, batch_m2, correction)
         self.sketch.add_sorted(finite)
+
+    def _add_narrow_integers(self, array: pa.Array) -> bool:
+        """Integers spanning a range no wider than their count, summarized from their counts; False if not such.
+
+        A counting sort without the sorted array: a bincount gives the distinct values and their counts,
+        from which the extremes, zeros and quantile sketch follow (the same sketch as from the sorted
+        values) and the moments exactly, in integer arithmetic (values below 2**53 in magnitude, which
+        float64 holds exactly, so the statistics are those of the same numbers as on the float path).
+        """
+        values = _numpy(pc.drop_null(array) if array.null_count else array)
+        n = values.size
+        if n < 4096 or (values.dtype.kind == "u" and values.dtype.itemsize == 8):
+            return False
+        low, high = int(values.min()), int(values.max())
+        span = high - low
+        if span > n or max(abs(low), abs(high)) >= 1 << 53 or n * span * span >= 1 << 62:
+            return False
+        counts = np.bincount(values.astype(np.int64) - low if low or values.dtype != np.int64 else values,
+                             minlength=span + 1)
+        offsets = np.flatnonzero(counts)
+        counts = counts[offsets]
+        # exact sums of (value - low) and of its square (below 2**62 by the check above), then exact rationals
+        total = int(np.dot(offsets, counts))
+        squares = int(np.dot(offsets * offsets, counts))
+        self.num_non_missing += n
+        self.min = min(self.min, float(low))
+        self.max = max(self.max, float(high))
+        zero = int(np.searchsorted(offsets, -low))
+        if zero < offsets.size and offsets[zero] == -low:
+            self.num_zeros += int(counts[zero])
+        mean = Fraction(low * n + total, n)
+        batch_mean = float(mean)
+        self._combine_moments(n, batch_mean, float(Fraction(squares * n - total * total, n)),
+                              float(mean - Fraction(batch_mean)))
+        self.sketch.add_counted((offsets + low).astype(np.float64), counts)
+        return True
 
     def _combine_moments(self, count: int, mean: float, m2: float, mean_lo: float = 0.0) -> None:
         # Symmetric in its two operands and correctly rounded (see combine_moments): merging shard A into B
@@ -199,13 +244,11 @@ class _FeatureAccumulator:
     def _add_strings(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             indices = array.indices
-            if indices.null_count:
-                indices = pc.drop_null(indices)
-            present = len(indices)
+            present = len(indices) - indices.null_count
             if present == 0:
                 return
             dictionary = array.dictionary
-            counts = np.bincount(_numpy(indices), minlength=len(dictionary))
+            counts = _code_counts(indices, len(dictionary))
             used = np.flatnonzero(counts)
             # (the dictionary of a batch read from Parquet holds its row group's values so far: keep the used)
             keys = dictionary if used.size == len(dictionary) else dictionary.take(from_numpy(used))
@@ -223,7 +266,7 @@ class _FeatureAccumulator:
             if present == 0:
                 return
             self.num_non_missing += present
-            self.total_length += int(pc.sum(pc.binary_length(array)).as_py() or 0)
+            self.total_length += _value_bytes(array)
             self.frequencies.add_values(array, mostly_distinct=self.near_unique)
             self._count_numbers(array, None)
             return
@@ -712,17 +755,35 @@ def merge_accumulators(accumulators: list[StatisticsAccumulator]) -> StatisticsA
     return merged
 
 
-def _sorted(values: np.ndarray) -> np.ndarray:
-    """``np.sort(values)``; integers spanning a range no wider than their count by a counting sort (O(n))."""
-    if values.dtype.kind in "iu" and values.dtype.itemsize <= 8 and values.size >= 4096 and not (
-            values.dtype.kind == "u" and values.dtype.itemsize == 8):
-        low, high = int(values.min()), int(values.max())
-        if high - low <= values.size:
-            shifted = values.astype(np.int64) - low if values.dtype != np.int64 or low else values
-            counts = np.bincount(shifted, minlength=high - low + 1)
-            present = np.flatnonzero(counts)
-            return np.repeat((present + low).astype(values.dtype), counts[present])
-    return np.sort(values)
+def _code_counts(indices: pa.Array, size: int) -> np.ndarray:
+    """Occurrences of each dictionary code ``0..size-1`` among the non-null ``indices``.
+
+    Counted over all slots, then the null slots' codes (whatever the buffer holds there) taken back off:
+    cheaper than dropping the nulls with a copy first.
+    """
+    if not indices.null_count:
+        return np.bincount(_numpy(indices), minlength=size)
+    raw = _numpy(indices, nulls=True)
+    nulls = raw[np.flatnonzero(~_validity(indices))]
+    if nulls.min() < 0 or nulls.max() >= size:  # not codes: count the valid slots only
+        return np.bincount(_numpy(pc.drop_null(indices)), minlength=size)
+    counts = np.bincount(raw, minlength=size)
+    counts -= np.bincount(nulls, minlength=size)
+    return counts
+
+
+def _value_bytes(array: pa.Array) -> int:
+    """Total bytes of the non-null values of a string or binary array (from its offsets)."""
+    if not (pa.types.is_string(array.type) or pa.types.is_binary(array.type) or pa.types.is_large_string(
+            array.type) or pa.types.is_large_binary(array.type)):
+        return int(pc.sum(pc.binary_length(array)).as_py() or 0)
+    wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)[
+        array.offset: array.offset + len(array) + 1]
+    if not array.null_count:
+        return int(offsets[-1]) - int(offsets[0])
+    # (a null slot may span bytes: only valid slots count)
+    return int(np.dot(np.diff(offsets).astype(np.int64), _validity(array).view(np.uint8).astype(np.int64)))
 
 
 def _add_chunks(items) -> None:

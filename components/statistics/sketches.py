@@ -39,16 +39,19 @@ def from_numpy(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), values.size, [None, pa.py_buffer(values)])
 
 
-def to_numpy(array: pa.Array) -> np.ndarray:
-    """NumPy view of a null-free integer/float Arrow array (other types are cast to int64 first)."""
+def to_numpy(array: pa.Array, nulls: bool = False) -> np.ndarray:
+    """NumPy view of a null-free integer/float Arrow array (other types are cast to int64 first).
+
+    ``nulls=True`` accepts nulls: their slots hold whatever the buffer holds there.
+    """
     kind = array.type
     if pa.types.is_integer(kind):
         dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(kind) else 'u'}{kind.bit_width // 8}")
     elif pa.types.is_floating(kind):
         dtype = np.dtype(f"f{kind.bit_width // 8}")
     else:
-        return to_numpy(array.cast(pa.int64()))
-    if array.null_count:
+        return to_numpy(array.cast(pa.int64()), nulls)
+    if array.null_count and not nulls:
         raise ValueError("nulls in an array expected to have none")
     buffer = array.buffers()[1]
     if buffer is None or len(array) == 0:
@@ -57,12 +60,17 @@ def to_numpy(array: pa.Array) -> np.ndarray:
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finalizer on uint64 arrays (wrapping arithmetic): a well-mixed 64-bit hash."""
+    """SplitMix64 finalizer on a uint64 array, in place (wrapping arithmetic): a well-mixed 64-bit hash."""
+    shifted = np.empty_like(x)
     with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+        x += np.uint64(0x9E3779B97F4A7C15)
+        for bits, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(x, np.uint64(bits), out=shifted)
+            x ^= shifted
+            x *= np.uint64(multiplier)
+        np.right_shift(x, np.uint64(31), out=shifted)
+        x ^= shifted
+    return x
 
 
 def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
@@ -95,35 +103,56 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
     else:
         return hash_binary(values.cast(pa.large_binary()), drop_nulls=drop_nulls)
     start, end = int(offsets[0]), int(offsets[-1])
-    # zero-padded copy of the bytes, viewed as a little-endian 64-bit word at every byte offset
-    padded = np.zeros(end - start + 8, dtype=np.uint8)
+    lengths = np.diff(offsets)
+    rounds = (int(lengths.max()) + 7) >> 3
+    # zero-padded copy of the bytes, viewed as a little-endian 64-bit word at every byte offset (the padding
+    # covers a word 8 * round bytes past the start of the last value, so no position needs clipping)
+    padded = np.zeros(end - start + 8 * max(1, rounds), dtype=np.uint8)
     if end > start:
         padded[: end - start] = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:end]
-    words_at = np.ndarray(shape=(end - start + 1,), dtype="<u8", buffer=padded, strides=(1,))
-    lengths = np.diff(offsets)
-    positions = offsets[:-1] - start
-    multiplier = np.uint64(0x9E3779B97F4A7C15)
+    words_at = np.ndarray(shape=(padded.size - 7,), dtype="<u8", buffer=padded, strides=(1,))
+    positions = offsets[:-1] - start if start else offsets[:-1]
+    multiplier, shift = np.uint64(0x9E3779B97F4A7C15), np.uint64(29)
+    short = (lengths - 1).view(np.uint64)  # length - 1, an empty value wrapping to the largest: not short
     with np.errstate(over="ignore"):
-        hashes = lengths.astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
-        words = (lengths + 7) // 8
-        active = None if words.all() else np.flatnonzero(words)  # None: every value
-        j = 0
-        while active is None or active.size:
-            position = positions + 8 * j if active is None else positions[active] + 8 * j
-            length = lengths if active is None else lengths[active]
-            word = words_at[position]
-            # the last, partial word of a value keeps only the value's own bytes
-            remaining = length - 8 * j
-            np.minimum(remaining, 8, out=remaining)
-            word &= _WORD_MASKS[remaining]
-            mixed = hashes if active is None else hashes[active]
-            np.bitwise_xor(mixed, word, out=mixed)
-            np.multiply(mixed, multiplier, out=mixed)
-            np.bitwise_xor(mixed, mixed >> np.uint64(29), out=mixed)
-            if active is not None:
+        hashes = lengths.astype(np.uint64)
+        hashes *= np.uint64(0xD6E8FEB86659FD93)
+        active = None  # the slots still hashing (None: every slot)
+        for j in range(rounds):
+            # round j mixes in bytes [8j, 8j + 8) of the values longer than 8j bytes; a word's mask comes from
+            # the length capped at 8j + 8 (a table of 8j zeros, then the masks of 0..8 bytes)
+            masks = np.concatenate([np.zeros(8 * j, dtype=np.uint64), _WORD_MASKS])
+            done = None
+            if j:
+                if active is None and 2 * int(np.count_nonzero(lengths > 8 * j)) > n:
+                    # most slots still hash: all of them do, and the few finished non-empty ones get their hash
+                    # back (an empty value's hash, 0, stays 0: its words are masked to 0)
+                    done = np.flatnonzero(short < np.uint64(8 * j))
+                    kept = hashes[done]
+                else:
+                    active = np.flatnonzero(lengths > 8 * j) if active is None else active[lengths[active] > 8 * j]
+            if active is None:
+                capped = np.minimum(lengths, 8 * j + 8)
+                word = words_at[positions + 8 * j if j else positions]
+                word &= masks[capped]
+                mixed = np.bitwise_xor(hashes, word, out=word)
+                mixed *= multiplier
+                spare = capped.view(np.uint64)
+                np.right_shift(mixed, shift, out=spare)
+                mixed ^= spare
+                hashes = mixed
+                if done is not None:
+                    hashes[done] = kept
+            else:
+                length = lengths[active]
+                np.minimum(length, 8 * j + 8, out=length)
+                word = words_at[positions[active] + 8 * j]
+                word &= masks[length]
+                mixed = hashes[active]
+                mixed ^= word
+                mixed *= multiplier
+                mixed ^= mixed >> shift
                 hashes[active] = mixed
-            j += 1
-            active = np.flatnonzero(words > j) if active is None else active[words[active] > j]
         return _splitmix64(hashes)
 
 
@@ -154,6 +183,23 @@ class HyperLogLog:
         _, bit_length = np.frexp(rest.astype(np.float64))
         rank = (64 - p + 1 - bit_length).astype(np.uint8)
         np.maximum.at(self.registers, index, rank)
+
+    def add_sorted_hashes(self, hashes: np.ndarray) -> None:
+        """:meth:`add_hashes` of hashes sorted ascending (the same registers, without a scattered maximum).
+
+        A register is the top bits of a hash and its rank falls as the remaining bits grow, so in sorted
+        order each register's largest rank is that of the first hash of its run.
+        """
+        if hashes.size == 0:
+            return
+        p = self.precision
+        index = hashes >> np.uint64(64 - p)
+        first = np.flatnonzero(np.concatenate([[True], index[1:] != index[:-1]]))
+        leading = hashes[first]
+        _, bit_length = np.frexp((leading & np.uint64((1 << (64 - p)) - 1)).astype(np.float64))
+        registers = index[first].astype(np.int64)
+        self.registers[registers] = np.maximum(self.registers[registers],
+                                               (64 - p + 1 - bit_length).astype(np.uint8))
 
     def merge(self, other: HyperLogLog) -> None:
         """Fold ``other`` into this counter."""
@@ -206,18 +252,33 @@ class QuantileSketch:
         batch (from the middle of each group) with weight ``2**h``; the last partial group stays exact.
         """
         n = int(values.size)
-        if n == 0:
-            return
+        if n:
+            self._add_ranks(n, lambda start, stop, step: np.ascontiguousarray(values[start:stop:step]))
+
+    def add_counted(self, values: np.ndarray, counts: np.ndarray) -> None:
+        """Add sorted distinct finite float64 ``values`` occurring ``counts`` times each.
+
+        The same as :meth:`add_sorted` of ``np.repeat(values, counts)`` (the same retained items), without
+        building that array: the values at the chosen ranks are looked up in the cumulative counts.
+        """
+        cumulative = np.cumsum(counts)
+        n = int(cumulative[-1]) if cumulative.size else 0
+        if n:
+            self._add_ranks(n, lambda start, stop, step: values[
+                np.searchsorted(cumulative, np.arange(start, stop, step), side="right")])
+
+    def _add_ranks(self, n: int, at) -> None:
+        # at(start, stop, step): the sorted batch's values at ranks range(start, stop, step)
         self.count += n
         h = max(0, math.ceil(math.log2(n / self.k))) if n > self.k else 0
         if h:
             stride = 1 << h
             full = n - n % stride
-            self._insert(h, np.ascontiguousarray(values[stride // 2: full: stride]))
+            self._insert(h, at(stride // 2, full, stride))
             if full < n:
-                self._insert(0, np.ascontiguousarray(values[full:]))
+                self._insert(0, at(full, n, 1))
         else:
-            self._insert(0, np.ascontiguousarray(values))
+            self._insert(0, at(0, n, 1))
         self._compact()
 
     def add(self, values: np.ndarray) -> None:
@@ -305,9 +366,22 @@ class FrequencySketch:
         keys = keys.cast(self.value_type)
         counts = np.asarray(counts, dtype=np.int64)
         self.total += int(counts.sum())
-        if self.distinct is not None:
-            self.distinct.add_hashes(hash_binary(keys))
-        self._fold(keys, counts)
+        if self.distinct is None:
+            self._fold(keys, counts)
+            return
+        # past exactness values are identified by their hash (as in add_values), which the distinct counter
+        # needs anyway: no hash table of the summary's keys per batch
+        hashes = hash_binary(keys)
+        self.distinct.add_hashes(hashes)
+        summary = self._summary_hashes()
+        where = np.full(len(keys), -1, dtype=np.int64)
+        if summary.size:
+            order = np.argsort(summary)
+            ordered = summary[order]
+            position = np.minimum(np.searchsorted(ordered, hashes), ordered.size - 1)
+            hit = ordered[position] == hashes
+            where[hit] = order[position[hit]]
+        self._merge(where, counts, lambda new: keys.filter(from_numpy(new)), lambda new: hashes[new])
 
     def add_values(self, values: pa.Array, mostly_distinct: bool = False) -> None:
         """Add the (not necessarily distinct) values of a batch; null slots are skipped.
@@ -329,24 +403,23 @@ class FrequencySketch:
             counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
             self.add_counts(counted.field("values"), to_numpy(counted.field("counts")))
             return
-        hashes = hash_binary(values, drop_nulls=False)
-        rows = None  # the row of each hash (None: every row)
-        if values.null_count:
-            rows = np.flatnonzero(_validity(values))
-            hashes = hashes[rows]
+        slot_hashes = hash_binary(values, drop_nulls=False)
+        valid = _validity(values) if values.null_count else None
+        hashes = slot_hashes if valid is None else slot_hashes[valid]
         # (a plain sort is twice as fast as argsort; the rows of the few values the summary keeps are found
-        # afterwards by a binary search of the row hashes among them, in representatives())
+        # afterwards, in representatives())
         ordered = np.sort(hashes)
         starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
         unique_hashes = ordered[starts]
         summary = self._summary_hashes()
         where = np.full(unique_hashes.size, -1, dtype=np.int64)
         if summary.size:
+            # the few summary hashes looked up among the many sorted batch hashes (not the other way round)
             summary_order = np.argsort(summary)
             summary_sorted = summary[summary_order]
-            position = np.minimum(np.searchsorted(summary_sorted, unique_hashes), summary.size - 1)
-            hit = summary_sorted[position] == unique_hashes
-            where[hit] = summary_order[position[hit]]
+            position = np.minimum(np.searchsorted(unique_hashes, summary_sorted), unique_hashes.size - 1)
+            hit = unique_hashes[position] == summary_sorted
+            where[position[hit]] = summary_order[hit]
         if self.distinct is None:
             if len(self.keys) + int(np.count_nonzero(where < 0)) <= self.capacity:
                 self.add_values(values)  # stays exact: count the values themselves
@@ -355,19 +428,29 @@ class FrequencySketch:
             self.distinct = HyperLogLog()
             self.distinct.add_hashes(summary)
         self.total += hashes.size
-        self.distinct.add_hashes(hashes)
+        self.distinct.add_sorted_hashes(unique_hashes)
         counts = np.diff(np.append(starts, ordered.size))
 
         def representatives(selected: np.ndarray) -> pa.Array:
-            # one row of each selected distinct value: unique_hashes is sorted, so is the selection
+            # one row of each selected distinct value (unique_hashes is sorted, so is the selection)
             wanted = unique_hashes[selected]
             if wanted.size == 0:
                 return values.slice(0, 0)
-            position = np.minimum(np.searchsorted(wanted, hashes), wanted.size - 1)
-            hit = np.flatnonzero(wanted[position] == hashes)
+            # rows whose hash may be wanted, by a bitmap of the wanted hashes' low bits (~1/64 false hits),
+            # then only those searched for among the wanted
+            bits = max(12, int(wanted.size * 64).bit_length())
+            mask = np.uint64((1 << bits) - 1)
+            bitmap = np.zeros(1 << bits, dtype=bool)
+            bitmap[(wanted & mask).astype(np.intp)] = True
+            candidates = np.flatnonzero(bitmap[(slot_hashes & mask).astype(np.intp)])
+            if valid is not None:
+                candidates = candidates[valid[candidates]]
+            found = slot_hashes[candidates]
+            position = np.minimum(np.searchsorted(wanted, found), wanted.size - 1)
+            hit = wanted[position] == found
             row = np.empty(wanted.size, dtype=np.int64)
-            row[position[hit]] = hit  # any occurrence will do: they hold the same value
-            return values.take(from_numpy(row if rows is None else rows[row]))
+            row[position[hit]] = candidates[hit]  # any occurrence will do: they hold the same value
+            return values.take(from_numpy(row))
 
         self._merge(where, counts, representatives, lambda new: unique_hashes[new])
 

@@ -1,0 +1,83 @@
+"""The statistics' faster paths (issue 20, item 4) give what the straightforward computation gives.
+
+The string hash is part of the accumulator wire format (HyperLogLog registers of shards are merged), so its
+values are pinned; the counted integer path must give the sketch of the sorted values and exact moments; the
+sorted-hash HyperLogLog update must equal the scattered one.
+"""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kfpc.components.statistics import core
+from kfpc.components.statistics.sketches import HyperLogLog, QuantileSketch, hash_binary
+
+# hash_binary of these values as computed before the vectorized rewrite (wire format version 1)
+PINNED = {"": 16294208416658607535, "a": 7208222664812530033, "abcdefgh": 16973578886672536873,
+          "abcdefghi": 6593792145788450349, "c123456789": 2973397875819340741, "x" * 17: 16440987211491870090,
+          "héllo wörld, a longer value of 40 bytes!": 7367630082505883543}
+
+
+def test_string_hash_values_are_pinned_whatever_the_layout():
+    values = list(PINNED)
+    expected = list(PINNED.values())
+    assert [int(h) for h in hash_binary(pa.array(values))] == expected
+    # with nulls between them, sliced, large offsets: the same hash per value
+    with_nulls = pa.array(["zz", None] + [v for value in values for v in (value, None)]).slice(2)
+    assert [int(h) for h in hash_binary(with_nulls)] == expected
+    slots = hash_binary(with_nulls, drop_nulls=False)
+    assert [int(h) for h in slots[::2]] == expected
+    assert [int(h) for h in hash_binary(pa.array(values, pa.large_string()))] == expected
+    # mostly long values (dense rounds) and mostly short ones (sparse rounds) hash the same value alike
+    long_first = ["y" * 40] * 50 + values
+    short_first = ["a"] * 50 + values
+    assert [int(h) for h in hash_binary(pa.array(long_first))[50:]] == expected
+    assert [int(h) for h in hash_binary(pa.array(short_first))[50:]] == expected
+
+
+def test_counted_integers_give_the_sorted_path_sketch_and_exact_moments():
+    rng = np.random.default_rng(3)
+    values = rng.integers(-40, 60, 20_000)
+    values[::7] = 0
+    nulls = rng.random(values.size) < 0.1
+    feature = core._FeatureAccumulator("x", core.FeatureType.INT, pa.int64(), 100, 64)
+    feature.add(pa.array(values, mask=nulls))
+    present = np.sort(values[~nulls]).astype(np.float64)
+    assert feature.num_non_missing == present.size
+    # the sorted values through the sketch: the very same retained items
+    reference = QuantileSketch(64)
+    reference.add_sorted(present)
+    assert [level.tolist() for level in feature.sketch.levels] == [level.tolist() for level in reference.levels]
+    exact_mean = Fraction(int(present.sum()), present.size)
+    assert feature.mean + feature.mean_lo == float(exact_mean)
+    exact_m2 = sum((Fraction(int(v)) - exact_mean) ** 2 for v in present)
+    assert math.isclose(feature.m2, float(exact_m2), rel_tol=1e-15)
+    assert feature.num_zeros == int((present == 0).sum())
+    assert (feature.min, feature.max) == (present[0], present[-1])
+
+
+def test_sorted_hash_hyperloglog_update_equals_the_scattered_one():
+    hashes = hash_binary(pa.array([f"v{i % 30_000}" for i in range(100_000)]))
+    scattered, sorted_update = HyperLogLog(), HyperLogLog()
+    scattered.add_hashes(hashes)
+    sorted_update.add_sorted_hashes(np.unique(hashes))
+    assert np.array_equal(scattered.registers, sorted_update.registers)
+
+
+def test_dictionary_codes_under_null_slots_are_not_counted(tmp_path):
+    # Arrow leaves the codes of null slots unspecified: whatever they hold, only valid slots count
+    dictionary = pa.array(["a", "b", "c"])
+    indices = pa.Array.from_buffers(pa.int32(), 6, [pa.py_buffer(np.packbits(
+        np.array([1, 0, 1, 1, 0, 1], dtype=bool), bitorder="little").tobytes()),
+        pa.py_buffer(np.array([0, 2, 1, 1, 7, 2], dtype=np.int32).tobytes())], null_count=2)
+    array = pa.DictionaryArray.from_arrays(indices, dictionary)
+    assert list(core._code_counts(array.indices, 3)) == [1, 2, 1]
+    stats = core.generate_statistics(pa.table({"s": array}))
+    top = {v.value: v.frequency for v in stats.features[0].string_stats.top_values}
+    assert top == {"a": 1, "b": 2, "c": 1}
+    path = tmp_path / "s.parquet"
+    pq.write_table(pa.table({"s": array}), path)
+    assert core.generate_statistics(str(path)).features[0].string_stats == stats.features[0].string_stats
