@@ -654,6 +654,50 @@ def build_image(family: str, tag: str | None = None, registry: str | None = None
     return tag
 
 
+#: the check every built image must pass (run inside it, as its user): see smoke.py
+SMOKE_SCRIPT = Path(__file__).resolve().parent / "smoke.py"
+SMOKE_MOUNT = "/tmp/kfpc-smoke.py"
+#: the image user of every family (the Dockerfiles' ``useradd --uid 10001 --gid 0``)
+IMAGE_USER = "10001:0"
+
+
+def smoke_command(family: str, image: str, tool: str = "docker", container: str | None = None,
+                  docker: str = "docker") -> list[str]:
+    """The command that runs ``smoke.py FAMILY`` inside ``image`` as the image user (buildah: in ``container``,
+    a working container of the image)."""
+    mount = f"{SMOKE_SCRIPT}:{SMOKE_MOUNT}:ro"
+    if tool == "buildah":
+        return buildah("run", "--isolation", "chroot", "--user", IMAGE_USER, "--volume", mount,
+                       container or image, "--", "python3", SMOKE_MOUNT, family)
+    return [docker, "run", "--rm", "--user", IMAGE_USER, "--volume", mount, "--entrypoint", "python3",
+            "--network", "none", image, SMOKE_MOUNT, family]
+
+
+def smoke_image(family: str, image: str, tool: str | None = None, log: str | os.PathLike | None = None) -> str:
+    """Run the family's smoke check inside a built image; returns its output.
+
+    Raises:
+        BuildError: a check failed (the message holds the check's output).
+    """
+    tool = tool or builder()
+    container = None
+    if tool == "buildah":
+        container = subprocess.run(buildah("from", "--pull-never", image), capture_output=True, text=True,
+                                   check=True).stdout.split()[-1]
+    try:
+        result = subprocess.run(smoke_command(family, image, tool, container), capture_output=True, text=True)
+    finally:
+        if container:
+            subprocess.run(buildah("rm", container), capture_output=True)
+    output = result.stdout + result.stderr
+    if log:
+        Path(log).write_text(output)
+    if result.returncode != 0:
+        raise BuildError(f"the {family} image ({image}) fails its smoke check (.ci/images/smoke.py), exit code "
+                         f"{result.returncode}:\n{output[-4000:]}")
+    return output
+
+
 def _run_all(commands: list[list[str]], dry_run: bool) -> int:
     for command in commands:
         print("+ " + " ".join(command), flush=True)
@@ -688,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="default: docker where an engine answers, else buildah")
         if name == "build":
             p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE")
+            p.add_argument("--no-smoke", action="store_true",
+                           help="do not run smoke.py inside each built image (it runs by default)")
     args = parser.parse_args(argv)
 
     if args.command == "lock":
@@ -729,12 +775,18 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.monotonic()
                 try:
                     tag = build_image(family, registry=args.registry, build_args=args.build_arg, tool=tool)
+                    print(f"built {tag} with buildah in {time.monotonic() - started:.0f} s", flush=True)
+                    if not args.no_smoke:
+                        print(smoke_image(family, tag, tool).rstrip().splitlines()[-1], flush=True)
                 except (BuildError, subprocess.CalledProcessError) as err:
                     print(err, file=sys.stderr)
                     return 1
-                print(f"built {tag} with buildah in {time.monotonic() - started:.0f} s", flush=True)
             return 0
         commands = [build_command(f, args.registry, args.docker, args.build_arg, tool=tool) for f in chosen]
+        if not args.no_smoke:
+            from kfpc.components import images
+
+            commands += [smoke_command(f, images.image(f, args.registry), tool, docker=args.docker) for f in chosen]
     else:
         commands = [push_command(f, args.registry, args.docker, tool=tool) for f in chosen]
     return _run_all(commands, args.dry_run)

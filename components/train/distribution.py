@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,34 @@ def _supports_mixed_precision(gpus) -> bool:
     return True
 
 
+def cuda_libraries() -> dict[str, str]:
+    """The CUDA/cuDNN libraries of the ``tensorflow[and-cuda]`` wheels in this environment, ``name -> path``
+    (empty where they are not installed: the ``tf`` image and CPU-only machines)."""
+    import importlib.util
+
+    found: dict[str, str] = {}
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for library in sorted(Path(root).glob("*/lib/lib*.so*")):
+            found.setdefault(library.name, str(library))
+    return found
+
+
+def cpu_fallback_message() -> str | None:
+    """What to say when no GPU is visible although this environment was built for one (the ``tf-gpu`` image:
+    the CUDA wheels are installed), else None. TensorFlow then trains on the CPU; the message names the
+    usual causes instead of leaving the user with TensorFlow's own CUDA log lines."""
+    libraries = cuda_libraries()
+    if not libraries:
+        return None
+    return ("no GPU is visible although this image holds the CUDA libraries "
+            f"({len(libraries)} of them, e.g. {', '.join(sorted(libraries)[:3])}): training on the CPU. "
+            "On Kubernetes the task needs a GPU in its resources (the pipeline's placement, "
+            "pipelines/placement.py GpuOptions: gpu_count, kfp_accelerator_type) and a node with the NVIDIA "
+            "driver and device plugin; on Vertex AI an accelerator_type/count; elsewhere the NVIDIA container "
+            "runtime (NVIDIA_VISIBLE_DEVICES).")
+
+
 def select_strategy(strategy: str = "auto", mixed_precision: str = "auto", devices: list[str] | None = None) -> Placement:
     """Create the distribution strategy for this node and set the Keras precision policy.
 
@@ -237,6 +266,10 @@ def select_strategy(strategy: str = "auto", mixed_precision: str = "auto", devic
         num_workers = _cluster_size(config)
         name = "MultiWorkerMirroredStrategy"
     gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        fallback = cpu_fallback_message()
+        if fallback:
+            log.warning(fallback)
     if not multi:
         if strategy == "mirrored" or (strategy == "auto" and len(gpus) > 1):
             distribution = tf.distribute.MirroredStrategy(devices=devices)

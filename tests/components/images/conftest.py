@@ -26,6 +26,7 @@ def _load_tool(name: str, file: Path):
 
 build = _load_tool("kfpc_image_build", TOOLS / "build.py")
 contract = _load_tool("kfpc_image_contract", TOOLS / "contract.py")
+smoke = _load_tool("kfpc_image_smoke", TOOLS / "smoke.py")
 
 #: thread limits for task subprocesses: six other test suites share two cores here
 THREAD_LIMITS = {

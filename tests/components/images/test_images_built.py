@@ -64,6 +64,19 @@ def volume(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.parametrize("family", TIER_FAMILIES)
+def test_every_tier_image_passes_its_smoke_check_as_its_user(built_images, family):
+    """What ``make images`` runs after each build (.ci/images/smoke.py): imports, plots, the server module."""
+    output = build.smoke_image(family, images.image(family))
+    assert f"smoke {family}: {len(build_smoke_checks(family))} checks passed" in output, output
+
+
+def build_smoke_checks(family: str) -> list[str]:
+    import kfpc_image_smoke
+
+    return kfpc_image_smoke.CHECKS[family]
+
+
 def _run(name: str, volume: Path, local_images: dict, arguments: dict, tier_report: dict):
     containers = contract.BuildahContainers(local_images)
     # The artifact volume is the pipeline root of every run: the retraining run reads the training run's files.

@@ -211,6 +211,24 @@ def test_build_dry_run_prints_every_family(capsys):
     printed = capsys.readouterr().out
     for family in FAMILIES:
         assert f"reg.example:5000/kfpc/kfpc-{family}:{images.__version__}" in printed
+        # Each built image is then checked from inside, as its user, with no network.
+        smoke = next(line for line in printed.splitlines()
+                     if line.endswith(f"kfpc-{family}:{images.__version__} /tmp/kfpc-smoke.py {family}"))
+        assert "--user 10001:0" in smoke and "--network none" in smoke and "--entrypoint python3" in smoke
+    assert build.main(["build", "--dry-run", "--no-smoke", "data"]) == 0
+    assert "kfpc-smoke" not in capsys.readouterr().out
+
+
+def test_the_smoke_check_knows_every_family_and_fails_loudly(capsys):
+    import kfpc_image_smoke as smoke
+
+    assert set(smoke.CHECKS) == set(FAMILIES)
+    for checks in smoke.CHECKS.values():
+        assert all(callable(getattr(smoke, f"check_{name}")) for name in checks)
+    assert smoke.main(["nosuch"]) == 2
+    # The dev environment has no CUDA wheels: the tf-gpu check of them must fail here, naming what is missing.
+    assert smoke.main(["tf-gpu"]) == 1
+    assert "FAILED cuda" in capsys.readouterr().err
 
 
 # ---- #omit / #prune directives (the deploy lock's size budget) ------------------------------------------------

@@ -118,3 +118,22 @@ def test_cluster_spec_from_vertex_is_translated():
         distribution.cluster_from_environment({"TF_CONFIG": "{not json"})
     with pytest.raises(distribution.DistributionError, match="task"):
         distribution.cluster_from_environment({"TF_CONFIG": json.dumps({"cluster": {}})})
+
+
+def test_no_gpu_in_an_image_built_for_one_says_so_and_trains_on_the_cpu(tmp_path, monkeypatch, caplog):
+    """The tf-gpu image holds the CUDA wheels (``nvidia/*/lib``): with no GPU visible, the placement says why
+    in one warning and falls back to the CPU; where the wheels are absent (the tf image) nothing is said."""
+    assert distribution.cuda_libraries() == {}
+    assert distribution.cpu_fallback_message() is None
+    for package, library in (("cudnn", "libcudnn.so.9"), ("cublas", "libcublas.so.12")):
+        folder = tmp_path / "nvidia" / package / "lib"
+        folder.mkdir(parents=True)
+        (folder / library).write_bytes(b"")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    libraries = distribution.cuda_libraries()
+    assert set(libraries) == {"libcudnn.so.9", "libcublas.so.12"}
+    with caplog.at_level("WARNING", logger=distribution.__name__):
+        placement = distribution.select_strategy("default", mixed_precision="auto")
+    assert placement.devices == ["/cpu:0"] and not placement.mixed_precision
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "no GPU is visible" in warned[0] and "libcublas.so.12" in warned[0], warned
