@@ -25,6 +25,7 @@ from kfp import dsl
 
 from kfpc.components import images
 from kfpc.pipelines import defaults as D
+from kfpc.pipelines import parameters as P
 from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
@@ -100,86 +101,10 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
 
         tune = tuned_training.check_backend(target, tune)
 
-    @dsl.pipeline(name="retraining-pipeline", description=DESCRIPTION)
-    def retraining_pipeline(
-        source_pattern: str,
-        schema_uri: str,
-        label: str,
-        serving_root: str,
-        model_name: str,
-        baseline_model_uri: str = "",
-        key_column: str = "",
-        eval_fraction: float = D.EVAL_FRACTION,
-        validation_fraction: float = D.VALIDATION_FRACTION,
-        task: str = "auto",
-        exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
-        numeric_columns: list[str] = [],  # noqa: B006
-        hidden_units: list[int] = list(D.HIDDEN_UNITS),  # noqa: B006, B008
-        dropout: float = D.DROPOUT,
-        learning_rate: float = D.LEARNING_RATE,
-        batch_size: int = D.BATCH_SIZE,
-        epochs: int = D.EPOCHS,
-        patience: int = D.PATIENCE,
-        seed: int = D.SEED,
-        fail_on_anomalies: bool = True,
-        min_accuracy: float = D.MIN_ACCURACY,
-        max_regression: float = D.MAX_REGRESSION,
-        eval_config_json: str = "",
-        namespace: str = D.PIPELINE_NAMESPACE,
-        push_mode: str = D.PUSH_MODE,
-        canary_traffic_percent: int = 0,
-        promote: bool = False,
-        prometheus_url: str = "",
-        prometheus_selector: str = "",
-        registry_backend: str = "",
-        registry_uri: str = "",
-        run_url: str = "",
-    ):
-        """Retrain on the newest span and push only a model better than the one served.
-
-        Args:
-            source_pattern: data URI with ``{SPAN}`` (``gs://bucket/churn/span-{SPAN}/data.csv``).
-            schema_uri: the production ``schema.pbtxt`` (reviewed; its drift comparators apply).
-            label: the column to predict.
-            serving_root: where kfpc pushes versioned models; the baseline is found here.
-            model_name: InferenceService name and folder under ``serving_root``.
-            baseline_model_uri: the served model; empty: the newest version under ``serving_root``.
-            key_column: column whose hash decides the train/eval split; empty hashes the row.
-            eval_fraction: share of rows held out for evaluation; training never sees them.
-            validation_fraction: share of the train split carved out for early stopping and model selection.
-            exclude_columns: columns never used (IDs, leakage).
-            numeric_columns: text columns to read as numbers.
-            task: ``auto`` (from the label), ``binary``, ``multiclass`` or ``regression``.
-            hidden_units: sizes of the network's hidden layers.
-            dropout: dropout rate after each hidden layer.
-            learning_rate: Adam's learning rate.
-            batch_size: rows per step; 0 chooses it from the training rows.
-            epochs: most passes over the training rows (early stopping usually ends sooner).
-            patience: epochs without a better validation loss before training stops (0: never early-stop).
-            seed: seed of the validation carve, the weights' initialization and the shuffling.
-            fail_on_anomalies: stop before training when the new span breaks the schema or drifts.
-            min_accuracy: accuracy lower bound for classification; 0 (default) leaves the decision to the
-                skill gates (beat the trivial predictor, and not be worse than the served model).
-            max_regression: how much worse than the served model the candidate may be, judged on the paired
-                bootstrap interval of the skill metric (ROC/PR AUC: absolute; RMSE: relative).
-            eval_config_json: thresholds shaped like TFMA's EvalConfig (overrides the two above).
-            namespace: Kubernetes namespace of the InferenceService.
-            push_mode: ``dry_run``, ``local`` or ``cluster`` (see push_kserve).
-            canary_traffic_percent: 1..99 to canary the new model; 0 sends all traffic to it.
-            promote: after a canary that stayed healthy for the bake period, move it to 100%.
-            prometheus_url: the Prometheus query API the canary's error rate and p99 latency are read from
-                during the bake; needed to promote in cluster mode.
-            prometheus_selector: label matchers selecting the canary's series in Prometheus.
-            registry_backend: ``kubeflow`` or ``vertex``: the baseline is the registry's champion, and a pushed
-                model is registered with its lineage (champion at 100% traffic, challenger in a canary);
-                empty = no registry.
-            registry_uri: the registry (``http(s)://host:port``; ``projects/<p>/locations/<region>``).
-            run_url: the run's UI URL for the lineage; ``{run_id}`` and ``{run_name}`` are filled in.
-        """
-        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
+    def define(p):
         resolved = resolve_retraining_inputs(
-            source_pattern=source_pattern, serving_root=serving_root, model_name=model_name,
-            baseline_model_uri=baseline_model_uri, registry_backend=registry_backend, registry_uri=registry_uri,
+            **{name: p[name] for name in ("source_pattern", "serving_root", "model_name", "baseline_model_uri",
+                                          "registry_backend", "registry_uri")},
         ).set_caching_options(False)  # spans and the served model change between runs with the same inputs
         resolved.set_display_name("resolve-span-and-baseline")
 
@@ -193,7 +118,7 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         previous_stats = statistics(data=previous.outputs["data"])
         previous_stats.set_display_name("statistics-previous-span")
 
-        schema = import_schema(schema_uri=schema_uri)
+        schema = import_schema(schema_uri=p["schema_uri"])
         schema.set_display_name("production-schema")
         validation = validate(
             statistics=stats.outputs["statistics"],
@@ -205,15 +130,15 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         )
         gate = validation_gate(anomalies=validation.outputs["anomalies"],
                                what="the new span (against the production schema and the previous span)",
-                               fail_on_anomalies=fail_on_anomalies)
+                               fail_on_anomalies=p["fail_on_anomalies"])
 
         overrides = {"model_family": model_family}
         if tune:
             base = {name: p[name] for name in tuned_training.TUNED_INPUTS if name in p}
             chosen, searched = tuned_training.add_search(
                 tune, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
-                schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
-                validation_fraction=validation_fraction, seed=seed, base=base)
+                schema=schema.outputs["schema"], label=p["label"], task=p["task"], search_space=search_space,
+                validation_fraction=p["validation_fraction"], seed=p["seed"], base=base)
             searched.after(gate)
             overrides.update({name: chosen.outputs[name] for name in (*tuned_training.TUNED_INPUTS, "model_family")})
         trained = steps.train(p, train_op, target, options, data, stats, schema, overrides).after(gate)
@@ -230,18 +155,51 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         evaluation = steps.evaluate(p, data, candidate, stats, baseline_model=served.output)
 
         def register(pushed):
-            with dsl.If(registry_backend != "", name="registry-configured"):
+            with dsl.If(p["registry_backend"] != "", name="registry-configured"):
                 register_model(
-                    model=candidate, model_uri=pushed.outputs["model_uri"], name=model_name,
-                    registry_uri=registry_uri, backend=registry_backend, push_result=pushed.outputs["manifest"],
+                    model=candidate, model_uri=pushed.outputs["model_uri"], name=p["model_name"],
+                    registry_uri=p["registry_uri"], backend=p["registry_backend"], push_result=pushed.outputs["manifest"],
                     blessing=evaluation.outputs["blessing"], metrics=evaluation.outputs["metrics"],
                     data=data.outputs["data"], statistics=stats.outputs["statistics"],
                     schema=schema.outputs["schema"], baseline_model_uri=resolved.outputs["baseline_model_uri"],
                     run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                    run_url=run_url,
+                    run_url=p["run_url"],
                 ).set_caching_options(False)  # the registry's state, not the inputs, decides what it does
 
         steps.push_if_blessed(p, evaluation, candidate, data, "better-than-served", then=register,
                               stats=stats)
 
-    return retraining_pipeline
+    names = ("source_pattern", "schema_uri", "label", "serving_root", "model_name", "baseline_model_uri", *P.SPLIT,
+             "task", *P.COLUMNS, *P.TRAINING, "fail_on_anomalies", "min_accuracy", "max_regression",
+             "eval_config_json", *P.PUSH, "registry_backend", "registry_uri", "run_url")
+    required = {"label": P.Parameter(str, P.REQUIRED, "the column to predict."),
+                "model_name": P.Parameter(str, P.REQUIRED, "InferenceService name and folder under ``serving_root``.")}
+    parameters = P.select(names, changed=required, own={
+        "source_pattern": P.Parameter(str, P.REQUIRED, "data URI with ``{SPAN}`` "
+                                      "(``gs://bucket/churn/span-{SPAN}/data.csv``)."),
+        "schema_uri": P.Parameter(str, P.REQUIRED, "the production ``schema.pbtxt`` (reviewed; its drift comparators "
+                                  "apply)."),
+        "serving_root": P.Parameter(str, P.REQUIRED, "where kfpc pushes versioned models; the baseline is found here."),
+        "baseline_model_uri": P.Parameter(str, "", "the served model; empty: the newest version under "
+                                          "``serving_root``."),
+        "fail_on_anomalies": P.Parameter(bool, True, "stop before training when the new span breaks the schema or "
+                                         "drifts."),
+        "min_accuracy": P.Parameter(float, D.MIN_ACCURACY, "accuracy lower bound for classification; 0 (default) "
+                                    "leaves the decision to the skill gates (beat the trivial predictor, and not be "
+                                    "worse than the served model)."),
+        "max_regression": P.Parameter(float, D.MAX_REGRESSION, "how much worse than the served model the candidate "
+                                      "may be, judged on the paired bootstrap interval of the skill metric (ROC/PR "
+                                      "AUC: absolute; RMSE: relative)."),
+        "eval_config_json": P.Parameter(str, "", "thresholds shaped like TFMA's EvalConfig (overrides the two above)."),
+        "registry_backend": P.Parameter(str, "", "``kubeflow`` or ``vertex``: the baseline is the registry's "
+                                        "champion, and a pushed model is registered with its lineage (champion at "
+                                        "100% traffic, challenger in a canary); empty = no registry."),
+        "registry_uri": P.Parameter(str, "", "the registry (``http(s)://host:port``; "
+                                    "``projects/<p>/locations/<region>``)."),
+        "run_url": P.Parameter(str, "", "the run's UI URL for the lineage; ``{run_id}`` and ``{run_name}`` are "
+                               "filled in."),
+    })
+    retraining_pipeline = P.pipeline_function(
+        "retraining_pipeline", "Retrain on the newest span and push only a model better than the one served.",
+        parameters, define)
+    return dsl.pipeline(name="retraining-pipeline", description=DESCRIPTION)(retraining_pipeline)

@@ -18,6 +18,7 @@ from kfp import dsl
 
 from kfpc.components import images
 from kfpc.pipelines import defaults as D
+from kfpc.pipelines import parameters as P
 from kfpc.pipelines import placement, steps
 
 DESCRIPTION = (
@@ -119,66 +120,24 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
     options = gpu or placement.GpuOptions()
     train_op = placement.training_op(target, options)
 
-    def tuned_training_pipeline(
-        serving_root: str,
-        source_uri: str = "bundled:penguins.csv",
-        label: str = "species",
-        search_space: str = "",
-        key_column: str = "",
-        eval_fraction: float = D.EVAL_FRACTION,
-        validation_fraction: float = D.VALIDATION_FRACTION,
-        schema_uri: str = "",
-        task: str = "auto",
-        exclude_columns: list[str] = [],  # noqa: B006 (KFP reads the default from the signature)
-        numeric_columns: list[str] = [],  # noqa: B006
-        hidden_units: list[int] = list(D.HIDDEN_UNITS),  # noqa: B006, B008
-        dropout: float = D.DROPOUT,
-        learning_rate: float = D.LEARNING_RATE,
-        batch_size: int = D.BATCH_SIZE,
-        epochs: int = D.EPOCHS,
-        patience: int = D.PATIENCE,
-        seed: int = D.SEED,
-        fail_on_anomalies: bool = True,
-        min_accuracy: float = D.MIN_ACCURACY,
-        eval_config_json: str = "",
-        model_name: str = "penguins",
-        namespace: str = D.PIPELINE_NAMESPACE,
-        push_mode: str = D.PUSH_MODE,
-        canary_traffic_percent: int = 0,
-        promote: bool = False,
-        prometheus_url: str = "",
-        prometheus_selector: str = "",
-        katib_namespace: str = D.NAMESPACE,
-        katib_mode: str = "dry_run",
-    ):
-        """Tune, train the best configuration, evaluate it on the held-out split, push it if blessed.
-
-        Args:
-            search_space: the search space (YAML or JSON, components/tune/README.md); empty: the default space
-                (learning rate, dropout, architecture, batch size; 12 trials).
-            katib_namespace: Katib backend only: the namespace of the Experiment.
-            katib_mode: Katib backend only: ``dry_run`` writes the Experiment's manifest and trains the baseline,
-                ``cluster`` creates it and waits.
-        """
-        p = dict(locals())  # (first: the pipeline's parameters, for the shared steps)
-        checked = steps.preflight(p, source_uri)
-        data = steps.ingest(p, source_uri, checked.outputs["Output"])
+    def define(p):
+        checked = steps.preflight(p, p["source_uri"])
+        data = steps.ingest(p, p["source_uri"], checked.outputs["Output"])
         stats = statistics(data=data.outputs["data"])
-        schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=schema_uri)
+        schema = resolve_schema(statistics=stats.outputs["statistics"], schema_uri=p["schema_uri"])
         validation = validate(
             statistics=stats.outputs["statistics"], schema=schema.outputs["schema"], reference_split="train",
             fail_on_anomalies=False,  # the gate below fails the run, after the reports are recorded
         )
         gate = validation_gate(anomalies=validation.outputs["anomalies"],
                                what="split 'eval' (against the schema and the train split)",
-                               fail_on_anomalies=fail_on_anomalies)
-        base = {"hidden_units": hidden_units, "dropout": dropout, "learning_rate": learning_rate,
-                "batch_size": batch_size, "epochs": epochs, "patience": patience}
+                               fail_on_anomalies=p["fail_on_anomalies"])
+        base = {name: p[name] for name in TUNED_INPUTS}
         chosen, searched = add_search(
             backend, target, options, data=data.outputs["data"], statistics=stats.outputs["statistics"],
-            schema=schema.outputs["schema"], label=label, task=task, search_space=search_space,
-            validation_fraction=validation_fraction, seed=seed, base=base, katib_namespace=katib_namespace,
-            katib_mode=katib_mode)
+            schema=schema.outputs["schema"], label=p["label"], task=p["task"],
+            search_space=p["search_space"], validation_fraction=p["validation_fraction"], seed=p["seed"], base=base,
+            katib_namespace=p["katib_namespace"], katib_mode=p["katib_mode"])
         searched.after(gate)
         trained = steps.train(p, train_op, target, options, data, stats, schema,
                               {name: chosen.outputs[name] for name in (*TUNED_INPUTS, "model_family")})
@@ -186,30 +145,20 @@ def build_tuned_training_pipeline(target: str = "kfp", gpu: "placement.GpuOption
         evaluation = steps.evaluate(p, data, recorded.outputs["tuned_model"], stats)
         steps.push_if_blessed(p, evaluation, recorded.outputs["tuned_model"], data, "blessed", stats=stats)
 
-    # the parameters it shares with training_pipeline keep that pipeline's descriptions (the KFP UI and
-    # `kfpc params` show one per parameter)
-    tuned_training_pipeline.__doc__ = _with_shared_docs(tuned_training_pipeline)
+    names = (*P.TRAINING_PIPELINE[:3], "search_space", *P.TRAINING_PIPELINE[3:], "katib_namespace", "katib_mode")
+    parameters = P.select(names, own={
+        "search_space": P.Parameter(str, "", "the search space (YAML or JSON, components/tune/README.md); empty: "
+                                    "the default space (learning rate, dropout, architecture, batch size; 12 "
+                                    "trials)."),
+        "katib_namespace": P.Parameter(str, D.NAMESPACE, "Katib backend only: the namespace of the Experiment."),
+        "katib_mode": P.Parameter(str, "dry_run", "Katib backend only: ``dry_run`` writes the Experiment's manifest "
+                                  "and trains the baseline, ``cluster`` creates it and waits."),
+    })
+    tuned_training_pipeline = P.pipeline_function(
+        "tuned_training_pipeline",
+        "Tune, train the best configuration, evaluate it on the held-out split, push it if blessed.",
+        parameters, define)
     return dsl.pipeline(name="tuned-training-pipeline", description=DESCRIPTION)(tuned_training_pipeline)
-
-
-def _with_shared_docs(func) -> str:
-    """``func``'s docstring with an ``Args`` entry, from ``training_pipeline``, for each parameter it lacks."""
-    import inspect
-    import textwrap
-
-    from kfpc.pipelines import training
-
-    inputs = training.build_training_pipeline(target="kfp").component_spec.inputs
-    doc = inspect.cleandoc(func.__doc__ or "")
-    head, _, own = doc.partition("Args:\n")
-    documented = {line.strip().split(":")[0] for line in own.splitlines()
-                  if line.startswith("    ") and not line.startswith("        ") and ":" in line}
-    extra = []
-    for name in inspect.signature(func).parameters:
-        description = inputs[name].description if name in inputs else None
-        if name not in documented and description:
-            extra.append(textwrap.indent(f"{name}: " + " ".join(description.split()), "    "))
-    return head + "Args:\n" + own.rstrip("\n") + "\n" + "\n".join(extra) + "\n"
 
 
 #: as training_pipeline: push to a folder in the run and smoke-test the copy locally
