@@ -101,55 +101,23 @@ def push_kserve(
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri (the baseline for the next evaluation).
     """
+    params = dict(locals())  # (first: the parameters, for the core)
+
     from collections import namedtuple
 
     from kfpc.components import artifacts
     from kfpc.components import images as image_refs
+    from kfpc.components._calls import same_named
     from kfpc.components.push import core
 
     verdict = artifacts.blessing_verdict(
         None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
     )
-    result = core.push_kserve(
-        model.path,
-        serving_root=serving_root,
-        name=name,
-        namespace=namespace,
-        mode=mode,
-        blessed=verdict,
-        force=force,
-        canary_traffic_percent=canary_traffic_percent or None,
-        promote=promote,
-        deployment_mode=deployment_mode,
-        predictor=predictor,
-        image=image or image_refs.SERVING,
-        protocol=protocol,
-        cpu_request=cpu_request,
-        memory_request=memory_request,
-        cpu_limit=cpu_limit,
-        memory_limit=memory_limit,
-        gpu=gpu,
-        min_replicas=min_replicas,
-        max_replicas=max_replicas,
-        service_account=service_account,
-        runtime_version=runtime_version,
-        batcher_max_batch_size=batcher_max_batch_size,
-        batcher_max_latency_ms=batcher_max_latency_ms,
-        timeout_s=timeout_s,
-        bake_s=bake_s,
-        max_error_rate=max_error_rate,
-        max_p99_latency_ms=max_p99_latency_ms,
-        min_requests=min_requests,
-        max_error_rate_increase=max_error_rate_increase,
-        max_p99_ratio=max_p99_ratio,
-        prometheus_url=prometheus_url,
-        prometheus_selector=prometheus_selector,
-        prometheus_stable_selector=prometheus_stable_selector,
-        canary_metrics_url=canary_metrics_url,
-        output_dir=manifest.path,
-        data_dir=None if data is None else data.path,
+    result = core.push_kserve(model.path, **same_named(
+        core.push_kserve, params, blessed=verdict, canary_traffic_percent=canary_traffic_percent or None,
+        image=image or image_refs.SERVING, output_dir=manifest.path, data_dir=None if data is None else data.path,
         monitoring_dir=None if monitoring is None else monitoring.path,
-    )
+    ))
     manifest.metadata.update(result.metadata())
     outputs = namedtuple("PushOutputs", ["endpoint_url", "model_uri", "previous_model_uri"])
     return outputs(result.endpoint_url, result.model_uri, result.previous_model_uri)
@@ -215,40 +183,22 @@ def push_vertex(
     Returns:
         endpoint_url, model_uri (the new version), previous_model_uri.
     """
+    params = dict(locals())  # (first: the parameters, for the core)
+
     from collections import namedtuple
 
     from kfpc.components import artifacts
     from kfpc.components import images as image_refs
+    from kfpc.components._calls import same_named
     from kfpc.components.artifact_types import vertex_resource_uri
     from kfpc.components.push import core
 
     verdict = artifacts.blessing_verdict(
         None if blessing is None else dict(blessing.metadata), blessed, getattr(blessing, "uri", "blessing")
     )
-    result = core.push_vertex(
-        model.path,
-        serving_root=serving_root,
-        name=name,
-        project=project,
-        location=location,
-        mode=mode,
-        blessed=verdict,
-        force=force,
-        container=container,
-        image=image or image_refs.SERVING,
-        tf_version=tf_version,
-        machine_type=machine_type,
-        accelerator_type=accelerator_type,
-        accelerator_count=accelerator_count,
-        min_replica_count=min_replica_count,
-        max_replica_count=max_replica_count,
-        traffic_percent=traffic_percent,
-        endpoint=endpoint,
-        parent_model=parent_model,
-        service_account=service_account,
-        timeout_s=timeout_s,
-        output_dir=requests.path,
-    )
+    result = core.push_vertex(model.path, **same_named(
+        core.push_vertex, params, blessed=verdict, image=image or image_refs.SERVING, output_dir=requests.path,
+    ))
     requests.metadata.update(result.metadata())
     for artifact, resource in ((vertex_model, result.vertex_model), (vertex_endpoint, result.vertex_endpoint)):
         artifact.metadata["resourceName"] = resource

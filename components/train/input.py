@@ -247,6 +247,19 @@ def _shuffled_buffers(
     Taking is left to the consumer, so that TensorFlow can gather in its own threads. Every chunk but the
     last holds a multiple of ``batch_size`` rows. With ``carve``, only the rows of ``part`` are read, and
     sharding counts positions within that part.
+
+    Args:
+        path: the split's Parquet file.
+        spec: the TrainingSpec (which columns, how to encode the label).
+        batch_size: rows per batch.
+        shuffle_buffer: rows held and shuffled together; 0 keeps the file order.
+        seed: shuffle seed.
+        shard_index: this input pipeline's id.
+        num_shards: number of input pipelines; rows whose position % num_shards == shard_index are kept.
+        with_label: read the target too; else features only (rows without a label are kept).
+        drop_remainder: drop the last partial batch.
+        carve: read only one part of the file (see :class:`Carve`); None reads every row.
+        part: with ``carve``: ``train`` or ``validation``.
     """
     if carve is not None and part is None:
         raise ValueError("a carve needs the part to read ('train' or 'validation')")
@@ -326,42 +339,22 @@ def _numpy_batch(table: pa.Table, spec: F.TrainingSpec) -> dict[str, np.ndarray]
     return out
 
 
-def iterate_batches(
-    path: str | Path,
-    spec: F.TrainingSpec,
-    batch_size: int,
-    *,
-    shuffle_buffer: int = 0,
-    seed: int = 0,
-    shard_index: int = 0,
-    num_shards: int = 1,
-    with_label: bool = True,
-    drop_remainder: bool = False,
-    carve: Carve | None = None,
-    part: str | None = None,
-) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray] | dict[str, np.ndarray]]:
+def iterate_batches(path: str | Path, spec: F.TrainingSpec, batch_size: int,
+                    **options) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray] | dict[str, np.ndarray]]:
     """Yield batches of raw features (and targets) from a Parquet split, as numpy arrays.
 
     Args:
         path: the split's Parquet file.
         spec: the TrainingSpec (which columns, how to encode the label).
         batch_size: rows per batch (the last batch may be smaller unless ``drop_remainder``).
-        shuffle_buffer: rows held and shuffled together; 0 keeps the file order.
-        seed: shuffle seed.
-        shard_index: this input pipeline's id.
-        num_shards: number of input pipelines; rows whose position % num_shards == shard_index are kept.
-        with_label: yield ``(features, target)`` pairs; else features only (rows without a label are kept).
-        drop_remainder: drop the last partial batch.
-        carve: read only one part of the file (see :class:`Carve`); None reads every row.
-        part: with ``carve``: ``train`` or ``validation``.
+        options: the keyword arguments of :func:`_shuffled_buffers` (shuffle_buffer, seed, shard_index,
+            num_shards, with_label, drop_remainder, carve, part), documented there.
     Yields:
-        ``(features, target)`` or ``features``; features map input key -> float64 (NaN missing) or object
-        ``str`` (``""`` missing) arrays of ``batch_size`` rows.
+        ``(features, target)`` or, with ``with_label=False``, ``features``; features map input key -> float64
+        (NaN missing) or object ``str`` (``""`` missing) arrays of ``batch_size`` rows.
     """
-    for chunk in iterate_chunks(
-        path, spec, batch_size, shuffle_buffer=shuffle_buffer, seed=seed, shard_index=shard_index,
-        num_shards=num_shards, with_label=with_label, drop_remainder=drop_remainder, carve=carve, part=part,
-    ):
+    with_label = options.get("with_label", True)
+    for chunk in iterate_chunks(path, spec, batch_size, **options):
         for start in range(0, chunk.num_rows, batch_size):
             rows = chunk.slice(start, batch_size)
             features = _numpy_batch(rows, spec)
