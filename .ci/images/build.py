@@ -685,7 +685,8 @@ def smoke_image(family: str, image: str, tool: str | None = None, log: str | os.
         container = subprocess.run(buildah("from", "--pull-never", image), capture_output=True, text=True,
                                    check=True).stdout.split()[-1]
     try:
-        result = subprocess.run(smoke_command(family, image, tool, container), capture_output=True, text=True)
+        result = subprocess.run(smoke_command(family, image, tool, container), capture_output=True, text=True,
+                                timeout=600)
     finally:
         if container:
             subprocess.run(buildah("rm", container), capture_output=True)
@@ -777,7 +778,8 @@ def main(argv: list[str] | None = None) -> int:
                     tag = build_image(family, registry=args.registry, build_args=args.build_arg, tool=tool)
                     print(f"built {tag} with buildah in {time.monotonic() - started:.0f} s", flush=True)
                     if not args.no_smoke:
-                        print(smoke_image(family, tag, tool).rstrip().splitlines()[-1], flush=True)
+                        checked = smoke_image(family, tag, tool).splitlines()
+                        print(next(line for line in checked if line.startswith("smoke ")), flush=True)
                 except (BuildError, subprocess.CalledProcessError) as err:
                     print(err, file=sys.stderr)
                     return 1

@@ -6,7 +6,8 @@
 image's user (UID 10001) with the image's own ``python3``; a non-zero exit fails the build. The image tier
 runs it too. Checks, by family:
 
-* every image: Python 3.11, ``kfpc`` importable from the image's environment, the KFP executor entry point;
+* every image: Python 3.11, ``kfpc`` importable from the image's environment; the images that run pipeline
+  tasks (all but ``serving``): the KFP executor entry point;
 * ``data``: pyarrow and the tensorflow-metadata protos;
 * ``tf``, ``tf-gpu``, ``serving``: TensorFlow imports; ``tf``/``tf-gpu`` draw a plot with matplotlib (the
   evaluation report's plots come from it);
@@ -28,10 +29,10 @@ import sys
 import traceback
 
 CHECKS: dict[str, list[str]] = {
-    "data": ["python", "kfpc", "pyarrow", "metadata"],
-    "tf": ["python", "kfpc", "tensorflow", "plot"],
-    "tf-gpu": ["python", "kfpc", "tensorflow", "plot", "cuda", "cpu_fallback"],
-    "deploy": ["python", "kfpc", "kserve", "aiplatform"],
+    "data": ["python", "kfpc", "executor", "pyarrow", "metadata"],
+    "tf": ["python", "kfpc", "executor", "tensorflow", "plot"],
+    "tf-gpu": ["python", "kfpc", "executor", "tensorflow", "plot", "cuda", "cpu_fallback"],
+    "deploy": ["python", "kfpc", "executor", "kserve", "aiplatform"],
     "serving": ["python", "kfpc", "tensorflow", "model_server"],
 }
 
@@ -42,11 +43,16 @@ def check_python() -> str:
 
 
 def check_kfpc() -> str:
-    import kfp.dsl.executor_main  # noqa: F401 - the command every compiled task runs
-
     import kfpc.components
 
     return kfpc.components.__file__
+
+
+def check_executor() -> str:
+    import kfp
+    import kfp.dsl.executor_main  # noqa: F401 - the command every compiled task runs
+
+    return f"kfp {kfp.__version__}"
 
 
 def check_pyarrow() -> str:
