@@ -117,7 +117,8 @@ def check_cuda() -> str:
         failed = []
     unexplained = [(n, e) for n, e in failed if "libcuda.so" not in e]
     assert not unexplained, f"CUDA libraries that do not load: {unexplained}"
-    return f"{len(loaded)} of {len(libraries)} loaded" + (f"; {len(failed)} need the node's driver" if failed else "")
+    return f"{len(loaded)} of {len(libraries)} loaded" + (
+        f"; {', '.join(n for n, _ in failed)} need the node's driver (libcuda.so.1)" if failed else "")
 
 
 def check_cpu_fallback() -> str:

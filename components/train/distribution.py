@@ -224,8 +224,9 @@ def cpu_fallback_message() -> str | None:
     libraries = cuda_libraries()
     if not libraries:
         return None
+    named = [n for n in sorted(libraries) if n.startswith(("libcudart.", "libcublas.", "libcudnn."))] or sorted(libraries)
     return ("no GPU is visible although this image holds the CUDA libraries "
-            f"({len(libraries)} of them, e.g. {', '.join(sorted(libraries)[:3])}): training on the CPU. "
+            f"({len(libraries)} of them: {', '.join(named[:3])}, ...): training on the CPU. "
             "On Kubernetes the task needs a GPU in its resources (the pipeline's placement, "
             "pipelines/placement.py GpuOptions: gpu_count, kfp_accelerator_type) and a node with the NVIDIA "
             "driver and device plugin; on Vertex AI an accelerator_type/count; elsewhere the NVIDIA container "
