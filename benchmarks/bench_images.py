@@ -2,8 +2,10 @@
 cold and with the lock layer cached) and the installed size of each family environment, next to TFX's image.
 
 The built-image section needs a builder (Docker is not measured here; buildah, as the image tier uses it):
-cold = ``--no-cache`` from the base image; cached = a rebuild after a change of kfpc's code (a copy of the
-checkout with one source file edited), which reuses the lock layer. Compressed = the image pushed to an
+cold = ``--no-cache`` from the base image with every layer kept (``--layers``, so that the next build can
+reuse them); cached = a rebuild after a change of kfpc's code (a copy of the checkout with one source file
+edited), which reuses the lock layer; ``build_no_layer_cache_seconds`` (``--existing``, from the image tier's
+report) = the build ``make images`` and the tier run, without layer caching (vfs copies each kept layer). Compressed = the image pushed to an
 OCI archive with gzip layers (what a registry stores and a node pulls); unpacked = the container's root
 filesystem on disk; layers = the image's layer count.
 
@@ -164,6 +166,7 @@ def measure_built(family: str, scratch: Path) -> dict:
     cold = time.monotonic() - started
     context = scratch / "checkout"
     shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
     for name in build.WHEEL_SOURCES + (".ci",):
         source = build.REPO_ROOT / name
         if source.is_dir():
@@ -232,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             for family in args.built or ["data", "tf", "deploy", "serving"]:
                 if not build.buildah_image_exists(images.image(family)):
                     continue
-                row = {"family": family, "builder": "buildah (vfs, chroot, no layer cache)",
-                       "build_cold_seconds": tier.get(f"build {family} (s)"), "build_lock_cached_seconds": None,
+                row = {"family": family, "builder": "buildah (vfs, chroot)",
+                       "build_no_layer_cache_seconds": tier.get(f"build {family} (s)"),
                        **built_image_facts(images.image(family), Path(scratch))}
                 built.append(row)
                 print(f"{family:8} image: {row['compressed_gb']:.2f} GB compressed, {row['unpacked_gb']:.2f} GB "
@@ -265,7 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         # Only the built-image section changes; the family-environment figures of the last full run stay.
         target = RESULTS / "images.json"
         result = json.loads(target.read_text()) if target.exists() else {"benchmark": "images"}
-        result["built_images"] = built
+        # Merged by family: a run that measures some images keeps the figures of the others, and a figure this
+        # run did not take (build time with the lock layer cached, from --existing) keeps its last measurement.
+        machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+        rows = {row["family"]: row for row in result.get("built_images", [])}
+        for row in built:
+            kept = rows.get(row["family"], {})
+            merged = {**kept, **{k: v for k, v in row.items() if v is not None or k not in kept}}
+            merged["measured_on"] = machine
+            rows[row["family"]] = merged
+        result["built_images"] = [rows[f] for f in images.FAMILIES if f in rows]
         result["gcpc_image"] = {"image": GCPC_IMAGE, "size_gb": None,
                                 "note": "not measured: no container registry is reachable from this machine kind"}
         result["built_images_machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
