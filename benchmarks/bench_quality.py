@@ -23,7 +23,10 @@ compared with each LightGBM by a paired bootstrap over the eval rows (1,000 resa
 difference). The goal of issue 15: no interval entirely below zero for ``kfpc auto``.
 
 Each table runs in a child process with a time cap (``--timeout``); what a child finished before the cap is
-kept (results are written after every model). Benchmarks measure; they do not assert.
+kept (results are written after every model). Tables named on the command line are merged into an existing
+``--output``: a re-measured table replaces its old record, the others are kept; every record says when and on
+what it was measured (``measured``: time, CPUs, load average before and after, time cap). ``--fresh`` starts
+an empty file. Benchmarks measure; they do not assert.
 """
 
 from __future__ import annotations
@@ -190,15 +193,20 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
     save()
     predictions: dict[str, np.ndarray] = {}
     cards, state = {}, {}
+    record["seconds"]["bootstrap"] = 0.0
 
     def compare():
+        # Each pair once: predictions never change, and on a big eval split a bootstrap takes seconds.
         task = state["task"]
-        record["comparisons"] = {}
+        started = time.time()
+        comparisons = record.setdefault("comparisons", {})
         for ours in ("kfpc_auto", "kfpc_gbdt", "kfpc_dnn"):
             for theirs in ("lightgbm", "lightgbm_es", "linear"):
-                if ours in predictions and theirs in predictions:
-                    record["comparisons"][f"{ours}-{theirs}"] = bootstrap_difference(
+                key = f"{ours}-{theirs}"
+                if ours in predictions and theirs in predictions and key not in comparisons:
+                    comparisons[key] = bootstrap_difference(
                         task, state["y_eval"], predictions[ours], predictions[theirs])
+        record["seconds"]["bootstrap"] = round(record["seconds"]["bootstrap"] + time.time() - started, 1)
         save()
 
     def train_family(family):
@@ -209,6 +217,8 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
                             statistics_dir=work / "statistics", model_family=family, verbose=0,
                             **({"epochs": 3} if quick and family == "dnn" else {}))
         record["seconds"][f"kfpc_{family}_train"] = round(time.time() - started, 1)
+        if family == "gbdt":  # of the train step: reading the parts, YDF's fit, the metrics (not the export + gate)
+            record["seconds"]["kfpc_gbdt_fit"] = result.card["training"].get("gbdt_seconds")
         spec = state["spec"] = result.spec
         cards[family] = result.card
         if "y_eval" not in state:
@@ -216,8 +226,10 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
             state["task"] = record["task"] = spec.label.task
             record["primary"] = PRIMARY[spec.label.task]
             record["eval_rows"] = int(len(state["y_eval"]))
+        started = time.time()
         output = load_predictor(work / f"model_{family}").predict(
             {f.name: state["inputs_eval"][f.input] for f in spec.features})
+        record["seconds"][f"kfpc_{family}_predict_eval"] = round(time.time() - started, 1)
         predictions[f"kfpc_{family}"] = output["predictions"].astype(np.float64) if spec.label.task == "regression" \
             else output["probabilities"].astype(np.float64)
         record["models"][f"kfpc_{family}"] = {
@@ -307,6 +319,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="the three smallest tables, 3 DNN epochs")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per table (default 1800)")
     parser.add_argument("--output", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument("--fresh", action="store_true", help="do not merge into an existing --output")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="*")
@@ -319,9 +332,14 @@ def main(argv=None) -> int:
     entries = [e for e in suite if not options.names or e["name"] in options.names]
     if options.quick and not options.names:
         entries = entries[:3]
-    results = {"benchmark": "quality", "timeout_seconds": options.timeout, "resamples": RESAMPLES, "tables": []}
+    results = {"benchmark": "quality", "resamples": RESAMPLES, "tables": []}
+    if options.output.exists() and not options.fresh:
+        results = merge_base(json.loads(options.output.read_text()))
     options.output.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
+        measured = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+                    "load_average_before": [round(x, 2) for x in os.getloadavg()],
+                    "timeout_seconds": options.timeout}
         with tempfile.TemporaryDirectory(prefix=f"kfpc-quality-{entry['name']}-") as work:
             started = time.time()
             command = [sys.executable, __file__, "--one", entry["name"], "--work", work] + (
@@ -341,11 +359,33 @@ def main(argv=None) -> int:
             record["wall_seconds"] = round(time.time() - started, 1)
             if status != "ok":
                 record["stderr_tail"] = (stderr or "").strip().splitlines()[-3:]
-        results["tables"].append(record)
+            record["measured"] = {**measured, "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+        merge(results, record, [e["name"] for e in suite])
         print(summary_line(record), flush=True)
         options.output.write_text(json.dumps(results, indent=1))
         plot(results, options.output.with_suffix(".png"))
     return 0
+
+
+def merge_base(old: dict) -> dict:
+    """An earlier results file as the base of a merge: records without ``measured`` get the run's time cap."""
+    for table in old.get("tables", []):
+        if "measured" not in table:
+            table["measured"] = {"run": "an earlier run of this bench (see note)",
+                                 "timeout_seconds": old.get("timeout_seconds")}
+    old.pop("timeout_seconds", None)  # per table now, in ``measured``
+    return old
+
+
+def merge(results: dict, record: dict, order: list[str]) -> None:
+    """Put ``record`` into ``results`` in place of an older record of its table (tables in suite order)."""
+    tables = {t["name"]: t for t in results["tables"]}
+    tables[record["name"]] = record
+    results["tables"] = sorted(tables.values(), key=lambda t: order.index(t["name"]) if t["name"] in order else 1e9)
+    if record.get("status") == "ok" and results.get("incomplete"):
+        results["incomplete"] = [t for t in results["incomplete"] if t.get("name") != record["name"]]
+        if not results["incomplete"]:
+            del results["incomplete"]
 
 
 def summary_line(record: dict) -> str:
