@@ -14,7 +14,7 @@ own ingest (its hash split: ``Split-train`` / ``Split-eval``, default ``eval_fra
 * ``lightgbm``: LightGBM's defaults fit on all of ``Split-train``; ``lightgbm_es``: fit on kfpc's train part
   and early-stopped (50 rounds, up to 2,000) on kfpc's validation part — the same carve kfpc uses;
 * ``linear``: scikit-learn logistic / ridge regression on standardized, mean-imputed numbers with missing
-  flags and one-hot categories, fit on all of ``Split-train``.
+  flags and one-hot categories, fit on all of ``Split-train`` (a sparse design matrix beyond 20M cells).
 
 The baselines see the features kfpc's trees see (``gbdt.ydf_frame``: dates as year / month / weekday / day of
 year / hour; categories as pandas categories). Scores on ``Split-eval``: accuracy, log loss, ROC AUC
@@ -139,8 +139,14 @@ def _lightgbm(task, k, x_fit, y_fit, x_eval, valid=None, seed=0):
     return probabilities, model
 
 
+#: design matrices up to this many cells are dense (as the bench always built them); larger ones are sparse:
+#: flights' one-hot of 4,043 tail numbers over 262k rows would take ~9 GB dense (the run was OOM-killed)
+DENSE_CELLS = 20_000_000
+
+
 def _linear(task, k, x_fit, y_fit, x_eval):
     import pandas as pd
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression, Ridge
 
     def design(frame, reference):
@@ -148,22 +154,27 @@ def _linear(task, k, x_fit, y_fit, x_eval):
         for name in reference.columns:
             column = frame[name]
             if isinstance(reference[name].dtype, pd.CategoricalDtype):
-                parts.append(pd.get_dummies(column, prefix=name, dtype=float))
+                # one column per category of the reference (pd.get_dummies' layout), all zero when missing
+                codes = column.cat.codes.to_numpy()
+                rows = np.flatnonzero(codes >= 0)
+                parts.append(sparse.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),
+                                               shape=(len(frame), len(column.cat.categories))))
             else:
                 values = column.astype(float)
                 mean, std = reference[name].astype(float).mean(), reference[name].astype(float).std() or 1.0
                 mean = 0.0 if not np.isfinite(mean) else mean
                 std = 1.0 if not np.isfinite(std) or std == 0 else std
-                parts.append(pd.DataFrame({name: ((values - mean) / std).fillna(0).clip(-10, 10),
-                                           f"{name}__missing": values.isna().astype(float)}))
-        return pd.concat(parts, axis=1).to_numpy(dtype=float)
+                parts.append(sparse.csr_matrix(np.stack([((values - mean) / std).fillna(0).clip(-10, 10).to_numpy(),
+                                                         values.isna().astype(float).to_numpy()], axis=1)))
+        matrix = sparse.hstack(parts, format="csr")
+        return matrix.toarray() if matrix.shape[0] * matrix.shape[1] <= DENSE_CELLS else matrix
 
     a, b = design(x_fit, x_fit), design(x_eval, x_fit)
     if task == "regression":
         model = Ridge(alpha=1.0).fit(a, y_fit)
         return model.predict(b)
     model = LogisticRegression(max_iter=2000).fit(a, y_fit)
-    probabilities = np.zeros((len(b), k))
+    probabilities = np.zeros((len(b) if not sparse.issparse(b) else b.shape[0], k))
     probabilities[:, model.classes_.astype(int)] = model.predict_proba(b)
     return probabilities
 
