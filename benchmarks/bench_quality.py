@@ -26,7 +26,8 @@ Each table runs in a child process with a time cap (``--timeout``); what a child
 kept (results are written after every model). Tables named on the command line are merged into an existing
 ``--output``: a re-measured table replaces its old record, the others are kept; every record says when and on
 what it was measured (``measured``: time, CPUs, load average before and after, time cap). ``--fresh`` starts
-an empty file. Benchmarks measure; they do not assert.
+an empty file, and so does ``--quick`` (its 3-epoch networks must not sit beside full records). Benchmarks
+measure; they do not assert.
 """
 
 from __future__ import annotations
@@ -344,11 +345,12 @@ def main(argv=None) -> int:
     if options.quick and not options.names:
         entries = entries[:3]
     results = {"benchmark": "quality", "resamples": RESAMPLES, "tables": []}
-    if options.output.exists() and not options.fresh:
+    if options.output.exists() and not options.fresh and not options.quick:  # quick: starts afresh, as before
         results = merge_base(json.loads(options.output.read_text()))
     options.output.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
         measured = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+                    "quick": options.quick,
                     "load_average_before": [round(x, 2) for x in os.getloadavg()],
                     "timeout_seconds": options.timeout}
         with tempfile.TemporaryDirectory(prefix=f"kfpc-quality-{entry['name']}-") as work:
