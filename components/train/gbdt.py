@@ -38,8 +38,8 @@ DEFAULTS = {
     # Most frequent values kept per categorical column (YDF's dictionary; rarer values share its
     # out-of-dictionary item, as unseen values do). YDF's time per tree grows with the dictionary: on the
     # flights table (235,687 training rows, a 4,043-value column) 500 trees took 585 s with YDF's default of
-    # 2,000 and 106 s with 255 (loaded 2-core machine). 255 is also the category limit of scikit-learn's
-    # histogram GBDT.
+    # 2,000 and 106 s with 255 (loaded 2-core machine), validation R² 0.9810 and 0.9796. 255 is also the
+    # category limit of scikit-learn's histogram GBDT.
     "max_vocab_count": 255,
 }
 #: columns YDF gets for a datetime feature, in this order (``hour`` only when the time of day varies)
