@@ -14,7 +14,7 @@ own ingest (its hash split: ``Split-train`` / ``Split-eval``, default ``eval_fra
 * ``lightgbm``: LightGBM's defaults fit on all of ``Split-train``; ``lightgbm_es``: fit on kfpc's train part
   and early-stopped (50 rounds, up to 2,000) on kfpc's validation part — the same carve kfpc uses;
 * ``linear``: scikit-learn logistic / ridge regression on standardized, mean-imputed numbers with missing
-  flags and one-hot categories, fit on all of ``Split-train``.
+  flags and one-hot categories, fit on all of ``Split-train`` (a sparse design matrix beyond 20M cells).
 
 The baselines see the features kfpc's trees see (``gbdt.ydf_frame``: dates as year / month / weekday / day of
 year / hour; categories as pandas categories). Scores on ``Split-eval``: accuracy, log loss, ROC AUC
@@ -23,7 +23,11 @@ compared with each LightGBM by a paired bootstrap over the eval rows (1,000 resa
 difference). The goal of issue 15: no interval entirely below zero for ``kfpc auto``.
 
 Each table runs in a child process with a time cap (``--timeout``); what a child finished before the cap is
-kept (results are written after every model). Benchmarks measure; they do not assert.
+kept (results are written after every model). Tables named on the command line are merged into an existing
+``--output``: a re-measured table replaces its old record, the others are kept; every record says when and on
+what it was measured (``measured``: time, CPUs, load average before and after, time cap). ``--fresh`` starts
+an empty file, and so does ``--quick`` (its 3-epoch networks must not sit beside full records). Benchmarks
+measure; they do not assert.
 """
 
 from __future__ import annotations
@@ -136,8 +140,14 @@ def _lightgbm(task, k, x_fit, y_fit, x_eval, valid=None, seed=0):
     return probabilities, model
 
 
+#: design matrices up to this many cells are dense (as the bench always built them); larger ones are sparse:
+#: flights' one-hot of 4,043 tail numbers over 262k rows would take ~9 GB dense (the run was OOM-killed)
+DENSE_CELLS = 20_000_000
+
+
 def _linear(task, k, x_fit, y_fit, x_eval):
     import pandas as pd
+    from scipy import sparse
     from sklearn.linear_model import LogisticRegression, Ridge
 
     def design(frame, reference):
@@ -145,22 +155,27 @@ def _linear(task, k, x_fit, y_fit, x_eval):
         for name in reference.columns:
             column = frame[name]
             if isinstance(reference[name].dtype, pd.CategoricalDtype):
-                parts.append(pd.get_dummies(column, prefix=name, dtype=float))
+                # one column per category of the reference (pd.get_dummies' layout), all zero when missing
+                codes = column.cat.codes.to_numpy()
+                rows = np.flatnonzero(codes >= 0)
+                parts.append(sparse.csr_matrix((np.ones(len(rows)), (rows, codes[rows])),
+                                               shape=(len(frame), len(column.cat.categories))))
             else:
                 values = column.astype(float)
                 mean, std = reference[name].astype(float).mean(), reference[name].astype(float).std() or 1.0
                 mean = 0.0 if not np.isfinite(mean) else mean
                 std = 1.0 if not np.isfinite(std) or std == 0 else std
-                parts.append(pd.DataFrame({name: ((values - mean) / std).fillna(0).clip(-10, 10),
-                                           f"{name}__missing": values.isna().astype(float)}))
-        return pd.concat(parts, axis=1).to_numpy(dtype=float)
+                parts.append(sparse.csr_matrix(np.stack([((values - mean) / std).fillna(0).clip(-10, 10).to_numpy(),
+                                                         values.isna().astype(float).to_numpy()], axis=1)))
+        matrix = sparse.hstack(parts, format="csr")
+        return matrix.toarray() if matrix.shape[0] * matrix.shape[1] <= DENSE_CELLS else matrix
 
     a, b = design(x_fit, x_fit), design(x_eval, x_fit)
     if task == "regression":
         model = Ridge(alpha=1.0).fit(a, y_fit)
         return model.predict(b)
     model = LogisticRegression(max_iter=2000).fit(a, y_fit)
-    probabilities = np.zeros((len(b), k))
+    probabilities = np.zeros((len(b) if not sparse.issparse(b) else b.shape[0], k))
     probabilities[:, model.classes_.astype(int)] = model.predict_proba(b)
     return probabilities
 
@@ -190,15 +205,20 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
     save()
     predictions: dict[str, np.ndarray] = {}
     cards, state = {}, {}
+    record["seconds"]["bootstrap"] = 0.0
 
     def compare():
+        # Each pair once: predictions never change, and on a big eval split a bootstrap takes seconds.
         task = state["task"]
-        record["comparisons"] = {}
+        started = time.time()
+        comparisons = record.setdefault("comparisons", {})
         for ours in ("kfpc_auto", "kfpc_gbdt", "kfpc_dnn"):
             for theirs in ("lightgbm", "lightgbm_es", "linear"):
-                if ours in predictions and theirs in predictions:
-                    record["comparisons"][f"{ours}-{theirs}"] = bootstrap_difference(
+                key = f"{ours}-{theirs}"
+                if ours in predictions and theirs in predictions and key not in comparisons:
+                    comparisons[key] = bootstrap_difference(
                         task, state["y_eval"], predictions[ours], predictions[theirs])
+        record["seconds"]["bootstrap"] = round(record["seconds"]["bootstrap"] + time.time() - started, 1)
         save()
 
     def train_family(family):
@@ -209,6 +229,8 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
                             statistics_dir=work / "statistics", model_family=family, verbose=0,
                             **({"epochs": 3} if quick and family == "dnn" else {}))
         record["seconds"][f"kfpc_{family}_train"] = round(time.time() - started, 1)
+        if family == "gbdt":  # of the train step: reading the parts, YDF's fit, the metrics (not the export + gate)
+            record["seconds"]["kfpc_gbdt_fit"] = result.card["training"].get("gbdt_seconds")
         spec = state["spec"] = result.spec
         cards[family] = result.card
         if "y_eval" not in state:
@@ -216,8 +238,10 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
             state["task"] = record["task"] = spec.label.task
             record["primary"] = PRIMARY[spec.label.task]
             record["eval_rows"] = int(len(state["y_eval"]))
+        started = time.time()
         output = load_predictor(work / f"model_{family}").predict(
             {f.name: state["inputs_eval"][f.input] for f in spec.features})
+        record["seconds"][f"kfpc_{family}_predict_eval"] = round(time.time() - started, 1)
         predictions[f"kfpc_{family}"] = output["predictions"].astype(np.float64) if spec.label.task == "regression" \
             else output["probabilities"].astype(np.float64)
         record["models"][f"kfpc_{family}"] = {
@@ -307,6 +331,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="the three smallest tables, 3 DNN epochs")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per table (default 1800)")
     parser.add_argument("--output", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument("--fresh", action="store_true", help="do not merge into an existing --output")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="*")
@@ -319,9 +344,15 @@ def main(argv=None) -> int:
     entries = [e for e in suite if not options.names or e["name"] in options.names]
     if options.quick and not options.names:
         entries = entries[:3]
-    results = {"benchmark": "quality", "timeout_seconds": options.timeout, "resamples": RESAMPLES, "tables": []}
+    results = {"benchmark": "quality", "resamples": RESAMPLES, "tables": []}
+    if options.output.exists() and not options.fresh and not options.quick:  # quick: starts afresh, as before
+        results = merge_base(json.loads(options.output.read_text()))
     options.output.parent.mkdir(parents=True, exist_ok=True)
     for entry in entries:
+        measured = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+                    "quick": options.quick,
+                    "load_average_before": [round(x, 2) for x in os.getloadavg()],
+                    "timeout_seconds": options.timeout}
         with tempfile.TemporaryDirectory(prefix=f"kfpc-quality-{entry['name']}-") as work:
             started = time.time()
             command = [sys.executable, __file__, "--one", entry["name"], "--work", work] + (
@@ -341,11 +372,33 @@ def main(argv=None) -> int:
             record["wall_seconds"] = round(time.time() - started, 1)
             if status != "ok":
                 record["stderr_tail"] = (stderr or "").strip().splitlines()[-3:]
-        results["tables"].append(record)
+            record["measured"] = {**measured, "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+        merge(results, record, [e["name"] for e in suite])
         print(summary_line(record), flush=True)
         options.output.write_text(json.dumps(results, indent=1))
         plot(results, options.output.with_suffix(".png"))
     return 0
+
+
+def merge_base(old: dict) -> dict:
+    """An earlier results file as the base of a merge: records without ``measured`` get the run's time cap."""
+    for table in old.get("tables", []):
+        if "measured" not in table:
+            table["measured"] = {"run": "an earlier run of this bench (see note)",
+                                 "timeout_seconds": old.get("timeout_seconds")}
+    old.pop("timeout_seconds", None)  # per table now, in ``measured``
+    return old
+
+
+def merge(results: dict, record: dict, order: list[str]) -> None:
+    """Put ``record`` into ``results`` in place of an older record of its table (tables in suite order)."""
+    tables = {t["name"]: t for t in results["tables"]}
+    tables[record["name"]] = record
+    results["tables"] = sorted(tables.values(), key=lambda t: order.index(t["name"]) if t["name"] in order else 1e9)
+    if record.get("status") == "ok" and results.get("incomplete"):
+        results["incomplete"] = [t for t in results["incomplete"] if t.get("name") != record["name"]]
+        if not results["incomplete"]:
+            del results["incomplete"]
 
 
 def summary_line(record: dict) -> str:

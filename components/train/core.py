@@ -421,7 +421,8 @@ def train(
             validation part, exported as a stock-op SavedModel) or ``auto`` (both; the one with the better
             validation log loss / mse is exported, both scores go into the card's ``model_selection``).
         gbdt_hyperparameters: overrides of :data:`kfpc.components.train.gbdt.DEFAULTS` (``num_trees``,
-            ``max_depth``, ``shrinkage``, ``min_examples``, ``early_stopping_num_trees_look_ahead``).
+            ``max_depth``, ``shrinkage``, ``min_examples``, ``early_stopping_num_trees_look_ahead``,
+            ``max_vocab_count``).
     Returns:
         TrainResult (metrics of the train and validation parts, the card, epochs, placement).
     Raises:
@@ -547,6 +548,8 @@ def _gbdt_parameters(given: dict | None) -> dict:
     parameters.update(given or {})
     if int(parameters["num_trees"]) < 1 or int(parameters["max_depth"]) < 1:
         raise TrainError(f"gbdt_hyperparameters: num_trees and max_depth must be >= 1, got {parameters}")
+    if int(parameters["max_vocab_count"]) < 1:
+        raise TrainError(f"gbdt_hyperparameters: max_vocab_count must be >= 1, got {parameters['max_vocab_count']}")
     if not 0 < float(parameters["shrinkage"]) <= 1:
         raise TrainError(f"gbdt_hyperparameters: shrinkage must be in (0, 1], got {parameters['shrinkage']}")
     return parameters

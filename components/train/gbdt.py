@@ -6,7 +6,8 @@ columns the serving signature takes, converted the way :mod:`kfpc.components.tra
 inside the SavedModel:
 
 * numeric (and boolean 0/1) features: float64, NaN missing (YDF compares in float32);
-* string categorical features: the text (``""`` is missing to YDF too);
+* string categorical features: the text (``""`` is missing to YDF too); YDF keeps the ``max_vocab_count``
+  (255) most frequent values seen at least 5 times, the others go to its out-of-dictionary item;
 * integer categorical features: the integer written as text (``"3"``), ``""`` for NaN;
 * datetime features: year, month, day of week, day of year (and hour) as numbers, NaN when the text is not
   an ISO calendar date; derived by the same TensorFlow function the SavedModel runs, so training and
@@ -34,6 +35,12 @@ DEFAULTS = {
     "shrinkage": 0.1,
     "min_examples": 5,
     "early_stopping_num_trees_look_ahead": 30,
+    # Most frequent values kept per categorical column (YDF's dictionary; rarer values share its
+    # out-of-dictionary item, as unseen values do). YDF's time per tree grows with the dictionary: on the
+    # flights table (235,687 training rows, a 4,043-value column) 500 trees took 585 s with YDF's default of
+    # 2,000 and 106 s with 255 (loaded 2-core machine), validation R² 0.9810 and 0.9796. 255 is also the
+    # category limit of scikit-learn's histogram GBDT.
+    "max_vocab_count": 255,
 }
 #: columns YDF gets for a datetime feature, in this order (``hour`` only when the time of day varies)
 DATETIME_COLUMNS = ("year", "month", "day_of_week", "day_of_year", "hour")

@@ -124,3 +124,37 @@ def test_bad_model_family_and_gbdt_parameters_fail_before_reading_data(tmp_path)
         core.train(tmp_path / "absent", tmp_path / "model", label="y", model_family="gbdt",
                    gbdt_hyperparameters={"depth": 3})
     assert not (tmp_path / "model").exists()
+
+
+def test_gbdt_keeps_the_most_frequent_categories_and_serves_the_rest_as_out_of_dictionary(tmp_path):
+    """A categorical column with more frequent values than ``max_vocab_count``: YDF's dictionary keeps the
+    most frequent ones (default 255: the training time per tree grows with the dictionary), the others share
+    the out-of-dictionary item, and the SavedModel serves them exactly as YDF does."""
+    def frame(code, seed):
+        rng = np.random.default_rng(seed)
+        code = rng.permutation(code)
+        x = rng.normal(size=len(code))
+        return pd.DataFrame({"plane": [f"N{c:03d}" for c in code], "x": x,
+                             "target": x * 10.0 + (code % 7) * 3.0 + rng.normal(size=len(code))})
+
+    # 300 values, all frequent enough (>= 5 rows) for YDF's dictionary: N000 in 110 rows, N001..N254 in 10,
+    # N255..N299 in 5 (so the 255 most frequent are unambiguous).
+    train = np.concatenate([np.repeat(np.arange(255), 10), np.repeat(np.arange(255, 300), 5), np.zeros(100, int)])
+    data = write_dataset(tmp_path / "data", frame(train, 1), frame(np.arange(300), 2))
+    assert gbdt.DEFAULTS["max_vocab_count"] == 255
+    for cap, name in ((None, "default"), (20, "twenty")):
+        result = core.train(data, tmp_path / name, label="target", model_family="gbdt", verbose=0,
+                            gbdt_hyperparameters={**SMALL, **({"max_vocab_count": cap} if cap else {})})
+        kept = cap or 255
+        items = tree_export.dictionaries(result.model, gbdt.columns_of(result.spec))["plane"]
+        assert len(items) == kept + 1  # + YDF's out-of-dictionary item 0
+        assert result.card["hyperparameters"]["max_vocab_count"] == kept
+        # The most frequent values are the ones kept (N000 is the most frequent, N299 among the rarest).
+        assert "N000" in items and "N299" not in items
+        columns = {"plane": ["N000", "N299", "N150", "", "N999"], "x": [0.5, 0.5, 0.5, np.nan, -1.0]}
+        served = load_predictor(tmp_path / name).predict(columns)["predictions"]
+        inputs = {"plane": np.array(columns["plane"], dtype=object), "x": np.array(columns["x"], dtype=np.float64)}
+        np.testing.assert_allclose(served, gbdt.predict(result.model, inputs, result.spec), rtol=1e-6, atol=1e-3)
+    with pytest.raises(core.TrainError, match="max_vocab_count must be >= 1"):
+        core.train(data, tmp_path / "zero", label="target", model_family="gbdt", verbose=0,
+                   gbdt_hyperparameters={"max_vocab_count": 0})
