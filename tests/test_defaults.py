@@ -177,3 +177,14 @@ def test_kfpc_run_passes_the_pipelines_defaults_to_preflight():
     given = local_run.pipeline_defaults(registry.build("training_pipeline", target="kfp"))
     assert {key: given[key] for key in ("learning_rate", "epochs", "patience")} == {
         "learning_rate": D.LEARNING_RATE, "epochs": D.EPOCHS, "patience": D.PATIENCE}
+
+
+def test_the_train_component_defaults_the_gbdt_to_its_family_defaults():
+    """The GBDT's hyperparameters live in ``gbdt.DEFAULTS``; the train component spells the ones it exposes as
+    ``gbdt_<name>`` literals (KFP copies its source), which must say the same."""
+    from kfpc.components.train import gbdt
+    from kfpc.components.train.component import train
+
+    exposed = {name[len("gbdt_"):]: p.default for name, p in inspect.signature(train.python_func).parameters.items()
+               if name.startswith("gbdt_") and name != "gbdt_hyperparameters"}
+    assert exposed and exposed == {name: gbdt.DEFAULTS[name] for name in exposed}

@@ -33,7 +33,7 @@ def train(
     mixed_precision: str = "auto",
     checkpoint_uri: str = "",
     model_family: str = "auto",
-    gbdt_num_trees: int = 500,
+    gbdt_num_trees: int = 2000,
     gbdt_max_depth: int = 6,
     gbdt_shrinkage: float = 0.1,
 ):

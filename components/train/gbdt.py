@@ -30,7 +30,11 @@ log = logging.getLogger(__name__)
 
 #: hyperparameters of the GBDT family (component defaults); anything else is YDF's default
 DEFAULTS = {
-    "num_trees": 500,  # an upper bound: early stopping on the validation part decides
+    # An upper bound (trees per class): early stopping on the validation part decides, as it decides the
+    # early-stopped LightGBM of the quality bench (up to 2,000 rounds). Only large, non-linear tables reach
+    # it: flights (235,687 training rows) stopped at a 500-tree cap with eval R² 0.9795, below early-stopped
+    # LightGBM's 0.9874; 2,000 trees gave 0.9929. Tables that early-stop are unchanged.
+    "num_trees": 2000,
     "max_depth": 6,
     "shrinkage": 0.1,
     "min_examples": 5,
