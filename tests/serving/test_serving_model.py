@@ -209,8 +209,12 @@ def test_freeze_startup_objects_moves_live_objects_out_of_collections():
 
     try:
         frozen = freeze_startup_objects()
-        assert frozen == gc.get_freeze_count() > 1000
-        assert not gc.get_objects(generation=2)  # what was alive is out of every generation
+        now, old = gc.get_freeze_count(), gc.get_objects(generation=2)
+        # Other threads of this test process (TensorFlow's, servers of earlier tests) may free a few frozen
+        # objects or age a few new ones in between (a full-suite run saw 14 of 1.19 million freed): a
+        # thousandth is allowed, not more.
+        assert frozen > 1000 and 0 <= frozen - now <= frozen // 1000, (frozen, now)
+        assert len(old) <= frozen // 1000  # what was alive is out of every generation
     finally:
         gc.unfreeze()
 
