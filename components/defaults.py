@@ -59,6 +59,14 @@ MAX_ERROR_RATE_INCREASE = 0.005
 MAX_P99_RATIO = 1.5
 #: Vertex AI: seconds per long-running operation (model upload, endpoint creation, deployment)
 VERTEX_TIMEOUT_S = 1800
+#: Vertex AI deployment of push_vertex: serving container (``kfpc`` or ``tensorflow``), the prebuilt TF
+#: container's version, machine type, replicas, and the new model's share of the endpoint's traffic
+VERTEX_CONTAINER = "kfpc"
+VERTEX_TF_VERSION = "2.15"
+VERTEX_MACHINE_TYPE = "n1-standard-4"
+VERTEX_MIN_REPLICA_COUNT = 1
+VERTEX_MAX_REPLICA_COUNT = 1
+VERTEX_TRAFFIC_PERCENT = 100
 #: monitoring alerts: requests in an alert window before error-rate, latency and throughput alerts may fire
 ALERT_MIN_REQUESTS = 100
 

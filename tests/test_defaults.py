@@ -188,3 +188,17 @@ def test_the_train_component_defaults_the_gbdt_to_its_family_defaults():
     exposed = {name[len("gbdt_"):]: p.default for name, p in inspect.signature(train.python_func).parameters.items()
                if name.startswith("gbdt_") and name != "gbdt_hyperparameters"}
     assert exposed and exposed == {name: gbdt.DEFAULTS[name] for name in exposed}
+
+
+#: push_vertex's Vertex AI deployment options: the component spells them as literals, the core reads them here
+VERTEX = {"container": D.VERTEX_CONTAINER, "tf_version": D.VERTEX_TF_VERSION, "machine_type": D.VERTEX_MACHINE_TYPE,
+          "min_replica_count": D.VERTEX_MIN_REPLICA_COUNT, "max_replica_count": D.VERTEX_MAX_REPLICA_COUNT,
+          "traffic_percent": D.VERTEX_TRAFFIC_PERCENT, "timeout_s": D.VERTEX_TIMEOUT_S}
+
+
+def test_push_vertex_component_and_core_default_the_deployment_to_the_one_source():
+    from kfpc.components.push import component, core
+
+    for func in (component.push_vertex, core.push_vertex):
+        defaults = _signature_defaults(func)
+        assert {name: defaults[name] for name in VERTEX} == VERTEX, func
