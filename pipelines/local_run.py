@@ -279,6 +279,15 @@ def _read_task_outputs(task_dir: Path) -> tuple[dict, dict]:
     return params, artifacts
 
 
+def model_name_for(source_uri: str) -> str:
+    """The model (InferenceService) name for a table: its file name as a DNS-1035 label (``wa_churn.csv`` ->
+    ``wa-churn``; ``bundled:penguins.csv`` -> ``penguins``); ``model`` when nothing of it is usable."""
+    stem = re.split(r"[/:]", source_uri.rstrip("/"))[-1].split(".")[0].lower()
+    name = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", stem))
+    name = re.sub(r"^[^a-z]+", "", name)[:63].strip("-")
+    return name or "model"
+
+
 def run(
     name: str,
     params: dict | None = None,
@@ -314,6 +323,9 @@ def run(
     for key, value in registry.local_defaults(name).items():
         if key in allowed and key not in params:
             params[key] = value.format(run_dir=run_dir) if isinstance(value, str) else value
+    if "model_name" in allowed and "model_name" not in params and params.get("source_uri"):
+        # A model of another table than the bundled one is named after its file, not after the penguins.
+        params["model_name"] = model_name_for(str(params["source_uri"]))
     root = run_dir / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)

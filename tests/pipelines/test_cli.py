@@ -170,3 +170,13 @@ def test_exit_codes_tell_a_gate_from_a_failure():
     not_blessed = local_run.TaskSummary("evaluate", "SUCCESS", 1.0, {}, {"blessing": {"path": "b", "metadata": {
         "blessed": False, "failed_thresholds": ["roc_auc does not beat 0.5"]}}})
     assert local_run.exit_code(_summary("SUCCESS", [not_blessed])) == 3
+
+
+@pytest.mark.parametrize("source, name", [
+    ("wa_churn.csv", "wa-churn"), ("bundled:penguins.csv", "penguins"), ("gs://b/churn/span-3/data.csv", "data"),
+    ("/data/2024_Sales Data.parquet", "sales-data"), ("/x/123.csv", "model"), ("s3://bucket/tables/", "tables"),
+])
+def test_a_local_run_names_the_model_after_its_table(source, name):
+    from kfpc.components.push.manifest import _DNS1035
+
+    assert local_run.model_name_for(source) == name and _DNS1035.match(name)

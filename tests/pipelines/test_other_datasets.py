@@ -26,7 +26,8 @@ def test_binary_breast_cancer(tmp_path):
     frame = datasets.load_breast_cancer(as_frame=True).frame  # 569 rows, 30 numeric features, target 0/1
     frame.columns = [c.replace(" ", "_") for c in frame.columns]
     frame.to_csv(tmp_path / "cancer.csv", index=False)
-    summary = _run(tmp_path, tmp_path / "cancer.csv", "target", model_name="cancer")
+    summary = _run(tmp_path, tmp_path / "cancer.csv", "target")  # no model_name: named after the file
+    assert summary.task("push-kserve").outputs["model_uri"].endswith("/cancer/v1")
     card = read_card(summary.task("train").artifacts["model"]["path"])
     assert card["task"] == "binary" and sorted(card["classes"]) == ["0", "1"]
     metrics = summary.task("evaluate").artifacts["metrics"]["metadata"]
