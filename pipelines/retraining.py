@@ -190,7 +190,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         "max_regression": P.Parameter(float, D.MAX_REGRESSION, "how much worse than the served model the candidate "
                                       "may be, judged on the paired bootstrap interval of the skill metric (ROC/PR "
                                       "AUC: absolute; RMSE: relative)."),
-        "eval_config_json": P.Parameter(str, "", "thresholds shaped like TFMA's EvalConfig (overrides the two above)."),
+        "eval_config_json": P.Parameter(str, "", "thresholds shaped like TFMA's EvalConfig (overrides min_accuracy and "
+                                                 "max_regression)."),
         "registry_backend": P.Parameter(str, "", "``kubeflow`` or ``vertex``: the baseline is the registry's "
                                         "champion, and a pushed model is registered with its lineage (champion at "
                                         "100% traffic, challenger in a canary); empty = no registry."),
