@@ -283,8 +283,7 @@ def model_name_for(source_uri: str) -> str:
     """The model (InferenceService) name for a table: its file name as a DNS-1035 label (``wa_churn.csv`` ->
     ``wa-churn``; ``bundled:penguins.csv`` -> ``penguins``); ``model`` when nothing of it is usable."""
     stem = re.split(r"[/:]", source_uri.rstrip("/"))[-1].split(".")[0].lower()
-    name = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", stem))
-    name = re.sub(r"^[^a-z]+", "", name)[:63].strip("-")
+    name = re.sub(r"^[^a-z]+", "", re.sub(r"[^a-z0-9]+", "-", stem))[:63].strip("-")
     return name or "model"
 
 

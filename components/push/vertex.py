@@ -53,15 +53,15 @@ class VertexOptions:
     project: str
     location: str
     display_name: str
-    container: str = "kfpc"
+    container: str = D.VERTEX_CONTAINER
     image: str = images.SERVING
-    tf_version: str = "2.15"
-    machine_type: str = "n1-standard-4"
+    tf_version: str = D.VERTEX_TF_VERSION
+    machine_type: str = D.VERTEX_MACHINE_TYPE
     accelerator_type: str = ""
     accelerator_count: int = 0
-    min_replica_count: int = 1
-    max_replica_count: int = 1
-    traffic_percent: int = 100
+    min_replica_count: int = D.VERTEX_MIN_REPLICA_COUNT
+    max_replica_count: int = D.VERTEX_MAX_REPLICA_COUNT
+    traffic_percent: int = D.VERTEX_TRAFFIC_PERCENT
     endpoint: str = ""
     parent_model: str = ""
     service_account: str = ""
