@@ -91,15 +91,14 @@ TRAINING_PIPELINE = ("serving_root", "source_uri", "label", *SPLIT, "schema_uri"
                      "fail_on_anomalies", "min_accuracy", "eval_config_json", "model_name", *PUSH)
 
 
-def select(names: Iterable[str], own: dict[str, Parameter] | None = None,
-           changed: dict[str, Parameter] | None = None) -> dict[str, Parameter]:
-    """The parameters ``names`` in that order: a pipeline's ``own`` ones, else the shared ones (``changed``
-    replaces a shared one where a pipeline differs in default or wording)."""
-    own, changed = own or {}, changed or {}
+def select(names: Iterable[str], own: dict[str, Parameter] | None = None) -> dict[str, Parameter]:
+    """The parameters ``names`` in that order: a pipeline's ``own`` ones (its own parameters, or a shared one
+    with another default or wording), else the shared ones."""
+    own = own or {}
     unknown = [n for n in names if n not in own and n not in SHARED]
     if unknown:
         raise KeyError(f"pipeline parameters declared nowhere: {unknown}")
-    return {name: own.get(name) or changed.get(name) or SHARED[name] for name in names}
+    return {name: own.get(name) or SHARED[name] for name in names}
 
 
 def pipeline_function(name: str, summary: str, parameters: dict[str, Parameter],

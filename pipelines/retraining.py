@@ -172,9 +172,9 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
     names = ("source_pattern", "schema_uri", "label", "serving_root", "model_name", "baseline_model_uri", *P.SPLIT,
              "task", *P.COLUMNS, *P.TRAINING, "fail_on_anomalies", "min_accuracy", "max_regression",
              "eval_config_json", *P.PUSH, "registry_backend", "registry_uri", "run_url")
-    required = {"label": P.Parameter(str, P.REQUIRED, "the column to predict."),
-                "model_name": P.Parameter(str, P.REQUIRED, "InferenceService name and folder under ``serving_root``.")}
-    parameters = P.select(names, changed=required, own={
+    parameters = P.select(names, own={
+        "label": P.Parameter(str, P.REQUIRED, "the column to predict."),
+        "model_name": P.Parameter(str, P.REQUIRED, "InferenceService name and folder under ``serving_root``."),
         "source_pattern": P.Parameter(str, P.REQUIRED, "data URI with ``{SPAN}`` "
                                       "(``gs://bucket/churn/span-{SPAN}/data.csv``)."),
         "schema_uri": P.Parameter(str, P.REQUIRED, "the production ``schema.pbtxt`` (reviewed; its drift comparators "
