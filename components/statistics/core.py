@@ -144,44 +144,46 @@ class _FeatureAccumulator:
         if pa.types.is_floating(array.type):
             self._add_floats(array)
         elif not self._add_narrow_integers(array):
-            # the sketch and the moments see float64 values: converting first (a monotone map) and sorting
-            # the floats in place gives the same order and one copy instead of two
+            # the sketch and the moments see float64 values (a monotone map of the integers)
             values = _numpy(pc.drop_null(array) if array.null_count else array).astype(np.float64)
-            values.sort()
             self.num_non_missing += values.size
-            self._add_finite_sorted(values)
+            self._add_finite(values)
 
     def _add_floats(self, array: pa.Array) -> None:
-        # One float64 copy sorted in place; null slots become NaN first, so that they sort last with the
-        # real NaNs and are cut off with them (cheaper than dropping them with another copy).
-        nulls = array.null_count
-        values = np.array(_numpy(array, nulls=True), dtype=np.float64)
-        if nulls:
-            np.copyto(values, math.nan, where=~_validity(array))
-        values.sort()
-        present = int(np.searchsorted(values, math.nan, side="left"))
-        num_nan = values.size - present - nulls
+        # No sort: the extremes, counts and moments are reductions, the quantile sketch samples a long batch.
+        # The values are read in place (a float64 column without nulls is not copied).
+        values = _numpy(array, nulls=True)
+        if values.dtype != np.float64:
+            values = values.astype(np.float64)
+        if array.null_count:
+            values = values[_validity(array)]
+        finite = np.isfinite(values)
+        num_finite = int(np.count_nonzero(finite))
+        num_nan = 0
+        present = values.size  # null and NaN are missing, infinities are present
+        if num_finite < values.size:
+            num_nan = int(np.count_nonzero(np.isnan(values)))
+            num_pos_inf = int(np.count_nonzero(values == math.inf))
+            num_neg_inf = values.size - num_finite - num_nan - num_pos_inf
+            self.num_pos_inf += num_pos_inf
+            self.num_neg_inf += num_neg_inf
+            if num_pos_inf:
+                self.max = math.inf
+            if num_neg_inf:
+                self.min = -math.inf
+            present -= num_nan
+            values = values[finite]
         self.num_nan += num_nan
         self.num_non_missing += present
-        if present:
-            values = values[:present]
-            low = int(np.searchsorted(values, -math.inf, side="right"))
-            high = int(np.searchsorted(values, math.inf, side="left"))
-            self.num_neg_inf += low
-            self.num_pos_inf += present - high
-            self.min = min(self.min, float(values[0]))
-            self.max = max(self.max, float(values[-1]))
-            self._add_finite_sorted(values[low:high])
+        self._add_finite(values)
 
-    def _add_finite_sorted(self, finite: np.ndarray) -> None:
-        """Moments, zeros, extremes and sketch of sorted finite float64 values."""
+    def _add_finite(self, finite: np.ndarray) -> None:
+        """Moments, zeros, extremes and sketch of finite float64 values (any order; left unchanged)."""
         if finite.size == 0:
             return
-        self.min = min(self.min, float(finite[0]))
-        self.max = max(self.max, float(finite[-1]))
-        zero_low, zero_high = np.searchsorted(finite, [0.0, 0.0], side="left")[0], np.searchsorted(
-            finite, 0.0, side="right")
-        self.num_zeros += int(zero_high - zero_low)
+        self.min = min(self.min, float(finite.min()))
+        self.max = max(self.max, float(finite.max()))
+        self.num_zeros += int(np.count_nonzero(finite == 0.0))
         batch_mean = float(finite.mean())
         # (not np.dot: it goes to a multithreaded BLAS whose spinning threads cost more than they save)
         deviations = finite - batch_mean
@@ -193,7 +195,7 @@ class _FeatureAccumulator:
         np.square(deviations, out=deviations)
         batch_m2 = max(0.0, float(deviations.sum()) - finite.size * correction * correction)
         self._combine_moments(finite.size, batch_mean, batch_m2, correction)
-        self.sketch.add_sorted(finite)
+        self.sketch.add(finite)
 
     def _add_narrow_integers(self, array: pa.Array) -> bool:
         """Integers spanning a range no wider than their count, summarized from their counts; False if not such.
@@ -417,7 +419,9 @@ class _FeatureAccumulator:
             index = np.searchsorted(cumulative, np.asarray(fractions) * total, side="left")
             return items[np.clip(index, 0, items.size - 1)]
 
-        finite_min, finite_max = float(items[0]), float(items[-1])
+        # the extremes of the finite values: exact where no infinity hides them (a sampled sketch may miss them)
+        finite_min = self.min if math.isfinite(self.min) else float(items[0])
+        finite_max = self.max if math.isfinite(self.max) else float(items[-1])
         stats.median = float(at([0.5])[0])
         # Equal-width histogram over [finite min, finite max], infinities in their own point buckets (as TFDV).
         standard = stats.histograms.add(type=statistics_pb2.Histogram.STANDARD)

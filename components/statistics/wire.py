@@ -28,9 +28,11 @@ from .core import FeatureType, StatisticsAccumulator, StatisticsError, _FeatureA
 from .sketches import FrequencySketch, HyperLogLog, QuantileSketch
 
 MAGIC = b"KFPCACC\0"
-#: the format this code writes; readers accept exactly the versions in SUPPORTED_VERSIONS
-WIRE_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+#: the format this code writes; readers accept exactly the versions in SUPPORTED_VERSIONS. Version 2 adds the
+#: quantile sketch's sampling ``variance`` (a version 1 reader would drop it and understate the error bound);
+#: a version 1 accumulator reads as one without sampled batches.
+WIRE_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 _PREFIX = struct.Struct("<8sIQ")
 #: conventional file name of an accumulator inside a shard's artifact folder
 ACCUMULATOR_FILE = "accumulator.kfpcacc"
@@ -84,6 +86,7 @@ def _encode_feature(feature: _FeatureAccumulator, blobs: _Blobs) -> dict:
             "num_zeros": int(feature.num_zeros), "num_pos_inf": int(feature.num_pos_inf),
             "num_neg_inf": int(feature.num_neg_inf), "min": _hex(feature.min), "max": _hex(feature.max),
             "quantiles": {"k": sketch.k, "count": int(sketch.count), "offsets": [int(o) for o in sketch._offsets],
+                          "variance": _hex(sketch.variance),
                           "levels": [blobs.add(level.astype(np.float64)) for level in sketch.levels]},
         })
     else:
@@ -159,6 +162,7 @@ def _decode_feature(item: dict, header: dict, body: memoryview, top_k: int, quan
         q = item["quantiles"]
         sketch = QuantileSketch(int(q["k"]))
         sketch.count = int(q["count"])
+        sketch.variance = _unhex(q.get("variance", "0x0.0p+0"))
         sketch.levels = [_blob(header, body, i, source).astype(np.float64) for i in q["levels"]]
         sketch._offsets = [int(o) for o in q["offsets"]]
         if len(sketch._offsets) != len(sketch.levels):

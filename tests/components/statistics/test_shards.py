@@ -185,6 +185,46 @@ def test_csv_shards_with_a_null_column_in_one_file(tmp_path):
     assert ages.mean == pytest.approx(expected.mean, rel=1e-12)
 
 
+def test_sampled_batches_merge_within_the_bound_and_keep_their_variance(tmp_path):
+    # batches of 65,536 values and more are summarized through a sample: shards and one pass then retain
+    # different items, and both must stay within the bound they report (which includes the sampling error)
+    table = _table(300_000, seed=5)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i, (start, stop) in enumerate([(0, 80_000), (80_000, 300_000)]):
+        pq.write_table(table.slice(start, stop - start), folder / f"part-{i}.parquet", row_group_size=stop - start)
+    pq.write_table(table, tmp_path / "whole.parquet", row_group_size=300_000)
+    one = core.generate_statistics(str(tmp_path / "whole.parquet"), name="train", threads=1)
+    _, merged = _run_shards(str(folder), 2, tmp_path)
+    _assert_merged_exactly(one, merged, table)
+    _assert_merged_exactly(merged, one, table)  # the one pass's own quantiles against the data too
+    bounds = {f.path.step[0]: {c.name: c.num for c in f.custom_stats}.get(core.CUSTOM_QUANTILE_RANK_ERROR)
+              for f in merged.features if f.HasField("num_stats")}
+    # income's batches were sampled (its bound carries the sampling term); the narrow integers were counted
+    assert bounds["income"] > core.QuantileSketch(core.DEFAULT_QUANTILE_K).SAMPLING_SIGMAS * 0.5 * (8 / 300_000) ** 0.5
+    accumulator = core.accumulate(str(tmp_path / "whole.parquet"), threads=1)
+    assert accumulator.features["income"].sketch.variance > 0
+    back, _ = wire.loads(wire.dumps(accumulator, meta={}))
+    assert back.features["income"].sketch.variance == accumulator.features["income"].sketch.variance
+    assert back.to_proto("x") == accumulator.to_proto("x")
+
+
+def test_a_version_1_accumulator_still_reads(table, tmp_path):
+    import json
+
+    data = wire.dumps(core.accumulate(table, threads=1), meta={})
+    length = struct.unpack_from("<Q", data, 12)[0]
+    header = json.loads(data[20:20 + length])
+    for feature in header["features"]:
+        if "quantiles" in feature:
+            del feature["quantiles"]["variance"]
+    text = json.dumps(header).encode()
+    old = wire.MAGIC + struct.pack("<IQ", 1, len(text)) + text + data[20 + length:]
+    back, _ = wire.loads(old)
+    assert all(f.sketch.variance == 0 for f in back.features.values() if hasattr(f, "sketch"))
+    assert back.to_proto("x") == core.accumulate(table, threads=1).to_proto("x")
+
+
 def test_wire_format_round_trip_and_version_mismatch(table, tmp_path):
     accumulator = core.accumulate(table, threads=1, top_k=3)  # past top_k: Misra-Gries + HyperLogLog survive too
     data = wire.dumps(accumulator, meta={"shard": {"index": 0, "count": 1}})
@@ -193,7 +233,7 @@ def test_wire_format_round_trip_and_version_mismatch(table, tmp_path):
     assert meta["shard"]["index"] == 0
     assert back.to_proto("x") == accumulator.to_proto("x")
     future = data[:8] + struct.pack("<I", wire.WIRE_VERSION + 1) + data[12:]
-    with pytest.raises(wire.WireFormatError, match=r"version 2 is not supported .*reads version\(s\) 1"):
+    with pytest.raises(wire.WireFormatError, match=r"version 3 is not supported .*reads version\(s\) 1, 2"):
         wire.loads(future, "shard-3/accumulator.kfpcacc")
     with pytest.raises(wire.WireFormatError, match="not a kfpc statistics accumulator"):
         wire.loads(b"\x80\x04pickle-like bytes here", "x")

@@ -11,9 +11,16 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from kfpc.components.statistics import core
-from kfpc.components.statistics.sketches import HyperLogLog, QuantileSketch, hash_binary
+from kfpc.components.statistics.sketches import (
+    HyperLogLog,
+    QuantileSketch,
+    _distinct_counts,
+    _positions_in,
+    hash_binary,
+)
 
 # hash_binary of these values as computed before the vectorized rewrite (wire format version 1)
 PINNED = {"": 16294208416658607535, "a": 7208222664812530033, "abcdefgh": 16973578886672536873,
@@ -59,12 +66,41 @@ def test_counted_integers_give_the_sorted_path_sketch_and_exact_moments():
     assert (feature.min, feature.max) == (present[0], present[-1])
 
 
-def test_sorted_hash_hyperloglog_update_equals_the_scattered_one():
+def test_filtered_hyperloglog_update_equals_the_scattered_maximum():
     hashes = hash_binary(pa.array([f"v{i % 30_000}" for i in range(100_000)]))
-    scattered, sorted_update = HyperLogLog(), HyperLogLog()
-    scattered.add_hashes(hashes)
-    sorted_update.add_sorted_hashes(np.unique(hashes))
-    assert np.array_equal(scattered.registers, sorted_update.registers)
+    filtered = HyperLogLog()
+    for start in range(0, hashes.size, 7_000):  # later batches mostly raise no register
+        filtered.add_hashes(hashes[start:start + 7_000])
+    p = filtered.precision
+    naive = np.zeros(1 << p, dtype=np.uint8)
+    for h in hashes.tolist():
+        rest = h & ((1 << (64 - p)) - 1)
+        naive[h >> (64 - p)] = max(naive[h >> (64 - p)], 64 - p + 1 - rest.bit_length())
+    assert np.array_equal(filtered.registers, naive)
+
+
+@pytest.mark.parametrize("distinct", [1, 50, 5_000, 60_000, 200_000])
+def test_distinct_counts_equal_a_full_sort(distinct):
+    rng = np.random.default_rng(distinct)
+    hashes = rng.integers(0, distinct, 200_000).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    values, counts = _distinct_counts(hashes)
+    expected_values, expected_counts = np.unique(hashes, return_counts=True)
+    order = np.argsort(values)
+    assert np.array_equal(values[order], expected_values)
+    assert np.array_equal(counts[order], expected_counts)
+
+
+def test_positions_in_finds_exactly_the_table_members():
+    rng = np.random.default_rng(2)
+    table = np.unique(rng.integers(0, 2**63, 10_000).astype(np.uint64))
+    rng.shuffle(table)
+    # members, values sharing a member's low bits (the bitmap's false hits), and others
+    lookalikes = table[:500] ^ np.uint64(1 << 40)
+    queries = np.concatenate([table[::3], lookalikes, rng.integers(0, 2**63, 50_000).astype(np.uint64)])
+    where = _positions_in(table, queries)
+    index = {int(h): i for i, h in enumerate(table.tolist())}
+    assert where.tolist() == [index.get(int(q), -1) for q in queries.tolist()]
+    assert _positions_in(table[:0], queries).tolist() == [-1] * queries.size
 
 
 def test_dictionary_codes_under_null_slots_are_not_counted(tmp_path):
