@@ -43,7 +43,8 @@ FeatureType = statistics_pb2.FeatureNameStatistics
 #: default number of most frequent string values kept (and written) per feature: the trainer builds its
 #: vocabularies from them, so the default is large
 DEFAULT_TOP_K = 10_000
-#: values per level of the quantile sketch (rank error bound log2(n/k)/k; exact below k values)
+#: values per level of the quantile sketch (rank error bound log2(n/k)/k plus the sampling term of batches of
+#: 65,536+ values: see sketches.QuantileSketch; exact below k values)
 DEFAULT_QUANTILE_K = 2048
 NUM_HISTOGRAM_BUCKETS = 10
 NUM_QUANTILES_BUCKETS = 10
