@@ -8,8 +8,9 @@ own ingest (its hash split: ``Split-train`` / ``Split-eval``, default ``eval_fra
 
 * ``kfpc dnn`` and ``kfpc gbdt``: ``train.core.train(model_family=...)`` with default parameters; scored on
   ``Split-eval`` through the model contract (the exported SavedModel, ``load_predictor``);
-* ``kfpc auto``: the family ``train(model_family="auto")`` keeps: the same rule (``core._choose``, the
-  better validation log loss / mse) applied to the two runs above, which are exactly what ``auto`` trains
+* ``kfpc auto``: the family ``train(model_family="auto")`` keeps: the same rule (``core._choose``: the trees
+  unless the network's validation log loss / mse is lower by more than 2 standard errors of the paired per-row
+  difference) applied to the two runs above, which are exactly what ``auto`` trains
   (same spec, parts and seed), so the bench does not train them twice on a shared machine;
 * ``lightgbm``: LightGBM's defaults fit on all of ``Split-train``; ``lightgbm_es``: fit on kfpc's train part
   and early-stopped (50 rounds, up to 2,000) on kfpc's validation part — the same carve kfpc uses;
@@ -232,7 +233,7 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
         if family == "gbdt":  # of the train step: reading the parts, YDF's fit, the metrics (not the export + gate)
             record["seconds"]["kfpc_gbdt_fit"] = result.card["training"].get("gbdt_seconds")
         spec = state["spec"] = result.spec
-        cards[family] = result.card
+        cards[family] = {"metrics": result.card["metrics"], "validation_losses": result.validation_losses[family]}
         if "y_eval" not in state:
             state["inputs_eval"], state["y_eval"] = gbdt.read_part(work / "data" / "Split-eval" / "data.parquet", spec)
             state["task"] = record["task"] = spec.label.task
@@ -287,7 +288,7 @@ def run_table(entry: dict, work: Path, out: Path, quick: bool) -> None:
     train_family("gbdt")
     baselines()
     train_family("dnn")
-    chosen, selection = core._choose({f: {"metrics": c["metrics"]} for f, c in cards.items()}, state["spec"])
+    chosen, selection = core._choose(cards, state["spec"])
     predictions["kfpc_auto"] = predictions[f"kfpc_{chosen}"]
     record["models"]["kfpc_auto"] = {**record["models"][f"kfpc_{chosen}"], "chosen": chosen, "selection": selection}
     record["complete"] = True

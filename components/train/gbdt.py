@@ -37,7 +37,13 @@ DEFAULTS = {
     "num_trees": 2000,
     "max_depth": 6,
     "shrinkage": 0.1,
-    "min_examples": 5,
+    # Leaves of at least 20 rows and splits scored with the hessian (LightGBM's min_data_in_leaf and gain):
+    # over 10 random splits of 8 small tables (150-3,000 rows) against LightGBM's defaults, YDF's defaults
+    # (min_examples 5) averaged +0.002 accuracy/R2 with a worst split of -0.24 (hitters) and -0.05 (college);
+    # these two with the refit (REFIT_MAX_ROWS) +0.006, worst -0.14 and -0.013. Larger tables: unchanged
+    # within noise (credit_cards, diamonds, flights).
+    "min_examples": 20,
+    "use_hessian_gain": True,
     "early_stopping_num_trees_look_ahead": 30,
     # Most frequent values kept per categorical column (YDF's dictionary; rarer values share its
     # out-of-dictionary item, as unseen values do). YDF's time per tree grows with the dictionary: on the
@@ -46,6 +52,11 @@ DEFAULTS = {
     # category limit of scikit-learn's histogram GBDT.
     "max_vocab_count": 255,
 }
+#: Split-train rows (train + validation parts) up to which the trees are refit on all of them once early
+#: stopping on the validation part has chosen the number of iterations (scaled by the rows added). Small
+#: tables lose a tenth of their rows to the validation part otherwise; beyond this the share lost matters
+#: little and the second fit costs as much as the first (diamonds, 43k rows: 4.1 s -> 8.9 s).
+REFIT_MAX_ROWS = 50_000
 #: columns YDF gets for a datetime feature, in this order (``hour`` only when the time of day varies)
 DATETIME_COLUMNS = ("year", "month", "day_of_week", "day_of_year", "hour")
 
@@ -208,6 +219,42 @@ def fit(spec: F.TrainingSpec, train: tuple[dict, np.ndarray], validation: tuple[
     log.info("GBDT: %d trees (%d per iteration) after early stopping on the validation part, %.1f s",
              model.num_trees(), model.num_trees_per_iteration(), time.time() - started)
     return model
+
+
+def refit(spec: F.TrainingSpec, model, train: tuple[dict, np.ndarray], validation: tuple[dict, np.ndarray],
+          hyperparameters: dict, seed: int):
+    """The trees of ``model`` (early-stopped on ``validation``) trained again on both parts, no early stopping.
+
+    The number of iterations is the early-stopped one scaled by the rows added (more rows, more iterations
+    before the same fit), as for a model retrained on all its data once cross-validation chose its size.
+
+    Returns:
+        (the refit YDF model, its iterations).
+    """
+    import ydf
+
+    iterations = max(1, int(model.num_trees() // max(1, model.num_trees_per_iteration())))
+    rows_train, rows_all = len(train[1]), len(train[1]) + len(validation[1])
+    scaled = int(math.ceil(iterations * rows_all / max(1, rows_train)))
+    columns = columns_of(spec)
+    task = ydf.Task.REGRESSION if spec.label.task == F.REGRESSION else ydf.Task.CLASSIFICATION
+    parameters = {k: hyperparameters[k] for k in DEFAULTS if k != "early_stopping_num_trees_look_ahead"}
+    parameters["num_trees"] = scaled
+    learner = ydf.GradientBoostedTreesLearner(
+        label=LABEL_COLUMN, task=task,
+        features=[(c.name, ydf.Semantic.CATEGORICAL if c.categorical else ydf.Semantic.NUMERICAL) for c in columns],
+        include_all_columns=False,
+        label_classes=None if task == ydf.Task.REGRESSION else list(spec.label.classes),
+        random_seed=int(seed), early_stopping="NONE", validation_ratio=0.0, **parameters,
+    )
+    inputs = {key: np.concatenate([train[0][key], validation[0][key]]) for key in train[0]}
+    frame = ydf_frame(inputs, spec)
+    frame[LABEL_COLUMN] = _label_column(np.concatenate([train[1], validation[1]]), spec)
+    started = time.time()
+    refitted = learner.train(frame)
+    log.info("GBDT refit on both parts (%d rows): %d iterations (early stopping kept %d), %.1f s",
+             rows_all, scaled, iterations, time.time() - started)
+    return refitted, scaled
 
 
 def predict(model, inputs: dict[str, np.ndarray], spec: F.TrainingSpec) -> np.ndarray:

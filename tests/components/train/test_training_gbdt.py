@@ -103,7 +103,15 @@ def test_auto_keeps_the_better_family_and_both_exports_share_the_signature(tmp_p
                         gbdt_hyperparameters=SMALL, verbose=0)
     selection = result.card["model_selection"]
     assert selection["metric"] == "validation_log_loss" and set(selection["scores"]) == {"dnn", "gbdt"}
-    assert selection["chosen"] == min(selection["scores"], key=selection["scores"].get)
+    # the per-row losses both families scored are the validation rows, and average to the scores
+    losses = result.validation_losses
+    assert losses["dnn"].shape == losses["gbdt"].shape == (result.card["training"]["validation_rows"],)
+    for family in ("dnn", "gbdt"):
+        assert losses[family].mean() == pytest.approx(selection["scores"][family], rel=1e-5)
+    difference = losses["dnn"] - losses["gbdt"]
+    margin = core.SELECTION_MARGIN * difference.std(ddof=1) / np.sqrt(difference.size)
+    assert selection["chosen"] == ("dnn" if difference.mean() < -margin else "gbdt")
+    assert selection["difference_dnn_minus_gbdt"] == pytest.approx(difference.mean())
     assert result.card["model_family"] == selection["chosen"]
     # The other family on the same data: the two exports must be interchangeable behind the contract.
     other = "gbdt" if selection["chosen"] == "dnn" else "dnn"
@@ -116,6 +124,62 @@ def test_auto_keeps_the_better_family_and_both_exports_share_the_signature(tmp_p
     assert signatures[0].structured_input_signature == signatures[1].structured_input_signature
     assert {k: (v.dtype, v.shape.as_list()) for k, v in signatures[0].structured_outputs.items()} == {
         k: (v.dtype, v.shape.as_list()) for k, v in signatures[1].structured_outputs.items()}
+
+def _candidates(dnn_losses, gbdt_losses, dnn_score=None, gbdt_score=None):
+    def one(losses, score):
+        return {"metrics": {"validation": {"log_loss": float(np.mean(losses)) if score is None else score}},
+                "validation_losses": np.asarray(losses, dtype=np.float64)}
+    return {"dnn": one(dnn_losses, dnn_score), "gbdt": one(gbdt_losses, gbdt_score)}
+
+
+def test_auto_keeps_the_trees_unless_the_network_wins_beyond_the_noise():
+    spec = type("Spec", (), {"label": type("Label", (), {"task": "binary"})()})()
+    rng = np.random.default_rng(0)
+    trees = rng.exponential(0.4, 60)
+    # the network's mean loss is lower, but by far less than the noise of 60 paired rows: the trees stay
+    noise = rng.normal(0, 0.3, 60)
+    noisy = trees + (noise - noise.mean()) - 0.02
+    assert noisy.mean() < trees.mean()
+    chosen, selection = core._choose(_candidates(noisy, trees), spec)
+    assert chosen == "gbdt" and selection["standard_error"] > 0.02
+    # a clear, consistent win of the network: it is kept
+    chosen, _ = core._choose(_candidates(trees - 0.1 + rng.normal(0, 0.01, 60), trees), spec)
+    assert chosen == "dnn"
+    # the trees are never kept with a non-finite score over a finite one (and the other way round)
+    assert core._choose(_candidates(trees, trees, gbdt_score=float("nan")), spec)[0] == "dnn"
+    assert core._choose(_candidates(trees, trees, dnn_score=float("inf")), spec)[0] == "gbdt"
+    with pytest.raises(core.TrainError, match="different validation rows \\(60 and 59\\)"):
+        core._choose(_candidates(trees, trees[:59]), spec)
+
+
+def test_small_tables_are_refit_on_both_parts_and_report_the_early_stopped_validation(tmp_path):
+    data = write_dataset(tmp_path / "data", _frame(400, 5, "regression"), _frame(80, 6, "regression"))
+    result = core.train(data, tmp_path / "model", label="target", model_family="gbdt", verbose=0)
+    card = result.card
+    hyper = card["hyperparameters"]
+    assert hyper["refit_on_all_rows"] is True
+    assert hyper["refit_rows"] == card["training"]["train_rows"] + card["training"]["validation_rows"]
+    # more rows, proportionally more iterations than early stopping kept; the exported model is the refit one
+    rows = card["training"]
+    assert hyper["refit_iterations"] == int(np.ceil(hyper["early_stopped_trees"] * hyper["refit_rows"]
+                                                    / rows["train_rows"]))
+    assert hyper["trees"] == result.model.num_trees() == hyper["refit_iterations"]
+    # the validation metrics are the early-stopped model's (out of sample), not the refit one's
+    import pyarrow.parquet as pq
+
+    from kfpc.components.train import input as data_input
+    path = data / "Split-train" / "data.parquet"
+    carve = data_input.Carve(pq.ParquetFile(path).metadata.num_rows, core.DEFAULTS["validation_fraction"],
+                             core.DEFAULTS["seed"])
+    parts = [gbdt.read_part(path, result.spec, carve, part) for part in (data_input.TRAIN_PART,
+                                                                        data_input.VALIDATION_PART)]
+    early = gbdt.fit(result.spec, *parts, {**gbdt.DEFAULTS}, core.DEFAULTS["seed"])
+    assert early.num_trees() == hyper["early_stopped_trees"]
+    expected = gbdt.metrics_of(gbdt.predict(early, parts[1][0], result.spec), parts[1][1], result.spec)
+    assert card["metrics"]["validation"]["mse"] == pytest.approx(expected["mse"], rel=1e-9)
+    refit_fit = gbdt.metrics_of(gbdt.predict(result.model, parts[1][0], result.spec), parts[1][1], result.spec)
+    assert refit_fit["mse"] < expected["mse"]  # the refit model has seen those rows: its fit there is better
+
 
 def test_bad_model_family_and_gbdt_parameters_fail_before_reading_data(tmp_path):
     with pytest.raises(core.TrainError, match="model_family must be one of dnn, gbdt, auto, got 'trees'"):
