@@ -7,11 +7,19 @@ college on kfpc's split: 1 thread 29 trees, accuracy 0.926; 2 threads 28 trees, 
 Split: eval = 20% random rows; train = the rest, in permuted order; the validation part is kfpc's
 Carve(len(train), 0.1, 42) of that order (as core.train would carve a Split-train file in that order).
 """
-import math, pickle, sys, time
+import math
+import pickle
+import sys
+import time
 from pathlib import Path
-import numpy as np, pandas as pd
-import ydf, lightgbm as lgb
-from kfpc.components.train import gbdt, features as F
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import ydf
+
+from kfpc.components.train import features as F
+from kfpc.components.train import gbdt
 from kfpc.components.train import input as data_input
 
 ydf.verbose(0)
@@ -74,6 +82,7 @@ REFIT = ("cur", "lgbmlike", "lgbmlike_s05", "cur_s05", "cur_me20", "bestfirst")
 FIXED = {"cur_fixed100": dict(BASE, num_trees=100), "lgbmlike_fixed100": dict(LGBMLIKE, num_trees=100)}
 CV_OF = ("cur", "lgbmlike")
 import os
+
 SET = os.environ.get("Q15_SET", "")  # "2": a second batch of candidates, written to trees2_<seed>.pkl
 if SET == "2":
     CANDIDATES = {

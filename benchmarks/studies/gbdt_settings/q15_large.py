@@ -1,17 +1,23 @@
 """Issue 15 study: the GBDT candidates on kfpc's own split of the larger tables (one fit each, timed).
 Usage: q15_large.py TABLE... ; prints eval primary metric, trees and seconds per candidate and writes
 /tmp/q15c/<table>/large.json."""
-import json, math, pickle, sys, time
+import json
+import math
+import pickle
+import sys
+import time
 from pathlib import Path
-import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import q15_trees as Q
+
 from kfpc.components.train import gbdt
 
 BASE, LGBMLIKE = Q.BASE, Q.LGBMLIKE
 CANDS = {"cur": BASE, "cur_me20": dict(BASE, min_examples=20, use_hessian_gain=True),
          "lgbmlike": LGBMLIKE, "lgbmlike_s05": dict(LGBMLIKE, shrinkage=0.05)}
 import os
+
 ONLY = [c for c in os.environ.get("Q15_ONLY", "").split(",") if c]  # e.g. flights: only cur_me20, no refit
 if ONLY:
     CANDS = {c: CANDS[c] for c in ONLY}

@@ -1,13 +1,20 @@
 """Issue 15 study: ingest each small table once (kfpc's ingest + statistics + spec), pool Split-train and
 Split-eval (labelled rows) and pickle (spec, inputs, target, n_train_kfpc) for fast repeated-split experiments."""
-import pickle, sys, time, logging
+import logging
+import pickle
+import sys
+import time
 from pathlib import Path
+
 import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/ (bench_quality)
 import bench_quality as B
+
 from kfpc.components.ingest.core import ingest
 from kfpc.components.statistics.core import write_statistics
-from kfpc.components.train import features as F, gbdt
+from kfpc.components.train import features as F
+from kfpc.components.train import gbdt
 
 logging.basicConfig(level=logging.WARNING)
 OUT = Path("/tmp/q15c")

@@ -1,7 +1,9 @@
 """Issue 15 study: summarise /tmp/q15c/<table>/trees_<seed>.pkl (and dnn_<seed>.pkl): per candidate and table,
 mean (and spread, worst seed) of primary(candidate) - primary(LightGBM defaults) over the random seeds."""
-import pickle, sys
+import pickle
+import sys
 from pathlib import Path
+
 import numpy as np
 
 ROOT = Path("/tmp/q15c")

@@ -3,12 +3,22 @@ as q15_trees.py. Each split is written as a Dataset folder (Split-train in the s
 picks the same validation rows as q15_trees.py); the spec comes from the statistics of kfpc's own Split-train
 (so on random seeds the normalisation has seen a few eval rows: negligible). Writes /tmp/q15c/<table>/dnn_<seed>.pkl.
 """
-import logging, pickle, shutil, sys, time, tempfile
+import logging
+import pickle
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
-import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_quality as B
 import q15_trees as Q
+
 from kfpc.components.contract import load_predictor
 from kfpc.components.train import core
 

@@ -2,8 +2,10 @@
 candidates and auto rules named on the command line, every small table."""
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pickle
+
 import bench_quality as B
 import q15_report as R
 
