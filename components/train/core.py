@@ -606,8 +606,9 @@ def _choose(candidates: dict[str, dict], spec: F.TrainingSpec) -> tuple[str, dic
                              f"({dnn.size} and {trees.size}); cannot compare them row by row")
         difference = dnn - trees
         mean = float(difference.mean())
-        error = float(difference.std(ddof=1) / math.sqrt(difference.size)) if difference.size > 1 else math.inf
-        chosen = DNN if mean < -SELECTION_MARGIN * error else GBDT
+        # (one validation row has no standard error: nothing shows the network better beyond noise)
+        error = float(difference.std(ddof=1) / math.sqrt(difference.size)) if difference.size > 1 else None
+        chosen = DNN if error is not None and mean < -SELECTION_MARGIN * error else GBDT
         selection.update({"difference_dnn_minus_gbdt": mean, "standard_error": error,
                           "rows": int(difference.size)})
         rule = (f"trees unless the network's validation {metric} is lower by more than {SELECTION_MARGIN:g} "
@@ -643,6 +644,7 @@ def _train_gbdt(spec: F.TrainingSpec, train_path: Path, carve, parameters: dict,
     metrics = {VALIDATION: gbdt.metrics_of(validation_prediction, validation_part[1], spec)}
     validation_losses = row_losses(validation_prediction, validation_part[1], spec)
     refit: dict = {}
+    validation_loss = model.validation_loss()  # the early-stopped model's (a refit model has none)
     if len(train_part[1]) + len(validation_part[1]) <= gbdt.REFIT_MAX_ROWS:
         early_stopped = int(model.num_trees())
         model, iterations = gbdt.refit(spec, model, train_part, validation_part, parameters, seed)
@@ -659,7 +661,8 @@ def _train_gbdt(spec: F.TrainingSpec, train_path: Path, carve, parameters: dict,
         log.info("GBDT export gate passed: %s", json.dumps(exported["gate"]))
         return exported
 
-    hyperparameters = {**gbdt.described_hyperparameters(model, parameters, seed), **refit, **extra}
+    hyperparameters = {**gbdt.described_hyperparameters(model, parameters, seed), **refit, **extra,
+                       "validation_loss": None if validation_loss is None else float(validation_loss)}
     return {
         "model": model, "metrics": metrics, "hyperparameters": hyperparameters, "placement": _CpuPlacement(),
         "export": export, "ydf_version": ydf.__version__, "validation_losses": validation_losses,

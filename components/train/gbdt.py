@@ -296,4 +296,6 @@ def described_hyperparameters(model, hyperparameters: dict, seed: int) -> dict:
     return {**{k: hyperparameters[k] for k in DEFAULTS}, "seed": seed, "learner": "ydf.GradientBoostedTreesLearner",
             "trees": int(model.num_trees()), "trees_per_iteration": int(model.num_trees_per_iteration()),
             "iterations": int(model.num_trees() // max(1, model.num_trees_per_iteration())),
-            "nodes": int(model.num_nodes()), "validation_loss": float(model.validation_loss() or math.nan)}
+            "nodes": int(model.num_nodes()),
+            # None for a model trained without a validation part (the refit): a card holds no NaN
+            "validation_loss": None if model.validation_loss() is None else float(model.validation_loss())}

@@ -116,3 +116,13 @@ def test_model_registry_uri_resolves_version_and_alias(mr):
         core.parse_registry_uri("model-registry://churn")
     with pytest.raises(core.NotFound, match="no version or alias 'v9'"):
         core.resolve_storage_uri("model-registry://churn/v9", registry)
+
+
+def test_lineage_records_undefined_numbers_of_the_card_as_missing():
+    # KFP metadata and registry fields refuse NaN: the record must be plain JSON whatever the card holds
+    card = {"hyperparameters": {"validation_loss": float("nan"), "trees": 12, "path": [1.0, float("inf")]},
+            "metrics": {"validation": {"auc": float("nan"), "accuracy": 0.9}}}
+    record = core.build_lineage(card=card, run_id="run-1")
+    assert record["hyperparameters"] == {"validation_loss": None, "trees": 12, "path": [1.0, None]}
+    assert record["training_metrics"] == {"validation": {"auc": None, "accuracy": 0.9}}
+    json.dumps(record, allow_nan=False)

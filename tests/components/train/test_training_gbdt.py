@@ -150,6 +150,10 @@ def test_auto_keeps_the_trees_unless_the_network_wins_beyond_the_noise():
     assert core._choose(_candidates(trees, trees, dnn_score=float("inf")), spec)[0] == "gbdt"
     with pytest.raises(core.TrainError, match="different validation rows \\(60 and 59\\)"):
         core._choose(_candidates(trees, trees[:59]), spec)
+    # one validation row: no standard error, the trees stay, and the record is plain JSON
+    chosen, selection = core._choose(_candidates(trees[:1] - 1.0, trees[:1]), spec)
+    assert chosen == "gbdt" and selection["standard_error"] is None
+    json.dumps(selection, allow_nan=False)
 
 
 def test_small_tables_are_refit_on_both_parts_and_report_the_early_stopped_validation(tmp_path):
@@ -175,6 +179,10 @@ def test_small_tables_are_refit_on_both_parts_and_report_the_early_stopped_valid
                                                                         data_input.VALIDATION_PART)]
     early = gbdt.fit(result.spec, *parts, {**gbdt.DEFAULTS}, core.DEFAULTS["seed"])
     assert early.num_trees() == hyper["early_stopped_trees"]
+    # the card's validation loss is the early-stopped model's (the refit one has none), and the card is plain
+    # JSON: KFP refuses NaN in output metadata
+    assert hyper["validation_loss"] == pytest.approx(float(early.validation_loss()), rel=1e-6)
+    json.dumps(card, allow_nan=False)
     expected = gbdt.metrics_of(gbdt.predict(early, parts[1][0], result.spec), parts[1][1], result.spec)
     assert card["metrics"]["validation"]["mse"] == pytest.approx(expected["mse"], rel=1e-9)
     refit_fit = gbdt.metrics_of(gbdt.predict(result.model, parts[1][0], result.spec), parts[1][1], result.spec)
