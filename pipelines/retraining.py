@@ -83,8 +83,8 @@ def build_retraining_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | 
         tune: search before training with this backend (``local`` | ``katib`` on kfp, ``vertex`` on vertex; see
             :mod:`kfpc.pipelines.tuned_training`); empty: train the pipeline's parameters as given.
         search_space: with ``tune``: the search space (YAML/JSON), fixed at build time; empty: the default space.
-        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
-            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees; the trees are
+            kept unless the network is better on the validation part beyond 2 standard errors), ``dnn`` or ``gbdt``. Decided at build time because it decides the
             placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.

@@ -22,8 +22,8 @@ def build_training_pipeline(target: str = "kfp", gpu: "placement.GpuOptions | No
     Args:
         target: compile target; decides how the training step gets its GPU.
         gpu: placement of the training step; default one GPU (``placement.GpuOptions()``).
-        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees, the better on
-            the validation part is kept), ``dnn`` or ``gbdt``. Decided at build time because it decides the
+        model_family: what the train step trains: ``auto`` (network and gradient-boosted trees; the trees are
+            kept unless the network is better on the validation part beyond 2 standard errors), ``dnn`` or ``gbdt``. Decided at build time because it decides the
             placement: ``gbdt`` runs on a CPU node (``placement.for_model_family``).
     Returns:
         The ``@dsl.pipeline`` function.

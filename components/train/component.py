@@ -71,8 +71,9 @@ def train(
         mixed_precision: ``auto`` | ``on`` | ``off``.
         checkpoint_uri: where epoch checkpoints go; empty: ``checkpoints/`` beside the model output, in the
             same task folder (kept across a retry where the output folder persists: Vertex AI, /gcs FUSE, a PVC).
-        model_family: ``auto`` (train the network and gradient-boosted trees, keep the one with the better
-            validation log loss / mse; both scores in the card), ``dnn`` or ``gbdt`` (YDF trees, CPU).
+        model_family: ``auto`` (train the network and gradient-boosted trees; keep the trees unless the network's
+            validation log loss / mse is lower beyond 2 standard errors; both scores in the card), ``dnn`` or
+            ``gbdt`` (YDF trees, CPU).
         gbdt_num_trees: most trees (per class) of the GBDT; early stopping on the validation part decides.
         gbdt_max_depth: depth of each tree.
         gbdt_shrinkage: the GBDT's learning rate.

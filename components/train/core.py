@@ -426,10 +426,12 @@ def train(
         statistics_uri: URI of the statistics artifact, recorded in the card (default: ``statistics_dir``).
         verbose: Keras fit verbosity.
         model_family: ``dnn`` (the Keras network), ``gbdt`` (YDF gradient-boosted trees, early-stopped on the
-            validation part, exported as a stock-op SavedModel) or ``auto`` (both; the one with the better
-            validation log loss / mse is exported, both scores go into the card's ``model_selection``).
+            validation part, refit on both parts up to ``gbdt.REFIT_MAX_ROWS``, exported as a stock-op SavedModel) or
+            ``auto`` (both; the trees are exported unless the network's validation log loss / mse is lower by
+            more than :data:`SELECTION_MARGIN` standard errors, see :func:`_choose`; both scores go into the card's
+            ``model_selection``).
         gbdt_hyperparameters: overrides of :data:`kfpc.components.train.gbdt.DEFAULTS` (``num_trees``,
-            ``max_depth``, ``shrinkage``, ``min_examples``, ``early_stopping_num_trees_look_ahead``,
+            ``max_depth``, ``shrinkage``, ``min_examples``, ``use_hessian_gain``, ``early_stopping_num_trees_look_ahead``,
             ``max_vocab_count``).
     Returns:
         TrainResult (metrics of the train and validation parts, the card, epochs, placement).
