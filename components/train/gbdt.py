@@ -183,6 +183,21 @@ LABEL_COLUMN = "__kfpc_label__"
 UNSEEN_TEXT = "__kfpc_unseen_value__"
 
 
+def _learner(spec: F.TrainingSpec, seed: int, **parameters):
+    """YDF's GBDT learner on the spec's columns and label (``parameters``: the learner's own)."""
+    import ydf
+
+    task = ydf.Task.REGRESSION if spec.label.task == F.REGRESSION else ydf.Task.CLASSIFICATION
+    return ydf.GradientBoostedTreesLearner(
+        label=LABEL_COLUMN, task=task,
+        features=[(c.name, ydf.Semantic.CATEGORICAL if c.categorical else ydf.Semantic.NUMERICAL)
+                  for c in columns_of(spec)],
+        include_all_columns=False,
+        label_classes=None if task == ydf.Task.REGRESSION else list(spec.label.classes),
+        random_seed=int(seed), **parameters,
+    )
+
+
 def fit(spec: F.TrainingSpec, train: tuple[dict, np.ndarray], validation: tuple[dict, np.ndarray],
         hyperparameters: dict, seed: int):
     """Train YDF gradient-boosted trees, early-stopping on ``validation``.
@@ -199,15 +214,7 @@ def fit(spec: F.TrainingSpec, train: tuple[dict, np.ndarray], validation: tuple[
     import ydf
 
     ydf.verbose(0)
-    columns = columns_of(spec)
-    task = ydf.Task.REGRESSION if spec.label.task == F.REGRESSION else ydf.Task.CLASSIFICATION
-    learner = ydf.GradientBoostedTreesLearner(
-        label=LABEL_COLUMN, task=task,
-        features=[(c.name, ydf.Semantic.CATEGORICAL if c.categorical else ydf.Semantic.NUMERICAL) for c in columns],
-        include_all_columns=False,
-        label_classes=None if task == ydf.Task.REGRESSION else list(spec.label.classes),
-        random_seed=int(seed), **{k: hyperparameters[k] for k in DEFAULTS},
-    )
+    learner = _learner(spec, seed, **{k: hyperparameters[k] for k in DEFAULTS})
 
     def dataset(part):
         frame = ydf_frame(part[0], spec)
@@ -231,22 +238,13 @@ def refit(spec: F.TrainingSpec, model, train: tuple[dict, np.ndarray], validatio
     Returns:
         (the refit YDF model, its iterations).
     """
-    import ydf
 
     iterations = max(1, int(model.num_trees() // max(1, model.num_trees_per_iteration())))
     rows_train, rows_all = len(train[1]), len(train[1]) + len(validation[1])
     scaled = int(math.ceil(iterations * rows_all / max(1, rows_train)))
-    columns = columns_of(spec)
-    task = ydf.Task.REGRESSION if spec.label.task == F.REGRESSION else ydf.Task.CLASSIFICATION
     parameters = {k: hyperparameters[k] for k in DEFAULTS if k != "early_stopping_num_trees_look_ahead"}
     parameters["num_trees"] = scaled
-    learner = ydf.GradientBoostedTreesLearner(
-        label=LABEL_COLUMN, task=task,
-        features=[(c.name, ydf.Semantic.CATEGORICAL if c.categorical else ydf.Semantic.NUMERICAL) for c in columns],
-        include_all_columns=False,
-        label_classes=None if task == ydf.Task.REGRESSION else list(spec.label.classes),
-        random_seed=int(seed), early_stopping="NONE", validation_ratio=0.0, **parameters,
-    )
+    learner = _learner(spec, seed, early_stopping="NONE", validation_ratio=0.0, **parameters)
     inputs = {key: np.concatenate([train[0][key], validation[0][key]]) for key in train[0]}
     frame = ydf_frame(inputs, spec)
     frame[LABEL_COLUMN] = _label_column(np.concatenate([train[1], validation[1]]), spec)
