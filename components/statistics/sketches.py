@@ -488,17 +488,28 @@ class FrequencySketch:
         self.distinct.add_hashes(unique_hashes)
 
         def representatives(selected: np.ndarray) -> pa.Array:
-            # one row of each selected distinct value, in the order of the selection: the slots looked up
-            # among the few selected hashes (any occurrence will do: they hold the same value)
+            # one row of each selected distinct value, in the order of the selection
             chosen = unique_hashes[selected]
             if chosen.size == 0:
                 return values.slice(0, 0)
-            slot_of = _positions_in(chosen, slot_hashes)
+            order = np.argsort(chosen)
+            wanted = chosen[order]
+            # rows whose hash may be wanted, by a bitmap of the wanted hashes' low bits (~1/64 false hits),
+            # then only those searched for among the wanted
+            bits = max(12, int(wanted.size * 64).bit_length())
+            mask = np.uint64((1 << bits) - 1)
+            bitmap = np.zeros(1 << bits, dtype=bool)
+            bitmap[(wanted & mask).astype(np.intp)] = True
+            candidates = np.flatnonzero(bitmap[(slot_hashes & mask).astype(np.intp)])
             if valid is not None:
-                slot_of[~valid] = -1
-            found = np.flatnonzero(slot_of >= 0)
-            rows = np.empty(chosen.size, dtype=np.int64)
-            rows[slot_of[found]] = found
+                candidates = candidates[valid[candidates]]
+            found = slot_hashes[candidates]
+            position = np.minimum(np.searchsorted(wanted, found), wanted.size - 1)
+            hit = wanted[position] == found
+            row = np.empty(wanted.size, dtype=np.int64)
+            row[position[hit]] = candidates[hit]  # any occurrence will do: they hold the same value
+            rows = np.empty_like(row)
+            rows[order] = row
             return values.take(from_numpy(rows))
 
         self._merge(where, counts, representatives, lambda new: unique_hashes[new])
