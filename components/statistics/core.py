@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from .. import artifacts, types
+from . import kernels
 from .sketches import FrequencySketch, QuantileSketch, _validity, from_numpy
 from .sketches import to_numpy as _numpy
 
@@ -158,6 +159,17 @@ class _FeatureAccumulator:
             values = values.astype(np.float64)
         if array.null_count:
             values = values[_validity(array)]
+        compiled = kernels.for_size(values.size)
+        if compiled is not None:
+            # one compiled pass for the counts, extremes and moments (the same figures as below)
+            count, num_nan, num_pos_inf, num_neg_inf, zeros, low, high, mean, correction, squares = \
+                compiled.moments(values)
+            self._add_special(num_nan, num_pos_inf, num_neg_inf)
+            self.num_non_missing += values.size - num_nan
+            if count:
+                self._add_summary(count, zeros, low, high, mean, correction, squares)
+                self.sketch.add(values if count == values.size else values[np.isfinite(values)])
+            return
         finite = np.isfinite(values)
         num_finite = int(np.count_nonzero(finite))
         num_nan = 0
@@ -166,25 +178,42 @@ class _FeatureAccumulator:
             num_nan = int(np.count_nonzero(np.isnan(values)))
             num_pos_inf = int(np.count_nonzero(values == math.inf))
             num_neg_inf = values.size - num_finite - num_nan - num_pos_inf
-            self.num_pos_inf += num_pos_inf
-            self.num_neg_inf += num_neg_inf
-            if num_pos_inf:
-                self.max = math.inf
-            if num_neg_inf:
-                self.min = -math.inf
+            self._add_special(0, num_pos_inf, num_neg_inf)
             present -= num_nan
             values = values[finite]
         self.num_nan += num_nan
         self.num_non_missing += present
         self._add_finite(values)
 
+    def _add_special(self, num_nan: int, num_pos_inf: int, num_neg_inf: int) -> None:
+        self.num_nan += num_nan
+        self.num_pos_inf += num_pos_inf
+        self.num_neg_inf += num_neg_inf
+        if num_pos_inf:
+            self.max = math.inf
+        if num_neg_inf:
+            self.min = -math.inf
+
+    def _add_summary(self, count: int, zeros: int, low: float, high: float, mean: float, correction: float,
+                     squares: float) -> None:
+        # a batch's figures: ``squares`` is the sum of squared deviations from ``mean``, ``correction`` the mean
+        # of the deviations (the rounding error of ``mean``): m2 about the true mean follows
+        self.min = min(self.min, float(low))
+        self.max = max(self.max, float(high))
+        self.num_zeros += int(zeros)
+        batch_m2 = max(0.0, float(squares) - count * correction * correction)
+        self._combine_moments(int(count), float(mean), batch_m2, float(correction))
+
     def _add_finite(self, finite: np.ndarray) -> None:
         """Moments, zeros, extremes and sketch of finite float64 values (any order; left unchanged)."""
         if finite.size == 0:
             return
-        self.min = min(self.min, float(finite.min()))
-        self.max = max(self.max, float(finite.max()))
-        self.num_zeros += int(np.count_nonzero(finite == 0.0))
+        compiled = kernels.for_size(finite.size)
+        if compiled is not None:
+            count, _, _, _, zeros, low, high, mean, correction, squares = compiled.moments(finite)
+            self._add_summary(count, zeros, low, high, mean, correction, squares)
+            self.sketch.add(finite)
+            return
         batch_mean = float(finite.mean())
         # (not np.dot: it goes to a multithreaded BLAS whose spinning threads cost more than they save)
         deviations = finite - batch_mean
@@ -194,8 +223,8 @@ class _FeatureAccumulator:
         # std_dev of such a column in the 7th digit.
         correction = float(deviations.mean())
         np.square(deviations, out=deviations)
-        batch_m2 = max(0.0, float(deviations.sum()) - finite.size * correction * correction)
-        self._combine_moments(finite.size, batch_mean, batch_m2, correction)
+        self._add_summary(finite.size, np.count_nonzero(finite == 0.0), finite.min(), finite.max(), batch_mean,
+                          correction, float(deviations.sum()))
         self.sketch.add(finite)
 
     def _add_narrow_integers(self, array: pa.Array) -> bool:
@@ -206,16 +235,29 @@ class _FeatureAccumulator:
         values) and the moments exactly, in integer arithmetic (values below 2**53 in magnitude, which
         float64 holds exactly, so the statistics are those of the same numbers as on the float path).
         """
-        values = _numpy(pc.drop_null(array) if array.null_count else array)
-        n = values.size
-        if n < 4096 or (values.dtype.kind == "u" and values.dtype.itemsize == 8):
-            return False
-        low, high = int(values.min()), int(values.max())
+        compiled = kernels.for_size(len(array))
+        if compiled is not None:
+            # the same counts from two compiled passes over the slots, the nulls skipped by their bitmap
+            values = _numpy(array, nulls=True)
+            if values.dtype.kind == "u" and values.dtype.itemsize == 8:
+                return False
+            bitmap, offset = _bitmap(array)
+            n, low, high = compiled.valid_min_max(values, bitmap, offset)
+            n, low, high = int(n), int(low), int(high)
+        else:
+            values = _numpy(pc.drop_null(array) if array.null_count else array)
+            n = values.size
+            if n < 4096 or (values.dtype.kind == "u" and values.dtype.itemsize == 8):
+                return False
+            low, high = int(values.min()), int(values.max())
         span = high - low
-        if span > n or max(abs(low), abs(high)) >= 1 << 53 or n * span * span >= 1 << 62:
+        if n < 4096 or span > n or max(abs(low), abs(high)) >= 1 << 53 or n * span * span >= 1 << 62:
             return False
-        counts = np.bincount(values.astype(np.int64) - low if low or values.dtype != np.int64 else values,
-                             minlength=span + 1)
+        if compiled is not None:
+            counts = compiled.valid_counts(values, bitmap, offset, low, span + 1)
+        else:
+            counts = np.bincount(values.astype(np.int64) - low if low or values.dtype != np.int64 else values,
+                                 minlength=span + 1)
         offsets = np.flatnonzero(counts)
         counts = counts[offsets]
         # exact sums of (value - low) and of its square (below 2**62 by the check above), then exact rationals
@@ -766,6 +808,9 @@ def _code_counts(indices: pa.Array, size: int) -> np.ndarray:
     Counted over all slots, then the null slots' codes (whatever the buffer holds there) taken back off:
     cheaper than dropping the nulls with a copy first.
     """
+    compiled = kernels.for_size(len(indices))
+    if compiled is not None:
+        return compiled.valid_counts(_numpy(indices, nulls=True), *_bitmap(indices), 0, size)
     if not indices.null_count:
         return np.bincount(_numpy(indices), minlength=size)
     raw = _numpy(indices, nulls=True)
@@ -775,6 +820,13 @@ def _code_counts(indices: pa.Array, size: int) -> np.ndarray:
     counts = np.bincount(raw, minlength=size)
     counts -= np.bincount(nulls, minlength=size)
     return counts
+
+
+def _bitmap(array: pa.Array) -> tuple[np.ndarray, int]:
+    """An array's validity bitmap as bytes and the bit offset of its first slot (no nulls: empty, 0)."""
+    if not array.null_count:
+        return np.zeros(0, dtype=np.uint8), 0
+    return np.frombuffer(array.buffers()[0], dtype=np.uint8), array.offset
 
 
 def _value_bytes(array: pa.Array) -> int:

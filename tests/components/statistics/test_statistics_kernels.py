@@ -1,0 +1,123 @@
+"""The compiled kernels (Numba) compute what the NumPy path computes: the same hashes, counts and sketches.
+
+Each test runs the same input through both paths: the compiled one (``kernels.get()``) and the NumPy one
+(the kernels switched off for the test), and compares. Inputs are long enough (>= kernels.MIN_VALUES) to
+take the compiled path, and cover what the kernels handle themselves: nulls (validity bitmaps at a bit
+offset), sliced arrays, values ending at the data buffer's last bytes, NaN, infinities, -0.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from kfpc.components.statistics import core, kernels, sketches
+
+N = 3 * kernels.MIN_VALUES  # past the compiled path's threshold
+
+
+@pytest.fixture
+def numpy_path(monkeypatch):
+    """Run the body with the kernels switched off (the NumPy path)."""
+    def run(fn, *args, **kwargs):
+        with monkeypatch.context() as patch:
+            patch.setattr(kernels, "_loaded", None)
+            assert kernels.get() is None
+            return fn(*args, **kwargs)
+    return run
+
+
+def test_the_kernels_are_there():
+    # the test environment (like the data image) has Numba: the tests below compare two real paths
+    compiled = kernels.get()
+    assert compiled is not None
+    assert kernels.for_size(kernels.MIN_VALUES - 1) is None and kernels.for_size(kernels.MIN_VALUES) is compiled
+
+
+def _strings(rng, n, null_rate=0.2, max_length=40):
+    lengths = rng.integers(0, max_length + 1, n)
+    alphabet = np.array(list("abcdefghijklmnopqrstuvwxyzé€0123456789 "))
+    values = ["".join(rng.choice(alphabet, size=length)) for length in lengths]
+    return pa.array(values, mask=rng.random(n) < null_rate)
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string(), pa.binary(), pa.large_binary()])
+def test_hashes_are_the_same_bits(numpy_path, kind):
+    rng = np.random.default_rng(7)
+    values = _strings(rng, N).cast(kind)
+    for array in (values, values.slice(13, N - 100), values.slice(N - kernels.MIN_VALUES - 3)):
+        for drop_nulls in (True, False):
+            compiled = sketches.hash_binary(array, drop_nulls=drop_nulls)
+            expected = numpy_path(sketches.hash_binary, array, drop_nulls=drop_nulls)
+            assert compiled.dtype == np.uint64 and np.array_equal(compiled, expected), (kind, len(array), drop_nulls)
+
+
+def test_hashes_of_values_at_the_end_of_the_buffer(numpy_path):
+    # every length 0..24 as the last value (its word loads run into the buffer's last partial word)
+    for last in range(25):
+        values = pa.array(["x" * (i % 17) for i in range(N)] + ["y" * last])
+        assert np.array_equal(sketches.hash_binary(values), numpy_path(sketches.hash_binary, values)), last
+
+
+def test_distinct_counts_and_registers_match(numpy_path):
+    rng = np.random.default_rng(3)
+    hashes = sketches.hash_binary(pa.array(rng.integers(0, N // 3, N).astype(str)))
+    unique, counts = sketches._distinct_counts(hashes)
+    expected_unique, expected_counts = numpy_path(sketches._distinct_counts, hashes)
+    order, expected_order = np.argsort(unique), np.argsort(expected_unique)
+    assert np.array_equal(unique[order], expected_unique[expected_order])
+    assert np.array_equal(counts[order], expected_counts[expected_order])
+    assert counts.sum() == N
+    compiled, reference = sketches.HyperLogLog(), sketches.HyperLogLog()
+    compiled.add_hashes(hashes)
+    numpy_path(reference.add_hashes, hashes)
+    assert np.array_equal(compiled.registers, reference.registers) and compiled.registers.any()
+
+
+def test_radix_sort_sorts_like_numpy(numpy_path):
+    rng = np.random.default_rng(11)
+    cases = [rng.standard_normal(N) * 1e6, rng.integers(-5, 5, N).astype(float),
+             np.concatenate([rng.standard_normal(N), [-0.0, 0.0, 5e-324, -5e-324, -1.7e308, 1.7e308]]),
+             np.full(N, 2.5), np.arange(N, dtype=float)[::-1].copy()]
+    for values in cases:
+        before = values.copy()
+        ordered = sketches._sort(values)
+        assert np.array_equal(values, before)  # a copy: the input is left as it was
+        assert np.array_equal(ordered, np.sort(values)) and np.all(ordered[1:] >= ordered[:-1])
+
+
+def _table(rng, n):
+    floats = rng.standard_normal(n) * 1e3
+    floats[rng.random(n) < 0.01] = np.nan
+    floats[rng.random(n) < 0.005] = np.inf
+    floats[rng.random(n) < 0.005] = -np.inf
+    floats[rng.random(n) < 0.02] = 0.0
+    floats[rng.random(n) < 0.01] = -0.0
+    return pa.table({
+        "floats": pa.array(floats, mask=rng.random(n) < 0.05),
+        "stamps": pa.array(1.7e9 + rng.random(n) * 100),
+        "wide_ints": pa.array(rng.integers(-10**12, 10**12, n)),
+        "narrow_ints": pa.array(rng.integers(-3, 40, n), mask=rng.random(n) < 0.1),
+        "small_ints": pa.array(rng.integers(0, 2, n).astype(np.int8)),
+        "category": pa.array(rng.choice(["a", "b", "c", "d"], n), mask=rng.random(n) < 0.1).dictionary_encode(),
+        "text": _strings(rng, n, null_rate=0.3, max_length=12),
+    })
+
+
+def test_statistics_are_the_same_on_both_paths(numpy_path):
+    table = _table(np.random.default_rng(5), N)
+    sliced = table.slice(5, N - 10)  # bitmaps at a bit offset
+    for data in (table, sliced):
+        compiled = core.generate_statistics(data, threads=1)
+        expected = numpy_path(core.generate_statistics, data, threads=1)
+        for feature, reference in zip(compiled.features, expected.features, strict=True):
+            a, b = feature, reference
+            if a.HasField("num_stats"):
+                # the sums are rounded in a different order: the moments agree to a few units in the last place
+                assert a.num_stats.mean == pytest.approx(b.num_stats.mean, rel=1e-12, abs=1e-9)
+                assert a.num_stats.std_dev == pytest.approx(b.num_stats.std_dev, rel=1e-12)
+                for field in ("mean", "std_dev"):
+                    a.num_stats.ClearField(field)
+                    b.num_stats.ClearField(field)
+            assert a == b, feature.path
