@@ -36,7 +36,7 @@ help: ## list the targets
 
 # The stamp depends on the lock and the package metadata: re-running `make install` is a no-op in
 # seconds unless one of them changed.
-$(STAMP): $(LOCK) setup.cfg pyproject.toml
+$(STAMP): $(LOCK) setup.cfg setup.py pyproject.toml components/statistics/_ckernels.c
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"kfpc needs Python 3.11, found {sys.version.split()[0]}"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c $(LOCK) pip setuptools wheel

@@ -14,6 +14,14 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
+# A C compiler for the statistics' kernels (components/statistics/_ckernels.c), in this stage only: the wheel
+# built below carries the compiled module, the image no compiler. The python images have Python's headers; a
+# base built from Debian's packages gets them from libpython3.11-dev.
+# hadolint ignore=DL3008,SC2046
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev $(python3 -c "import os, sysconfig; \
+    print('' if os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')) else 'libpython3.11-dev')") \
+ && rm -rf /var/lib/apt/lists/*
 # The lock first: this layer, the large one, is reused as long as the lock does not change.
 COPY components/images/requirements-data.txt /tmp/requirements.txt
 # A bare venv filled by the base image's pip (--python): the environment itself carries no pip.
@@ -26,12 +34,8 @@ COPY . ./
 RUN pip wheel --no-deps --wheel-dir /tmp/wheel . \
  && pip --python /opt/kfpc/bin/python install --no-deps /tmp/wheel/kfpc-*.whl \
  && pip --python /opt/kfpc/bin/python check \
-# The statistics' compiled kernels (Numba), compiled here once into a cache that ships with the image: a task
-# then loads them in milliseconds instead of compiling for seconds. Group 0 may write to it (a node whose CPU
-# differs from this one compiles again and adds its own entries).
- && NUMBA_CACHE_DIR=/opt/kfpc/numba-cache /opt/kfpc/bin/python -c \
-    "from kfpc.components.statistics import kernels; assert kernels.warm(), 'statistics kernels unavailable'" \
- && chmod -R g+w /opt/kfpc/numba-cache \
+# the statistics must run their compiled kernels here, not the slower NumPy path
+ && /opt/kfpc/bin/python -c "from kfpc.components.statistics import kernels; assert kernels.get(), 'no C kernels'" \
 # Headers and test suites are dead weight without a compiler or pytest (see PRUNE_COMMAND in build.py).
  && find /opt/kfpc/lib/python3.11/site-packages -mindepth 2 -maxdepth 2 -type d -name include -prune -exec rm -rf {} + \
  && find /opt/kfpc/lib/python3.11/site-packages -type d -name tests -prune -exec rm -rf {} +
@@ -61,8 +65,7 @@ ENV PATH=/opt/kfpc/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     KERAS_HOME=/tmp/keras \
     XDG_CACHE_HOME=/tmp/.cache \
-    XDG_CONFIG_HOME=/tmp/.config \
-    NUMBA_CACHE_DIR=/opt/kfpc/numba-cache
+    XDG_CONFIG_HOME=/tmp/.config
 WORKDIR /home/kfpc
 USER 10001:0
 # The environment last: metadata instructions after it would each copy it again (vfs).

@@ -1,42 +1,43 @@
-"""Compiled loops for the statistics' hottest paths, through Numba when it is installed.
+"""Compiled loops for the statistics' hottest paths: a small C extension (``_ckernels.c``), when it was built.
 
-The statistics are NumPy and Arrow passes over each batch. Three places cost more than the read itself in
+The statistics are NumPy and Arrow passes over each batch. Some places cost more than the read itself in
 NumPy, because they take several passes over memory or a scattered gather per value: hashing string values
-(:func:`kfpc.components.statistics.sketches.hash_binary`), counting distinct hashes, and the moments and
-extremes of a float column. Here each is one compiled loop (Numba, ``nogil`` so that the statistics' worker
-threads run them at once). They compute exactly what the NumPy versions compute — the same hashes bit for
-bit, the same distinct counts, the same counts, extremes and moments up to the rounding of the sums
-(blocked here, pairwise in NumPy: both within a few units in the last place) — and the NumPy versions stay
-as the path without Numba (``KFPC_KERNELS=0`` forces it) and as the reference the tests hold these to.
+(:func:`kfpc.components.statistics.sketches.hash_binary`), counting distinct hashes, the HyperLogLog
+registers, the moments and extremes of a float column, the counts of narrow integers and dictionary codes,
+and sorting the quantile sketch's sample. Here each is one compiled loop that releases the GIL, so that the
+statistics' worker threads run them at once. They compute exactly what the NumPy code computes — the same
+hashes bit for bit, the same counts and registers, the same sorted sample (-0.0 as 0.0 on both paths), the
+same moments up to the rounding of the sums (blocked by 256 values here, pairwise in NumPy: both within a
+few units in the last place) — and the NumPy code stays as the path without the extension (a machine
+without a C compiler when kfpc was installed, a big-endian one, or ``KFPC_KERNELS=0``) and as the reference
+the tests hold these to.
 
-Numba is imported on the first batch long enough to pay for it (:data:`MIN_VALUES`), not with the module:
-importing it costs a fresh process ~0.3 s. Compiled code is cached next to this file, or under
-``NUMBA_CACHE_DIR`` (the data image fills one when it is built), so a process loads it in milliseconds.
+The wrappers below take and return NumPy arrays like the NumPy functions they stand for; they check
+dtypes and make inputs contiguous, so the C code sees only plain buffers.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import types
-import warnings
 
 import numpy as np
 
-#: batches shorter than this stay on the NumPy path (no Numba import for small tables)
+#: batches shorter than this stay on the NumPy path (a call's fixed cost is then a large part)
 MIN_VALUES = 1 << 14
 
-_lock = threading.Lock()
 _loaded: types.SimpleNamespace | None | bool = False  # False: not tried yet; None: unavailable
+
+#: integer dtypes the C code reads, by its type code (uint64 never reaches it: the callers leave it to NumPy)
+_INT_CODES = {np.dtype(t): code for code, t in enumerate(
+    ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"), start=1)}
 
 
 def get() -> types.SimpleNamespace | None:
-    """The compiled kernels, or None (Numba absent or ``KFPC_KERNELS=0``). Compiles or loads them once."""
+    """The compiled kernels, or None (not built, or ``KFPC_KERNELS=0``)."""
     global _loaded
     if _loaded is False:
-        with _lock:
-            if _loaded is False:
-                _loaded = _load() if os.environ.get("KFPC_KERNELS", "1") != "0" else None
+        _loaded = _load() if os.environ.get("KFPC_KERNELS", "1") != "0" else None
     return _loaded
 
 
@@ -47,43 +48,62 @@ def for_size(n: int) -> types.SimpleNamespace | None:
 
 def _load() -> types.SimpleNamespace | None:
     try:
-        from . import _compiled
-    except ImportError:  # Numba is not installed
+        from . import _ckernels
+    except ImportError:  # built without a C compiler
         return None
-    except Exception as err:  # noqa: BLE001 - e.g. Numba finds no writable cache directory (read-only image)
-        warnings.warn(f"kfpc statistics: compiled kernels unavailable, using NumPy ({err})", RuntimeWarning,
-                      stacklevel=3)
-        return None
-    return types.SimpleNamespace(**{name: getattr(_compiled, name) for name in _compiled.KERNELS})
+    return _wrap(_ckernels)
 
 
-def warm() -> bool:
-    """Compile (or load) every kernel for the array types real tables bring; True if the kernels are there.
+def _wrap(c) -> types.SimpleNamespace:
+    def contiguous(values: np.ndarray, dtype) -> np.ndarray:
+        values = np.ascontiguousarray(values)
+        if values.dtype != dtype:
+            raise TypeError(f"{np.dtype(dtype)} expected, got {values.dtype}")
+        return values
 
-    Numba compiles once per argument type; this runs the statistics over a small table of every column type
-    (nulls and none, dictionary and plain strings), so that a cache filled by it (the data image runs it
-    when it is built, ``NUMBA_CACHE_DIR`` pointing into the image) serves later processes without compiling.
-    """
-    if get() is None:
-        return False
-    import pyarrow as pa
+    def hash_slots(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
+        # hash of every slot [offsets[i], offsets[i + 1]) of the data buffer into out (uint64)
+        c.hash_slots(contiguous(offsets, np.int64), contiguous(data, np.uint8), out)
 
-    from . import core
+    def distinct_counts(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hashes = contiguous(hashes, np.uint64)
+        unique = np.empty(hashes.size, dtype=np.uint64)
+        counts = np.empty(hashes.size, dtype=np.int64)
+        found = c.distinct_counts(hashes, unique, counts)
+        return unique[:found], counts[:found]
 
-    n = 2 * MIN_VALUES
-    rng = np.random.default_rng(0)
-    mask = rng.random(n) < 0.1
-    columns = {}
-    for dtype in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "float32", "float64"):
-        values = (rng.integers(0, 100, n) if dtype[0] in "iu" else rng.standard_normal(n)).astype(dtype)
-        columns[dtype] = pa.array(values)
-        columns[dtype + "_nulls"] = pa.array(values, mask=mask)
-    columns["wide"] = pa.array(rng.integers(0, 1 << 40, n))
-    text = rng.integers(0, n, n).astype(str)
-    for kind in (pa.string(), pa.large_string(), pa.binary(), pa.large_binary()):
-        columns[str(kind)] = pa.array(text).cast(kind)
-        columns[str(kind) + "_nulls"] = pa.array(text, mask=mask).cast(kind)
-    columns["category"] = pa.array(np.char.add("c", rng.integers(0, 7, n).astype(str)), mask=mask).dictionary_encode()
-    for threads in (1, 2):
-        core.generate_statistics(pa.table(columns), threads=threads)
-    return True
+    def hll_add(registers: np.ndarray, hashes: np.ndarray, precision: int) -> None:
+        c.hll_add(registers, contiguous(hashes, np.uint64), precision)
+
+    def moments(values: np.ndarray) -> tuple:
+        # (finite, nan, +inf, -inf, zeros, min, max, mean, mean of the deviations, sum of squared deviations)
+        return c.moments(contiguous(values, np.float64))
+
+    def int_code(values: np.ndarray) -> int:
+        code = _INT_CODES.get(values.dtype)
+        if code is None:
+            raise TypeError(f"integer dtype {values.dtype} is not handled by the kernels")
+        return code
+
+    def valid_min_max(values: np.ndarray, bitmap: np.ndarray, offset: int) -> tuple[int, int, int]:
+        # (count, min, max) of the valid slots (an empty bitmap: all valid; bit `offset` is slot 0)
+        values = np.ascontiguousarray(values)
+        return c.valid_min_max(values, int_code(values), contiguous(bitmap, np.uint8), int(offset))
+
+    def valid_counts(values: np.ndarray, bitmap: np.ndarray, offset: int, low: int, size: int) -> np.ndarray:
+        # occurrences of low .. low + size - 1 among the valid slots
+        values = np.ascontiguousarray(values)
+        counts = np.zeros(size, dtype=np.int64)
+        c.valid_counts(values, int_code(values), contiguous(bitmap, np.uint8), int(offset), int(low), counts)
+        return counts
+
+    def sort_floats(values: np.ndarray) -> np.ndarray:
+        # a sorted copy of finite float64 values, -0.0 as 0.0
+        values = contiguous(values, np.float64)
+        out = np.empty_like(values)
+        c.sort_floats(values, out)
+        return out
+
+    return types.SimpleNamespace(hash_slots=hash_slots, distinct_counts=distinct_counts, hll_add=hll_add,
+                                 moments=moments, valid_min_max=valid_min_max, valid_counts=valid_counts,
+                                 sort_floats=sort_floats)

@@ -115,7 +115,7 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
         hashes = np.empty(n, dtype=np.uint64)
         buffer = values.buffers()[2]
         data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
-        compiled.hash_slots(offsets, data, data[: data.size - data.size % 8].view(np.uint64), hashes)
+        compiled.hash_slots(offsets, data, hashes)
         return hashes
     start, end = int(offsets[0]), int(offsets[-1])
     lengths = np.diff(offsets)

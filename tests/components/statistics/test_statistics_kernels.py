@@ -1,4 +1,4 @@
-"""The compiled kernels (Numba) compute what the NumPy path computes: the same hashes, counts and sketches.
+"""The compiled kernels (the C extension) compute what the NumPy path computes: the same hashes, counts, sketches.
 
 Each test runs the same input through both paths: the compiled one (``kernels.get()``) and the NumPy one
 (the kernels switched off for the test), and compares. Inputs are long enough (>= kernels.MIN_VALUES) to
@@ -29,7 +29,7 @@ def numpy_path(monkeypatch):
 
 
 def test_the_kernels_are_there():
-    # the test environment (like the data image) has Numba: the tests below compare two real paths
+    # the test environment (like the data image) has the extension built: the tests below compare two real paths
     compiled = kernels.get()
     assert compiled is not None
     assert kernels.for_size(kernels.MIN_VALUES - 1) is None and kernels.for_size(kernels.MIN_VALUES) is compiled
@@ -121,3 +121,25 @@ def test_statistics_are_the_same_on_both_paths(numpy_path):
                     a.num_stats.ClearField(field)
                     b.num_stats.ClearField(field)
             assert a == b, feature.path
+
+
+def test_the_kernels_refuse_buffers_they_cannot_read():
+    compiled = kernels.get()
+    out = np.empty(2, dtype=np.uint64)
+    data = np.frombuffer(b"abcdef", dtype=np.uint8)
+    with pytest.raises(ValueError, match="offsets out of the data buffer"):
+        compiled.hash_slots(np.array([0, 3, 9], dtype=np.int64), data, out)  # 9 > 6 bytes
+    with pytest.raises(ValueError, match="offsets out of the data buffer"):
+        compiled.hash_slots(np.array([0, 4, 3], dtype=np.int64), data, out)  # decreasing
+    with pytest.raises(TypeError, match="int64 expected"):
+        compiled.hash_slots(np.array([0, 3, 6], dtype=np.int32), data, out)
+    with pytest.raises(TypeError, match="not handled"):
+        compiled.valid_min_max(np.arange(5, dtype=np.uint64), np.zeros(0, dtype=np.uint8), 0)
+    with pytest.raises(ValueError, match="bitmap shorter"):
+        compiled.valid_counts(np.arange(100, dtype=np.int32), np.zeros(2, dtype=np.uint8), 0, 0, 10)
+    from kfpc.components.statistics import _ckernels
+
+    readonly = np.zeros(4)
+    readonly.flags.writeable = False
+    with pytest.raises(TypeError, match="writable"):
+        _ckernels.sort_floats(np.ones(4), readonly)

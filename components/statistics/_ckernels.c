@@ -1,0 +1,376 @@
+/* Compiled loops behind kfpc.components.statistics.kernels (see that module for what each computes and for
+ * the NumPy code each must equal). Plain C over the buffer protocol: no NumPy C API, no dependency. Every
+ * function releases the GIL around its loop, so the statistics' worker threads run them at once.
+ *
+ * Arguments are buffers of the element type named in each function's comment (the Python wrapper in
+ * kernels.py checks dtypes and contiguity and allocates the outputs).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the string hash loads little-endian words: big-endian machines take the NumPy path"
+#endif
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: a C-contiguous%s buffer expected", name, writable ? " writable" : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- hash of string slots (sketches.hash_binary) ---- */
+
+static inline uint64_t load_word(const uint8_t *data, Py_ssize_t size, int64_t at, int64_t take) {
+    uint64_t word = 0;
+    if (take <= 0) return 0;
+    if (at + 8 <= size) {
+        memcpy(&word, data + at, 8); /* little-endian x86/ARM: bytes at..at+7, low byte first */
+        if (take < 8) word &= (((uint64_t)1) << (8 * take)) - 1;
+    } else {
+        for (int64_t b = 0; b < take; b++) word |= ((uint64_t)data[at + b]) << (8 * b);
+    }
+    return word;
+}
+
+/* hash_slots(offsets: int64[n + 1], data: bytes, out: uint64[n]) */
+static PyObject *hash_slots(PyObject *self, PyObject *args) {
+    PyObject *o_offsets, *o_data, *o_out;
+    if (!PyArg_ParseTuple(args, "OOO", &o_offsets, &o_data, &o_out)) return NULL;
+    Py_buffer offsets, data, out;
+    if (get_buffer(o_offsets, &offsets, 0, "offsets") < 0) return NULL;
+    if (get_buffer(o_data, &data, 0, "data") < 0) { PyBuffer_Release(&offsets); return NULL; }
+    if (get_buffer(o_out, &out, 1, "out") < 0) { PyBuffer_Release(&offsets); PyBuffer_Release(&data); return NULL; }
+    Py_ssize_t n = out.len / 8;
+    int ok = offsets.len / 8 >= n + 1;
+    if (ok) {
+        const int64_t *off = (const int64_t *)offsets.buf;
+        const uint8_t *bytes = (const uint8_t *)data.buf;
+        uint64_t *hashes = (uint64_t *)out.buf;
+        Py_ssize_t size = data.len;
+        for (Py_ssize_t i = 0; i <= n && ok; i++) ok = off[i] >= 0 && off[i] <= size && (i == 0 || off[i] >= off[i - 1]);
+        if (ok) {
+            Py_BEGIN_ALLOW_THREADS
+            for (Py_ssize_t i = 0; i < n; i++) {
+                int64_t start = off[i], length = off[i + 1] - off[i];
+                uint64_t h = (uint64_t)length * 0xD6E8FEB86659FD93ULL;
+                int64_t position = 0;
+                do {
+                    int64_t take = length - position < 8 ? length - position : 8;
+                    h ^= load_word(bytes, size, start + position, take);
+                    h *= 0x9E3779B97F4A7C15ULL;
+                    h ^= h >> 29;
+                    position += 8;
+                } while (position < length);
+                h += 0x9E3779B97F4A7C15ULL; /* SplitMix64 finalizer */
+                h ^= h >> 30;
+                h *= 0xBF58476D1CE4E5B9ULL;
+                h ^= h >> 27;
+                h *= 0x94D049BB133111EBULL;
+                h ^= h >> 31;
+                hashes[i] = h;
+            }
+            Py_END_ALLOW_THREADS
+        }
+    }
+    PyBuffer_Release(&offsets); PyBuffer_Release(&data); PyBuffer_Release(&out);
+    if (!ok) { PyErr_SetString(PyExc_ValueError, "hash_slots: offsets out of the data buffer"); return NULL; }
+    Py_RETURN_NONE;
+}
+
+/* ---- distinct hashes with counts (sketches._distinct_counts), in order of first occurrence ---- */
+
+/* distinct_counts(hashes: uint64[n], unique: uint64[n] out, counts: int64[n] out) -> number found */
+static PyObject *distinct_counts(PyObject *self, PyObject *args) {
+    PyObject *o_hashes, *o_unique, *o_counts;
+    if (!PyArg_ParseTuple(args, "OOO", &o_hashes, &o_unique, &o_counts)) return NULL;
+    Py_buffer hashes, unique, counts;
+    if (get_buffer(o_hashes, &hashes, 0, "hashes") < 0) return NULL;
+    if (get_buffer(o_unique, &unique, 1, "unique") < 0) { PyBuffer_Release(&hashes); return NULL; }
+    if (get_buffer(o_counts, &counts, 1, "counts") < 0) { PyBuffer_Release(&hashes); PyBuffer_Release(&unique); return NULL; }
+    Py_ssize_t n = hashes.len / 8, found = 0;
+    if (unique.len / 8 < n || counts.len / 8 < n) {
+        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+        PyErr_SetString(PyExc_ValueError, "distinct_counts: outputs shorter than the input");
+        return NULL;
+    }
+    Py_ssize_t size = 16;
+    while (size < 2 * n) size *= 2;
+    int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
+    if (slots == NULL) {
+        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *h = (const uint64_t *)hashes.buf;
+    uint64_t *u = (uint64_t *)unique.buf;
+    int64_t *c = (int64_t *)counts.buf;
+    Py_BEGIN_ALLOW_THREADS
+    memset(slots, 0xff, sizeof(int32_t) * size); /* -1: empty */
+    uint64_t mask = (uint64_t)size - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t value = h[i];
+        uint64_t s = (value ^ (value >> 32)) & mask;
+        for (;;) {
+            int32_t j = slots[s];
+            if (j < 0) { slots[s] = (int32_t)found; u[found] = value; c[found] = 1; found++; break; }
+            if (u[j] == value) { c[j]++; break; }
+            s = (s + 1) & mask;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(slots);
+    PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+    return PyLong_FromSsize_t(found);
+}
+
+/* ---- HyperLogLog registers (sketches.HyperLogLog.add_hashes) ---- */
+
+/* hll_add(registers: uint8[2**p] out, hashes: uint64[n], p) */
+static PyObject *hll_add(PyObject *self, PyObject *args) {
+    PyObject *o_registers, *o_hashes;
+    int p;
+    if (!PyArg_ParseTuple(args, "OOi", &o_registers, &o_hashes, &p)) return NULL;
+    if (p < 4 || p > 18) { PyErr_SetString(PyExc_ValueError, "hll_add: precision out of range"); return NULL; }
+    Py_buffer registers, hashes;
+    if (get_buffer(o_registers, &registers, 1, "registers") < 0) return NULL;
+    if (get_buffer(o_hashes, &hashes, 0, "hashes") < 0) { PyBuffer_Release(&registers); return NULL; }
+    if (registers.len != ((Py_ssize_t)1 << p)) {
+        PyBuffer_Release(&registers); PyBuffer_Release(&hashes);
+        PyErr_SetString(PyExc_ValueError, "hll_add: register count is not 2**precision");
+        return NULL;
+    }
+    uint8_t *r = (uint8_t *)registers.buf;
+    const uint64_t *h = (const uint64_t *)hashes.buf;
+    Py_ssize_t n = hashes.len / 8;
+    Py_BEGIN_ALLOW_THREADS
+    int width = 64 - p;
+    uint64_t rest_mask = (((uint64_t)1) << width) - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t index = h[i] >> width, rest = h[i] & rest_mask;
+        int bits = rest ? 64 - __builtin_clzll(rest) : 0;
+        uint8_t rank = (uint8_t)(width + 1 - bits);
+        if (rank > r[index]) r[index] = rank;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&registers); PyBuffer_Release(&hashes);
+    Py_RETURN_NONE;
+}
+
+/* ---- counts, extremes and moments of float64 values (core._add_floats / _add_finite) ---- */
+
+/* moments(values: float64[n]) -> (finite, nan, +inf, -inf, zeros, min, max, mean, correction, squares) */
+static PyObject *moments(PyObject *self, PyObject *args) {
+    PyObject *o_values;
+    if (!PyArg_ParseTuple(args, "O", &o_values)) return NULL;
+    Py_buffer values;
+    if (get_buffer(o_values, &values, 0, "values") < 0) return NULL;
+    const double *v = (const double *)values.buf;
+    Py_ssize_t n = values.len / 8;
+    long long finite = 0, nan = 0, pos_inf = 0, neg_inf = 0, zeros = 0;
+    double low = INFINITY, high = -INFINITY, mean = 0.0, correction = 0.0, squares = 0.0;
+    Py_BEGIN_ALLOW_THREADS
+    /* sums blocked by 256 values (error ~ (256 + n / 256) ulp; NumPy's pairwise sum: ~log2(n)) */
+    double total = 0.0, block = 0.0;
+    int in_block = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double x = v[i];
+        if (isfinite(x)) {
+            finite++;
+            if (x < low) low = x;
+            if (x > high) high = x;
+            if (x == 0.0) zeros++;
+            block += x;
+            if (++in_block == 256) { total += block; block = 0.0; in_block = 0; }
+        } else if (isnan(x)) {
+            nan++;
+        } else if (x > 0) {
+            pos_inf++;
+        } else {
+            neg_inf++;
+        }
+    }
+    total += block;
+    if (finite) {
+        mean = total / (double)finite;
+        /* the deviations' sum (the mean's rounding error, kept as mean_lo) and their squares */
+        double deviations = 0.0, block_squares = 0.0;
+        block = 0.0;
+        in_block = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            double x = v[i];
+            if (isfinite(x)) {
+                double d = x - mean;
+                block += d;
+                block_squares += d * d;
+                if (++in_block == 256) {
+                    deviations += block; squares += block_squares;
+                    block = 0.0; block_squares = 0.0; in_block = 0;
+                }
+            }
+        }
+        deviations += block;
+        squares += block_squares;
+        correction = deviations / (double)finite;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values);
+    return Py_BuildValue("(LLLLLddddd)", finite, nan, pos_inf, neg_inf, zeros, low, high, mean, correction, squares);
+}
+
+/* ---- integers: extremes and counts of the valid slots (core._add_narrow_integers, core._code_counts) ---- */
+
+static inline int slot_valid(const uint8_t *bitmap, Py_ssize_t offset, Py_ssize_t i) {
+    Py_ssize_t j = offset + i;
+    return bitmap == NULL || ((bitmap[j >> 3] >> (j & 7)) & 1);
+}
+
+/* the value of slot i of an integer buffer of the given type code (see kernels._INT_CODES) */
+static inline int64_t int_at(const void *buf, int code, Py_ssize_t i) {
+    switch (code) {
+    case 1: return ((const int8_t *)buf)[i];
+    case 2: return ((const int16_t *)buf)[i];
+    case 3: return ((const int32_t *)buf)[i];
+    case 4: return ((const int64_t *)buf)[i];
+    case 5: return ((const uint8_t *)buf)[i];
+    case 6: return ((const uint16_t *)buf)[i];
+    default: return ((const uint32_t *)buf)[i];
+    }
+}
+
+static const int item_sizes[8] = {0, 1, 2, 4, 8, 1, 2, 4};
+
+static int int_args(PyObject *o_values, int code, PyObject *o_bitmap, Py_ssize_t offset, Py_buffer *values,
+                    Py_buffer *bitmap, Py_ssize_t *n) {
+    if (code < 1 || code > 7) { PyErr_SetString(PyExc_ValueError, "integer type code out of range"); return -1; }
+    if (get_buffer(o_values, values, 0, "values") < 0) return -1;
+    if (get_buffer(o_bitmap, bitmap, 0, "bitmap") < 0) { PyBuffer_Release(values); return -1; }
+    *n = values->len / item_sizes[code];
+    if (bitmap->len && (offset < 0 || (offset + *n + 7) / 8 > bitmap->len)) {
+        PyBuffer_Release(values); PyBuffer_Release(bitmap);
+        PyErr_SetString(PyExc_ValueError, "validity bitmap shorter than the values");
+        return -1;
+    }
+    return 0;
+}
+
+/* valid_min_max(values, code, bitmap: bytes (empty: no nulls), bit offset) -> (count, min, max) */
+static PyObject *valid_min_max(PyObject *self, PyObject *args) {
+    PyObject *o_values, *o_bitmap;
+    int code;
+    Py_ssize_t offset, n;
+    if (!PyArg_ParseTuple(args, "OiOn", &o_values, &code, &o_bitmap, &offset)) return NULL;
+    Py_buffer values, bitmap;
+    if (int_args(o_values, code, o_bitmap, offset, &values, &bitmap, &n) < 0) return NULL;
+    const uint8_t *bits = bitmap.len ? (const uint8_t *)bitmap.buf : NULL;
+    long long count = 0;
+    int64_t low = 0, high = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!slot_valid(bits, offset, i)) continue;
+        int64_t x = int_at(values.buf, code, i);
+        if (count == 0 || x < low) low = x;
+        if (count == 0 || x > high) high = x;
+        count++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values); PyBuffer_Release(&bitmap);
+    return Py_BuildValue("(LLL)", count, (long long)low, (long long)high);
+}
+
+/* valid_counts(values, code, bitmap, bit offset, low, counts: int64[size] out, zeroed): occurrences of
+ * low .. low + size - 1 among the valid slots (other values are not counted) */
+static PyObject *valid_counts(PyObject *self, PyObject *args) {
+    PyObject *o_values, *o_bitmap, *o_counts;
+    int code;
+    Py_ssize_t offset, n;
+    long long low;
+    if (!PyArg_ParseTuple(args, "OiOnLO", &o_values, &code, &o_bitmap, &offset, &low, &o_counts)) return NULL;
+    Py_buffer values, bitmap, counts;
+    if (int_args(o_values, code, o_bitmap, offset, &values, &bitmap, &n) < 0) return NULL;
+    if (get_buffer(o_counts, &counts, 1, "counts") < 0) { PyBuffer_Release(&values); PyBuffer_Release(&bitmap); return NULL; }
+    const uint8_t *bits = bitmap.len ? (const uint8_t *)bitmap.buf : NULL;
+    int64_t *c = (int64_t *)counts.buf;
+    uint64_t size = (uint64_t)(counts.len / 8);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!slot_valid(bits, offset, i)) continue;
+        uint64_t k = (uint64_t)(int_at(values.buf, code, i) - (int64_t)low);
+        if (k < size) c[k]++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&values); PyBuffer_Release(&bitmap); PyBuffer_Release(&counts);
+    Py_RETURN_NONE;
+}
+
+/* ---- sorting the quantile sample (sketches._sort) ---- */
+
+/* sort_floats(values: float64[n], out: float64[n]): out = the values sorted, -0.0 as 0.0 (finite values).
+ * LSD radix sort of order-preserving 64-bit keys, 11-bit digits; a digit every key shares is skipped. */
+static PyObject *sort_floats(PyObject *self, PyObject *args) {
+    PyObject *o_values, *o_out;
+    if (!PyArg_ParseTuple(args, "OO", &o_values, &o_out)) return NULL;
+    Py_buffer values, out;
+    if (get_buffer(o_values, &values, 0, "values") < 0) return NULL;
+    if (get_buffer(o_out, &out, 1, "out") < 0) { PyBuffer_Release(&values); return NULL; }
+    Py_ssize_t n = values.len / 8;
+    if (out.len / 8 < n) {
+        PyBuffer_Release(&values); PyBuffer_Release(&out);
+        PyErr_SetString(PyExc_ValueError, "sort_floats: output shorter than the input");
+        return NULL;
+    }
+    uint64_t *keys = (uint64_t *)out.buf;
+    uint64_t *spare = (uint64_t *)malloc(sizeof(uint64_t) * (n ? n : 1));
+    if (spare == NULL) { PyBuffer_Release(&values); PyBuffer_Release(&out); return PyErr_NoMemory(); }
+    const uint64_t top = ((uint64_t)1) << 63;
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(keys, values.buf, 8 * n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t k = keys[i];
+        if (k == top) k = 0; /* -0.0 as 0.0 */
+        keys[i] = (k & top) ? ~k : (k | top);
+    }
+    static const int digits = 6;
+    Py_ssize_t counts[2048];
+    uint64_t *from = keys, *to = spare;
+    for (int digit = 0; digit < digits; digit++) {
+        int shift = 11 * digit;
+        memset(counts, 0, sizeof(counts));
+        for (Py_ssize_t i = 0; i < n; i++) counts[(from[i] >> shift) & 2047]++;
+        int skip = 0;
+        for (int d = 0; d < 2048; d++) if (counts[d] == n) { skip = 1; break; }
+        if (skip) continue;
+        Py_ssize_t total = 0;
+        for (int d = 0; d < 2048; d++) { Py_ssize_t c = counts[d]; counts[d] = total; total += c; }
+        for (Py_ssize_t i = 0; i < n; i++) to[counts[(from[i] >> shift) & 2047]++] = from[i];
+        uint64_t *t = from; from = to; to = t;
+    }
+    if (from != keys) memcpy(keys, from, 8 * n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t k = keys[i];
+        keys[i] = (k & top) ? (k & ~top) : ~k;
+    }
+    Py_END_ALLOW_THREADS
+    free(spare);
+    PyBuffer_Release(&values); PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"hash_slots", hash_slots, METH_VARARGS, "hash_binary's hash of every slot"},
+    {"distinct_counts", distinct_counts, METH_VARARGS, "distinct uint64 values with counts, first-seen order"},
+    {"hll_add", hll_add, METH_VARARGS, "HyperLogLog register update"},
+    {"moments", moments, METH_VARARGS, "counts, extremes and moments of float64 values"},
+    {"valid_min_max", valid_min_max, METH_VARARGS, "count, min, max of the valid slots of integers"},
+    {"valid_counts", valid_counts, METH_VARARGS, "counts of integer values in a range over the valid slots"},
+    {"sort_floats", sort_floats, METH_VARARGS, "radix sort of finite float64 values"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ckernels", "kfpc statistics kernels", -1, methods};
+
+PyMODINIT_FUNC PyInit__ckernels(void) { return PyModule_Create(&module); }
