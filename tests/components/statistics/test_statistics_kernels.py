@@ -143,3 +143,23 @@ def test_the_kernels_refuse_buffers_they_cannot_read():
     readonly.flags.writeable = False
     with pytest.raises(TypeError, match="writable"):
         _ckernels.sort_floats(np.ones(4), readonly)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, 1024, 1025, 4099])
+def test_moments_kernel_counts_and_sums_at_every_length(n):
+    rng = np.random.default_rng(n)
+    values = 1e6 + rng.standard_normal(n)
+    kinds = rng.integers(0, 12, n)  # about a quarter of the slots made special, at any lane and chunk position
+    values[kinds == 0] = np.nan
+    values[kinds == 1] = np.inf
+    values[kinds == 2] = -np.inf
+    values[kinds == 3] = 0.0
+    finite = values[np.isfinite(values)]
+    count, nan, pos_inf, neg_inf, zeros, low, high, mean, correction, squares = kernels.get().moments(values)
+    assert (count, nan, pos_inf, neg_inf, zeros) == (finite.size, np.isnan(values).sum(), (values == np.inf).sum(),
+                                                     (values == -np.inf).sum(), (finite == 0).sum())
+    if finite.size:
+        assert (low, high) == (finite.min(), finite.max())
+        assert mean + correction == pytest.approx(finite.mean(), rel=1e-15)
+        deviations = finite - mean
+        assert squares == pytest.approx(float(np.sum(deviations * deviations)), rel=1e-12)
