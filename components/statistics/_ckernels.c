@@ -94,6 +94,11 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
     if (get_buffer(o_unique, &unique, 1, "unique") < 0) { PyBuffer_Release(&hashes); return NULL; }
     if (get_buffer(o_counts, &counts, 1, "counts") < 0) { PyBuffer_Release(&hashes); PyBuffer_Release(&unique); return NULL; }
     Py_ssize_t n = hashes.len / 8, found = 0;
+    if (n > INT32_MAX / 2) { /* the table's slots hold int32 indices */
+        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+        PyErr_SetString(PyExc_ValueError, "distinct_counts: more than 2**30 hashes in one call");
+        return NULL;
+    }
     if (unique.len / 8 < n || counts.len / 8 < n) {
         PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
         PyErr_SetString(PyExc_ValueError, "distinct_counts: outputs shorter than the input");
