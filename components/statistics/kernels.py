@@ -7,8 +7,8 @@ registers, the moments and extremes of a float column, the counts of narrow inte
 and sorting the quantile sketch's sample. Here each is one compiled loop that releases the GIL, so that the
 statistics' worker threads run them at once. They compute exactly what the NumPy code computes — the same
 hashes bit for bit, the same counts and registers, the same sorted sample (-0.0 as 0.0 on both paths), the
-same moments up to the rounding of the sums (blocked by 256 values here, pairwise in NumPy: both within a
-few units in the last place) — and the NumPy code stays as the path without the extension (a machine
+same moments up to the rounding of the sums (4 lanes per chunk of 1024 values here, pairwise in NumPy: both
+within a few units in the last place) — and the NumPy code stays as the path without the extension (a machine
 without a C compiler when kfpc was installed, a big-endian one, or ``KFPC_KERNELS=0``) and as the reference
 the tests hold these to.
 
