@@ -679,13 +679,15 @@ class StatisticsAccumulator:
         groups = _row_group_range(parquet.metadata, row_groups, path)
         features = {field.name: self._feature(field.name, field.type, path) for field in schema}
         tasks = _parquet_tasks(parquet, self.threads)
+        strings = _string_columns(schema)
         rows = sum(parquet.metadata.row_group(g).num_rows for g in groups) if row_groups else parquet.metadata.num_rows
         num_examples = self.num_examples + rows
         # the workers' batches together stay near one _TARGET_BATCH_BYTES
         batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
 
         def summarize(columns: list[str]) -> None:
-            near_unique = _mostly_distinct(path, columns, parquet.metadata, first_group=groups[0] if groups else 0)
+            near_unique = _mostly_distinct(path, columns, parquet.metadata, first_group=groups[0] if groups else 0,
+                                           strings=strings)
             for name in near_unique:
                 features[name].near_unique = True
 
@@ -905,12 +907,16 @@ def _row_group_range(metadata: pq.FileMetaData, row_groups: tuple[int, int] | No
 
 
 def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | None = None,
-                     first_group: int = 0) -> set[str]:
+                     first_group: int = 0, strings: set[str] | None = None) -> set[str]:
     """String columns of ``columns`` whose first :data:`_PROBE_ROWS` values are mostly distinct.
 
     Those are read plain from the start: writers store such columns' pages plain once the dictionary page
     overflows, and reading plain pages as a dictionary would hash every value only to count it again.
+    ``strings`` (the file's string columns, when the caller knows them) spares columns without any the
+    opening of the file.
     """
+    if strings is not None and not strings.intersection(columns):
+        return set()
     parquet = pq.ParquetFile(path, metadata=metadata)
     schema = parquet.schema_arrow
     if parquet.metadata.num_row_groups == 0:
