@@ -233,11 +233,11 @@ def _make_checkpoint_callback(model, state: _State, checkpoint_dir: Path | None,
 
 
 def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 4096, carve=None,
-                   part: str | None = None, row_losses: list | None = None) -> dict[str, float]:
+                   part: str | None = None, losses: list | None = None) -> dict[str, float]:
     """Metrics of the model on one split (or, with ``carve``, one part of it), streamed, in the label's units.
 
     Classification: ``log_loss``, ``accuracy`` (and ``auc`` for binary); regression: ``mse``, ``rmse``,
-    ``mae``, ``r2``; always ``rows`` (rows with a label). ``row_losses``: a list that gets each batch's
+    ``mae``, ``r2``; always ``rows`` (rows with a label). ``losses``: a list that gets each batch's
     per-row losses (:func:`row_losses`), in the order of the rows.
     """
     import keras
@@ -256,9 +256,10 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
             y = target.astype(np.float64) * spec.label.std + spec.label.mean
             prediction = predict(features)["predictions"].numpy().astype(np.float64)
             error = prediction - y
-            if row_losses is not None:
-                row_losses.append(error**2)
-            sum_error2 += float((error**2).sum())
+            squared = error**2  # row_losses' per-row losses, computed once for both uses
+            if losses is not None:
+                losses.append(squared)
+            sum_error2 += float(squared.sum())
             sum_abs += float(np.abs(error).sum())
             sum_y += float(y.sum())
             sum_y2 += float((y**2).sum())
@@ -276,8 +277,8 @@ def evaluate_split(model, spec: F.TrainingSpec, path: Path, batch_size: int = 40
     for features, target in data_input.iterate_batches(path, spec, batch_size, carve=carve, part=part):
         probabilities = predict(features)["probabilities"].numpy()
         picked = probabilities[np.arange(len(target)), target]
-        if row_losses is not None:
-            row_losses.append(-np.log(np.clip(picked.astype(np.float64), 1e-7, 1.0)))
+        if losses is not None:
+            losses.append(row_losses(probabilities, target, spec))
         log_loss += float(-np.log(np.clip(picked, 1e-7, 1.0)).sum())
         correct += float((probabilities.argmax(axis=1) == target).sum())
         if auc is not None:
@@ -748,7 +749,7 @@ def _train_dnn(spec: F.TrainingSpec, train_path: Path, carve, parts, state: _Sta
     validation_losses: list[np.ndarray] = []
     metrics = {
         types.TRAIN: evaluate_split(model, spec, train_path, **train_part),
-        VALIDATION: evaluate_split(model, spec, train_path, row_losses=validation_losses, **validation_part),
+        VALIDATION: evaluate_split(model, spec, train_path, losses=validation_losses, **validation_part),
     }
     log.info("final metrics (best epoch %d): %s", state.best_epoch, json.dumps(metrics))
     hyperparameters = {
