@@ -36,7 +36,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from .. import artifacts, types
 from . import kernels
-from .sketches import FrequencySketch, QuantileSketch, _validity, from_numpy
+from .sketches import FrequencySketch, QuantileSketch, _validity, from_numpy, is_binary_like
 from .sketches import to_numpy as _numpy
 
 FeatureType = statistics_pb2.FeatureNameStatistics
@@ -235,23 +235,21 @@ class _FeatureAccumulator:
         values) and the moments exactly, in integer arithmetic (values below 2**53 in magnitude, which
         float64 holds exactly, so the statistics are those of the same numbers as on the float path).
         """
+        n = len(array) - array.null_count
+        if n < 4096 or (pa.types.is_unsigned_integer(array.type) and array.type.bit_width == 64):
+            return False
         compiled = kernels.for_size(len(array))
         if compiled is not None:
             # the same counts from two compiled passes over the slots, the nulls skipped by their bitmap
             values = _numpy(array, nulls=True)
-            if values.dtype.kind == "u" and values.dtype.itemsize == 8:
-                return False
             bitmap, offset = _bitmap(array)
-            n, low, high = compiled.valid_min_max(values, bitmap, offset)
-            n, low, high = int(n), int(low), int(high)
+            _, low, high = compiled.valid_min_max(values, bitmap, offset)
         else:
             values = _numpy(pc.drop_null(array) if array.null_count else array)
-            n = values.size
-            if n < 4096 or (values.dtype.kind == "u" and values.dtype.itemsize == 8):
-                return False
-            low, high = int(values.min()), int(values.max())
+            low, high = values.min(), values.max()
+        low, high = int(low), int(high)
         span = high - low
-        if n < 4096 or span > n or max(abs(low), abs(high)) >= 1 << 53 or n * span * span >= 1 << 62:
+        if span > n or max(abs(low), abs(high)) >= 1 << 53 or n * span * span >= 1 << 62:
             return False
         if compiled is not None:
             counts = compiled.valid_counts(values, bitmap, offset, low, span + 1)
@@ -833,8 +831,7 @@ def _bitmap(array: pa.Array) -> tuple[np.ndarray, int]:
 
 def _value_bytes(array: pa.Array) -> int:
     """Total bytes of the non-null values of a string or binary array (from its offsets)."""
-    if not (pa.types.is_string(array.type) or pa.types.is_binary(array.type) or pa.types.is_large_string(
-            array.type) or pa.types.is_large_binary(array.type)):
+    if not is_binary_like(array.type):
         return int(pc.sum(pc.binary_length(array)).as_py() or 0)
     wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)[
@@ -858,8 +855,7 @@ def _check_unique_names(schema: pa.Schema, source: str) -> None:
 
 
 def _string_columns(schema: pa.Schema) -> set[str]:
-    return {field.name for field in schema if pa.types.is_string(field.type) or pa.types.is_binary(
-        field.type) or pa.types.is_large_string(field.type) or pa.types.is_large_binary(field.type)}
+    return {field.name for field in schema if is_binary_like(field.type)}
 
 
 def _parquet_tasks(parquet: pq.ParquetFile, threads: int) -> list[list[str]]:

@@ -96,7 +96,7 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if values.null_count and drop_nulls:
-        if kernels.for_size(len(values)) is not None and _is_binary_like(values.type):
+        if kernels.for_size(len(values)) is not None and is_binary_like(values.type):
             # the compiled hash of every slot, then the valid ones: no copy of the values without nulls
             return hash_binary(values, drop_nulls=False)[_validity(values)]
         values = pc.drop_null(values)
@@ -171,7 +171,8 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
         return _splitmix64(hashes)
 
 
-def _is_binary_like(kind: pa.DataType) -> bool:
+def is_binary_like(kind: pa.DataType) -> bool:
+    """String or binary with offsets (32- or 64-bit): the types :func:`hash_binary` reads directly."""
     return pa.types.is_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_string(
         kind) or pa.types.is_large_binary(kind)
 
