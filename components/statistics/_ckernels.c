@@ -16,12 +16,31 @@
 #error "the string hash loads little-endian words: big-endian machines take the NumPy path"
 #endif
 
-static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *name) {
-    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0) {
-        PyErr_Format(PyExc_TypeError, "%s: a C-contiguous%s buffer expected", name, writable ? " writable" : "");
-        return -1;
+static void release_buffers(Py_buffer *views, int count) {
+    for (int i = 0; i < count; i++) PyBuffer_Release(&views[i]);
+}
+
+/* The buffers of a call's `count` array arguments, all or none: modes[i] is 'r' (read) or 'w' (written),
+ * names[i] names it in the error. On failure the ones already taken are released and -1 returned. */
+static int get_buffers(Py_buffer *views, PyObject *const *objects, const char *modes, const char *const *names,
+                       int count) {
+    for (int i = 0; i < count; i++) {
+        int writable = modes[i] == 'w';
+        if (PyObject_GetBuffer(objects[i], &views[i], (writable ? PyBUF_WRITABLE : 0) | PyBUF_C_CONTIGUOUS) < 0) {
+            PyErr_Format(PyExc_TypeError, "%s: a C-contiguous%s buffer expected", names[i],
+                         writable ? " writable" : "");
+            release_buffers(views, i);
+            return -1;
+        }
     }
     return 0;
+}
+
+/* The call's buffers released and `message` raised (ValueError): NULL, for `return refuse(...)`. */
+static PyObject *refuse(Py_buffer *views, int count, const char *message) {
+    release_buffers(views, count);
+    PyErr_SetString(PyExc_ValueError, message);
+    return NULL;
 }
 
 /* ---- hash of string slots (sketches.hash_binary) ---- */
@@ -40,19 +59,18 @@ static inline uint64_t load_word(const uint8_t *data, Py_ssize_t size, int64_t a
 
 /* hash_slots(offsets: int64[n + 1], data: bytes, out: uint64[n]) */
 static PyObject *hash_slots(PyObject *self, PyObject *args) {
-    PyObject *o_offsets, *o_data, *o_out;
-    if (!PyArg_ParseTuple(args, "OOO", &o_offsets, &o_data, &o_out)) return NULL;
-    Py_buffer offsets, data, out;
-    if (get_buffer(o_offsets, &offsets, 0, "offsets") < 0) return NULL;
-    if (get_buffer(o_data, &data, 0, "data") < 0) { PyBuffer_Release(&offsets); return NULL; }
-    if (get_buffer(o_out, &out, 1, "out") < 0) { PyBuffer_Release(&offsets); PyBuffer_Release(&data); return NULL; }
-    Py_ssize_t n = out.len / 8;
-    int ok = offsets.len / 8 >= n + 1;
+    static const char *const names[] = {"offsets", "data", "out"};
+    PyObject *objects[3];
+    Py_buffer b[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    if (get_buffers(b, objects, "rrw", names, 3) < 0) return NULL;
+    Py_ssize_t n = b[2].len / 8;
+    int ok = b[0].len / 8 >= n + 1;
     if (ok) {
-        const int64_t *off = (const int64_t *)offsets.buf;
-        const uint8_t *bytes = (const uint8_t *)data.buf;
-        uint64_t *hashes = (uint64_t *)out.buf;
-        Py_ssize_t size = data.len;
+        const int64_t *off = (const int64_t *)b[0].buf;
+        const uint8_t *bytes = (const uint8_t *)b[1].buf;
+        uint64_t *hashes = (uint64_t *)b[2].buf;
+        Py_ssize_t size = b[1].len;
         for (Py_ssize_t i = 0; i <= n && ok; i++) ok = off[i] >= 0 && off[i] <= size && (i == 0 || off[i] >= off[i - 1]);
         if (ok) {
             Py_BEGIN_ALLOW_THREADS
@@ -78,8 +96,8 @@ static PyObject *hash_slots(PyObject *self, PyObject *args) {
             Py_END_ALLOW_THREADS
         }
     }
-    PyBuffer_Release(&offsets); PyBuffer_Release(&data); PyBuffer_Release(&out);
-    if (!ok) { PyErr_SetString(PyExc_ValueError, "hash_slots: offsets out of the data buffer"); return NULL; }
+    if (!ok) return refuse(b, 3, "hash_slots: offsets out of the data buffer");
+    release_buffers(b, 3);
     Py_RETURN_NONE;
 }
 
@@ -87,33 +105,25 @@ static PyObject *hash_slots(PyObject *self, PyObject *args) {
 
 /* distinct_counts(hashes: uint64[n], unique: uint64[n] out, counts: int64[n] out) -> number found */
 static PyObject *distinct_counts(PyObject *self, PyObject *args) {
-    PyObject *o_hashes, *o_unique, *o_counts;
-    if (!PyArg_ParseTuple(args, "OOO", &o_hashes, &o_unique, &o_counts)) return NULL;
-    Py_buffer hashes, unique, counts;
-    if (get_buffer(o_hashes, &hashes, 0, "hashes") < 0) return NULL;
-    if (get_buffer(o_unique, &unique, 1, "unique") < 0) { PyBuffer_Release(&hashes); return NULL; }
-    if (get_buffer(o_counts, &counts, 1, "counts") < 0) { PyBuffer_Release(&hashes); PyBuffer_Release(&unique); return NULL; }
-    Py_ssize_t n = hashes.len / 8, found = 0;
-    if (n > INT32_MAX / 2) { /* the table's slots hold int32 indices */
-        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
-        PyErr_SetString(PyExc_ValueError, "distinct_counts: more than 2**30 hashes in one call");
-        return NULL;
-    }
-    if (unique.len / 8 < n || counts.len / 8 < n) {
-        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
-        PyErr_SetString(PyExc_ValueError, "distinct_counts: outputs shorter than the input");
-        return NULL;
-    }
+    static const char *const names[] = {"hashes", "unique", "counts"};
+    PyObject *objects[3];
+    Py_buffer b[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    if (get_buffers(b, objects, "rww", names, 3) < 0) return NULL;
+    Py_ssize_t n = b[0].len / 8, found = 0;
+    if (n > INT32_MAX / 2) /* the table's slots hold int32 indices */
+        return refuse(b, 3, "distinct_counts: more than 2**30 hashes in one call");
+    if (b[1].len / 8 < n || b[2].len / 8 < n) return refuse(b, 3, "distinct_counts: outputs shorter than the input");
     Py_ssize_t size = 16;
     while (size < 2 * n) size *= 2;
     int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
     if (slots == NULL) {
-        PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+        release_buffers(b, 3);
         return PyErr_NoMemory();
     }
-    const uint64_t *h = (const uint64_t *)hashes.buf;
-    uint64_t *u = (uint64_t *)unique.buf;
-    int64_t *c = (int64_t *)counts.buf;
+    const uint64_t *h = (const uint64_t *)b[0].buf;
+    uint64_t *u = (uint64_t *)b[1].buf;
+    int64_t *c = (int64_t *)b[2].buf;
     Py_BEGIN_ALLOW_THREADS
     memset(slots, 0xff, sizeof(int32_t) * size); /* -1: empty */
     uint64_t mask = (uint64_t)size - 1;
@@ -129,7 +139,7 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     free(slots);
-    PyBuffer_Release(&hashes); PyBuffer_Release(&unique); PyBuffer_Release(&counts);
+    release_buffers(b, 3);
     return PyLong_FromSsize_t(found);
 }
 
@@ -137,21 +147,17 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
 
 /* hll_add(registers: uint8[2**p] out, hashes: uint64[n], p) */
 static PyObject *hll_add(PyObject *self, PyObject *args) {
-    PyObject *o_registers, *o_hashes;
+    static const char *const names[] = {"registers", "hashes"};
+    PyObject *objects[2];
+    Py_buffer b[2];
     int p;
-    if (!PyArg_ParseTuple(args, "OOi", &o_registers, &o_hashes, &p)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOi", &objects[0], &objects[1], &p)) return NULL;
     if (p < 4 || p > 18) { PyErr_SetString(PyExc_ValueError, "hll_add: precision out of range"); return NULL; }
-    Py_buffer registers, hashes;
-    if (get_buffer(o_registers, &registers, 1, "registers") < 0) return NULL;
-    if (get_buffer(o_hashes, &hashes, 0, "hashes") < 0) { PyBuffer_Release(&registers); return NULL; }
-    if (registers.len != ((Py_ssize_t)1 << p)) {
-        PyBuffer_Release(&registers); PyBuffer_Release(&hashes);
-        PyErr_SetString(PyExc_ValueError, "hll_add: register count is not 2**precision");
-        return NULL;
-    }
-    uint8_t *r = (uint8_t *)registers.buf;
-    const uint64_t *h = (const uint64_t *)hashes.buf;
-    Py_ssize_t n = hashes.len / 8;
+    if (get_buffers(b, objects, "wr", names, 2) < 0) return NULL;
+    if (b[0].len != ((Py_ssize_t)1 << p)) return refuse(b, 2, "hll_add: register count is not 2**precision");
+    uint8_t *r = (uint8_t *)b[0].buf;
+    const uint64_t *h = (const uint64_t *)b[1].buf;
+    Py_ssize_t n = b[1].len / 8;
     Py_BEGIN_ALLOW_THREADS
     int width = 64 - p;
     uint64_t rest_mask = (((uint64_t)1) << width) - 1;
@@ -162,7 +168,7 @@ static PyObject *hll_add(PyObject *self, PyObject *args) {
         if (rank > r[index]) r[index] = rank;
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&registers); PyBuffer_Release(&hashes);
+    release_buffers(b, 2);
     Py_RETURN_NONE;
 }
 
@@ -174,10 +180,11 @@ static PyObject *hll_add(PyObject *self, PyObject *args) {
  * ~(256 + n / 1024) ulp against NumPy's pairwise ~log2(n). */
 #define CHUNK 1024
 static PyObject *moments(PyObject *self, PyObject *args) {
-    PyObject *o_values;
-    if (!PyArg_ParseTuple(args, "O", &o_values)) return NULL;
+    static const char *const names[] = {"values"};
+    PyObject *objects[1];
     Py_buffer values;
-    if (get_buffer(o_values, &values, 0, "values") < 0) return NULL;
+    if (!PyArg_ParseTuple(args, "O", &objects[0])) return NULL;
+    if (get_buffers(&values, objects, "r", names, 1) < 0) return NULL;
     const double *v = (const double *)values.buf;
     Py_ssize_t n = values.len / 8;
     long long finite = 0, nan = 0, pos_inf = 0, neg_inf = 0, zeros = 0;
@@ -251,7 +258,7 @@ static PyObject *moments(PyObject *self, PyObject *args) {
         correction = deviations / (double)finite;
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&values);
+    release_buffers(&values, 1);
     return Py_BuildValue("(LLLLLddddd)", finite, nan, pos_inf, neg_inf, zeros, low, high, mean, correction, squares);
 }
 
@@ -302,15 +309,17 @@ INT_TYPES(COUNTS)
 
 static const int item_sizes[8] = {0, 1, 2, 4, 8, 1, 2, 4};
 
-static int int_args(PyObject *o_values, int code, PyObject *o_bitmap, Py_ssize_t offset, Py_buffer *values,
-                    Py_buffer *bitmap, Py_ssize_t *n) {
+/* The buffers of an integer call (b[0]: values of type `code`, b[1]: their validity bitmap, b[2] if
+ * count is 3: the counts written) and the number of values; on an error, as get_buffers: -1, none held. */
+static const char *const int_names[] = {"values", "bitmap", "counts"};
+
+static int int_buffers(Py_buffer *b, PyObject *const *objects, const char *modes, int count, int code,
+                       Py_ssize_t offset, Py_ssize_t *n) {
     if (code < 1 || code > 7) { PyErr_SetString(PyExc_ValueError, "integer type code out of range"); return -1; }
-    if (get_buffer(o_values, values, 0, "values") < 0) return -1;
-    if (get_buffer(o_bitmap, bitmap, 0, "bitmap") < 0) { PyBuffer_Release(values); return -1; }
-    *n = values->len / item_sizes[code];
-    if (bitmap->len && (offset < 0 || (offset + *n + 7) / 8 > bitmap->len)) {
-        PyBuffer_Release(values); PyBuffer_Release(bitmap);
-        PyErr_SetString(PyExc_ValueError, "validity bitmap shorter than the values");
+    if (get_buffers(b, objects, modes, int_names, count) < 0) return -1;
+    *n = b[0].len / item_sizes[code];
+    if (b[1].len && (offset < 0 || (offset + *n + 7) / 8 > b[1].len)) {
+        refuse(b, count, "validity bitmap shorter than the values");
         return -1;
     }
     return 0;
@@ -318,46 +327,45 @@ static int int_args(PyObject *o_values, int code, PyObject *o_bitmap, Py_ssize_t
 
 /* valid_min_max(values, code, bitmap: bytes (empty: no nulls), bit offset) -> (count, min, max) */
 static PyObject *valid_min_max(PyObject *self, PyObject *args) {
-    PyObject *o_values, *o_bitmap;
+    PyObject *objects[2];
+    Py_buffer b[2];
     int code;
     Py_ssize_t offset, n;
-    if (!PyArg_ParseTuple(args, "OiOn", &o_values, &code, &o_bitmap, &offset)) return NULL;
-    Py_buffer values, bitmap;
-    if (int_args(o_values, code, o_bitmap, offset, &values, &bitmap, &n) < 0) return NULL;
-    const uint8_t *bits = bitmap.len ? (const uint8_t *)bitmap.buf : NULL;
+    if (!PyArg_ParseTuple(args, "OiOn", &objects[0], &code, &objects[1], &offset)) return NULL;
+    if (int_buffers(b, objects, "rr", 2, code, offset, &n) < 0) return NULL;
+    const uint8_t *bits = b[1].len ? (const uint8_t *)b[1].buf : NULL;
     long long count = 0;
     int64_t low = 0, high = 0;
     Py_BEGIN_ALLOW_THREADS
     switch (code) {
-#define CALL_MIN_MAX(CODE, T) case CODE: min_max_##CODE((const T *)values.buf, n, bits, offset, &count, &low, &high); break;
+#define CALL_MIN_MAX(CODE, T) case CODE: min_max_##CODE((const T *)b[0].buf, n, bits, offset, &count, &low, &high); break;
     INT_TYPES(CALL_MIN_MAX)
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&values); PyBuffer_Release(&bitmap);
+    release_buffers(b, 2);
     return Py_BuildValue("(LLL)", count, (long long)low, (long long)high);
 }
 
 /* valid_counts(values, code, bitmap, bit offset, low, counts: int64[size] out, zeroed): occurrences of
  * low .. low + size - 1 among the valid slots (other values are not counted) */
 static PyObject *valid_counts(PyObject *self, PyObject *args) {
-    PyObject *o_values, *o_bitmap, *o_counts;
+    PyObject *objects[3];
+    Py_buffer b[3];
     int code;
     Py_ssize_t offset, n;
     long long low;
-    if (!PyArg_ParseTuple(args, "OiOnLO", &o_values, &code, &o_bitmap, &offset, &low, &o_counts)) return NULL;
-    Py_buffer values, bitmap, counts;
-    if (int_args(o_values, code, o_bitmap, offset, &values, &bitmap, &n) < 0) return NULL;
-    if (get_buffer(o_counts, &counts, 1, "counts") < 0) { PyBuffer_Release(&values); PyBuffer_Release(&bitmap); return NULL; }
-    const uint8_t *bits = bitmap.len ? (const uint8_t *)bitmap.buf : NULL;
-    int64_t *c = (int64_t *)counts.buf;
-    uint64_t size = (uint64_t)(counts.len / 8);
+    if (!PyArg_ParseTuple(args, "OiOnLO", &objects[0], &code, &objects[1], &offset, &low, &objects[2])) return NULL;
+    if (int_buffers(b, objects, "rrw", 3, code, offset, &n) < 0) return NULL;
+    const uint8_t *bits = b[1].len ? (const uint8_t *)b[1].buf : NULL;
+    int64_t *c = (int64_t *)b[2].buf;
+    uint64_t size = (uint64_t)(b[2].len / 8);
     Py_BEGIN_ALLOW_THREADS
     switch (code) {
-#define CALL_COUNTS(CODE, T) case CODE: counts_##CODE((const T *)values.buf, n, bits, offset, (int64_t)low, c, size); break;
+#define CALL_COUNTS(CODE, T) case CODE: counts_##CODE((const T *)b[0].buf, n, bits, offset, (int64_t)low, c, size); break;
     INT_TYPES(CALL_COUNTS)
     }
     Py_END_ALLOW_THREADS
-    PyBuffer_Release(&values); PyBuffer_Release(&bitmap); PyBuffer_Release(&counts);
+    release_buffers(b, 3);
     Py_RETURN_NONE;
 }
 
@@ -366,28 +374,24 @@ static PyObject *valid_counts(PyObject *self, PyObject *args) {
 /* sort_floats(values: float64[n], out: float64[n]): out = the values sorted, -0.0 as 0.0 (finite values).
  * LSD radix sort of order-preserving 64-bit keys, 11-bit digits; a digit every key shares is skipped. */
 static PyObject *sort_floats(PyObject *self, PyObject *args) {
-    PyObject *o_values, *o_out;
-    if (!PyArg_ParseTuple(args, "OO", &o_values, &o_out)) return NULL;
-    Py_buffer values, out;
-    if (get_buffer(o_values, &values, 0, "values") < 0) return NULL;
-    if (get_buffer(o_out, &out, 1, "out") < 0) { PyBuffer_Release(&values); return NULL; }
-    Py_ssize_t n = values.len / 8;
-    if (out.len / 8 < n) {
-        PyBuffer_Release(&values); PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "sort_floats: output shorter than the input");
-        return NULL;
-    }
-    uint64_t *keys = (uint64_t *)out.buf;
+    static const char *const names[] = {"values", "out"};
+    PyObject *objects[2];
+    Py_buffer b[2];
+    if (!PyArg_ParseTuple(args, "OO", &objects[0], &objects[1])) return NULL;
+    if (get_buffers(b, objects, "rw", names, 2) < 0) return NULL;
+    Py_ssize_t n = b[0].len / 8;
+    if (b[1].len / 8 < n) return refuse(b, 2, "sort_floats: output shorter than the input");
+    uint64_t *keys = (uint64_t *)b[1].buf;
     uint64_t *spare = (uint64_t *)malloc(sizeof(uint64_t) * (n ? n : 1));
     Py_ssize_t *histograms = (Py_ssize_t *)calloc(6 * 2048, sizeof(Py_ssize_t));
     if (spare == NULL || histograms == NULL) {
         free(spare); free(histograms);
-        PyBuffer_Release(&values); PyBuffer_Release(&out);
+        release_buffers(b, 2);
         return PyErr_NoMemory();
     }
     const uint64_t top = ((uint64_t)1) << 63;
     Py_BEGIN_ALLOW_THREADS
-    memcpy(keys, values.buf, 8 * n);
+    memcpy(keys, b[0].buf, 8 * n);
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t k = keys[i];
         if (k == top) k = 0; /* -0.0 as 0.0 */
@@ -417,7 +421,7 @@ static PyObject *sort_floats(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     free(spare);
     free(histograms);
-    PyBuffer_Release(&values); PyBuffer_Release(&out);
+    release_buffers(b, 2);
     Py_RETURN_NONE;
 }
 
