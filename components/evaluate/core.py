@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from .. import artifacts, contract, types
 from .. import defaults as D
 from .._fs import local_path, parquet_batches
+from .._json import json_safe
 from . import bootstrap, slicing
 from . import metrics as metric_lib
 from . import thresholds as threshold_lib
@@ -90,12 +91,12 @@ class EvalResult:
             types.BLESSED: self.blessed,
             types.TASK: self.task,
             "headline_metric": self.headline_metric,
-            "headline_value": _json_safe(self.metrics.get(self.headline_metric)),
-            "baseline_headline_value": _json_safe(self.baseline_metrics.get(self.headline_metric)),
+            "headline_value": json_safe(self.metrics.get(self.headline_metric)),
+            "baseline_headline_value": json_safe(self.baseline_metrics.get(self.headline_metric)),
             "has_baseline": bool(self.baseline_metrics),
             "skill_metric": self.skill_metric,
             "skill_metric_reason": self.skill_metric_reason,
-            "thresholds": _json_safe(self.verdicts),
+            "thresholds": json_safe(self.verdicts),
             "failed_thresholds": [failed_threshold_text(v) for v in self.verdicts if v["passed"] is False],
             "failed_threshold_details": failed_threshold_details(self.verdicts),
         }
@@ -519,7 +520,7 @@ def evaluate(
                 "candidate_model": candidate.dir, "baseline_model": baseline.dir if baseline else None}
     from . import report
 
-    evaluation, blessing = _json_safe(evaluation), _json_safe(blessing)
+    evaluation, blessing = json_safe(evaluation), json_safe(blessing)
     artifacts.write_blessing(output_dir, blessing, evaluation,
                              extra_files={REPORT_FILE: report.render(evaluation, blessing)})
     return result
@@ -632,27 +633,12 @@ def failed_threshold_details(verdicts: list[dict[str, Any]]) -> list[dict[str, A
     """The failed verdicts reduced to what a reader needs: metric, slice, kind, value, interval, the end of
     the interval compared, the bound (value bound, trivial value + margin, or the baseline's allowed value),
     the trivial and baseline values, and the reason."""
-    return [_json_safe({key: v.get(key) for key in FAILED_DETAIL_KEYS}) for v in verdicts if v["passed"] is False]
+    return [json_safe({key: v.get(key) for key in FAILED_DETAIL_KEYS}) for v in verdicts if v["passed"] is False]
 
 
 def failed_threshold_text(verdict: dict[str, Any]) -> str:
     """One line that stands alone in a run summary: ``<kind> threshold on <metric> (<slice>): <reason>``."""
     return f"{verdict['kind']} threshold on {verdict['metric']} ({verdict['slice']}): {verdict['reason']}"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become None (strict JSON); numpy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def pipeline_config(model_dir: str | os.PathLike, config_json: str = "", *, min_accuracy: float = D.MIN_ACCURACY,

@@ -22,13 +22,14 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .._json import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -338,26 +339,10 @@ def build_lineage(
         "code_version": code_version or str(card.get("kfpc_version") or ""),
         "framework": str(card.get("framework") or ""),
         "images": dict(images or {}),
-        "hyperparameters": _finite(card.get("hyperparameters") or {}),
-        "training_metrics": _finite(card.get("metrics") or {}),
+        "hyperparameters": json_safe(card.get("hyperparameters") or {}),
+        "training_metrics": json_safe(card.get("metrics") or {}),
         # (evaluation metrics come from KFP metadata, which already holds no NaN)
     }
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None, recursively.
-
-    The record goes into KFP metadata and registry fields, which refuse NaN (a task would fail at the end
-    with "Fail to serialize NaN"): a card's undefined number (e.g. a metric of a degenerate split) is
-    recorded as missing instead; the card itself keeps it.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
 
 
 def card_with_registry(card: dict[str, Any], section: dict[str, Any]) -> dict[str, Any]:
