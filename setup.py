@@ -7,4 +7,4 @@ run their NumPy path (``kfpc.components.statistics.kernels``), which computes th
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("kfpc.components.statistics._ckernels", ["components/statistics/_ckernels.c"],
-                             extra_compile_args=["-O3"], optional=True)])
+                             extra_compile_args=["-O3", "-ffp-contract=off"], optional=True)])

@@ -16,6 +16,15 @@
 #error "the string hash loads little-endian words: big-endian machines take the NumPy path"
 #endif
 
+/* The vector loops get an AVX2 clone beside the baseline one where GCC can dispatch at load time (ifunc:
+ * x86-64 Linux); elsewhere they compile for the baseline (SSE2, NEON). Floating-point contraction is off
+ * (setup.py), so both clones round alike. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define KFPC_SIMD __attribute__((target_clones("avx2", "default")))
+#else
+#define KFPC_SIMD
+#endif
+
 static void release_buffers(Py_buffer *views, int count) {
     for (int i = 0; i < count; i++) PyBuffer_Release(&views[i]);
 }
@@ -45,63 +54,132 @@ static PyObject *refuse(Py_buffer *views, int count, const char *message) {
 
 /* ---- hash of string slots (sketches.hash_binary) ---- */
 
+/* the low `take` (0..8) bytes of a word */
+static inline uint64_t word_mask(int64_t take) {
+    return take >= 8 ? ~(uint64_t)0 : (((uint64_t)1) << (8 * take)) - 1;
+}
+
+/* the `take` (0..8) bytes at `at` as a little-endian word, zero-padded; never reads past the buffer */
 static inline uint64_t load_word(const uint8_t *data, Py_ssize_t size, int64_t at, int64_t take) {
     uint64_t word = 0;
-    if (take <= 0) return 0;
     if (at + 8 <= size) {
         memcpy(&word, data + at, 8); /* little-endian x86/ARM: bytes at..at+7, low byte first */
-        if (take < 8) word &= (((uint64_t)1) << (8 * take)) - 1;
-    } else {
-        for (int64_t b = 0; b < take; b++) word |= ((uint64_t)data[at + b]) << (8 * b);
+        return word & word_mask(take);
     }
+    for (int64_t b = 0; b < take; b++) word |= ((uint64_t)data[at + b]) << (8 * b);
     return word;
 }
 
-/* hash_slots(offsets: int64[n + 1], data: bytes, out: uint64[n]) */
+static inline uint64_t mix_word(uint64_t h, uint64_t word) {
+    h ^= word;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+/* hash_binary's hash of the `length` bytes at `start` of the data buffer (`size` bytes). Values of up to 16
+ * bytes (most categorical and id strings; a null slot's 0) take no branch on their length, so that mixed
+ * lengths and nulls cost no mispredicted branch: both words are mixed and the second kept only if it counts. */
+static inline uint64_t hash_value(const uint8_t *bytes, Py_ssize_t size, int64_t start, int64_t length) {
+    uint64_t h = (uint64_t)length * 0xD6E8FEB86659FD93ULL;
+    if (length <= 16) {
+        int64_t second = length > 8 ? length - 8 : 0;
+        uint64_t one = mix_word(h, load_word(bytes, size, start, length < 8 ? length : 8));
+        uint64_t two = mix_word(one, load_word(bytes, size, start + 8, second));
+        h = second > 0 ? two : one;
+    } else {
+        for (int64_t position = 0; position < length; position += 8)
+            h = mix_word(h, load_word(bytes, size, start + position, length - position < 8 ? length - position : 8));
+    }
+    h += 0x9E3779B97F4A7C15ULL; /* SplitMix64 finalizer */
+    h ^= h >> 30;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    h ^= h >> 27;
+    h *= 0x94D049BB133111EBULL;
+    h ^= h >> 31;
+    return h;
+}
+
+/* Arrow offsets of string slots: int32 (width 4) or int64 (width 8) */
+#define OFFSET(off, width, i) ((width) == 8 ? ((const int64_t *)(off))[i] : (int64_t)((const int32_t *)(off))[i])
+/* bit `i` of a validity bitmap (an empty bitmap: every slot valid) */
+#define VALID(bits, nbits, offset, i) ((nbits) == 0 || ((bits)[((offset) + (i)) >> 3] >> (((offset) + (i)) & 7) & 1))
+
+/* offsets[0..n] ascending within a data buffer of `size` bytes */
+static int offsets_ok(const void *off, int width, Py_ssize_t n, Py_ssize_t size) {
+    int64_t previous = OFFSET(off, width, 0);
+    if (previous < 0 || previous > size) return 0;
+    for (Py_ssize_t i = 1; i <= n; i++) {
+        int64_t here = OFFSET(off, width, i);
+        if (here < previous || here > size) return 0;
+        previous = here;
+    }
+    return 1;
+}
+
+/* offsets, width and n from the call's buffers: 1 if they fit (n + 1 offsets of that width) */
+static int offsets_fit(Py_buffer *offsets, int width, Py_ssize_t n) {
+    return (width == 4 || width == 8) && offsets->len / width >= n + 1;
+}
+
+/* hash_slots(offsets: int32|int64[n + 1], width, data: bytes, out: uint64[n]) */
 static PyObject *hash_slots(PyObject *self, PyObject *args) {
     static const char *const names[] = {"offsets", "data", "out"};
     PyObject *objects[3];
     Py_buffer b[3];
-    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    int width;
+    if (!PyArg_ParseTuple(args, "OiOO", &objects[0], &width, &objects[1], &objects[2])) return NULL;
     if (get_buffers(b, objects, "rrw", names, 3) < 0) return NULL;
-    Py_ssize_t n = b[2].len / 8;
-    int ok = b[0].len / 8 >= n + 1;
+    Py_ssize_t n = b[2].len / 8, size = b[1].len;
+    if (!offsets_fit(&b[0], width, n)) return refuse(b, 3, "hash_slots: fewer offsets than slots + 1");
+    const void *off = b[0].buf;
+    const uint8_t *bytes = (const uint8_t *)b[1].buf;
+    uint64_t *hashes = (uint64_t *)b[2].buf;
+    int ok;
+    Py_BEGIN_ALLOW_THREADS
+    ok = offsets_ok(off, width, n, size);
     if (ok) {
-        const int64_t *off = (const int64_t *)b[0].buf;
-        const uint8_t *bytes = (const uint8_t *)b[1].buf;
-        uint64_t *hashes = (uint64_t *)b[2].buf;
-        Py_ssize_t size = b[1].len;
-        for (Py_ssize_t i = 0; i <= n && ok; i++) ok = off[i] >= 0 && off[i] <= size && (i == 0 || off[i] >= off[i - 1]);
-        if (ok) {
-            Py_BEGIN_ALLOW_THREADS
-            for (Py_ssize_t i = 0; i < n; i++) {
-                int64_t start = off[i], length = off[i + 1] - off[i];
-                uint64_t h = (uint64_t)length * 0xD6E8FEB86659FD93ULL;
-                int64_t position = 0;
-                do {
-                    int64_t take = length - position < 8 ? length - position : 8;
-                    h ^= load_word(bytes, size, start + position, take);
-                    h *= 0x9E3779B97F4A7C15ULL;
-                    h ^= h >> 29;
-                    position += 8;
-                } while (position < length);
-                h += 0x9E3779B97F4A7C15ULL; /* SplitMix64 finalizer */
-                h ^= h >> 30;
-                h *= 0xBF58476D1CE4E5B9ULL;
-                h ^= h >> 27;
-                h *= 0x94D049BB133111EBULL;
-                h ^= h >> 31;
-                hashes[i] = h;
-            }
-            Py_END_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t start = OFFSET(off, width, i);
+            hashes[i] = hash_value(bytes, size, start, OFFSET(off, width, i + 1) - start);
         }
     }
+    Py_END_ALLOW_THREADS
     if (!ok) return refuse(b, 3, "hash_slots: offsets out of the data buffer");
     release_buffers(b, 3);
     Py_RETURN_NONE;
 }
 
 /* ---- distinct hashes with counts (sketches._distinct_counts), in order of first occurrence ---- */
+
+/* Count the distinct values of hashes[0..n) (rows[j]: the slot hashes[j] came from) into unique / counts /
+ * first (the first row of each), in order of first occurrence: an open-addressing table of int32 indices
+ * (n <= 2**30). Returns the number found, or -1 if out of memory. Runs without the GIL. */
+static Py_ssize_t count_distinct(const uint64_t *h, const int64_t *rows, Py_ssize_t n, uint64_t *u, int64_t *c,
+                                 int64_t *first) {
+    Py_ssize_t size = 16, found = 0;
+    while (size < 2 * n) size *= 2;
+    int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
+    if (slots == NULL) return -1;
+    memset(slots, 0xff, sizeof(int32_t) * size); /* -1: empty */
+    uint64_t mask = (uint64_t)size - 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t value = h[i];
+        uint64_t s = (value ^ (value >> 32)) & mask;
+        for (;;) {
+            int32_t j = slots[s];
+            if (j < 0) {
+                slots[s] = (int32_t)found; u[found] = value; c[found] = 1;
+                if (first != NULL) first[found] = rows != NULL ? rows[i] : i;
+                found++;
+                break;
+            }
+            if (u[j] == value) { c[j]++; break; }
+            s = (s + 1) & mask;
+        }
+    }
+    free(slots);
+    return found;
+}
 
 /* distinct_counts(hashes: uint64[n], unique: uint64[n] out, counts: int64[n] out) -> number found */
 static PyObject *distinct_counts(PyObject *self, PyObject *args) {
@@ -110,37 +188,88 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
     Py_buffer b[3];
     if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
     if (get_buffers(b, objects, "rww", names, 3) < 0) return NULL;
-    Py_ssize_t n = b[0].len / 8, found = 0;
+    Py_ssize_t n = b[0].len / 8, found;
     if (n > INT32_MAX / 2) /* the table's slots hold int32 indices */
         return refuse(b, 3, "distinct_counts: more than 2**30 hashes in one call");
     if (b[1].len / 8 < n || b[2].len / 8 < n) return refuse(b, 3, "distinct_counts: outputs shorter than the input");
-    Py_ssize_t size = 16;
-    while (size < 2 * n) size *= 2;
-    int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
-    if (slots == NULL) {
-        release_buffers(b, 3);
+    Py_BEGIN_ALLOW_THREADS
+    found = count_distinct((const uint64_t *)b[0].buf, NULL, n, (uint64_t *)b[1].buf, (int64_t *)b[2].buf, NULL);
+    Py_END_ALLOW_THREADS
+    release_buffers(b, 3);
+    if (found < 0) return PyErr_NoMemory();
+    return PyLong_FromSsize_t(found);
+}
+
+/* count_strings(offsets: int32|int64[n + 1], width, data: bytes, bitmap: uint8 (empty: no nulls), bit offset,
+ *               unique: uint64[n] out, counts: int64[n] out, first: int64[n] out) -> (found, present, bytes)
+ * The valid slots' values counted by hash (FrequencySketch.add_values) in one call: each valid slot's hash
+ * (hash_slots) and row, compacted without a branch on validity, then their distinct hashes with counts and
+ * the first row of each (count_distinct); also the number of valid slots and their bytes. */
+static PyObject *count_strings(PyObject *self, PyObject *args) {
+    static const char *const names[] = {"offsets", "data", "bitmap", "unique", "counts", "first"};
+    PyObject *objects[6];
+    Py_buffer b[6];
+    int width;
+    Py_ssize_t bit_offset;
+    if (!PyArg_ParseTuple(args, "OiOOnOOO", &objects[0], &width, &objects[1], &objects[2], &bit_offset, &objects[3],
+                          &objects[4], &objects[5]))
+        return NULL;
+    if (get_buffers(b, objects, "rrrwww", names, 6) < 0) return NULL;
+    Py_ssize_t n = b[3].len / 8, size = b[1].len, nbits = b[2].len;
+    if (b[4].len / 8 < n || b[5].len / 8 < n) return refuse(b, 6, "count_strings: outputs shorter than the slots");
+    if (!offsets_fit(&b[0], width, n)) return refuse(b, 6, "count_strings: fewer offsets than slots + 1");
+    if (n > INT32_MAX / 2) return refuse(b, 6, "count_strings: more than 2**30 slots in one call");
+    if (bit_offset < 0 || (nbits && (bit_offset + n + 7) / 8 > nbits))
+        return refuse(b, 6, "count_strings: bitmap shorter than the slots");
+    const void *off = b[0].buf;
+    const uint8_t *bytes = (const uint8_t *)b[1].buf, *bits = (const uint8_t *)b[2].buf;
+    uint64_t *hashes = (uint64_t *)malloc(sizeof(uint64_t) * (n ? n : 1));
+    int64_t *rows = (int64_t *)malloc(sizeof(int64_t) * (n ? n : 1));
+    Py_ssize_t present = 0, found = 0;
+    int64_t total = 0;
+    int memory = hashes != NULL && rows != NULL, ok = 0;
+    if (memory) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = offsets_ok(off, width, n, size);
+        if (ok) {
+            if (width == 8) {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    int64_t start = ((const int64_t *)off)[i];
+                    hashes[i] = hash_value(bytes, size, start, ((const int64_t *)off)[i + 1] - start);
+                }
+            } else {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    int64_t start = ((const int32_t *)off)[i];
+                    hashes[i] = hash_value(bytes, size, start, ((const int32_t *)off)[i + 1] - start);
+                }
+            }
+            if (nbits) {
+                for (Py_ssize_t i = 0; i < n; i++) {
+                    int valid = VALID(bits, nbits, bit_offset, i);
+                    hashes[present] = hashes[i];
+                    rows[present] = i;
+                    total += valid ? OFFSET(off, width, i + 1) - OFFSET(off, width, i) : 0;
+                    present += valid;
+                }
+            } else {
+                for (Py_ssize_t i = 0; i < n; i++) rows[i] = i;
+                present = n;
+                total = OFFSET(off, width, n) - OFFSET(off, width, 0);
+            }
+            found = count_distinct(hashes, rows, present, (uint64_t *)b[3].buf, (int64_t *)b[4].buf,
+                                   (int64_t *)b[5].buf);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    free(hashes);
+    free(rows);
+    if (!memory || found < 0) {
+        release_buffers(b, 6);
         return PyErr_NoMemory();
     }
-    const uint64_t *h = (const uint64_t *)b[0].buf;
-    uint64_t *u = (uint64_t *)b[1].buf;
-    int64_t *c = (int64_t *)b[2].buf;
-    Py_BEGIN_ALLOW_THREADS
-    memset(slots, 0xff, sizeof(int32_t) * size); /* -1: empty */
-    uint64_t mask = (uint64_t)size - 1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t value = h[i];
-        uint64_t s = (value ^ (value >> 32)) & mask;
-        for (;;) {
-            int32_t j = slots[s];
-            if (j < 0) { slots[s] = (int32_t)found; u[found] = value; c[found] = 1; found++; break; }
-            if (u[j] == value) { c[j]++; break; }
-            s = (s + 1) & mask;
-        }
-    }
-    Py_END_ALLOW_THREADS
-    free(slots);
-    release_buffers(b, 3);
-    return PyLong_FromSsize_t(found);
+    if (!ok) return refuse(b, 6, "count_strings: offsets out of the data buffer");
+    release_buffers(b, 6);
+    return Py_BuildValue("(nnL)", found, present, (long long)total);
 }
 
 /* ---- HyperLogLog registers (sketches.HyperLogLog.add_hashes) ---- */
@@ -177,8 +306,95 @@ static PyObject *hll_add(PyObject *self, PyObject *args) {
 /* moments(values: float64[n]) -> (finite, nan, +inf, -inf, zeros, min, max, mean, correction, squares)
  * Sums run in 4 lanes (i mod 4) over chunks of 1024 values, the chunks' sums added in order: 4 independent
  * add chains instead of one (the loop is otherwise bound by the latency of a float add), and an error of
- * ~(256 + n / 1024) ulp against NumPy's pairwise ~log2(n). */
+ * ~(256 + n / 1024) ulp against NumPy's pairwise ~log2(n). The 4 lanes are one vector of 4 doubles (GCC/clang
+ * vector extensions: SSE2 pairs on any x86-64, NEON on ARM, one AVX2 register where the AVX2 clone runs), and
+ * a non-finite value is blended to 0.0 rather than branched on: the lanes add exactly what a scalar loop
+ * adds (x + 0.0 == x for a sum that starts at +0.0), so every machine gets the same bits. */
 #define CHUNK 1024
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4l __attribute__((vector_size(32)));
+#define BLEND(mask, a, b) ((v4d)(((v4l)(a) & (mask)) | ((v4l)(b) & ~(mask))))
+
+/* first pass: finite count, zeros, min, max and the sum of the finite values; the non-finite ones by kind */
+KFPC_SIMD static void moments_first(const double *v, Py_ssize_t n, long long counts[5], double *low, double *high,
+                                    double *total_out) {
+    const double inf = INFINITY;
+    v4d lo = {inf, inf, inf, inf}, hi = {-inf, -inf, -inf, -inf};
+    v4l finite = {0, 0, 0, 0}, zeros = {0, 0, 0, 0};
+    double total = 0.0;
+    long long nan = 0, pos_inf = 0, neg_inf = 0, tail_finite = 0, tail_zeros = 0;
+    double tlo = inf, thi = -inf;
+    for (Py_ssize_t start = 0; start < n; start += CHUNK) {
+        Py_ssize_t stop = start + CHUNK < n ? start + CHUNK : n, i = start;
+        v4d s = {0.0, 0.0, 0.0, 0.0};
+        v4l seen = {0, 0, 0, 0};
+        for (; i + 4 <= stop; i += 4) {
+            v4d x;
+            memcpy(&x, v + i, sizeof x);
+            v4l ok = (x - x) == 0.0; /* -1 where finite (inf - inf and nan - nan are NaN) */
+            s += BLEND(ok, x, s - s);
+            seen -= ok;
+            zeros -= ok & (x == 0.0);
+            lo = BLEND(ok & (x < lo), x, lo);
+            hi = BLEND(ok & (x > hi), x, hi);
+        }
+        long long chunk_finite = seen[0] + seen[1] + seen[2] + seen[3];
+        finite += seen;
+        if (chunk_finite != (i - start)) { /* rare: classify this chunk's non-finite values */
+            for (Py_ssize_t j = start; j < i; j++) {
+                double x = v[j];
+                if (!isfinite(x)) { if (isnan(x)) nan++; else if (x > 0) pos_inf++; else neg_inf++; }
+            }
+        }
+        double lane[4] = {s[0], s[1], s[2], s[3]};
+        for (; i < stop; i++) { /* the chunk's last (n mod 4) values, into their lanes */
+            double x = v[i];
+            if (isfinite(x)) {
+                tail_finite++; tlo = x < tlo ? x : tlo; thi = x > thi ? x : thi; tail_zeros += x == 0.0;
+                lane[i & 3] += x;
+            } else if (isnan(x)) { nan++; } else if (x > 0) { pos_inf++; } else { neg_inf++; }
+        }
+        total += (lane[0] + lane[1]) + (lane[2] + lane[3]);
+    }
+    double l = lo[0] < lo[1] ? lo[0] : lo[1], h = hi[0] > hi[1] ? hi[0] : hi[1];
+    l = lo[2] < l ? lo[2] : l; l = lo[3] < l ? lo[3] : l; l = tlo < l ? tlo : l;
+    h = hi[2] > h ? hi[2] : h; h = hi[3] > h ? hi[3] : h; h = thi > h ? thi : h;
+    counts[0] = finite[0] + finite[1] + finite[2] + finite[3] + tail_finite;
+    counts[1] = nan; counts[2] = pos_inf; counts[3] = neg_inf;
+    counts[4] = zeros[0] + zeros[1] + zeros[2] + zeros[3] + tail_zeros;
+    *low = l; *high = h; *total_out = total;
+}
+
+/* second pass: the sum of the finite values' deviations from the mean, and of their squares */
+KFPC_SIMD static void moments_second(const double *v, Py_ssize_t n, double mean, double *deviations_out,
+                                     double *squares_out) {
+    double deviations = 0.0, squares = 0.0;
+    v4d m = {mean, mean, mean, mean};
+    for (Py_ssize_t start = 0; start < n; start += CHUNK) {
+        Py_ssize_t stop = start + CHUNK < n ? start + CHUNK : n, i = start;
+        v4d d = {0.0, 0.0, 0.0, 0.0}, q = {0.0, 0.0, 0.0, 0.0};
+        for (; i + 4 <= stop; i += 4) {
+            v4d x;
+            memcpy(&x, v + i, sizeof x);
+            v4l ok = (x - x) == 0.0;
+            v4d e = BLEND(ok, x - m, d - d); /* a non-finite value adds nothing */
+            d += e;
+            v4d square = e * e;
+            q += square;
+        }
+        double dl[4] = {d[0], d[1], d[2], d[3]}, ql[4] = {q[0], q[1], q[2], q[3]};
+        for (; i < stop; i++) {
+            double e = isfinite(v[i]) ? v[i] - mean : 0.0;
+            double square = e * e;
+            dl[i & 3] += e; ql[i & 3] += square;
+        }
+        deviations += (dl[0] + dl[1]) + (dl[2] + dl[3]);
+        squares += (ql[0] + ql[1]) + (ql[2] + ql[3]);
+    }
+    *deviations_out = deviations; *squares_out = squares;
+}
+#undef BLEND
+
 static PyObject *moments(PyObject *self, PyObject *args) {
     static const char *const names[] = {"values"};
     PyObject *objects[1];
@@ -187,79 +403,20 @@ static PyObject *moments(PyObject *self, PyObject *args) {
     if (get_buffers(&values, objects, "r", names, 1) < 0) return NULL;
     const double *v = (const double *)values.buf;
     Py_ssize_t n = values.len / 8;
-    long long finite = 0, nan = 0, pos_inf = 0, neg_inf = 0, zeros = 0;
-    double low = INFINITY, high = -INFINITY, mean = 0.0, correction = 0.0, squares = 0.0;
+    long long counts[5];
+    double low, high, total, mean = 0.0, correction = 0.0, squares = 0.0;
     Py_BEGIN_ALLOW_THREADS
-    double total = 0.0;
-    double lo0 = INFINITY, lo1 = INFINITY, lo2 = INFINITY, lo3 = INFINITY;
-    double hi0 = -INFINITY, hi1 = -INFINITY, hi2 = -INFINITY, hi3 = -INFINITY;
-/* one value into lane L (its own sum, min and max): finite ones counted and summed, the others counted by kind */
-#define TAKE(x, S, LO, HI)                                                                                   \
-    if (isfinite(x)) {                                                                                       \
-        finite++; LO = (x) < LO ? (x) : LO; HI = (x) > HI ? (x) : HI; zeros += (x) == 0.0; S += (x);         \
-    } else if (isnan(x)) { nan++; } else if ((x) > 0) { pos_inf++; } else { neg_inf++; }
-    for (Py_ssize_t start = 0; start < n; start += CHUNK) {
-        Py_ssize_t stop = start + CHUNK < n ? start + CHUNK : n, i = start;
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        for (; i + 4 <= stop; i += 4) {
-            double x0 = v[i], x1 = v[i + 1], x2 = v[i + 2], x3 = v[i + 3];
-            if (isfinite(x0 - x0 + x1 - x1 + x2 - x2 + x3 - x3)) { /* all four finite (inf - inf is NaN) */
-                finite += 4;
-                lo0 = x0 < lo0 ? x0 : lo0; lo1 = x1 < lo1 ? x1 : lo1; lo2 = x2 < lo2 ? x2 : lo2; lo3 = x3 < lo3 ? x3 : lo3;
-                hi0 = x0 > hi0 ? x0 : hi0; hi1 = x1 > hi1 ? x1 : hi1; hi2 = x2 > hi2 ? x2 : hi2; hi3 = x3 > hi3 ? x3 : hi3;
-                zeros += (x0 == 0.0) + (x1 == 0.0) + (x2 == 0.0) + (x3 == 0.0);
-                s0 += x0; s1 += x1; s2 += x2; s3 += x3;
-            } else {
-                TAKE(x0, s0, lo0, hi0) TAKE(x1, s1, lo1, hi1) TAKE(x2, s2, lo2, hi2) TAKE(x3, s3, lo3, hi3)
-            }
-        }
-        for (; i < stop; i++) {
-            double x = v[i];
-            switch (i & 3) {
-            case 0: TAKE(x, s0, lo0, hi0) break;
-            case 1: TAKE(x, s1, lo1, hi1) break;
-            case 2: TAKE(x, s2, lo2, hi2) break;
-            default: TAKE(x, s3, lo3, hi3) break;
-            }
-        }
-        total += (s0 + s1) + (s2 + s3);
-    }
-#undef TAKE
-    low = lo0 < lo1 ? lo0 : lo1; low = lo2 < low ? lo2 : low; low = lo3 < low ? lo3 : low;
-    high = hi0 > hi1 ? hi0 : hi1; high = hi2 > high ? hi2 : high; high = hi3 > high ? hi3 : high;
-    if (finite) {
-        mean = total / (double)finite;
-        /* the deviations' sum (the mean's rounding error, kept as mean_lo) and their squares */
-        double deviations = 0.0;
-        for (Py_ssize_t start = 0; start < n; start += CHUNK) {
-            Py_ssize_t stop = start + CHUNK < n ? start + CHUNK : n;
-            double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0, q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0;
-/* a non-finite value adds nothing */
-#define DEVIATION(x) (isfinite(x) ? (x) - mean : 0.0)
-            Py_ssize_t i = start;
-            for (; i + 4 <= stop; i += 4) {
-                double e0 = DEVIATION(v[i]), e1 = DEVIATION(v[i + 1]), e2 = DEVIATION(v[i + 2]), e3 = DEVIATION(v[i + 3]);
-                d0 += e0; d1 += e1; d2 += e2; d3 += e3;
-                q0 += e0 * e0; q1 += e1 * e1; q2 += e2 * e2; q3 += e3 * e3;
-            }
-            for (; i < stop; i++) {
-                double e = DEVIATION(v[i]);
-                switch (i & 3) {
-                case 0: d0 += e; q0 += e * e; break;
-                case 1: d1 += e; q1 += e * e; break;
-                case 2: d2 += e; q2 += e * e; break;
-                default: d3 += e; q3 += e * e; break;
-                }
-            }
-#undef DEVIATION
-            deviations += (d0 + d1) + (d2 + d3);
-            squares += (q0 + q1) + (q2 + q3);
-        }
-        correction = deviations / (double)finite;
+    moments_first(v, n, counts, &low, &high, &total);
+    if (counts[0]) {
+        mean = total / (double)counts[0];
+        double deviations;
+        moments_second(v, n, mean, &deviations, &squares);
+        correction = deviations / (double)counts[0];
     }
     Py_END_ALLOW_THREADS
     release_buffers(&values, 1);
-    return Py_BuildValue("(LLLLLddddd)", finite, nan, pos_inf, neg_inf, zeros, low, high, mean, correction, squares);
+    return Py_BuildValue("(LLLLLddddd)", counts[0], counts[1], counts[2], counts[3], counts[4], low, high, mean, correction,
+                         squares);
 }
 
 /* ---- integers: extremes and counts of the valid slots (core._add_narrow_integers, core._code_counts) ---- */
@@ -428,6 +585,7 @@ static PyObject *sort_floats(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"hash_slots", hash_slots, METH_VARARGS, "hash_binary's hash of every slot"},
     {"distinct_counts", distinct_counts, METH_VARARGS, "distinct uint64 values with counts, first-seen order"},
+    {"count_strings", count_strings, METH_VARARGS, "distinct hashed values of the valid string slots, with counts"},
     {"hll_add", hll_add, METH_VARARGS, "HyperLogLog register update"},
     {"moments", moments, METH_VARARGS, "counts, extremes and moments of float64 values"},
     {"valid_min_max", valid_min_max, METH_VARARGS, "count, min, max of the valid slots of integers"},

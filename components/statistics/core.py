@@ -309,8 +309,8 @@ class _FeatureAccumulator:
             if present == 0:
                 return
             self.num_non_missing += present
-            self.total_length += _value_bytes(array)
-            self.frequencies.add_values(array, mostly_distinct=self.near_unique)
+            counted_bytes = self.frequencies.add_values(array, mostly_distinct=self.near_unique)
+            self.total_length += counted_bytes if counted_bytes is not None else _value_bytes(array)
             self._count_numbers(array, None)
             return
         else:

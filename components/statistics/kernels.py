@@ -61,9 +61,29 @@ def _wrap(c) -> types.SimpleNamespace:
             raise TypeError(f"{np.dtype(dtype)} expected, got {values.dtype}")
         return values
 
+    def offsets_of(offsets: np.ndarray) -> np.ndarray:
+        offsets = np.ascontiguousarray(offsets)
+        if offsets.dtype not in (np.int32, np.int64):
+            raise TypeError(f"int32 or int64 offsets expected, got {offsets.dtype}")
+        return offsets
+
     def hash_slots(offsets: np.ndarray, data: np.ndarray, out: np.ndarray) -> None:
         # hash of every slot [offsets[i], offsets[i + 1]) of the data buffer into out (uint64)
-        c.hash_slots(contiguous(offsets, np.int64), contiguous(data, np.uint8), out)
+        offsets = offsets_of(offsets)
+        c.hash_slots(offsets, offsets.itemsize, contiguous(data, np.uint8), out)
+
+    def count_strings(offsets: np.ndarray, data: np.ndarray, bitmap: np.ndarray,
+                      offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+        # the distinct hashes of the valid slots (bit `offset` of the bitmap is slot 0; empty: all valid), their
+        # counts and first rows, in order of first occurrence; the number of valid slots and their bytes
+        offsets = offsets_of(offsets)
+        n = offsets.size - 1
+        unique = np.empty(n, dtype=np.uint64)
+        counts = np.empty(n, dtype=np.int64)
+        first = np.empty(n, dtype=np.int64)
+        found, present, total = c.count_strings(offsets, offsets.itemsize, contiguous(data, np.uint8),
+                                                contiguous(bitmap, np.uint8), int(offset), unique, counts, first)
+        return unique[:found], counts[:found], first[:found], present, total
 
     def distinct_counts(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hashes = contiguous(hashes, np.uint64)
@@ -104,6 +124,7 @@ def _wrap(c) -> types.SimpleNamespace:
         c.sort_floats(values, out)
         return out
 
-    return types.SimpleNamespace(hash_slots=hash_slots, distinct_counts=distinct_counts, hll_add=hll_add,
+    return types.SimpleNamespace(hash_slots=hash_slots, count_strings=count_strings,
+                                 distinct_counts=distinct_counts, hll_add=hll_add,
                                  moments=moments, valid_min_max=valid_min_max, valid_counts=valid_counts,
                                  sort_floats=sort_floats)

@@ -103,20 +103,15 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=np.uint64)
-    if pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type):
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int64)[values.offset: values.offset + n + 1]
-    elif pa.types.is_string(values.type) or pa.types.is_binary(values.type):
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + n + 1].astype(
-            np.int64)
-    else:
+    if not is_binary_like(values.type):
         return hash_binary(values.cast(pa.large_binary()), drop_nulls=drop_nulls)
+    offsets, data = _offsets_and_data(values)
     compiled = kernels.for_size(n)
     if compiled is not None:
         hashes = np.empty(n, dtype=np.uint64)
-        buffer = values.buffers()[2]
-        data = np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
         compiled.hash_slots(offsets, data, hashes)
         return hashes
+    offsets = offsets.astype(np.int64)
     start, end = int(offsets[0]), int(offsets[-1])
     lengths = np.diff(offsets)
     rounds = (int(lengths.max()) + 7) >> 3
@@ -124,7 +119,7 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
     # covers a word 8 * round bytes past the start of the last value, so no position needs clipping)
     padded = np.zeros(end - start + 8 * max(1, rounds), dtype=np.uint8)
     if end > start:
-        padded[: end - start] = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:end]
+        padded[: end - start] = data[start:end]
     words_at = np.ndarray(shape=(padded.size - 7,), dtype="<u8", buffer=padded, strides=(1,))
     positions = offsets[:-1] - start if start else offsets[:-1]
     multiplier, shift = np.uint64(0x9E3779B97F4A7C15), np.uint64(29)
@@ -169,6 +164,16 @@ def hash_binary(values: pa.Array, drop_nulls: bool = True) -> np.ndarray:
                 mixed ^= mixed >> shift
                 hashes[active] = mixed
         return _splitmix64(hashes)
+
+
+def _offsets_and_data(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The ``len + 1`` offsets (int32, or int64 for the large types) and the data bytes of a string/binary array."""
+    wide = pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type)
+    n = len(values)
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int64 if wide else np.int32)[
+        values.offset: values.offset + n + 1]
+    buffer = values.buffers()[2]
+    return offsets, np.frombuffer(buffer, dtype=np.uint8) if buffer is not None else np.zeros(0, dtype=np.uint8)
 
 
 def is_binary_like(kind: pa.DataType) -> bool:
@@ -491,42 +496,66 @@ class FrequencySketch:
         where = _positions_in(self._summary_hashes(), hashes)
         self._merge(where, counts, lambda new: keys.filter(from_numpy(new)), lambda new: hashes[new])
 
-    def add_values(self, values: pa.Array, mostly_distinct: bool = False) -> None:
+    def add_values(self, values: pa.Array, mostly_distinct: bool = False) -> int | None:
         """Add the (not necessarily distinct) values of a batch; null slots are skipped.
 
         While the sketch is exact this counts them with Arrow and calls :meth:`add_counts`. Once it is a
         Misra-Gries summary, values are identified by their 64-bit :func:`hash_binary` instead: one
-        vectorized hash pass feeds both the distinct counter and the count (:func:`_distinct_counts`), and only values that
-        stay in the summary are copied. Two different values colliding on 64 bits (probability about
-        ``d**2 / 2**65`` for ``d`` distinct values, ~3e-6 at 10 million) would be counted as one.
+        hash pass feeds both the distinct counter and the count, and only values that stay in the summary are
+        copied. Compiled (:mod:`.kernels`), the hashes, their distinct values with counts and the first row of
+        each are one call; in NumPy, :func:`_distinct_counts` and a search for the rows. Two different values
+        colliding on 64 bits (probability about ``d**2 / 2**65`` for ``d`` distinct values, ~3e-6 at 10
+        million) would be counted as one.
 
         ``mostly_distinct`` (a hint): hash first even while exact, so that a batch that ends exactness does
         not count its values twice; if the sketch would stay exact the values are counted exactly.
+
+        Returns:
+            The total bytes of the batch's non-null values when the compiled path counted them on the way,
+            else None (the caller measures them itself if it needs them).
         """
         present = len(values) - values.null_count
         if present == 0:
-            return
+            return None
         values = values.cast(self.value_type)
         if self.distinct is None and not (mostly_distinct and len(self.keys) + present > self.capacity):
             counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
             self.add_counts(counted.field("values"), to_numpy(counted.field("counts")))
-            return
-        slot_hashes = hash_binary(values, drop_nulls=False)
-        valid = _validity(values) if values.null_count else None
-        hashes = slot_hashes if valid is None else slot_hashes[valid]
-        # distinct hashes and their counts, in no particular order and mostly without a sort
-        unique_hashes, counts = _distinct_counts(hashes)
+            return None
+        compiled = kernels.for_size(len(values)) if is_binary_like(values.type) else None
+        value_bytes = None
+        if compiled is not None:
+            offsets, data = _offsets_and_data(values)
+            bitmap = np.frombuffer(values.buffers()[0], dtype=np.uint8) if values.null_count else data[:0]
+            unique_hashes, counts, first, _, value_bytes = compiled.count_strings(offsets, data, bitmap,
+                                                                                  values.offset)
+
+            def representatives(selected: np.ndarray) -> pa.Array:
+                return values.take(from_numpy(first[selected]))
+        else:
+            unique_hashes, counts, representatives = self._hash_counts(values)
         summary = self._summary_hashes()
         where = _positions_in(summary, unique_hashes)
         if self.distinct is None:
             if len(self.keys) + int(np.count_nonzero(where < 0)) <= self.capacity:
                 self.add_values(values)  # stays exact: count the values themselves
-                return
+                return value_bytes
             # exactness ends with this batch: every distinct value seen so far seeds the distinct counter
             self.distinct = HyperLogLog()
             self.distinct.add_hashes(summary)
-        self.total += hashes.size
+        self.total += present
         self.distinct.add_hashes(unique_hashes)
+        self._merge(where, counts, representatives, lambda new: unique_hashes[new])
+        return value_bytes
+
+    @staticmethod
+    def _hash_counts(values: pa.Array):
+        """NumPy path of :meth:`add_values`: distinct hashes of the valid values, counts, and their representatives."""
+        slot_hashes = hash_binary(values, drop_nulls=False)
+        valid = _validity(values) if values.null_count else None
+        hashes = slot_hashes if valid is None else slot_hashes[valid]
+        # distinct hashes and their counts, in no particular order and mostly without a sort
+        unique_hashes, counts = _distinct_counts(hashes)
 
         def representatives(selected: np.ndarray) -> pa.Array:
             # one row of each selected distinct value, in the order of the selection
@@ -553,7 +582,7 @@ class FrequencySketch:
             rows[order] = row
             return values.take(from_numpy(rows))
 
-        self._merge(where, counts, representatives, lambda new: unique_hashes[new])
+        return unique_hashes, counts, representatives
 
     def _summary_hashes(self) -> np.ndarray:
         if self._hashes is None or self._hashes.size != len(self.keys):

@@ -75,6 +75,29 @@ def test_distinct_counts_and_registers_match(numpy_path):
     assert np.array_equal(compiled.registers, reference.registers) and compiled.registers.any()
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string(), pa.binary()])
+def test_string_counts_in_one_call_equal_the_numpy_steps(numpy_path, kind):
+    # count_strings: the valid slots' distinct hashes, counts, first rows, number and bytes in one call
+    rng = np.random.default_rng(9)
+    values = pa.array(rng.integers(0, N // 4, N).astype(str), mask=rng.random(N) < 0.3).cast(kind)
+    for array in (values, values.slice(11, N - 50), pa.array(rng.integers(0, 50, N).astype(str)).cast(kind)):
+        offsets, data = sketches._offsets_and_data(array)
+        bitmap = np.frombuffer(array.buffers()[0], dtype=np.uint8) if array.null_count else data[:0]
+        unique, counts, first, present, value_bytes = kernels.get().count_strings(offsets, data, bitmap, array.offset)
+        expected_unique, expected_counts, _ = numpy_path(sketches.FrequencySketch._hash_counts, array)
+        order, expected_order = np.argsort(unique), np.argsort(expected_unique)
+        assert np.array_equal(unique[order], expected_unique[expected_order])
+        assert np.array_equal(counts[order], expected_counts[expected_order])
+        assert present == len(array) - array.null_count == counts.sum()
+        assert value_bytes == core._value_bytes(array)
+        # each distinct value's first row holds it, and no earlier row does
+        assert np.array_equal(sketches.hash_binary(array.take(pa.array(first))), unique)
+        valid_rows = np.flatnonzero(sketches._validity(array))
+        slot_hashes = sketches.hash_binary(array, drop_nulls=False)[valid_rows]
+        _, first_index = np.unique(slot_hashes, return_index=True)
+        assert np.array_equal(np.sort(valid_rows[first_index]), np.sort(first))
+
+
 def test_radix_sort_sorts_like_numpy(numpy_path):
     rng = np.random.default_rng(11)
     cases = [rng.standard_normal(N) * 1e6, rng.integers(-5, 5, N).astype(float),
@@ -131,8 +154,12 @@ def test_the_kernels_refuse_buffers_they_cannot_read():
         compiled.hash_slots(np.array([0, 3, 9], dtype=np.int64), data, out)  # 9 > 6 bytes
     with pytest.raises(ValueError, match="offsets out of the data buffer"):
         compiled.hash_slots(np.array([0, 4, 3], dtype=np.int64), data, out)  # decreasing
-    with pytest.raises(TypeError, match="int64 expected"):
-        compiled.hash_slots(np.array([0, 3, 6], dtype=np.int32), data, out)
+    with pytest.raises(TypeError, match="int32 or int64 offsets expected"):
+        compiled.hash_slots(np.array([0, 3, 6], dtype=np.uint32), data, out)
+    with pytest.raises(ValueError, match="offsets out of the data buffer"):
+        compiled.count_strings(np.array([0, 3, 9], dtype=np.int32), data, np.zeros(0, dtype=np.uint8), 0)
+    with pytest.raises(ValueError, match="bitmap shorter"):
+        compiled.count_strings(np.arange(20, dtype=np.int32) % 6, data, np.zeros(2, dtype=np.uint8), 0)
     with pytest.raises(TypeError, match="not handled"):
         compiled.valid_min_max(np.arange(5, dtype=np.uint64), np.zeros(0, dtype=np.uint8), 0)
     with pytest.raises(ValueError, match="bitmap shorter"):
