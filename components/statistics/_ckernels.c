@@ -200,6 +200,51 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(found);
 }
 
+/* positions_in(table: uint64[m] (distinct), hashes: uint64[n], where: int64[n] out): where[i] = the index of
+ * hashes[i] in table, or -1 (sketches._positions_in): an open-addressing table of the m entries, probed n times */
+static PyObject *positions_in(PyObject *self, PyObject *args) {
+    static const char *const names[] = {"table", "hashes", "where"};
+    PyObject *objects[3];
+    Py_buffer b[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    if (get_buffers(b, objects, "rrw", names, 3) < 0) return NULL;
+    Py_ssize_t m = b[0].len / 8, n = b[1].len / 8;
+    if (b[2].len / 8 < n) return refuse(b, 3, "positions_in: output shorter than the input");
+    if (m > INT32_MAX / 2) return refuse(b, 3, "positions_in: more than 2**30 table entries");
+    Py_ssize_t size = 16;
+    while (size < 2 * m) size *= 2;
+    int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
+    if (slots == NULL) {
+        release_buffers(b, 3);
+        return PyErr_NoMemory();
+    }
+    const uint64_t *table = (const uint64_t *)b[0].buf, *h = (const uint64_t *)b[1].buf;
+    int64_t *where = (int64_t *)b[2].buf;
+    Py_BEGIN_ALLOW_THREADS
+    memset(slots, 0xff, sizeof(int32_t) * size);
+    uint64_t mask = (uint64_t)size - 1;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        uint64_t s = (table[j] ^ (table[j] >> 32)) & mask;
+        while (slots[s] >= 0 && table[slots[s]] != table[j]) s = (s + 1) & mask;
+        if (slots[s] < 0) slots[s] = (int32_t)j; /* (a repeated entry keeps its first index) */
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t value = h[i], s = (value ^ (value >> 32)) & mask;
+        int64_t found = -1;
+        for (;;) {
+            int32_t j = slots[s];
+            if (j < 0) break;
+            if (table[j] == value) { found = j; break; }
+            s = (s + 1) & mask;
+        }
+        where[i] = found;
+    }
+    Py_END_ALLOW_THREADS
+    free(slots);
+    release_buffers(b, 3);
+    Py_RETURN_NONE;
+}
+
 /* count_strings(offsets: int32|int64[n + 1], width, data: bytes, bitmap: uint8 (empty: no nulls), bit offset,
  *               unique: uint64[n] out, counts: int64[n] out, first: int64[n] out) -> (found, present, bytes)
  * The valid slots' values counted by hash (FrequencySketch.add_values) in one call: each valid slot's hash
@@ -582,9 +627,93 @@ static PyObject *sort_floats(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- protobuf wire bytes of StringStatistics' top_values and rank_histogram (core._encode_top_values) ---- */
+
+static inline Py_ssize_t varint_size(uint64_t v) {
+    Py_ssize_t size = 1;
+    while (v >= 0x80) { v >>= 7; size++; }
+    return size;
+}
+
+static inline uint8_t *put_varint(uint8_t *out, uint64_t v) {
+    while (v >= 0x80) { *out++ = (uint8_t)(v | 0x80); v >>= 7; }
+    *out++ = (uint8_t)v;
+    return out;
+}
+
+/* tag, length, label bytes, then a double field (8 bytes little-endian) */
+static inline uint8_t *put_label_and_double(uint8_t *out, uint8_t label_tag, const uint8_t *label, int64_t length,
+                                            uint8_t double_tag, double value) {
+    *out++ = label_tag;
+    out = put_varint(out, (uint64_t)length);
+    memcpy(out, label, (size_t)length);
+    out += length;
+    *out++ = double_tag;
+    memcpy(out, &value, 8);
+    return out + 8;
+}
+
+/* encode_top_values(offsets: int64[n + 1], data: bytes, counts: float64[n]) -> bytes
+ * Per entry i with label L and count c: top_values (field 3) FreqAndValue{value(2)=L, frequency(3)=c}, then one
+ * rank_histogram (field 5) of buckets (field 1) Bucket{low_rank(1)=i, high_rank(2)=i, label(4)=L,
+ * sample_count(5)=c}: the bytes the NumPy encoder writes (proto3 zeros included, which parse the same). */
+static PyObject *encode_top_values(PyObject *self, PyObject *args) {
+    static const char *const names[] = {"offsets", "data", "counts"};
+    PyObject *objects[3];
+    Py_buffer b[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    if (get_buffers(b, objects, "rrr", names, 3) < 0) return NULL;
+    Py_ssize_t n = b[2].len / 8;
+    if (b[0].len / 8 < n + 1) return refuse(b, 3, "encode_top_values: fewer offsets than labels + 1");
+    const int64_t *off = (const int64_t *)b[0].buf;
+    const uint8_t *bytes = (const uint8_t *)b[1].buf;
+    const double *counts = (const double *)b[2].buf;
+    if (!offsets_ok(off, 8, n, b[1].len)) return refuse(b, 3, "encode_top_values: offsets out of the data buffer");
+    Py_ssize_t top = 0, histogram = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t length = off[i + 1] - off[i];
+        Py_ssize_t value = 1 + varint_size((uint64_t)length) + length + 9;
+        Py_ssize_t bucket = 2 * (1 + varint_size((uint64_t)i)) + 1 + varint_size((uint64_t)length) + length + 9;
+        top += 1 + varint_size((uint64_t)value) + value;
+        histogram += 1 + varint_size((uint64_t)bucket) + bucket;
+    }
+    Py_ssize_t total = n ? top + 1 + varint_size((uint64_t)histogram) + histogram : 0;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        release_buffers(b, 3);
+        return NULL;
+    }
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(result);
+    if (n) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t length = off[i + 1] - off[i];
+            *out++ = 0x1A;
+            out = put_varint(out, (uint64_t)(1 + varint_size((uint64_t)length) + length + 9));
+            out = put_label_and_double(out, 0x12, bytes + off[i], length, 0x19, counts[i]);
+        }
+        *out++ = 0x2A;
+        out = put_varint(out, (uint64_t)histogram);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t length = off[i + 1] - off[i];
+            *out++ = 0x0A;
+            out = put_varint(out, (uint64_t)(2 * (1 + varint_size((uint64_t)i)) + 1 + varint_size((uint64_t)length) +
+                                             length + 9));
+            *out++ = 0x08;
+            out = put_varint(out, (uint64_t)i);
+            *out++ = 0x10;
+            out = put_varint(out, (uint64_t)i);
+            out = put_label_and_double(out, 0x22, bytes + off[i], length, 0x29, counts[i]);
+        }
+    }
+    release_buffers(b, 3);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"hash_slots", hash_slots, METH_VARARGS, "hash_binary's hash of every slot"},
     {"distinct_counts", distinct_counts, METH_VARARGS, "distinct uint64 values with counts, first-seen order"},
+    {"positions_in", positions_in, METH_VARARGS, "index of each hash in a table of distinct hashes, or -1"},
+    {"encode_top_values", encode_top_values, METH_VARARGS, "top_values and rank_histogram wire bytes"},
     {"count_strings", count_strings, METH_VARARGS, "distinct hashed values of the valid string slots, with counts"},
     {"hll_add", hll_add, METH_VARARGS, "HyperLogLog register update"},
     {"moments", moments, METH_VARARGS, "counts, extremes and moments of float64 values"},

@@ -36,7 +36,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from .. import artifacts, types
 from . import kernels
-from .sketches import FrequencySketch, QuantileSketch, _validity, from_numpy, is_binary_like
+from .sketches import FrequencySketch, QuantileSketch, _offsets_and_data, _validity, from_numpy, is_binary_like
 from .sketches import to_numpy as _numpy
 
 FeatureType = statistics_pb2.FeatureNameStatistics
@@ -56,9 +56,8 @@ _MAX_BATCH_ROWS = 1 << 18
 #: a string column whose batches are more than this fraction distinct values (and past top_k distinct
 #: values) is read from Parquet as plain strings rather than as a dictionary
 _NEAR_UNIQUE = 0.3
-#: rows of the first row group looked at to choose how each string column is read (:func:`_mostly_distinct`)
-_PROBE_ROWS = 8192
-_PROBE_DISTINCT = 0.5
+#: a dictionary page of less than a byte per this many rows marks a string column read as a dictionary from the
+#: start (:func:`_plain_candidates`)
 _PROBE_DICTIONARY_ROWS_PER_BYTE = 4
 #: glibc malloc thresholds set by :func:`_tune_malloc`
 _MALLOC_MMAP_THRESHOLD = 64 << 20
@@ -129,7 +128,9 @@ class _FeatureAccumulator:
             value_type = pa.string() if kind == FeatureType.STRING else pa.binary()
             self.frequencies = FrequencySketch(top_k, value_type)
             self.total_length = 0
-            self.near_unique = False
+            #: mostly distinct values (read from Parquet as plain strings and counted by hash); None: not known yet,
+            #: read plain and decided by the first batch (see StatisticsAccumulator.add_parquet)
+            self.near_unique: bool | None = False
             self.numeric: int | None = 0  # values that read as numbers (None: given up, the column is text)
             self.cast_numbers = True  # False once a batch failed to cast (a failing cast costs ~1 us a value)
 
@@ -159,7 +160,7 @@ class _FeatureAccumulator:
             values = values.astype(np.float64)
         if array.null_count:
             values = values[_validity(array)]
-        compiled = kernels.for_size(values.size)
+        compiled = kernels.for_size(values.size, moments=True)
         if compiled is not None:
             # one compiled pass for the counts, extremes and moments (the same figures as below)
             count, num_nan, num_pos_inf, num_neg_inf, zeros, low, high, mean, correction, squares = \
@@ -208,7 +209,7 @@ class _FeatureAccumulator:
         """Moments, zeros, extremes and sketch of finite float64 values (any order; left unchanged)."""
         if finite.size == 0:
             return
-        compiled = kernels.for_size(finite.size)
+        compiled = kernels.for_size(finite.size, moments=True)
         if compiled is not None:
             count, _, _, _, zeros, low, high, mean, correction, squares = compiled.moments(finite)
             self._add_summary(count, zeros, low, high, mean, correction, squares)
@@ -303,14 +304,16 @@ class _FeatureAccumulator:
                 keys, counts = keys.filter(valid), counts[mask]
         elif pa.types.is_null(array.type):
             return
-        elif not self.frequencies.exact or self.near_unique:
-            # past top_k distinct values (or about to be): hash-based counting of the plain values
+        elif not self.frequencies.exact or self.near_unique is not False:
+            # past top_k distinct values (or about to be, or not known yet): hash-based counting of the plain values
             present = len(array) - array.null_count
             if present == 0:
                 return
             self.num_non_missing += present
-            counted_bytes = self.frequencies.add_values(array, mostly_distinct=self.near_unique)
+            counted_bytes = self.frequencies.add_values(array, mostly_distinct=self.near_unique is not False)
             self.total_length += counted_bytes if counted_bytes is not None else _value_bytes(array)
+            if self.near_unique is None:  # the first batch decides how the next ones are read
+                self.near_unique = self.frequencies.batch_distinct > _NEAR_UNIQUE * present
             self._count_numbers(array, None)
             return
         else:
@@ -544,6 +547,9 @@ def _encode_top_values(labels: pa.Array, counts: np.ndarray) -> bytes:
     labels = labels.cast(pa.large_string())
     n = len(labels)
     offsets = np.frombuffer(labels.buffers()[1], dtype=np.int64)[labels.offset: labels.offset + n + 1]
+    compiled = kernels.for_size(n)
+    if compiled is not None:
+        return compiled.encode_top_values(offsets, _offsets_and_data(labels)[1], counts)
     data = np.frombuffer(labels.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]] if labels.buffers()[2] \
         else np.empty(0, dtype=np.uint8)
     lengths = np.diff(offsets)
@@ -684,15 +690,13 @@ class StatisticsAccumulator:
         batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
 
         def summarize(columns: list[str]) -> None:
-            near_unique = _mostly_distinct(path, columns, parquet.metadata, first_group=groups[0] if groups else 0,
-                                           strings=strings)
-            for name in near_unique:
-                features[name].near_unique = True
+            for name in _plain_candidates(parquet.metadata, schema, columns, groups[0] if groups else 0, strings):
+                if features[name].near_unique is False:
+                    features[name].near_unique = None  # read plain until its first batch tells
 
             def plain() -> frozenset:
-                # a string column is read plain once its values turn out mostly distinct
-                near_unique.update(c for c in columns if getattr(features[c], "near_unique", False))
-                return frozenset(near_unique)
+                # string columns of mostly distinct values (or not known yet) are read plain
+                return frozenset(c for c in columns if c in strings and features[c].near_unique is not False)
 
             for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes,
                                           metadata=parquet.metadata, row_groups=row_groups):
@@ -902,41 +906,27 @@ def _row_group_range(metadata: pq.FileMetaData, row_groups: tuple[int, int] | No
     return list(range(start, stop))
 
 
-def _mostly_distinct(path: str, columns: list[str], metadata: pq.FileMetaData | None = None,
-                     first_group: int = 0, strings: set[str] | None = None) -> set[str]:
-    """String columns of ``columns`` whose first :data:`_PROBE_ROWS` values are mostly distinct.
+def _plain_candidates(metadata: pq.FileMetaData, schema: pa.Schema, columns: list[str], first_group: int,
+                      strings: set[str]) -> list[str]:
+    """String columns of ``columns`` to read plain from the start: all but those with a small dictionary.
 
-    Those are read plain from the start: writers store such columns' pages plain once the dictionary page
-    overflows, and reading plain pages as a dictionary would hash every value only to count it again.
-    ``strings`` (the file's string columns, when the caller knows them) spares columns without any the
-    opening of the file.
+    Writers store a column's pages plain once its dictionary page overflows, and reading plain pages as a
+    dictionary would hash every value only to count it again; a column of mostly distinct values is read plain
+    and counted by hash. Which columns those are is told by the file's metadata alone where it can be: a
+    dictionary page of less than a quarter byte per row (compressed) in the first row group holds few distinct
+    values, and that column is read as a dictionary. The others are read plain for their first batch, which
+    then decides (:meth:`_FeatureAccumulator._add_strings`): no second read of the first rows to find out.
     """
-    if strings is not None and not strings.intersection(columns):
-        return set()
-    parquet = pq.ParquetFile(path, metadata=metadata)
-    schema = parquet.schema_arrow
-    if parquet.metadata.num_row_groups == 0:
-        return set()
-    first = parquet.metadata.row_group(first_group)
+    if metadata.num_row_groups == 0 or not strings.intersection(columns):
+        return []
+    first = metadata.row_group(first_group)
 
     def small_dictionary(name: str) -> bool:
-        # a dictionary page of less than a quarter byte per row (compressed) holds few distinct values
         chunk = first.column(schema.get_field_index(name))
         size = chunk.data_page_offset - chunk.dictionary_page_offset
         return chunk.has_dictionary_page and 0 < size and size * _PROBE_DICTIONARY_ROWS_PER_BYTE < first.num_rows
 
-    strings = _string_columns(schema)
-    candidates = [name for name in columns if name in strings and not small_dictionary(name)]
-    if not candidates:
-        return set()
-    batch = next(parquet.iter_batches(batch_size=_PROBE_ROWS, row_groups=[first_group], columns=candidates,
-                                      use_threads=False), None)
-    found = set()
-    for name, column in zip(candidates, batch.columns if batch is not None else [], strict=False):
-        present = len(column) - column.null_count
-        if present >= 1024 and pc.count_distinct(column).as_py() > _PROBE_DISTINCT * present:
-            found.add(name)
-    return found
+    return [name for name in columns if name in strings and not small_dictionary(name)]
 
 
 def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: frozenset(),

@@ -24,7 +24,10 @@ import types
 import numpy as np
 
 #: batches shorter than this stay on the NumPy path (a call's fixed cost is then a large part)
-MIN_VALUES = 1 << 14
+MIN_VALUES = 1 << 9
+#: the moments, which round their sums differently from NumPy (within a few units in the last place), take the
+#: compiled path from this length only: small tables (the tests', the bundled data's) keep NumPy's figures
+MIN_MOMENTS_VALUES = 1 << 14
 
 _loaded: types.SimpleNamespace | None | bool = False  # False: not tried yet; None: unavailable
 
@@ -41,9 +44,10 @@ def get() -> types.SimpleNamespace | None:
     return _loaded
 
 
-def for_size(n: int) -> types.SimpleNamespace | None:
-    """:func:`get` for a batch of ``n`` values: None below :data:`MIN_VALUES`."""
-    return get() if n >= MIN_VALUES else None
+def for_size(n: int, moments: bool = False) -> types.SimpleNamespace | None:
+    """:func:`get` for a batch of ``n`` values: None below :data:`MIN_VALUES` (for ``moments``,
+    :data:`MIN_MOMENTS_VALUES`)."""
+    return get() if n >= (MIN_MOMENTS_VALUES if moments else MIN_VALUES) else None
 
 
 def _load() -> types.SimpleNamespace | None:
@@ -92,6 +96,18 @@ def _wrap(c) -> types.SimpleNamespace:
         found = c.distinct_counts(hashes, unique, counts)
         return unique[:found], counts[:found]
 
+    def positions_in(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        # the index of each hash in the table (distinct uint64), or -1
+        hashes = contiguous(hashes, np.uint64)
+        where = np.empty(hashes.size, dtype=np.int64)
+        c.positions_in(contiguous(table, np.uint64), hashes, where)
+        return where
+
+    def encode_top_values(offsets: np.ndarray, data: np.ndarray, counts: np.ndarray) -> bytes:
+        # StringStatistics wire bytes of top_values and rank_histogram: labels [offsets[i], offsets[i + 1]), counts
+        return c.encode_top_values(contiguous(offsets, np.int64), contiguous(data, np.uint8),
+                                   contiguous(counts, np.float64))
+
     def hll_add(registers: np.ndarray, hashes: np.ndarray, precision: int) -> None:
         c.hll_add(registers, contiguous(hashes, np.uint64), precision)
 
@@ -125,6 +141,7 @@ def _wrap(c) -> types.SimpleNamespace:
         return out
 
     return types.SimpleNamespace(hash_slots=hash_slots, count_strings=count_strings,
-                                 distinct_counts=distinct_counts, hll_add=hll_add,
+                                 distinct_counts=distinct_counts, positions_in=positions_in,
+                                 encode_top_values=encode_top_values, hll_add=hll_add,
                                  moments=moments, valid_min_max=valid_min_max, valid_counts=valid_counts,
                                  sort_floats=sort_floats)

@@ -211,12 +211,16 @@ def _distinct_counts(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _positions_in(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """For each of ``hashes``, its index in ``table`` (distinct uint64), or -1 if it is not there.
 
-    ``table`` (a summary, at most some ten thousand hashes) is short and ``hashes`` long: a bitmap of the
-    table's low bits (~1/64 false hits) picks the few candidates, which alone are searched in the sorted table.
+    Compiled (:mod:`.kernels`): a hash table of ``table``, probed once per hash. NumPy: ``table`` (a summary, at
+    most some ten thousand hashes) is short and ``hashes`` long: a bitmap of the table's low bits (~1/64 false
+    hits) picks the few candidates, which alone are searched in the sorted table.
     """
-    where = np.full(hashes.size, -1, dtype=np.int64)
     if table.size == 0 or hashes.size == 0:
-        return where
+        return np.full(hashes.size, -1, dtype=np.int64)
+    compiled = kernels.for_size(hashes.size)
+    if compiled is not None:
+        return compiled.positions_in(table, hashes)
+    where = np.full(hashes.size, -1, dtype=np.int64)
     bits = max(12, int(table.size * 64).bit_length())
     mask = np.uint64((1 << bits) - 1)
     bitmap = np.zeros(1 << bits, dtype=bool)
@@ -473,6 +477,8 @@ class FrequencySketch:
         self.total = 0
         self.distinct: HyperLogLog | None = None
         self._hashes: np.ndarray | None = None  # hash_binary(keys), kept by add_values
+        #: distinct values in the last batch given to add_values (None before any)
+        self.batch_distinct: int | None = None
 
     @property
     def exact(self) -> bool:
@@ -520,6 +526,7 @@ class FrequencySketch:
         values = values.cast(self.value_type)
         if self.distinct is None and not (mostly_distinct and len(self.keys) + present > self.capacity):
             counted = pc.value_counts(pc.drop_null(values) if values.null_count else values)
+            self.batch_distinct = len(counted)
             self.add_counts(counted.field("values"), to_numpy(counted.field("counts")))
             return None
         compiled = kernels.for_size(len(values)) if is_binary_like(values.type) else None
@@ -534,6 +541,7 @@ class FrequencySketch:
                 return values.take(from_numpy(first[selected]))
         else:
             unique_hashes, counts, representatives = self._hash_counts(values)
+        self.batch_distinct = int(unique_hashes.size)
         summary = self._summary_hashes()
         where = _positions_in(summary, unique_hashes)
         if self.distinct is None:

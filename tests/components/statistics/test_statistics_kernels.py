@@ -14,7 +14,7 @@ import pytest
 
 from kfpc.components.statistics import core, kernels, sketches
 
-N = 3 * kernels.MIN_VALUES  # past the compiled path's threshold
+N = 3 * kernels.MIN_MOMENTS_VALUES  # past the compiled paths' thresholds
 
 
 @pytest.fixture
@@ -33,6 +33,8 @@ def test_the_kernels_are_there():
     compiled = kernels.get()
     assert compiled is not None
     assert kernels.for_size(kernels.MIN_VALUES - 1) is None and kernels.for_size(kernels.MIN_VALUES) is compiled
+    assert kernels.for_size(kernels.MIN_MOMENTS_VALUES - 1, moments=True) is None
+    assert kernels.for_size(kernels.MIN_MOMENTS_VALUES, moments=True) is compiled
 
 
 def _strings(rng, n, null_rate=0.2, max_length=40):
@@ -69,6 +71,11 @@ def test_distinct_counts_and_registers_match(numpy_path):
     assert np.array_equal(unique[order], expected_unique[expected_order])
     assert np.array_equal(counts[order], expected_counts[expected_order])
     assert counts.sum() == N
+    # the index of each hash in a table of distinct ones (half of them absent)
+    table = unique[: unique.size // 2]
+    where = sketches._positions_in(table, hashes)
+    assert np.array_equal(where, numpy_path(sketches._positions_in, table, hashes))
+    assert (where >= 0).any() and (where < 0).any() and np.array_equal(table[where[where >= 0]], hashes[where >= 0])
     compiled, reference = sketches.HyperLogLog(), sketches.HyperLogLog()
     compiled.add_hashes(hashes)
     numpy_path(reference.add_hashes, hashes)

@@ -5,7 +5,7 @@ import pyarrow as pa
 import pytest
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from kfpc.components.statistics import core
+from kfpc.components.statistics import core, kernels
 
 
 def _one_by_one(labels: list[str], counts: np.ndarray) -> statistics_pb2.StringStatistics:
@@ -28,6 +28,22 @@ def test_bulk_encoding_parses_to_the_same_message(labels):
     bulk.MergeFromString(core._encode_top_values(pa.array(labels), counts))
     expected = _one_by_one(labels, counts)
     assert bulk == expected and bulk.SerializeToString() == expected.SerializeToString()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_long_lists_encode_alike_on_both_paths(monkeypatch, compiled):
+    # past kernels.MIN_VALUES labels the compiled encoder writes them: the same bytes as entry by entry
+    rng = np.random.default_rng(1)
+    labels = [f"value-{i}" * int(rng.integers(0, 30)) + "é" * (i % 3) for i in range(3 * kernels.MIN_VALUES)]
+    labels[5] = ""
+    counts = rng.integers(1, 10**9, len(labels)).astype(np.float64)
+    if not compiled:
+        monkeypatch.setattr(kernels, "_loaded", None)
+    assert (kernels.for_size(len(labels)) is not None) == compiled
+    sliced = pa.array(["skipped"] + labels).slice(1)  # offsets not starting at 0
+    bulk = statistics_pb2.StringStatistics()
+    bulk.MergeFromString(core._encode_top_values(sliced, counts))
+    assert bulk.SerializeToString() == _one_by_one(labels, counts).SerializeToString()
 
 
 def test_statistics_of_a_string_column_keep_their_top_values():

@@ -85,8 +85,10 @@ def test_near_unique_column_is_read_plain_from_the_start_and_keeps_its_statistic
     monkeypatch.setattr(stats_core, "_MAX_BATCH_ROWS", 8_000)  # one batch per row group
     path = tmp_path / "near_unique.parquet"
     table = _near_unique_file(path)
-    # the probe of the first rows finds the mostly distinct column (and only it)
-    assert stats_core._mostly_distinct(str(path), ["comment", "color", "x"]) == {"comment"}
+    # the metadata leaves only the string column without a small dictionary to read plain at first
+    parquet = pq.ParquetFile(path)
+    assert stats_core._plain_candidates(parquet.metadata, parquet.schema_arrow, ["comment", "color", "x"], 0,
+                                        {"comment", "color"}) == ["comment"]
     plain = [b.schema.field("comment").type for b in stats_core._parquet_batches(
         str(path), ["comment"], plain=lambda: frozenset({"comment"}))]
     assert len(plain) == 8 and all(t == pa.string() for t in plain)
@@ -121,7 +123,8 @@ def test_column_that_becomes_mostly_distinct_later_switches_to_plain_reads(tmp_p
                       np.char.add("id-", rng.integers(0, 10**9, rows).astype(str)))
     path = tmp_path / "later.parquet"
     pq.write_table(pa.table({"s": values}), path, row_group_size=8_000)
-    assert stats_core._mostly_distinct(str(path), ["s"]) == set()
+    parquet = pq.ParquetFile(path)
+    assert stats_core._plain_candidates(parquet.metadata, parquet.schema_arrow, ["s"], 0, {"s"}) == []
     seen = []
     original = stats_core._parquet_batches
 
@@ -232,3 +235,32 @@ def test_a_damaged_page_behind_an_intact_footer_names_the_file(tmp_path):
     for threads in (1, 2):
         with pytest.raises(stats_core.StatisticsError, match="damaged2.parquet"):
             stats_core.generate_statistics(str(damaged), threads=threads)
+
+
+def test_column_with_a_large_dictionary_of_repeated_values_goes_back_to_dictionary_reads(tmp_path, monkeypatch):
+    # long values, 1,000 distinct in 40,000 rows: a dictionary page too big to call small, but not mostly distinct
+    monkeypatch.setattr(stats_core, "_MAX_BATCH_ROWS", 8_000)
+    rows = 40_000
+    rng = np.random.default_rng(12)
+    pool = np.char.add("a-rather-long-category-name-", np.arange(1_000).astype(str))
+    values = pa.array(pool[rng.integers(0, pool.size, rows)], mask=rng.random(rows) < 0.1)
+    path = tmp_path / "repeated.parquet"
+    pq.write_table(pa.table({"s": values}), path, row_group_size=8_000)
+    parquet = pq.ParquetFile(path)
+    assert stats_core._plain_candidates(parquet.metadata, parquet.schema_arrow, ["s"], 0, {"s"}) == ["s"]
+    seen = []
+    original = stats_core._parquet_batches
+
+    def recording(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            seen.append(batch.schema.field("s").type)
+            yield batch
+
+    monkeypatch.setattr(stats_core, "_parquet_batches", recording)
+    accumulator = stats_core.accumulate(str(path), top_k=5_000, threads=1)
+    # the first batch plain decides: 1,000 distinct in 8,000 rows is not mostly distinct, the rest is read as codes
+    assert seen[0] == pa.string() and all(pa.types.is_dictionary(t) for t in seen[1:]) and len(seen) == 5
+    assert accumulator.features["s"].near_unique is False
+    stats = by_name(accumulator.to_proto())["s"].string_stats
+    truth = {row["values"]: row["counts"] for row in pc.value_counts(values.drop_null()).to_pylist()}
+    assert {v.value: v.frequency for v in stats.top_values} == truth and stats.unique == len(truth)
