@@ -475,36 +475,72 @@ static inline int slot_valid(const uint8_t *bitmap, Py_ssize_t offset, Py_ssize_
     return (bitmap[j >> 3] >> (j & 7)) & 1;
 }
 
+/* The validity bits of slots i .. i + 63 (bit j: slot i + j), for i + 64 <= the number of slots */
+static inline uint64_t valid_word(const uint8_t *bits, Py_ssize_t offset, Py_ssize_t i) {
+    Py_ssize_t first = offset + i, at = first >> 3;
+    int shift = (int)(first & 7);
+    uint64_t word;
+    memcpy(&word, bits + at, 8);
+    if (shift) word = (word >> shift) | ((uint64_t)bits[at + 8] << (64 - shift)); /* (that byte exists then) */
+    return word;
+}
+
+/* Both loops read the validity bitmap 64 slots at a time: a block of valid slots runs the loop without nulls,
+ * a block of nulls is skipped, and only a mixed block looks at each slot's bit, without a branch on it (a null,
+ * or a value out of range, is blended away). The loops get the AVX2 clone (KFPC_SIMD). */
 #define MIN_MAX(CODE, T)                                                                                  \
-    static void min_max_##CODE(const T *v, Py_ssize_t n, const uint8_t *bits, Py_ssize_t offset,          \
-                               long long *count, int64_t *low, int64_t *high) {                           \
+    KFPC_SIMD static void min_max_##CODE(const T *v, Py_ssize_t n, const uint8_t *bits, Py_ssize_t offset, \
+                                         long long *count, int64_t *low, int64_t *high) {                 \
         long long c = 0;                                                                                  \
-        T lo = 0, hi = 0;                                                                                 \
-        if (bits == NULL) {                                                                               \
-            if (n) { lo = v[0]; hi = v[0]; }                                                              \
-            for (Py_ssize_t i = 0; i < n; i++) { T x = v[i]; lo = x < lo ? x : lo; hi = x > hi ? x : hi; } \
-            c = n;                                                                                        \
-        } else {                                                                                          \
-            for (Py_ssize_t i = 0; i < n; i++) {                                                          \
-                if (!slot_valid(bits, offset, i)) continue;                                               \
-                T x = v[i];                                                                               \
-                if (c == 0) { lo = x; hi = x; }                                                           \
-                lo = x < lo ? x : lo;                                                                     \
-                hi = x > hi ? x : hi;                                                                     \
-                c++;                                                                                      \
+        int64_t lo = INT64_MAX, hi = INT64_MIN;                                                           \
+        Py_ssize_t i = 0;                                                                                 \
+        for (; i < n; i += 64) {                                                                          \
+            Py_ssize_t stop = i + 64 <= n ? i + 64 : n;                                                   \
+            uint64_t word = bits == NULL ? ~(uint64_t)0 : stop - i == 64 ? valid_word(bits, offset, i) : 0; \
+            if (bits != NULL && stop - i < 64)                                                            \
+                for (Py_ssize_t j = i; j < stop; j++) word |= (uint64_t)slot_valid(bits, offset, j) << (j - i); \
+            if (word == ~(uint64_t)0) {                                                                   \
+                for (Py_ssize_t j = i; j < stop; j++) {                                                   \
+                    int64_t x = (int64_t)v[j];                                                            \
+                    lo = x < lo ? x : lo;                                                                 \
+                    hi = x > hi ? x : hi;                                                                 \
+                }                                                                                         \
+                c += stop - i;                                                                            \
+            } else if (word) {                                                                            \
+                for (Py_ssize_t j = i; j < stop; j++) {                                                   \
+                    int valid = (int)((word >> (j - i)) & 1);                                             \
+                    int64_t x = (int64_t)v[j];                                                            \
+                    lo = valid && x < lo ? x : lo;                                                        \
+                    hi = valid && x > hi ? x : hi;                                                        \
+                    c += valid;                                                                           \
+                }                                                                                         \
             }                                                                                             \
         }                                                                                                 \
-        *count = c; *low = (int64_t)lo; *high = (int64_t)hi;                                              \
+        if (c == 0) { lo = 0; hi = 0; }                                                                   \
+        *count = c; *low = lo; *high = hi;                                                                \
     }
 INT_TYPES(MIN_MAX)
 
+/* c has size + 1 bins: the last takes the nulls and the values out of range (dropped by the caller) */
 #define COUNTS(CODE, T)                                                                                   \
     static void counts_##CODE(const T *v, Py_ssize_t n, const uint8_t *bits, Py_ssize_t offset,           \
                               int64_t low, int64_t *c, uint64_t size) {                                   \
-        for (Py_ssize_t i = 0; i < n; i++) {                                                              \
-            if (bits != NULL && !slot_valid(bits, offset, i)) continue;                                   \
-            uint64_t k = (uint64_t)((int64_t)v[i] - low);                                                 \
-            if (k < size) c[k]++;                                                                         \
+        for (Py_ssize_t i = 0; i < n; i += 64) {                                                          \
+            Py_ssize_t stop = i + 64 <= n ? i + 64 : n;                                                   \
+            uint64_t word = bits == NULL ? ~(uint64_t)0 : stop - i == 64 ? valid_word(bits, offset, i) : 0; \
+            if (bits != NULL && stop - i < 64)                                                            \
+                for (Py_ssize_t j = i; j < stop; j++) word |= (uint64_t)slot_valid(bits, offset, j) << (j - i); \
+            if (word == ~(uint64_t)0) {                                                                   \
+                for (Py_ssize_t j = i; j < stop; j++) {                                                   \
+                    uint64_t k = (uint64_t)((int64_t)v[j] - low);                                         \
+                    c[k < size ? k : size]++;                                                             \
+                }                                                                                         \
+            } else if (word) {                                                                            \
+                for (Py_ssize_t j = i; j < stop; j++) {                                                   \
+                    uint64_t k = (uint64_t)((int64_t)v[j] - low);                                         \
+                    c[((word >> (j - i)) & 1) && k < size ? k : size]++;                                  \
+                }                                                                                         \
+            }                                                                                             \
         }                                                                                                 \
     }
 INT_TYPES(COUNTS)
@@ -548,8 +584,8 @@ static PyObject *valid_min_max(PyObject *self, PyObject *args) {
     return Py_BuildValue("(LLL)", count, (long long)low, (long long)high);
 }
 
-/* valid_counts(values, code, bitmap, bit offset, low, counts: int64[size] out, zeroed): occurrences of
- * low .. low + size - 1 among the valid slots (other values are not counted) */
+/* valid_counts(values, code, bitmap, bit offset, low, counts: int64[size + 1] out, zeroed): occurrences of
+ * low .. low + size - 1 among the valid slots in counts[0 .. size) (counts[size]: the nulls and other values) */
 static PyObject *valid_counts(PyObject *self, PyObject *args) {
     PyObject *objects[3];
     Py_buffer b[3];
@@ -560,7 +596,8 @@ static PyObject *valid_counts(PyObject *self, PyObject *args) {
     if (int_buffers(b, objects, "rrw", 3, code, offset, &n) < 0) return NULL;
     const uint8_t *bits = b[1].len ? (const uint8_t *)b[1].buf : NULL;
     int64_t *c = (int64_t *)b[2].buf;
-    uint64_t size = (uint64_t)(b[2].len / 8);
+    if (b[2].len < 8) return refuse(b, 3, "valid_counts: no spare bin after the counts");
+    uint64_t size = (uint64_t)(b[2].len / 8) - 1;
     Py_BEGIN_ALLOW_THREADS
     switch (code) {
 #define CALL_COUNTS(CODE, T) case CODE: counts_##CODE((const T *)b[0].buf, n, bits, offset, (int64_t)low, c, size); break;

@@ -129,9 +129,9 @@ def _wrap(c) -> types.SimpleNamespace:
     def valid_counts(values: np.ndarray, bitmap: np.ndarray, offset: int, low: int, size: int) -> np.ndarray:
         # occurrences of low .. low + size - 1 among the valid slots
         values = np.ascontiguousarray(values)
-        counts = np.zeros(size, dtype=np.int64)
+        counts = np.zeros(size + 1, dtype=np.int64)  # (a spare last bin for the nulls)
         c.valid_counts(values, int_code(values), contiguous(bitmap, np.uint8), int(offset), int(low), counts)
-        return counts
+        return counts[:size]
 
     def sort_floats(values: np.ndarray) -> np.ndarray:
         # a sorted copy of finite float64 values, -0.0 as 0.0

@@ -179,6 +179,32 @@ def test_the_kernels_refuse_buffers_they_cannot_read():
         _ckernels.sort_floats(np.ones(4), readonly)
 
 
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32"])
+def test_integer_kernels_read_the_bitmap_by_words_at_any_offset_and_length(dtype):
+    # the bitmap is read 64 slots at a time: blocks all valid, all null, mixed, the last partial one, at bit offsets
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    compiled = kernels.get()
+    for n in (1, 63, 64, 65, 200, 1000):
+        for null_rate in (0.0, 0.03, 0.5, 1.0):
+            values = rng.integers(max(info.min, -50), min(info.max, 60), n + 9).astype(dtype)
+            values[rng.random(n + 9) < 0.02] = info.max  # out of the counted range below
+            mask = rng.random(n + 9) < null_rate
+            mask[: n // 3] &= rng.random(n // 3) < 0.01  # a run of mostly valid slots (whole valid blocks)
+            for start in (0, 1, 7, 9):
+                array = pa.array(values, mask=mask).slice(start, n)
+                raw = np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset: array.offset + n]
+                bitmap, offset = core._bitmap(array)
+                valid = raw[~mask[start: start + n]]
+                count, low, high = compiled.valid_min_max(raw, bitmap, offset)
+                assert count == valid.size
+                if valid.size:
+                    assert (low, high) == (int(valid.min()), int(valid.max()))
+                counts = compiled.valid_counts(raw, bitmap, offset, -50, 110)
+                in_range = valid[(valid.astype(np.int64) >= -50) & (valid.astype(np.int64) < 60)].astype(np.int64)
+                assert np.array_equal(counts, np.bincount(in_range + 50, minlength=110)), (n, null_rate, start)
+
+
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, 1024, 1025, 4099])
 def test_moments_kernel_counts_and_sums_at_every_length(n):
     rng = np.random.default_rng(n)
