@@ -608,6 +608,46 @@ static PyObject *valid_counts(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ---- the valid slots of 8-byte values (core._add_floats: float64 columns with nulls) ---- */
+
+/* compact_valid(values: 8-byte items[n], bitmap, bit offset, out: [n]) -> number of valid slots copied, in order.
+ * The bitmap is read 64 slots at a time: a valid block is one copy, a null block skipped, a mixed block copied
+ * slot by slot without a branch on the bit. */
+static PyObject *compact_valid(PyObject *self, PyObject *args) {
+    static const char *const names[] = {"values", "bitmap", "out"};
+    PyObject *objects[3];
+    Py_buffer b[3];
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "OOnO", &objects[0], &objects[1], &offset, &objects[2])) return NULL;
+    if (get_buffers(b, objects, "rrw", names, 3) < 0) return NULL;
+    Py_ssize_t n = b[0].len / 8;
+    if (b[2].len / 8 < n) return refuse(b, 3, "compact_valid: output shorter than the input");
+    if (offset < 0 || (offset + n + 7) / 8 > b[1].len) return refuse(b, 3, "compact_valid: bitmap shorter than the values");
+    const uint64_t *v = (const uint64_t *)b[0].buf;
+    const uint8_t *bits = (const uint8_t *)b[1].buf;
+    uint64_t *out = (uint64_t *)b[2].buf;
+    Py_ssize_t k = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i += 64) {
+        Py_ssize_t stop = i + 64 <= n ? i + 64 : n;
+        uint64_t word = 0;
+        if (stop - i == 64) word = valid_word(bits, offset, i);
+        else for (Py_ssize_t j = i; j < stop; j++) word |= (uint64_t)slot_valid(bits, offset, j) << (j - i);
+        if (word == ~(uint64_t)0) {
+            memcpy(out + k, v + i, 8 * 64);
+            k += 64;
+        } else if (word) {
+            for (Py_ssize_t j = i; j < stop; j++) {
+                out[k] = v[j];
+                k += (Py_ssize_t)((word >> (j - i)) & 1);
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    release_buffers(b, 3);
+    return PyLong_FromSsize_t(k);
+}
+
 /* ---- sorting the quantile sample (sketches._sort) ---- */
 
 /* sort_floats(values: float64[n], out: float64[n]): out = the values sorted, -0.0 as 0.0 (finite values).
@@ -756,6 +796,7 @@ static PyMethodDef methods[] = {
     {"moments", moments, METH_VARARGS, "counts, extremes and moments of float64 values"},
     {"valid_min_max", valid_min_max, METH_VARARGS, "count, min, max of the valid slots of integers"},
     {"valid_counts", valid_counts, METH_VARARGS, "counts of integer values in a range over the valid slots"},
+    {"compact_valid", compact_valid, METH_VARARGS, "the valid slots of 8-byte values, in order"},
     {"sort_floats", sort_floats, METH_VARARGS, "radix sort of finite float64 values"},
     {NULL, NULL, 0, NULL},
 };

@@ -159,7 +159,9 @@ class _FeatureAccumulator:
         if values.dtype != np.float64:
             values = values.astype(np.float64)
         if array.null_count:
-            values = values[_validity(array)]
+            compiled = kernels.for_size(values.size)
+            values = compiled.compact_valid(values, *_bitmap(array)) if compiled is not None else \
+                values[_validity(array)]
         compiled = kernels.for_size(values.size, moments=True)
         if compiled is not None:
             # one compiled pass for the counts, extremes and moments (the same figures as below)

@@ -133,6 +133,12 @@ def _wrap(c) -> types.SimpleNamespace:
         c.valid_counts(values, int_code(values), contiguous(bitmap, np.uint8), int(offset), int(low), counts)
         return counts[:size]
 
+    def compact_valid(values: np.ndarray, bitmap: np.ndarray, offset: int) -> np.ndarray:
+        # the valid slots of float64 values (bit `offset` of the bitmap is slot 0), in order
+        values = contiguous(values, np.float64)
+        out = np.empty_like(values)
+        return out[: c.compact_valid(values, contiguous(bitmap, np.uint8), int(offset), out)]
+
     def sort_floats(values: np.ndarray) -> np.ndarray:
         # a sorted copy of finite float64 values, -0.0 as 0.0
         values = contiguous(values, np.float64)
@@ -143,5 +149,6 @@ def _wrap(c) -> types.SimpleNamespace:
     return types.SimpleNamespace(hash_slots=hash_slots, count_strings=count_strings,
                                  distinct_counts=distinct_counts, positions_in=positions_in,
                                  encode_top_values=encode_top_values, hll_add=hll_add,
-                                 moments=moments, valid_min_max=valid_min_max, valid_counts=valid_counts,
+                                 moments=moments, compact_valid=compact_valid, valid_min_max=valid_min_max,
+                                 valid_counts=valid_counts,
                                  sort_floats=sort_floats)

@@ -205,6 +205,22 @@ def test_integer_kernels_read_the_bitmap_by_words_at_any_offset_and_length(dtype
                 assert np.array_equal(counts, np.bincount(in_range + 50, minlength=110)), (n, null_rate, start)
 
 
+def test_valid_floats_are_copied_in_order_at_any_offset_and_length():
+    rng = np.random.default_rng(4)
+    for n in (1, 63, 64, 65, 130, 1000):
+        for null_rate in (0.0, 0.03, 0.5, 1.0):
+            values = rng.standard_normal(n + 9)
+            mask = rng.random(n + 9) < null_rate
+            mask[: n // 3] &= rng.random(n // 3) < 0.01
+            for start in (0, 1, 7, 9):
+                array = pa.array(values, mask=mask).slice(start, n)
+                if not array.null_count:
+                    continue
+                raw = np.frombuffer(array.buffers()[1], dtype=np.float64)[array.offset: array.offset + n]
+                copied = kernels.get().compact_valid(raw, *core._bitmap(array))
+                assert np.array_equal(copied, values[start: start + n][~mask[start: start + n]])
+
+
 @pytest.mark.parametrize("n", [1, 3, 4, 5, 1023, 1024, 1025, 4099])
 def test_moments_kernel_counts_and_sums_at_every_length(n):
     rng = np.random.default_rng(n)
