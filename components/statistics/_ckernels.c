@@ -201,7 +201,9 @@ static PyObject *distinct_counts(PyObject *self, PyObject *args) {
 }
 
 /* positions_in(table: uint64[m] (distinct), hashes: uint64[n], where: int64[n] out): where[i] = the index of
- * hashes[i] in table, or -1 (sketches._positions_in): an open-addressing table of the m entries, probed n times */
+ * hashes[i] in table, or -1 (sketches._positions_in): an open-addressing table of the m entries, probed only by
+ * the hashes whose bit is set in a filter of 64 bits per entry (~1/64 of the absent ones): a probe of a table a
+ * third full would branch at random on its first slot. */
 static PyObject *positions_in(PyObject *self, PyObject *args) {
     static const char *const names[] = {"table", "hashes", "where"};
     PyObject *objects[3];
@@ -211,10 +213,13 @@ static PyObject *positions_in(PyObject *self, PyObject *args) {
     Py_ssize_t m = b[0].len / 8, n = b[1].len / 8;
     if (b[2].len / 8 < n) return refuse(b, 3, "positions_in: output shorter than the input");
     if (m > INT32_MAX / 2) return refuse(b, 3, "positions_in: more than 2**30 table entries");
-    Py_ssize_t size = 16;
+    Py_ssize_t size = 16, filter_bits = 64;
     while (size < 2 * m) size *= 2;
+    while (filter_bits < 64 * m) filter_bits *= 2;
     int32_t *slots = (int32_t *)malloc(sizeof(int32_t) * size);
-    if (slots == NULL) {
+    uint64_t *filter = (uint64_t *)calloc((size_t)(filter_bits / 64), sizeof(uint64_t));
+    if (slots == NULL || filter == NULL) {
+        free(slots); free(filter);
         release_buffers(b, 3);
         return PyErr_NoMemory();
     }
@@ -222,25 +227,31 @@ static PyObject *positions_in(PyObject *self, PyObject *args) {
     int64_t *where = (int64_t *)b[2].buf;
     Py_BEGIN_ALLOW_THREADS
     memset(slots, 0xff, sizeof(int32_t) * size);
-    uint64_t mask = (uint64_t)size - 1;
+    uint64_t mask = (uint64_t)size - 1, filter_mask = (uint64_t)filter_bits - 1;
     for (Py_ssize_t j = 0; j < m; j++) {
+        uint64_t bit = table[j] & filter_mask;
+        filter[bit >> 6] |= (uint64_t)1 << (bit & 63);
         uint64_t s = (table[j] ^ (table[j] >> 32)) & mask;
         while (slots[s] >= 0 && table[slots[s]] != table[j]) s = (s + 1) & mask;
         if (slots[s] < 0) slots[s] = (int32_t)j; /* (a repeated entry keeps its first index) */
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t value = h[i], s = (value ^ (value >> 32)) & mask;
+        uint64_t value = h[i], bit = value & filter_mask;
         int64_t found = -1;
-        for (;;) {
-            int32_t j = slots[s];
-            if (j < 0) break;
-            if (table[j] == value) { found = j; break; }
-            s = (s + 1) & mask;
+        if ((filter[bit >> 6] >> (bit & 63)) & 1) {
+            uint64_t s = (value ^ (value >> 32)) & mask;
+            for (;;) {
+                int32_t j = slots[s];
+                if (j < 0) break;
+                if (table[j] == value) { found = j; break; }
+                s = (s + 1) & mask;
+            }
         }
         where[i] = found;
     }
     Py_END_ALLOW_THREADS
     free(slots);
+    free(filter);
     release_buffers(b, 3);
     Py_RETURN_NONE;
 }
