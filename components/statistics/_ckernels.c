@@ -83,8 +83,18 @@ static inline uint64_t hash_value(const uint8_t *bytes, Py_ssize_t size, int64_t
     uint64_t h = (uint64_t)length * 0xD6E8FEB86659FD93ULL;
     if (length <= 16) {
         int64_t second = length > 8 ? length - 8 : 0;
-        uint64_t one = mix_word(h, load_word(bytes, size, start, length < 8 ? length : 8));
-        uint64_t two = mix_word(one, load_word(bytes, size, start + 8, second));
+        uint64_t one, two, first_word, second_word;
+        if (start + 16 <= size) { /* (all but the last few values of a buffer: no check per word) */
+            memcpy(&first_word, bytes + start, 8);
+            memcpy(&second_word, bytes + start + 8, 8);
+            first_word &= word_mask(length < 8 ? length : 8);
+            second_word &= word_mask(second);
+        } else {
+            first_word = load_word(bytes, size, start, length < 8 ? length : 8);
+            second_word = load_word(bytes, size, start + 8, second);
+        }
+        one = mix_word(h, first_word);
+        two = mix_word(one, second_word);
         h = second > 0 ? two : one;
     } else {
         for (int64_t position = 0; position < length; position += 8)
