@@ -212,9 +212,9 @@ def _positions_in(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """For each of ``hashes``, its index in ``table`` (distinct uint64), or -1 if it is not there.
 
     Compiled (:mod:`.kernels`): a hash table of ``table``, probed by the hashes that pass a filter of 64 bits per
-    entry (~1/64 of the absent ones). NumPy: ``table`` (a summary, at
-    most some ten thousand hashes) is short and ``hashes`` long: a bitmap of the table's low bits (~1/64 false
-    hits) picks the few candidates, which alone are searched in the sorted table.
+    entry (~1/64 of the absent ones). NumPy: ``table`` (a summary, at most some ten thousand hashes) is short and
+    ``hashes`` long: a bitmap of the table's low bits (~1/64 false hits) picks the few candidates, which alone
+    are searched in the sorted table.
     """
     if table.size == 0 or hashes.size == 0:
         return np.full(hashes.size, -1, dtype=np.int64)
