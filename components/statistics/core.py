@@ -548,12 +548,11 @@ def _encode_top_values(labels: pa.Array, counts: np.ndarray) -> bytes:
     """
     labels = labels.cast(pa.large_string())
     n = len(labels)
-    offsets = np.frombuffer(labels.buffers()[1], dtype=np.int64)[labels.offset: labels.offset + n + 1]
+    offsets, buffer = _offsets_and_data(labels)
     compiled = kernels.for_size(n)
     if compiled is not None:
-        return compiled.encode_top_values(offsets, _offsets_and_data(labels)[1], counts)
-    data = np.frombuffer(labels.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]] if labels.buffers()[2] \
-        else np.empty(0, dtype=np.uint8)
+        return compiled.encode_top_values(offsets, buffer, counts)
+    data = buffer[offsets[0]: offsets[-1]]
     lengths = np.diff(offsets)
     ranks = np.arange(n, dtype=np.int64)
     doubles = np.ascontiguousarray(counts, dtype="<f8").view(np.uint8).reshape(n, 8)
@@ -839,9 +838,7 @@ def _value_bytes(array: pa.Array) -> int:
     """Total bytes of the non-null values of a string or binary array (from its offsets)."""
     if not is_binary_like(array.type):
         return int(pc.sum(pc.binary_length(array)).as_py() or 0)
-    wide = pa.types.is_large_string(array.type) or pa.types.is_large_binary(array.type)
-    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if wide else np.int32)[
-        array.offset: array.offset + len(array) + 1]
+    offsets = _offsets_and_data(array)[0]
     if not array.null_count:
         return int(offsets[-1]) - int(offsets[0])
     # (a null slot may span bytes: only valid slots count)
