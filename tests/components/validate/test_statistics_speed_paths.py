@@ -114,6 +114,20 @@ def test_near_unique_column_is_read_plain_from_the_start_and_keeps_its_statistic
         row["values"]: row["counts"] for row in pc.value_counts(table.column("color")).to_pylist()}
 
 
+def _record_read_types(monkeypatch, column: str) -> list:
+    """The Arrow type of ``column`` in each batch the statistics read from Parquet, in order (filled as they read)."""
+    seen = []
+    original = stats_core._parquet_batches
+
+    def recording(*args, **kwargs):
+        for batch in original(*args, **kwargs):
+            seen.append(batch.schema.field(column).type)
+            yield batch
+
+    monkeypatch.setattr(stats_core, "_parquet_batches", recording)
+    return seen
+
+
 def test_column_that_becomes_mostly_distinct_later_switches_to_plain_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(stats_core, "_MAX_BATCH_ROWS", 8_000)
     rows = 64_000
@@ -125,15 +139,7 @@ def test_column_that_becomes_mostly_distinct_later_switches_to_plain_reads(tmp_p
     pq.write_table(pa.table({"s": values}), path, row_group_size=8_000)
     parquet = pq.ParquetFile(path)
     assert stats_core._plain_candidates(parquet.metadata, parquet.schema_arrow, ["s"], 0, {"s"}) == []
-    seen = []
-    original = stats_core._parquet_batches
-
-    def recording(*args, **kwargs):
-        for batch in original(*args, **kwargs):
-            seen.append(batch.schema.field("s").type)
-            yield batch
-
-    monkeypatch.setattr(stats_core, "_parquet_batches", recording)
+    seen = _record_read_types(monkeypatch, "s")
     stats = by_name(stats_core.generate_statistics(str(path), top_k=1_000, threads=1))
     assert pa.types.is_dictionary(seen[0]) and seen[-1] == pa.string()
     string_stats = stats["s"].string_stats
@@ -248,15 +254,7 @@ def test_column_with_a_large_dictionary_of_repeated_values_goes_back_to_dictiona
     pq.write_table(pa.table({"s": values}), path, row_group_size=8_000)
     parquet = pq.ParquetFile(path)
     assert stats_core._plain_candidates(parquet.metadata, parquet.schema_arrow, ["s"], 0, {"s"}) == ["s"]
-    seen = []
-    original = stats_core._parquet_batches
-
-    def recording(*args, **kwargs):
-        for batch in original(*args, **kwargs):
-            seen.append(batch.schema.field("s").type)
-            yield batch
-
-    monkeypatch.setattr(stats_core, "_parquet_batches", recording)
+    seen = _record_read_types(monkeypatch, "s")
     accumulator = stats_core.accumulate(str(path), top_k=5_000, threads=1)
     # the first batch plain decides: 1,000 distinct in 8,000 rows is not mostly distinct, the rest is read as codes
     assert seen[0] == pa.string() and all(pa.types.is_dictionary(t) for t in seen[1:]) and len(seen) == 5
