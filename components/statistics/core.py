@@ -138,8 +138,12 @@ class _FeatureAccumulator:
     def _add_numeric(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
-        if pa.types.is_boolean(array.type) or pa.types.is_decimal(array.type):
-            array = array.cast(pa.int64() if pa.types.is_boolean(array.type) else pa.float64())
+        if pa.types.is_boolean(array.type):
+            if self._add_booleans(array):
+                return
+            array = array.cast(pa.int64())
+        elif pa.types.is_decimal(array.type):
+            array = array.cast(pa.float64())
         elif pa.types.is_temporal(array.type):
             array = array.view(pa.int64()) if array.type.bit_width == 64 else array.cast(pa.int32()).cast(pa.int64())
         if len(array) == array.null_count:
@@ -259,9 +263,30 @@ class _FeatureAccumulator:
         else:
             counts = np.bincount(values.astype(np.int64) - low if low or values.dtype != np.int64 else values,
                                  minlength=span + 1)
+        self._add_counted_integers(n, low, high, counts)
+        return True
+
+    def _add_booleans(self, array: pa.Array) -> bool:
+        """A boolean batch as the integers 0 and 1 from its count of trues; False if too short for the counted path.
+
+        The same figures as the batch cast to int64 and counted by :meth:`_add_narrow_integers` (which takes
+        batches of at least 4096 values; shorter ones keep the float path), without the cast or the passes
+        over it: Arrow counts the true bits.
+        """
+        n = len(array) - array.null_count
+        if n < 4096:
+            return False
+        trues = int(pc.sum(array).as_py() or 0)
+        low, high = (0 if trues < n else 1), (1 if trues else 0)
+        self._add_counted_integers(n, low, high, np.array([n - trues, trues], dtype=np.int64)[low:high + 1])
+        return True
+
+    def _add_counted_integers(self, n: int, low: int, high: int, counts: np.ndarray) -> None:
+        """Add ``n`` integers from their ``counts`` over ``low..high`` (the narrow-integer path's summary)."""
         offsets = np.flatnonzero(counts)
         counts = counts[offsets]
-        # exact sums of (value - low) and of its square (below 2**62 by the check above), then exact rationals
+        # exact sums of (value - low) and of its square (below 2**62: n * span**2 is, as the callers check), then
+        # exact rationals
         total = int(np.dot(offsets, counts))
         squares = int(np.dot(offsets * offsets, counts))
         self.num_non_missing += n
@@ -275,7 +300,6 @@ class _FeatureAccumulator:
         self._combine_moments(n, batch_mean, float(Fraction(squares * n - total * total, n)),
                               float(mean - Fraction(batch_mean)))
         self.sketch.add_counted((offsets + low).astype(np.float64), counts)
-        return True
 
     def _combine_moments(self, count: int, mean: float, m2: float, mean_lo: float = 0.0) -> None:
         # Symmetric in its two operands and correctly rounded (see combine_moments): merging shard A into B

@@ -66,6 +66,27 @@ def test_counted_integers_give_the_sorted_path_sketch_and_exact_moments():
     assert (feature.min, feature.max) == (present[0], present[-1])
 
 
+@pytest.mark.parametrize("share_true, share_null", [(0.3, 0.1), (1.0, 0.05), (0.0, 0.0), (0.0005, 0.2), (0.5, 0.999)])
+@pytest.mark.parametrize("size", [3_000, 20_000])
+def test_booleans_counted_from_their_true_bits_equal_the_int64_cast(share_true, share_null, size):
+    rng = np.random.default_rng(5)
+    values = pa.array(rng.random(size) < share_true, mask=rng.random(size) < share_null, type=pa.bool_())
+    batches = [values.slice(0, size // 2), values.slice(size // 2)]  # a slice at a bit offset too
+    as_bool = core._FeatureAccumulator("b", core.FeatureType.INT, pa.bool_(), 100, 64)
+    as_int = core._FeatureAccumulator("b", core.FeatureType.INT, pa.int64(), 100, 64)
+    for batch in batches:
+        as_bool.add(batch)
+        as_int.add(batch.cast(pa.int64()))
+    assert as_bool.to_proto(size, 100) == as_int.to_proto(size, 100)
+    present = values.drop_null().to_numpy(zero_copy_only=False)
+    assert as_bool.num_non_missing == present.size
+    assert as_bool.num_zeros == int((~present).sum())
+    if present.size:
+        assert (as_bool.min, as_bool.max) == (float(present.min()), float(present.max()))
+        # (two batches: their exact means combined in floating point)
+        assert math.isclose(as_bool.mean, float(Fraction(int(present.sum()), present.size)), rel_tol=1e-15)
+
+
 def test_filtered_hyperloglog_update_equals_the_scattered_maximum():
     hashes = hash_binary(pa.array([f"v{i % 30_000}" for i in range(100_000)]))
     filtered = HyperLogLog()
