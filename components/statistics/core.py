@@ -693,8 +693,10 @@ class StatisticsAccumulator:
 
         Each worker reads and summarizes whole columns (:func:`_parquet_tasks`) with Arrow's own reader
         threads off, so the file is decoded and summarized on all cores at once with no batch shared
-        between threads; memory holds one batch of one column per worker. Per column the batches and
-        their order are the same whatever the number of threads, so the statistics are too.
+        between threads; memory holds one batch of one column per worker. The calling thread is one of the
+        workers, and the workers take the next column task themselves (no thread is woken per task: on a
+        machine of two cores each wake-up is a GIL handover that costs the other worker). Per column the
+        batches and their order are the same whatever the number of threads, so the statistics are too.
         """
         path = str(path)
         if not os.path.exists(path):
@@ -714,30 +716,51 @@ class StatisticsAccumulator:
         # the workers' batches together stay near one _TARGET_BATCH_BYTES
         batch_bytes = max(1 << 20, _TARGET_BATCH_BYTES // self.threads)
 
-        def summarize(columns: list[str]) -> None:
-            for name in _plain_candidates(parquet.metadata, schema, columns, groups[0] if groups else 0, strings):
-                if features[name].near_unique is False:
-                    features[name].near_unique = None  # read plain until its first batch tells
+        for name in _plain_candidates(parquet.metadata, schema, schema.names, groups[0] if groups else 0, strings):
+            if features[name].near_unique is False:
+                features[name].near_unique = None  # read plain until its first batch tells
 
-            def plain() -> frozenset:
-                # string columns of mostly distinct values (or not known yet) are read plain
-                return frozenset(c for c in columns if c in strings and features[c].near_unique is not False)
+        def plain() -> frozenset:
+            # string columns of mostly distinct values (or not known yet) are read plain
+            return frozenset(c for c in strings if features[c].near_unique is not False)
 
-            for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes,
-                                          metadata=parquet.metadata, row_groups=row_groups):
-                for i, name in enumerate(columns):
-                    features[name].add(batch.column(i))
-            for name in columns:  # while the other workers still count
-                features[name].to_proto(num_examples, self.top_k)
+        pending = iter(tasks)
+        failed: list[BaseException] = []
 
+        def work() -> None:
+            # Take the next column task until none is left (the calling thread is a worker too, so no thread
+            # waits to be woken per task); each worker keeps its open readers of the file (an open costs ~100
+            # GIL handovers in pyarrow's filesystem layer).
+            readers: dict = {}
+            while not failed:
+                columns = next(pending, None)
+                if columns is None:
+                    return
+                try:
+                    for batch in _parquet_batches(path, columns, plain=plain, batch_bytes=batch_bytes,
+                                                  metadata=parquet.metadata, row_groups=row_groups,
+                                                  readers=readers):
+                        for i, name in enumerate(columns):
+                            features[name].add(batch.column(i))
+                    for name in columns:  # while the other workers still count
+                        features[name].to_proto(num_examples, self.top_k)
+                except BaseException as err:
+                    failed.append(err)  # the other workers stop after their task
+                    raise
+
+        helpers = []
+        if self.threads > 1 and len(tasks) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
+            helpers = [self._pool.submit(work) for _ in range(min(self.threads, len(tasks)) - 1)]
         try:
-            if self.threads > 1 and len(tasks) > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="kfpc-stats")
-                list(self._pool.map(summarize, tasks))
-            else:
-                for columns in tasks:
-                    summarize(columns)
+            try:
+                work()
+            finally:
+                for helper in helpers:  # every worker done before the statistics are read or an error raised
+                    helper.exception()
+            for helper in helpers:
+                helper.result()
         except (pa.ArrowInvalid, OSError) as err:  # e.g. a damaged page behind an intact footer
             raise StatisticsError(f"{path}: not a readable Parquet file ({err})") from err
         self.num_examples += rows
@@ -955,7 +978,8 @@ def _plain_candidates(metadata: pq.FileMetaData, schema: pa.Schema, columns: lis
 def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: frozenset(),
                      batch_bytes: int = _TARGET_BATCH_BYTES,
                      metadata: pq.FileMetaData | None = None,
-                     row_groups: tuple[int, int] | None = None) -> Iterator[pa.RecordBatch]:
+                     row_groups: tuple[int, int] | None = None,
+                     readers: dict | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of ``columns`` (default: all) of a Parquet file, about ``batch_bytes`` of decoded data each.
 
     String and binary columns are read as Arrow dictionaries: for dictionary-encoded Parquet pages the
@@ -963,14 +987,25 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
     instead of hashing every string. ``plain()`` (asked before each read) names the columns found to be
     mostly distinct values, whose pages writers store plain once their dictionary overflows: those are
     read as plain strings and counted by hash. Decoding runs on the calling thread (Arrow's own threads
-    off): the callers are the statistics' worker threads, one per core.
+    off): the callers are the statistics' worker threads, one per core. ``readers``, a dict the caller keeps
+    across calls, holds the open file per set of columns read as dictionaries (one open per worker instead of
+    one per column).
     """
+    readers = {} if readers is None else readers
+
+    def reader(dictionary: frozenset) -> pq.ParquetFile:
+        # one open file per set of columns read as dictionaries, kept in `readers` across calls
+        if dictionary not in readers:
+            readers[dictionary] = pq.ParquetFile(path, read_dictionary=sorted(dictionary) or None,
+                                                 metadata=metadata)
+        return readers[dictionary]
+
     try:
-        parquet = pq.ParquetFile(path, metadata=metadata)
+        parquet = reader(frozenset())
         metadata = parquet.metadata
         schema = parquet.schema_arrow
         columns = list(schema.names) if columns is None else columns
-        strings = _string_columns(schema) & set(columns)
+        strings = _string_columns(schema)
         first = 0 if row_groups is None else int(row_groups[0])
         groups = [metadata.row_group(i) for i in _row_group_range(metadata, row_groups, path)]
         index = [schema.get_field_index(name) for name in columns]
@@ -979,17 +1014,10 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
         # Fewer, larger batches (less per-batch overhead): a large row group is read in slices, small
         # consecutive ones are read together.
         batch_rows = int(max(1024, min(_MAX_BATCH_ROWS, batch_bytes // row_bytes)))
-        readers: dict[frozenset, pq.ParquetFile] = {}
-
-        def reader(plain_now: frozenset) -> pq.ParquetFile:
-            if plain_now not in readers:
-                dictionary = sorted(strings - plain_now)
-                readers[plain_now] = pq.ParquetFile(path, read_dictionary=dictionary,
-                                                    metadata=metadata) if dictionary else parquet
-            return readers[plain_now]
 
         if not groups:
-            yield from reader(frozenset()).iter_batches(batch_size=batch_rows, columns=columns, use_threads=False)
+            yield from reader(frozenset(strings)).iter_batches(batch_size=batch_rows, columns=columns,
+                                                               use_threads=False)
             return
         start = 0
         while start < len(groups):
@@ -997,7 +1025,7 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
             while stop < len(groups) and (stop == start or rows + groups[stop].num_rows <= batch_rows):
                 rows += groups[stop].num_rows
                 stop += 1
-            chosen = reader(frozenset(plain()) & strings)
+            chosen = reader(frozenset(strings - frozenset(plain())))
             if stop - start == 1:
                 yield from chosen.iter_batches(batch_size=batch_rows, row_groups=[first + start], columns=columns,
                                                use_threads=False)

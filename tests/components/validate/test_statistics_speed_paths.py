@@ -7,6 +7,7 @@ all optimizations: each test here compares them with the plain computation on re
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -241,6 +242,31 @@ def test_a_damaged_page_behind_an_intact_footer_names_the_file(tmp_path):
     for threads in (1, 2):
         with pytest.raises(stats_core.StatisticsError, match="damaged2.parquet"):
             stats_core.generate_statistics(str(damaged), threads=threads)
+
+
+@pytest.mark.parametrize("failing", ["c00", "c05"])  # the first task (the calling thread's) and a later one
+def test_a_failing_column_stops_the_other_workers_after_their_task(tmp_path, monkeypatch, failing):
+    path = tmp_path / "wide.parquet"
+    rng = np.random.default_rng(2)
+    pq.write_table(pa.table({f"c{i:02d}": rng.normal(size=30_000) for i in range(12)}), path,
+                   row_group_size=10_000)
+    entered, original = [], stats_core._FeatureAccumulator.add
+
+    def add(self, array):
+        entered.append(self.name)
+        if self.name == failing:
+            raise pa.ArrowInvalid("bad page")
+        original(self, array)
+
+    monkeypatch.setattr(stats_core._FeatureAccumulator, "add", add)
+    with pytest.raises(stats_core.StatisticsError, match="wide.parquet.*bad page"):
+        stats_core.generate_statistics(str(path), threads=2)
+    columns = set(entered)
+    assert failing in columns and len(columns) < 12  # no worker went on to the remaining columns
+    # every worker had finished when the error was raised: nothing is added afterwards
+    seen = len(entered)
+    time.sleep(0.3)
+    assert len(entered) == seen
 
 
 def test_column_with_a_large_dictionary_of_repeated_values_goes_back_to_dictionary_reads(tmp_path, monkeypatch):
