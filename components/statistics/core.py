@@ -694,9 +694,9 @@ class StatisticsAccumulator:
         Each worker reads and summarizes whole columns (:func:`_parquet_tasks`) with Arrow's own reader
         threads off, so the file is decoded and summarized on all cores at once with no batch shared
         between threads; memory holds one batch of one column per worker. The calling thread is one of the
-        workers, and the workers take the next column task themselves (no thread is woken per task: on a
-        machine of two cores each wake-up is a GIL handover that costs the other worker). Per column the
-        batches and their order are the same whatever the number of threads, so the statistics are too.
+        workers, and the workers take the next column task themselves (no thread is woken per task, each of
+        which was a GIL handover). Per column the batches and their order are the same whatever the number of
+        threads, so the statistics are too.
         """
         path = str(path)
         if not os.path.exists(path):
@@ -729,8 +729,8 @@ class StatisticsAccumulator:
 
         def work() -> None:
             # Take the next column task until none is left (the calling thread is a worker too, so no thread
-            # waits to be woken per task); each worker keeps its open readers of the file (an open costs ~100
-            # GIL handovers in pyarrow's filesystem layer).
+            # waits to be woken per task); each worker keeps its open readers of the file (each open takes and
+            # gives back the GIL several times in pyarrow's filesystem layer).
             readers: dict = {}
             while not failed:
                 columns = next(pending, None)
@@ -988,7 +988,7 @@ def _parquet_batches(path: str, columns: list[str] | None = None, plain=lambda: 
     mostly distinct values, whose pages writers store plain once their dictionary overflows: those are
     read as plain strings and counted by hash. Decoding runs on the calling thread (Arrow's own threads
     off): the callers are the statistics' worker threads, one per core. ``readers``, a dict the caller keeps
-    across calls, holds the open file per set of columns read as dictionaries (one open per worker instead of
+    across calls, holds the open file per set of columns read as dictionaries (an open per worker instead of
     one per column).
     """
     readers = {} if readers is None else readers
