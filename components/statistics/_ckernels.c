@@ -369,6 +369,103 @@ static PyObject *count_strings(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nnL)", found, present, (long long)total);
 }
 
+/* ---- the Misra-Gries step of a batch (sketches.FrequencySketch._merge) ---- */
+
+/* the k-th smallest (0-based) of v[0..n), n > k; v is reordered (Hoare partition, middle pivot). (GCC cannot see
+ * that the caller filled v[0..n) and warns of uninitialized reads when it inlines this.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+static int64_t kth_smallest(int64_t *v, Py_ssize_t n, Py_ssize_t k) {
+    Py_ssize_t low = 0, high = n - 1;
+    while (low < high) {
+        int64_t pivot = v[low + (high - low) / 2];
+        Py_ssize_t i = low, j = high;
+        while (i <= j) {
+            while (v[i] < pivot) i++;
+            while (v[j] > pivot) j--;
+            if (i <= j) { int64_t t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
+        }
+        if (k <= j) high = j;
+        else if (k >= i) low = i;
+        else break; /* v[j + 1 .. i - 1] all equal the pivot */
+    }
+    return v[k];
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+/* mg_merge(where: int64[m], counts: int64[m], old: int64[k], capacity, out_old: int64[k] out, keep_old: uint8[k] out,
+ *          new_index: int64[m] out, new_counts: int64[m] out) -> (over, threshold, kept_old, kept_new)
+ * The summary's k counts plus the counts of the m incoming distinct values found in it (where[i] >= 0: its index
+ * there); the others are new. Past `capacity` counters together (over = 1), the (capacity + 1)-th largest
+ * count (1 when at most `capacity` counts exceed 1) is the threshold: it is subtracted from every counter and
+ * those not above it are dropped. Out: out_old[0..kept_old) the kept old counts, keep_old[j] whether old counter j
+ * is kept, new_index[0..kept_new) the incoming new values kept (ascending) and new_counts their counts, all
+ * after the subtraction (not over: threshold 0 and every counter kept). */
+static PyObject *mg_merge(PyObject *self, PyObject *args) {
+    static const char *const names[] = {"where", "counts", "old", "out_old", "keep_old", "new_index", "new_counts"};
+    PyObject *objects[7];
+    Py_buffer b[7];
+    Py_ssize_t capacity;
+    if (!PyArg_ParseTuple(args, "OOOnOOOO", &objects[0], &objects[1], &objects[2], &capacity, &objects[3],
+                          &objects[4], &objects[5], &objects[6]))
+        return NULL;
+    if (get_buffers(b, objects, "rrrwwww", names, 7) < 0) return NULL;
+    Py_ssize_t m = b[0].len / 8, k = b[2].len / 8;
+    if (b[1].len / 8 != m || b[5].len / 8 < m || b[6].len / 8 < m || b[3].len / 8 < k || b[4].len < k)
+        return refuse(b, 7, "mg_merge: buffers of mismatched lengths");
+    const int64_t *where = (const int64_t *)b[0].buf, *counts = (const int64_t *)b[1].buf;
+    int64_t *out_old = (int64_t *)b[3].buf, *new_index = (int64_t *)b[5].buf, *new_counts = (int64_t *)b[6].buf;
+    uint8_t *keep_old = (uint8_t *)b[4].buf;
+    int64_t *repeated = (int64_t *)malloc(sizeof(int64_t) * (size_t)(m + k ? m + k : 1));
+    if (repeated == NULL) { release_buffers(b, 7); return PyErr_NoMemory(); }
+    int bad = 0, over = 0;
+    int64_t threshold = 0;
+    Py_ssize_t kept_old = 0, kept_new = 0;
+    Py_BEGIN_ALLOW_THREADS
+    memcpy(out_old, b[2].buf, 8 * (size_t)k);
+    Py_ssize_t fresh = 0;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        int64_t w = where[i];
+        if (w >= 0) {
+            if (w >= k) { bad = 1; break; }
+            out_old[w] += counts[i];
+        } else {
+            fresh++;
+        }
+    }
+    if (!bad) {
+        over = k + fresh > capacity;
+        if (over) {
+            Py_ssize_t r = 0;
+            for (Py_ssize_t j = 0; j < k; j++) if (out_old[j] > 1) repeated[r++] = out_old[j];
+            for (Py_ssize_t i = 0; i < m; i++) if (where[i] < 0 && counts[i] > 1) repeated[r++] = counts[i];
+            threshold = r <= capacity ? 1 : kth_smallest(repeated, r, r - capacity - 1);
+        }
+        for (Py_ssize_t j = 0; j < k; j++) {
+            int keep = !over || out_old[j] > threshold;
+            keep_old[j] = (uint8_t)keep;
+            out_old[kept_old] = out_old[j] - threshold;
+            kept_old += keep;
+        }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            if (where[i] < 0 && (!over || counts[i] > threshold)) {
+                new_index[kept_new] = i;
+                new_counts[kept_new] = counts[i] - threshold;
+                kept_new++;
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(repeated);
+    if (bad) return refuse(b, 7, "mg_merge: a summary index out of range");
+    release_buffers(b, 7);
+    return Py_BuildValue("(iLnn)", over, (long long)threshold, kept_old, kept_new);
+}
+
 /* ---- HyperLogLog registers (sketches.HyperLogLog.add_hashes) ---- */
 
 /* hll_add(registers: uint8[2**p] out, hashes: uint64[n], p) */
@@ -828,6 +925,7 @@ static PyMethodDef methods[] = {
     {"valid_counts", valid_counts, METH_VARARGS, "counts of integer values in a range over the valid slots"},
     {"compact_valid", compact_valid, METH_VARARGS, "the valid slots of 8-byte values, in order"},
     {"sort_floats", sort_floats, METH_VARARGS, "radix sort of finite float64 values"},
+    {"mg_merge", mg_merge, METH_VARARGS, "the Misra-Gries step of a batch's distinct values"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,7 +6,8 @@ NumPy, because they take several passes over memory or a scattered gather per va
 hashes, their distinct values with counts and first rows, in one call), counting distinct hashes, looking a
 batch's hashes up in the Misra-Gries summary, the HyperLogLog registers, the moments and extremes of a float
 column and the copy of its valid values, the extremes and counts of narrow integers and dictionary codes,
-sorting the quantile sketch's sample, and the wire bytes of the top values. Here each is one compiled loop
+sorting the quantile sketch's sample, the Misra-Gries step of a batch's distinct values, and the wire bytes
+of the top values. Here each is one compiled loop
 that releases the GIL, so that the statistics' worker threads run them at once. They compute exactly what the
 NumPy code computes — the same hashes bit for bit, the same counts and registers, the same sorted sample
 (-0.0 as 0.0 on both paths), the same bytes, the same moments up to the rounding of the sums (4 lanes per
@@ -148,9 +149,25 @@ def _wrap(c) -> types.SimpleNamespace:
         c.sort_floats(values, out)
         return out
 
+    def mg_merge(where: np.ndarray, counts: np.ndarray, old: np.ndarray,
+                 capacity: int) -> tuple[bool, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        # the Misra-Gries step of FrequencySketch._merge: (over capacity, threshold subtracted, the kept old
+        # counts, which old counters are kept (bool), the indices of the kept new values (ascending), their counts)
+        where = np.ascontiguousarray(where, dtype=np.int64)
+        counts = contiguous(counts, np.int64)
+        old = contiguous(old, np.int64)
+        out_old = np.empty_like(old)
+        keep_old = np.empty(old.size, dtype=np.bool_)
+        new_index = np.empty(where.size, dtype=np.int64)
+        new_counts = np.empty(where.size, dtype=np.int64)
+        over, threshold, kept_old, kept_new = c.mg_merge(where, counts, old, int(capacity), out_old,
+                                                         keep_old.view(np.uint8), new_index, new_counts)
+        return (bool(over), int(threshold), out_old[:kept_old], keep_old, new_index[:kept_new],
+                new_counts[:kept_new])
+
     return types.SimpleNamespace(hash_slots=hash_slots, count_strings=count_strings,
                                  distinct_counts=distinct_counts, positions_in=positions_in,
                                  encode_top_values=encode_top_values, hll_add=hll_add,
                                  moments=moments, compact_valid=compact_valid, valid_min_max=valid_min_max,
                                  valid_counts=valid_counts,
-                                 sort_floats=sort_floats)
+                                 sort_floats=sort_floats, mg_merge=mg_merge)

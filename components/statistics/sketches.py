@@ -620,40 +620,26 @@ class FrequencySketch:
         from every counter and drops the counters that reach zero: counts stay under-estimates by at
         most the total subtracted (``error``).
         """
-        found = where >= 0
-        old_counts = self.counts.copy()
-        old_counts[where[found]] += counts[found]
-        new = ~found
-        new_counts = counts[new]
-        size = old_counts.size + new_counts.size
-        old_hashes = self._hashes if self._hashes is not None and self._hashes.size == old_counts.size else None
-        if size > self.capacity:
-            if self.distinct is None:
-                # Until now every distinct value seen is in the summary: seed the distinct counter with them.
-                self.distinct = HyperLogLog()
-                self.distinct.add_hashes(hash_binary(self.keys))
-                if new_counts.size:
-                    self.distinct.add_hashes(hash_binary(new_keys(new)))
-            combined = np.concatenate([old_counts, new_counts])
-            repeated = combined[combined > 1]
-            if repeated.size <= self.capacity:
-                threshold = 1  # the (capacity+1)-th largest count is a 1 (typical of near-unique values)
+        old_hashes = self._hashes if self._hashes is not None and self._hashes.size == self.counts.size else None
+        compiled = kernels.for_size(where.size)
+        if compiled is not None:
+            # the same step in one compiled pass (the NumPy steps below are its reference)
+            over, threshold, old_counts, keep_old, new_index, new_counts = compiled.mg_merge(
+                where, counts, self.counts, self.capacity)
+            selected = np.zeros(where.size, dtype=bool)
+            selected[new_index] = True
+            if over:
+                if self.distinct is None:
+                    self._seed_distinct(new_keys(where < 0))
+                old_keys = self.keys if old_counts.size == keep_old.size else self.keys.filter(from_numpy(keep_old))
+                if old_hashes is not None:
+                    old_hashes = old_hashes[keep_old]
+                self.error += threshold
             else:
-                # the (capacity+1)-th largest count is one of the repeated ones: select among those only (a
-                # selection over mostly equal counts of 1 is introselect's slow case: 23 ms for 180k values)
-                kth = repeated.size - self.capacity - 1
-                threshold = int(np.partition(repeated, kth)[kth])
-            keep_old, keep_new = old_counts > threshold, new_counts > threshold
-            old_keys = self.keys if keep_old.all() else self.keys.filter(from_numpy(keep_old))
-            if old_hashes is not None:
-                old_hashes = old_hashes[keep_old]
-            old_counts, new_counts = old_counts[keep_old] - threshold, new_counts[keep_new] - threshold
-            self.error += threshold
-            selected = np.zeros(new.size, dtype=bool)
-            selected[np.flatnonzero(new)[keep_new]] = True
+                old_keys = self.keys
         else:
-            old_keys = self.keys
-            selected = new
+            old_keys, old_counts, old_hashes, new_counts, selected = self._merge_numpy(where, counts, new_keys,
+                                                                                      old_hashes)
         if new_counts.size == 0:
             self.keys, self.counts = old_keys, old_counts
             self._hashes = old_hashes
@@ -665,6 +651,44 @@ class FrequencySketch:
             self._hashes = np.concatenate([old_hashes, new_hashes(selected)])
         else:
             self._hashes = None
+
+    def _seed_distinct(self, new_keys: pa.Array) -> None:
+        # Until now every distinct value seen is in the summary: seed the distinct counter with them.
+        self.distinct = HyperLogLog()
+        self.distinct.add_hashes(hash_binary(self.keys))
+        if len(new_keys):
+            self.distinct.add_hashes(hash_binary(new_keys))
+
+    def _merge_numpy(self, where: np.ndarray, counts: np.ndarray, new_keys, old_hashes):
+        """:meth:`_merge`'s Misra-Gries step in NumPy: (old keys, old counts, old hashes, new counts, selected)."""
+        found = where >= 0
+        old_counts = self.counts.copy()
+        old_counts[where[found]] += counts[found]
+        new = ~found
+        new_counts = counts[new]
+        size = old_counts.size + new_counts.size
+        if size <= self.capacity:
+            return self.keys, old_counts, old_hashes, new_counts, new
+        if self.distinct is None:
+            self._seed_distinct(new_keys(new))
+        combined = np.concatenate([old_counts, new_counts])
+        repeated = combined[combined > 1]
+        if repeated.size <= self.capacity:
+            threshold = 1  # the (capacity+1)-th largest count is a 1 (typical of near-unique values)
+        else:
+            # the (capacity+1)-th largest count is one of the repeated ones: select among those only (a
+            # selection over mostly equal counts of 1 is introselect's slow case: 23 ms for 180k values)
+            kth = repeated.size - self.capacity - 1
+            threshold = int(np.partition(repeated, kth)[kth])
+        keep_old, keep_new = old_counts > threshold, new_counts > threshold
+        old_keys = self.keys if keep_old.all() else self.keys.filter(from_numpy(keep_old))
+        if old_hashes is not None:
+            old_hashes = old_hashes[keep_old]
+        old_counts, new_counts = old_counts[keep_old] - threshold, new_counts[keep_new] - threshold
+        self.error += threshold
+        selected = np.zeros(new.size, dtype=bool)
+        selected[np.flatnonzero(new)[keep_new]] = True
+        return old_keys, old_counts, old_hashes, new_counts, selected
 
     def merge(self, other: FrequencySketch) -> None:
         """Fold ``other`` into this sketch (the result summarizes the union of both inputs)."""

@@ -239,3 +239,51 @@ def test_moments_kernel_counts_and_sums_at_every_length(n):
         assert mean + correction == pytest.approx(finite.mean(), rel=1e-15)
         deviations = finite - mean
         assert squares == pytest.approx(float(np.sum(deviations * deviations)), rel=1e-12)
+
+
+def test_misra_gries_step_equals_the_numpy_step():
+    # random summaries and batches around the capacity: over and under it, thresholds of 1 and above
+    compiled = kernels.get()
+    rng = np.random.default_rng(11)
+    overs, thresholds = 0, set()
+    for _ in range(1500):
+        capacity = int(rng.integers(1, 300))
+        size, incoming = int(rng.integers(0, capacity + 1)), int(rng.integers(0, 500))
+        old = rng.integers(1, int(rng.choice([2, 5, 100, 10**6])), size).astype(np.int64)
+        counts = rng.integers(1, int(rng.choice([2, 3, 50, 10**6])), incoming).astype(np.int64)
+        where = np.full(incoming, -1, dtype=np.int64)
+        hits = min(size, int(rng.integers(0, incoming + 1)))
+        where[rng.permutation(incoming)[:hits]] = rng.permutation(size)[:hits]
+        sketch = sketches.FrequencySketch(capacity, pa.string())
+        sketch.counts, sketch.keys = old, pa.array([f"k{i}" for i in range(size)], pa.string())
+        sketch.distinct = sketches.HyperLogLog()
+        keys, counts_numpy, _, new_counts, selected = sketch._merge_numpy(where, counts, lambda mask: None, None)
+        over, threshold, kept_counts, keep_old, new_index, kept_new = compiled.mg_merge(where, counts, old, capacity)
+        overs += over
+        thresholds.add(threshold)
+        assert sketch.error == threshold
+        assert np.array_equal(kept_counts, counts_numpy) and np.array_equal(kept_new, new_counts)
+        assert np.array_equal(new_index, np.flatnonzero(selected))
+        assert keys.equals(sketch.keys.filter(pa.array(keep_old)))
+    assert 500 < overs < 1500 and len(thresholds) > 100  # both branches, many thresholds
+
+
+def test_frequency_sketches_are_the_same_on_both_paths(numpy_path):
+    # near-unique values (thresholds of 1), repeated ones past the capacity (higher thresholds), and a merge
+    rng = np.random.default_rng(12)
+    batches = [pa.array([f"u{v}" for v in rng.integers(0, 10**6, 20_000)]),
+               pa.array([f"r{v}" for v in rng.zipf(1.3, 20_000) % 5_000]),
+               pa.array([f"u{v}" for v in rng.integers(0, 3_000, 20_000)], mask=rng.random(20_000) < 0.1)]
+
+    def summarize():
+        sketch, other = sketches.FrequencySketch(1_000, pa.string()), sketches.FrequencySketch(1_000, pa.string())
+        for batch in batches:
+            sketch.add_values(batch, mostly_distinct=True)
+            other.add_values(batch.slice(5_000))
+        sketch.merge(other)
+        # (the summary's order differs: the compiled count lists values in order of first occurrence)
+        return dict(zip(sketch.keys.to_pylist(), sketch.counts.tolist(), strict=True)), sketch.error, sketch.unique()
+
+    compiled = summarize()
+    assert compiled == numpy_path(summarize)
+    assert compiled[1] > 1 and len(compiled[0]) <= 1_000
