@@ -1,20 +1,21 @@
 """Benchmark: kfpc statistics vs a bare pyarrow read (and TFDV 1.16.1's DataFrame path); peak RSS.
 
-Run: ``.venv/bin/python benchmarks/bench_validation.py [--quick] [--blocks N] [--tfdv skip]``. Writes
+Run: ``.venv/bin/python benchmarks/bench_validation.py [--quick] [--blocks N] [--layout L] [--tfdv skip]``. Writes
 ``benchmarks/results/validation.json`` and ``benchmarks/results/validation.png``.
 
 Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only), in blocks (``--blocks``,
-default 4; 3 at 5M rows) of back-to-back runs (``--repeat``, default 5: a block's median then stands two slow
-runs, which this shared VM has in about one block in four), each after one untimed warm-up run:
-``pyarrow.parquet.read_table`` (the floor, using all cores), our statistics from the Parquet file (read
-included) with the default threads (a worker per core, at most 4) and with ``threads=1``. Within a block the
-tools run one after the other, so a change in the machine's speed (it shares its cores with other jobs)
-lands on both; the goal, kfpc <= 1.5x the bare read, is checked per block: reported per size are the median
-of the per-block ratios, their spread (min, max), whether every block met it, the load average at each
-block, and beside the wall times the CPU seconds of all threads and the minor page faults per run. (Alternating
-single runs instead was unfair to whichever ran right after the other tool: this VM runs the first work
-after a switch or a pause up to 4x slower.) "Linear in rows": seconds per million rows per size, and the
-growth from 1M to 5M rows divided by 5.
+default 4; 3 at 5M rows) of ``--repeat`` (default 5) timed runs per tool: ``pyarrow.parquet.read_table`` (the
+floor, using all cores), our statistics from the Parquet file (read included) with the default threads (a
+worker per core, at most 4) and with ``threads=1``. By default (``--layout interleaved``) a block is that many rounds,
+each running every tool untimed (at least 0.1 s of its runs, at least one) and then once timed, so that a slow spell of this shared VM (a second or
+two when a neighbour works, seen to slow one tool's 5 back-to-back runs by 35%) lands on every tool of the
+block; the untimed run before each timed one matters because this VM runs the first work after a switch or a
+pause up to 4x slower (alternating single runs without it was unfair to whichever ran right after the other
+tool). ``--layout back-to-back``, the layout of earlier results, runs each tool's warm-up and 5 timed runs one
+after the other. The goal, kfpc <= 1.5x the bare read, is checked per block (a block's medians): reported per
+size are the median of the per-block ratios, their spread (min, max), whether every block met it, the load
+average at each block, and beside the wall times the CPU seconds of all threads and the minor page faults per
+run. "Linear in rows": seconds per million rows per size, and the growth from 1M to 5M rows divided by 5.
 
 TFDV's ``generate_statistics_from_dataframe`` on an in-memory DataFrame (read and conversion to pandas
 excluded) runs in a TFDV process kept running beside this one, once per block, when its peer venv exists
@@ -92,6 +93,8 @@ class TfdvPeer:
 
 
 GOAL_RATIO = 1.5
+#: untimed runs of a tool before each of its timed runs in the interleaved layout last at least this long
+WARM_UP_SECONDS = 0.1
 
 
 def _median_blocks(values: list, blocks: int) -> list[float]:
@@ -114,7 +117,7 @@ def _previous_tfdv(path: Path) -> dict:
     return found
 
 
-def measure(path: Path, rows: int, blocks: int, repeat: int, peer) -> dict:
+def measure(path: Path, rows: int, blocks: int, repeat: int, peer, layout: str = "interleaved") -> dict:
     """One size: blocks of read / kfpc / kfpc threads=1 runs (and TFDV), per-block figures and the goal check."""
     import pyarrow.parquet as pq
 
@@ -127,17 +130,35 @@ def measure(path: Path, rows: int, blocks: int, repeat: int, peer) -> dict:
     faults: dict[str, list[int]] = {name: [] for name in tools}
     tfdv_runs: list[float] = []
     block_loads = []
+    def warm_up(run) -> None:
+        # untimed runs, at least WARM_UP_SECONDS of them: the first run after another tool's is slow on this VM,
+        # and a short run (the read of 100k rows, ~10 ms) reaches its steady speed only after several
+        start = time.perf_counter()
+        run()
+        while time.perf_counter() - start < WARM_UP_SECONDS:
+            run()
+
+    def timed_run(name: str) -> None:
+        # CPU seconds (all threads) and minor page faults beside the wall time: on a shared machine the wall
+        # time moves with the neighbours, the CPU time much less
+        before_cpu, before_faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        runs[name].append(timed(tools[name]))
+        cpu[name].append(time.process_time() - before_cpu)
+        faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before_faults)
+
     for _ in range(blocks):
         block_loads.append(round(os.getloadavg()[0], 2))
-        for name, run in tools.items():
-            run()  # untimed warm-up
+        if layout == "interleaved":
+            # rounds of (warm-up, timed run) per tool: a slow spell of the machine lands on every tool of the block
             for _ in range(repeat):
-                # CPU seconds (all threads) and minor page faults beside the wall time: on a shared machine the
-                # wall time moves with the neighbours, the CPU time much less
-                before_cpu, before_faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                runs[name].append(timed(run))
-                cpu[name].append(time.process_time() - before_cpu)
-                faults[name].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before_faults)
+                for name, run in tools.items():
+                    warm_up(run)
+                    timed_run(name)
+        else:
+            for name, run in tools.items():
+                run()  # untimed warm-up
+                for _ in range(repeat):
+                    timed_run(name)
         if peer is not None:
             tfdv_runs.extend(peer.seconds(path, repeat if rows <= 1_000_000 else 1))
     medians = {name: _median_blocks(values, blocks) for name, values in runs.items()}
@@ -147,7 +168,7 @@ def measure(path: Path, rows: int, blocks: int, repeat: int, peer) -> dict:
     cpu_by_block = [k / r for k, r in zip(cpu_medians["kfpc"], cpu_medians["bare_read"], strict=True)]
     ours, single, read = (statistics.median(runs[k]) for k in ("kfpc", "kfpc_single_thread", "bare_read"))
     entry = {
-        "rows": rows, "blocks": blocks, "repeat": repeat, "kfpc_threads": core._default_threads(),
+        "rows": rows, "blocks": blocks, "repeat": repeat, "layout": layout, "kfpc_threads": core._default_threads(),
         "kfpc_seconds": ours, "kfpc_single_thread_seconds": single, "bare_read_seconds": read,
         # the goal's figure: kfpc / read per block (each block's medians), their median and spread
         "ratio_to_read": statistics.median(by_block), "ratio_to_read_by_block": by_block,
@@ -178,6 +199,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=5, help="back-to-back runs per tool and block")
     parser.add_argument("--blocks", type=int, default=4, help="blocks per size (one less at 5M rows, at least 2)")
+    parser.add_argument("--layout", choices=["interleaved", "back-to-back"], default="interleaved",
+                        help="within a block: rounds of each tool's warm-up and timed run (interleaved), or each "
+                             "tool's runs one after the other")
     parser.add_argument("--tfdv", choices=["auto", "skip"], default="auto",
                         help="skip: do not run the TFDV peer; keep its previous figures, labelled as such")
     options = parser.parse_args(argv)
@@ -199,7 +223,8 @@ def main(argv=None) -> int:
     core.generate_statistics(synthetic.make_table(1000))  # warm-up: lazy imports inside pyarrow/numpy
     for rows in sizes:
         path = synthetic.write_parquet(work / f"data_{rows}.parquet", rows, seed=0)
-        entry = measure(path, rows, blocks if rows <= 1_000_000 else max(2, blocks - 1), repeat, peer)
+        entry = measure(path, rows, blocks if rows <= 1_000_000 else max(2, blocks - 1), repeat, peer,
+                        options.layout)
         if "tfdv_seconds" not in entry and rows in previous_tfdv:
             entry["tfdv_previous"] = previous_tfdv[rows]
         rows_out.append(entry)
@@ -229,7 +254,8 @@ def main(argv=None) -> int:
                     "load_average": os.getloadavg()[0]})
         print(json.dumps(rss[-1]))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"quick": options.quick, "repeat": repeat, "blocks": blocks, "cpus": os.cpu_count(),
+    result = {"quick": options.quick, "repeat": repeat, "blocks": blocks, "layout": options.layout,
+              "cpus": os.cpu_count(),
               "tfdv": reason or "TFDV 1.16.1 generate_statistics_from_dataframe",
               "goal": f"kfpc <= {GOAL_RATIO}x the bare read in every block at 1M and 5M rows",
               "goal_met": all(by_rows[r]["goal_met_every_block"] for r in (1_000_000, 5_000_000) if r in by_rows),
