@@ -6,16 +6,17 @@ Run: ``.venv/bin/python benchmarks/bench_validation.py [--quick] [--blocks N] [-
 Per size (100k, 1M, 5M rows of the seeded synthetic table; ``--quick``: 100k only), in blocks (``--blocks``,
 default 4; 3 at 5M rows) of ``--repeat`` (default 5) timed runs per tool: ``pyarrow.parquet.read_table`` (the
 floor, using all cores), our statistics from the Parquet file (read included) with the default threads (a
-worker per core, at most 4) and with ``threads=1``. By default (``--layout interleaved``) a block is that many rounds,
-each running every tool untimed (at least 0.1 s of its runs, at least one) and then once timed, so that a slow spell of this shared VM (a second or
-two when a neighbour works, seen to slow one tool's 5 back-to-back runs by 35%) lands on every tool of the
-block; the untimed run before each timed one matters because this VM runs the first work after a switch or a
-pause up to 4x slower (alternating single runs without it was unfair to whichever ran right after the other
-tool). ``--layout back-to-back``, the layout of earlier results, runs each tool's warm-up and 5 timed runs one
-after the other. The goal, kfpc <= 1.5x the bare read, is checked per block (a block's medians): reported per
-size are the median of the per-block ratios, their spread (min, max), whether every block met it, the load
-average at each block, and beside the wall times the CPU seconds of all threads and the minor page faults per
-run. "Linear in rows": seconds per million rows per size, and the growth from 1M to 5M rows divided by 5.
+worker per core, at most 4) and with ``threads=1``. By default (``--layout interleaved``) a block is that many
+rounds, each running every tool untimed (at least 0.1 s of its runs, at least one) and then once timed, so that
+a slow spell of this shared VM (a second or two when a neighbour works, seen to slow one tool's 5 back-to-back
+runs by 35%) lands on every tool of the block; the untimed runs before each timed one matter because this VM
+runs the first work after a switch or a pause up to 4x slower (alternating single runs without them was unfair
+to whichever ran right after the other tool). ``--layout back-to-back``, the layout of earlier results, runs
+each tool's warm-up and 5 timed runs one after the other. The goal, kfpc <= 1.5x the bare read, is checked per
+block (a block's medians): reported per size are the median of the per-block ratios, their spread (min, max),
+whether every block met it, the load average at each block, and beside the wall times the CPU seconds of all
+threads and the minor page faults per run. "Linear in rows": seconds per million rows per size, and the growth
+from 1M to 5M rows divided by 5.
 
 TFDV's ``generate_statistics_from_dataframe`` on an in-memory DataFrame (read and conversion to pandas
 excluded) runs in a TFDV process kept running beside this one, once per block, when its peer venv exists
@@ -130,6 +131,7 @@ def measure(path: Path, rows: int, blocks: int, repeat: int, peer, layout: str =
     faults: dict[str, list[int]] = {name: [] for name in tools}
     tfdv_runs: list[float] = []
     block_loads = []
+
     def warm_up(run) -> None:
         # untimed runs, at least WARM_UP_SECONDS of them: the first run after another tool's is slow on this VM,
         # and a short run (the read of 100k rows, ~10 ms) reaches its steady speed only after several
