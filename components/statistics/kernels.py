@@ -1,19 +1,18 @@
 """Compiled loops for the statistics' hottest paths: a small C extension (``_ckernels.c``), when it was built.
 
-The statistics are NumPy and Arrow passes over each batch. Some places cost more than the read itself in
-NumPy, because they take several passes over memory or a scattered gather per value: hashing string values
+The statistics are NumPy and Arrow passes over each batch. Some places cost more than the read itself in NumPy,
+because they take several passes over memory or a scattered gather per value: hashing string values
 (:func:`kfpc.components.statistics.sketches.hash_binary`) and counting them by hash (``count_strings``: the
 hashes, their distinct values with counts and first rows, in one call), counting distinct hashes, looking a
 batch's hashes up in the Misra-Gries summary, the HyperLogLog registers, the moments and extremes of a float
 column and the copy of its valid values, the extremes and counts of narrow integers and dictionary codes,
-sorting the quantile sketch's sample, the Misra-Gries step of a batch's distinct values, and the wire bytes
-of the top values. Here each is one compiled loop
-that releases the GIL, so that the statistics' worker threads run them at once. They compute exactly what the
-NumPy code computes — the same hashes bit for bit, the same counts and registers, the same sorted sample
-(-0.0 as 0.0 on both paths), the same bytes, the same moments up to the rounding of the sums (4 lanes per
-chunk of 1024 values here, pairwise in NumPy: both within a few units in the last place) — and the NumPy code
-stays as the path without the extension (a machine without a C compiler when kfpc was installed, a
-big-endian one, or ``KFPC_KERNELS=0``) and as the reference the tests hold these to.
+sorting the quantile sketch's sample, the Misra-Gries step of a batch's distinct values, and the wire bytes of
+the top values. Here each is one compiled loop that releases the GIL, so that the statistics' worker threads
+run them at once. They compute exactly what the NumPy code computes — the same hashes bit for bit, the same
+counts and registers, the same sorted sample (-0.0 as 0.0 on both paths), the same bytes, the same moments up
+to the rounding of the sums (4 lanes per chunk of 1024 values here, pairwise in NumPy: both within a few units
+in the last place) — and the NumPy code stays as the path without the extension (a machine without a C compiler
+when kfpc was installed, a big-endian one, or ``KFPC_KERNELS=0``) and as the reference the tests hold these to.
 
 The wrappers below take and return NumPy arrays like the NumPy functions they stand for; they check
 dtypes and make inputs contiguous, so the C code sees only plain buffers.

@@ -208,6 +208,42 @@ def _distinct_counts(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.concatenate([np.ones(alone.size, dtype=np.int64), np.diff(np.append(starts, ordered.size))]))
 
 
+def _misra_gries_step(where: np.ndarray, counts: np.ndarray, old: np.ndarray, capacity: int):
+    """The counting step of :meth:`FrequencySketch._merge`: the summary's ``old`` counts plus the ``counts`` of a
+    batch's distinct values (``where``: the index of each in the summary, or -1 if new).
+
+    Past ``capacity`` counters together (``over``), the (capacity+1)-th largest count is the threshold:
+    subtracted from every counter, and the counters not above it are dropped.
+
+    Returns:
+        (over, threshold (0 when not over), the kept old counts, which old counters are kept (bool), the indices
+        of the kept new values (ascending), their counts) — all after the subtraction. Compiled
+        (:mod:`.kernels`): one pass; NumPy: the steps below.
+    """
+    compiled = kernels.for_size(where.size)
+    if compiled is not None:
+        return compiled.mg_merge(where, counts, old, capacity)
+    found = where >= 0
+    old_counts = old.copy()
+    old_counts[where[found]] += counts[found]
+    new_index = np.flatnonzero(~found)
+    new_counts = counts[new_index]
+    if old_counts.size + new_counts.size <= capacity:
+        return False, 0, old_counts, np.ones(old.size, dtype=bool), new_index, new_counts
+    combined = np.concatenate([old_counts, new_counts])
+    repeated = combined[combined > 1]
+    if repeated.size <= capacity:
+        threshold = 1  # the (capacity+1)-th largest count is a 1 (typical of near-unique values)
+    else:
+        # the (capacity+1)-th largest count is one of the repeated ones: select among those only (a
+        # selection over mostly equal counts of 1 is introselect's slow case: 23 ms for 180k values)
+        kth = repeated.size - capacity - 1
+        threshold = int(np.partition(repeated, kth)[kth])
+    keep_old, keep_new = old_counts > threshold, new_counts > threshold
+    return (True, threshold, old_counts[keep_old] - threshold, keep_old, new_index[keep_new],
+            new_counts[keep_new] - threshold)
+
+
 def _positions_in(table: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """For each of ``hashes``, its index in ``table`` (distinct uint64), or -1 if it is not there.
 
@@ -620,26 +656,23 @@ class FrequencySketch:
         from every counter and drops the counters that reach zero: counts stay under-estimates by at
         most the total subtracted (``error``).
         """
+        over, threshold, old_counts, keep_old, new_index, new_counts = _misra_gries_step(where, counts, self.counts,
+                                                                                         self.capacity)
         old_hashes = self._hashes if self._hashes is not None and self._hashes.size == self.counts.size else None
-        compiled = kernels.for_size(where.size)
-        if compiled is not None:
-            # the same step in one compiled pass (the NumPy steps below are its reference)
-            over, threshold, old_counts, keep_old, new_index, new_counts = compiled.mg_merge(
-                where, counts, self.counts, self.capacity)
-            selected = np.zeros(where.size, dtype=bool)
-            selected[new_index] = True
-            if over:
-                if self.distinct is None:
-                    self._seed_distinct(new_keys(where < 0))
-                old_keys = self.keys if old_counts.size == keep_old.size else self.keys.filter(from_numpy(keep_old))
+        selected = np.zeros(where.size, dtype=bool)
+        selected[new_index] = True
+        old_keys = self.keys
+        if over:
+            if self.distinct is None:
+                # Until now every distinct value seen is in the summary: seed the distinct counter with them.
+                self.distinct = HyperLogLog()
+                self.distinct.add_hashes(hash_binary(self.keys))
+                self.distinct.add_hashes(hash_binary(new_keys(where < 0)))
+            if old_counts.size < keep_old.size:
+                old_keys = self.keys.filter(from_numpy(keep_old))
                 if old_hashes is not None:
                     old_hashes = old_hashes[keep_old]
-                self.error += threshold
-            else:
-                old_keys = self.keys
-        else:
-            old_keys, old_counts, old_hashes, new_counts, selected = self._merge_numpy(where, counts, new_keys,
-                                                                                      old_hashes)
+            self.error += threshold
         if new_counts.size == 0:
             self.keys, self.counts = old_keys, old_counts
             self._hashes = old_hashes
@@ -651,44 +684,6 @@ class FrequencySketch:
             self._hashes = np.concatenate([old_hashes, new_hashes(selected)])
         else:
             self._hashes = None
-
-    def _seed_distinct(self, new_keys: pa.Array) -> None:
-        # Until now every distinct value seen is in the summary: seed the distinct counter with them.
-        self.distinct = HyperLogLog()
-        self.distinct.add_hashes(hash_binary(self.keys))
-        if len(new_keys):
-            self.distinct.add_hashes(hash_binary(new_keys))
-
-    def _merge_numpy(self, where: np.ndarray, counts: np.ndarray, new_keys, old_hashes):
-        """:meth:`_merge`'s Misra-Gries step in NumPy: (old keys, old counts, old hashes, new counts, selected)."""
-        found = where >= 0
-        old_counts = self.counts.copy()
-        old_counts[where[found]] += counts[found]
-        new = ~found
-        new_counts = counts[new]
-        size = old_counts.size + new_counts.size
-        if size <= self.capacity:
-            return self.keys, old_counts, old_hashes, new_counts, new
-        if self.distinct is None:
-            self._seed_distinct(new_keys(new))
-        combined = np.concatenate([old_counts, new_counts])
-        repeated = combined[combined > 1]
-        if repeated.size <= self.capacity:
-            threshold = 1  # the (capacity+1)-th largest count is a 1 (typical of near-unique values)
-        else:
-            # the (capacity+1)-th largest count is one of the repeated ones: select among those only (a
-            # selection over mostly equal counts of 1 is introselect's slow case: 23 ms for 180k values)
-            kth = repeated.size - self.capacity - 1
-            threshold = int(np.partition(repeated, kth)[kth])
-        keep_old, keep_new = old_counts > threshold, new_counts > threshold
-        old_keys = self.keys if keep_old.all() else self.keys.filter(from_numpy(keep_old))
-        if old_hashes is not None:
-            old_hashes = old_hashes[keep_old]
-        old_counts, new_counts = old_counts[keep_old] - threshold, new_counts[keep_new] - threshold
-        self.error += threshold
-        selected = np.zeros(new.size, dtype=bool)
-        selected[np.flatnonzero(new)[keep_new]] = True
-        return old_keys, old_counts, old_hashes, new_counts, selected
 
     def merge(self, other: FrequencySketch) -> None:
         """Fold ``other`` into this sketch (the result summarizes the union of both inputs)."""
